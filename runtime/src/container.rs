@@ -1,0 +1,807 @@
+//! Running a container in the foreground.
+//!
+//! # Process model
+//!
+//! `husk run` is a single process that never starts a thread, so every `fork`
+//! copies a single-threaded process. Three processes take part:
+//!
+//! 1. **husk** blocks SIGINT, SIGTERM and SIGCHLD, makes itself a child
+//!    subreaper and forks the intermediate. Its own namespaces never change.
+//! 2. The **intermediate** joins the namespaces given by path (`setns`, the user
+//!    namespace first), creates the new ones with one `unshare` (a new PID
+//!    namespace takes effect for its children), forks the container init, sends
+//!    the init's pid to husk over a pipe and exits. The init is reparented to husk.
+//! 3. The **container init** (PID 1 if the config asks for a new PID namespace)
+//!    sets the container up ([`init`]) and `execve`s the container process. A setup error is written to a
+//!    close-on-exec pipe that husk reads to its end: end of file without a message
+//!    means the exec succeeded.
+//!
+//! husk then takes its blocked signals one by one with `sigwait`: SIGINT and
+//! SIGTERM are forwarded to the container, SIGCHLD reaps it, and husk returns its
+//! exit status (128 + the signal if it was killed).
+
+use std::convert::Infallible;
+use std::ffi::{CStr, CString, OsStr, OsString};
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+use std::str::FromStr;
+
+use nix::errno::Errno;
+use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, Signal};
+use nix::unistd::{ForkResult, Pid};
+
+use crate::spec::{
+    ContainerPath, ContainerSpec, Mount, MountKind, NamespaceKind, NamespaceSet, User,
+};
+use crate::sys::{self, SysError};
+
+/// Searched for the container's program when its environment has no `PATH`.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Most symbolic links followed while resolving one mount destination.
+pub const MAX_SYMLINKS: usize = 40;
+
+/// A container id: 1 to 64 of `A-Z a-z 0-9 _ . -`, not starting with `.`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerId(String);
+
+/// A string that is not a valid [`ContainerId`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidId;
+
+/// The kernel calls the container init makes. [`sys::Linux`] is the real one;
+/// tests pass a recording fake to check the order of setup without root.
+pub trait Syscalls {
+    /// Marks every file descriptor above 2 close-on-exec.
+    fn mark_fds_cloexec(&self) -> Result<(), SysError>;
+    /// `mount(2)`.
+    fn mount(
+        &self,
+        source: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> Result<(), SysError>;
+    /// `umount2(2)` with `MNT_DETACH`.
+    fn umount_detach(&self, target: &Path) -> Result<(), SysError>;
+    /// `pivot_root(2)`.
+    fn pivot_root(&self, new_root: &Path, put_old: &Path) -> Result<(), SysError>;
+    /// `chdir(2)`.
+    fn chdir(&self, dir: &Path) -> Result<(), SysError>;
+    /// `sethostname(2)`.
+    fn sethostname(&self, name: &str) -> Result<(), SysError>;
+    /// Creates a directory and its missing parents.
+    fn mkdir_all(&self, dir: &Path) -> Result<(), SysError>;
+    /// Creates an empty file and its missing parents, unless the file exists.
+    fn create_file(&self, file: &Path) -> Result<(), SysError>;
+    /// Sets the umask, supplementary groups, gid and uid.
+    fn set_user(&self, user: &User) -> Result<(), SysError>;
+    /// `execve(2)`: returns only on failure.
+    fn exec(
+        &self,
+        program: &CStr,
+        args: &[CString],
+        env: &[CString],
+    ) -> Result<Infallible, SysError>;
+}
+
+/// Why a container could not be run.
+#[derive(Debug)]
+pub enum ContainerError {
+    /// A system call failed.
+    Sys(SysError),
+    /// Opening a namespace file to join failed.
+    OpenNamespace {
+        /// The namespace file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// Resolving a mount destination inside the root failed.
+    ResolveDestination {
+        /// The destination, as in `config.json`.
+        destination: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// A mount destination leads out of the root through a symbolic link.
+    DestinationEscapes {
+        /// The destination, as in `config.json`.
+        destination: PathBuf,
+    },
+    /// The source of a bind mount cannot be inspected.
+    BindSource {
+        /// The source path.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The container's program is not in its `PATH`.
+    ProgramNotFound {
+        /// `process.args[0]`.
+        program: String,
+    },
+    /// Reading from the container's setup processes failed.
+    ReadReport(io::Error),
+    /// A setup process reported this error (already formatted, as one line).
+    Reported(String),
+    /// A setup process exited with this status without reporting an error.
+    SetupExited(u8),
+}
+
+/// Runs the container of `spec` in the foreground and returns its exit status
+/// (128 + the signal if it was killed). The caller must be single-threaded.
+pub fn run(spec: &ContainerSpec) -> Result<u8, ContainerError> {
+    let mut signals = SigSet::empty();
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGCHLD] {
+        signals.add(signal);
+    }
+    sys::block_signals(&signals)?;
+    sys::set_child_subreaper()?;
+    let (mut pid_read, pid_write) = sys::pipe()?;
+    let (mut report_read, report_write) = sys::pipe()?;
+    let intermediate = match sys::fork()? {
+        ForkResult::Child => {
+            drop((pid_read, report_read));
+            intermediate(spec, pid_write, report_write)
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop((pid_write, report_write));
+
+    let status = sys::wait(intermediate)?;
+    if status != 0 {
+        let report = read_report(&mut report_read)?;
+        return Err(report.unwrap_or(ContainerError::SetupExited(status)));
+    }
+    let mut pid = [0; 4];
+    pid_read
+        .read_exact(&mut pid)
+        .map_err(ContainerError::ReadReport)?;
+    let container = Pid::from_raw(i32::from_ne_bytes(pid));
+    if let Some(error) = read_report(&mut report_read)? {
+        sys::wait(container)?;
+        return Err(error);
+    }
+    loop {
+        match sys::wait_signal(&signals)? {
+            Signal::SIGCHLD => {
+                if let Some(status) = sys::try_wait(container)? {
+                    return Ok(status);
+                }
+            }
+            signal => sys::forward_signal(container, signal)?,
+        }
+    }
+}
+
+/// The container init: sets the container up from inside its new namespaces
+/// and executes its process. Returns only on failure.
+pub fn init(sys: &impl Syscalls, spec: &ContainerSpec) -> Result<Infallible, ContainerError> {
+    let root = spec.root.as_path();
+    sys.mark_fds_cloexec()?;
+    // Nothing below may propagate to the mount namespace husk came from.
+    let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
+    sys.mount(None, Path::new("/"), None, private, None)?;
+    // pivot_root needs the new root to be a mount point.
+    sys.mount(
+        Some(root),
+        root,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )?;
+    for mount in &spec.mounts {
+        mount_below(sys, root, mount)?;
+    }
+    // The old root ends up stacked on the new one at "."; detaching it leaves
+    // the new root alone, with no directory needed for the old one.
+    sys.chdir(root)?;
+    sys.pivot_root(Path::new("."), Path::new("."))?;
+    sys.umount_detach(Path::new("."))?;
+    if spec.root_readonly {
+        let readonly = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        sys.mount(None, Path::new("/"), None, readonly, None)?;
+    }
+    if let Some(hostname) = &spec.hostname {
+        sys.sethostname(hostname)?;
+    }
+    sys.chdir(spec.cwd.as_path())?;
+    sys.set_user(&spec.user)?;
+    let program = &spec.args[0];
+    let path = find_program(Path::new("/"), program, &spec.env).ok_or_else(|| {
+        ContainerError::ProgramNotFound {
+            program: program.to_string_lossy().into_owned(),
+        }
+    })?;
+    Ok(sys.exec(&path, &spec.args, &spec.env)?)
+}
+
+/// Where `execve` should find `program`: `program` itself if it contains a `/`,
+/// otherwise the first executable regular file named `program` in the
+/// directories of the `PATH` in `env` (or [`DEFAULT_PATH`]), looked up below
+/// `root`. Relative and empty `PATH` entries are skipped.
+pub fn find_program(root: &Path, program: &CStr, env: &[CString]) -> Option<CString> {
+    let name = program.to_bytes();
+    if name.contains(&b'/') {
+        return Some(program.to_owned());
+    }
+    let path_var = env
+        .iter()
+        .find_map(|entry| entry.to_bytes().strip_prefix(b"PATH="))
+        .unwrap_or(DEFAULT_PATH.as_bytes());
+    path_var
+        .split(|&b| b == b':')
+        .filter_map(|dir| Path::new(OsStr::from_bytes(dir)).strip_prefix("/").ok())
+        .map(|dir| dir.join(OsStr::from_bytes(name)))
+        .find(|candidate| {
+            fs::metadata(root.join(candidate))
+                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        })
+        .and_then(|candidate| {
+            CString::new(Path::new("/").join(candidate).into_os_string().into_vec()).ok()
+        })
+}
+
+/// The host path of `destination` in the container whose root is `root`.
+/// Symbolic links are followed as the container would see them (absolute
+/// targets start again at `root`); a link that climbs above `root` is refused.
+/// Components that do not exist yet are kept as they are.
+pub fn resolve_in_root(
+    root: &Path,
+    destination: &ContainerPath,
+) -> Result<PathBuf, ContainerError> {
+    enum Step {
+        Down(OsString),
+        Up,
+    }
+    let steps = |path: &Path| -> Vec<Step> {
+        let mut steps: Vec<Step> = path
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(name) => Some(Step::Down(name.to_owned())),
+                Component::ParentDir => Some(Step::Up),
+                _ => None,
+            })
+            .collect();
+        steps.reverse();
+        steps
+    };
+    let error = |source| ContainerError::ResolveDestination {
+        destination: destination.as_path().to_owned(),
+        source,
+    };
+
+    let mut resolved = PathBuf::new();
+    let mut pending = steps(destination.as_path());
+    let mut links = 0;
+    while let Some(step) = pending.pop() {
+        let Step::Down(name) = step else {
+            if !resolved.pop() {
+                return Err(ContainerError::DestinationEscapes {
+                    destination: destination.as_path().to_owned(),
+                });
+            }
+            continue;
+        };
+        let host = root.join(&resolved).join(&name);
+        match fs::symlink_metadata(&host) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                links += 1;
+                if links > MAX_SYMLINKS {
+                    return Err(error(Errno::ELOOP.into()));
+                }
+                let target = fs::read_link(&host).map_err(error)?;
+                if target.is_absolute() {
+                    resolved = PathBuf::new();
+                }
+                pending.extend(steps(&target));
+            }
+            Ok(_) => resolved.push(name),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => resolved.push(name),
+            Err(e) => return Err(error(e)),
+        }
+    }
+    Ok(root.join(resolved))
+}
+
+impl ContainerId {
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for ContainerId {
+    type Err = InvalidId;
+
+    fn from_str(id: &str) -> Result<Self, InvalidId> {
+        let valid_char = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
+        if (1..=64).contains(&id.len()) && !id.starts_with('.') && id.chars().all(valid_char) {
+            Ok(Self(id.to_owned()))
+        } else {
+            Err(InvalidId)
+        }
+    }
+}
+
+impl fmt::Display for InvalidId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a container id is 1 to 64 of A-Z a-z 0-9 _ . - and does not start with '.'")
+    }
+}
+
+impl fmt::Display for ContainerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sys(e) => e.fmt(f),
+            Self::OpenNamespace { path, .. } => write!(f, "opening namespace {}", path.display()),
+            Self::ResolveDestination { destination, .. } => {
+                write!(f, "resolving mount destination {}", destination.display())
+            }
+            Self::DestinationEscapes { destination } => write!(
+                f,
+                "mount destination {} leads out of the container root",
+                destination.display()
+            ),
+            Self::BindSource { path, .. } => write!(f, "bind mount source {}", path.display()),
+            Self::ProgramNotFound { program } => {
+                write!(f, "exec: {program}: executable file not found in $PATH")
+            }
+            Self::ReadReport(_) => f.write_str("reading the container setup report"),
+            Self::Reported(message) => f.write_str(message),
+            Self::SetupExited(status) => {
+                write!(f, "container setup exited with status {status}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ContainerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Sys(e) => e.source(),
+            Self::OpenNamespace { source, .. }
+            | Self::ResolveDestination { source, .. }
+            | Self::BindSource { source, .. }
+            | Self::ReadReport(source) => Some(source),
+            Self::DestinationEscapes { .. }
+            | Self::ProgramNotFound { .. }
+            | Self::Reported(_)
+            | Self::SetupExited(_) => None,
+        }
+    }
+}
+
+impl From<SysError> for ContainerError {
+    fn from(e: SysError) -> Self {
+        Self::Sys(e)
+    }
+}
+
+/// The intermediate process (see the module docs). Never returns.
+fn intermediate(spec: &ContainerSpec, mut pid_write: File, mut report_write: File) -> ! {
+    match enter_namespaces(&spec.namespaces).and_then(|()| Ok(sys::fork()?)) {
+        Ok(ForkResult::Child) => {
+            drop(pid_write);
+            let Err(error) = init(&sys::Linux, spec);
+            exit_reporting(&mut report_write, &error)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            // If this fails, husk finds no pid to read and says so.
+            let _ = pid_write.write_all(&child.as_raw().to_ne_bytes());
+            sys::exit_now(0)
+        }
+        Err(error) => exit_reporting(&mut report_write, &error),
+    }
+}
+
+/// Joins the namespaces given by path, user namespace first (it governs what
+/// the others allow), then creates the new ones. Every namespace file is
+/// opened before the first `setns` changes what may be opened.
+fn enter_namespaces(namespaces: &NamespaceSet) -> Result<(), ContainerError> {
+    let mut joins = Vec::new();
+    let mut new = CloneFlags::empty();
+    for ns in namespaces.iter() {
+        match &ns.path {
+            Some(path) => {
+                let file = File::open(path).map_err(|source| ContainerError::OpenNamespace {
+                    path: path.clone(),
+                    source,
+                })?;
+                joins.push((ns.kind, file, path));
+            }
+            None => new |= clone_flag(ns.kind),
+        }
+    }
+    joins.sort_by_key(|(kind, ..)| *kind != NamespaceKind::User);
+    for (kind, file, path) in &joins {
+        sys::setns(file, clone_flag(*kind), path)?;
+    }
+    Ok(sys::unshare(new)?)
+}
+
+fn clone_flag(kind: NamespaceKind) -> CloneFlags {
+    match kind {
+        NamespaceKind::Mount => CloneFlags::CLONE_NEWNS,
+        NamespaceKind::Pid => CloneFlags::CLONE_NEWPID,
+        NamespaceKind::Uts => CloneFlags::CLONE_NEWUTS,
+        NamespaceKind::Ipc => CloneFlags::CLONE_NEWIPC,
+        NamespaceKind::Net => CloneFlags::CLONE_NEWNET,
+        NamespaceKind::User => CloneFlags::CLONE_NEWUSER,
+        NamespaceKind::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+    }
+}
+
+/// Sends `error` to husk as one line and exits with status 1.
+fn exit_reporting(report: &mut File, error: &ContainerError) -> ! {
+    // If this fails, nobody is left to tell; husk still sees the exit status.
+    let _ = report.write_all(crate::error_chain(error).as_bytes());
+    sys::exit_now(1)
+}
+
+/// Reads a setup report to its end: `None` if there was none.
+fn read_report(report: &mut File) -> Result<Option<ContainerError>, ContainerError> {
+    let mut message = String::new();
+    report
+        .read_to_string(&mut message)
+        .map_err(ContainerError::ReadReport)?;
+    Ok(Some(message)
+        .filter(|m| !m.is_empty())
+        .map(ContainerError::Reported))
+}
+
+/// Performs one entry of `mounts` below `root`, creating its mount point.
+fn mount_below(sys: &impl Syscalls, root: &Path, mount: &Mount) -> Result<(), ContainerError> {
+    let target = resolve_in_root(root, &mount.destination)?;
+    match &mount.kind {
+        MountKind::Bind { source, recursive } => {
+            let meta = fs::metadata(source).map_err(|e| ContainerError::BindSource {
+                path: source.clone(),
+                source: e,
+            })?;
+            if meta.is_dir() {
+                sys.mkdir_all(&target)?;
+            } else {
+                sys.create_file(&target)?;
+            }
+            let recursive = if *recursive {
+                MsFlags::MS_REC
+            } else {
+                MsFlags::empty()
+            };
+            sys.mount(
+                Some(source),
+                &target,
+                None,
+                MsFlags::MS_BIND | recursive,
+                None,
+            )?;
+            // A bind mount takes flags such as ro or nosuid only when remounted.
+            if !mount.flags.is_empty() {
+                let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | mount.flags;
+                sys.mount(None, &target, None, flags, None)?;
+            }
+        }
+        MountKind::Fs { fstype, source } => {
+            sys.mkdir_all(&target)?;
+            let data = Some(mount.data.as_str()).filter(|d| !d.is_empty());
+            let source = Path::new(source);
+            sys.mount(
+                Some(source),
+                &target,
+                Some(fstype.name()),
+                mount.flags,
+                data,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+    use crate::spec;
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("husk-unit-{}-{name}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Records every call as a line of text; fails the call named `fail`.
+    #[derive(Default)]
+    struct Recorder {
+        calls: RefCell<Vec<String>>,
+        fail: Option<&'static str>,
+    }
+
+    impl Recorder {
+        fn record(&self, op: &'static str, args: String) -> Result<(), SysError> {
+            self.calls
+                .borrow_mut()
+                .push(format!("{op} {args}").trim_end().to_owned());
+            match self.fail {
+                Some(fail) if fail == op => Err(SysError::new(op, None, Errno::EPERM)),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    fn flag_names(flags: MsFlags) -> String {
+        flags
+            .iter_names()
+            .map(|(name, _)| name)
+            .collect::<Vec<_>>()
+            .join("|")
+    }
+
+    impl Syscalls for Recorder {
+        fn mark_fds_cloexec(&self) -> Result<(), SysError> {
+            self.record("mark_fds_cloexec", String::new())
+        }
+
+        fn mount(
+            &self,
+            source: Option<&Path>,
+            target: &Path,
+            fstype: Option<&str>,
+            flags: MsFlags,
+            data: Option<&str>,
+        ) -> Result<(), SysError> {
+            let source = source.map_or("-".into(), |s| s.display().to_string());
+            let args = format!(
+                "{source} {} {} {} {}",
+                target.display(),
+                fstype.unwrap_or("-"),
+                flag_names(flags),
+                data.unwrap_or("-")
+            );
+            self.record("mount", args)
+        }
+
+        fn umount_detach(&self, target: &Path) -> Result<(), SysError> {
+            self.record("umount_detach", target.display().to_string())
+        }
+
+        fn pivot_root(&self, new_root: &Path, put_old: &Path) -> Result<(), SysError> {
+            self.record(
+                "pivot_root",
+                format!("{} {}", new_root.display(), put_old.display()),
+            )
+        }
+
+        fn chdir(&self, dir: &Path) -> Result<(), SysError> {
+            self.record("chdir", dir.display().to_string())
+        }
+
+        fn sethostname(&self, name: &str) -> Result<(), SysError> {
+            self.record("sethostname", name.into())
+        }
+
+        fn mkdir_all(&self, dir: &Path) -> Result<(), SysError> {
+            self.record("mkdir_all", dir.display().to_string())
+        }
+
+        fn create_file(&self, file: &Path) -> Result<(), SysError> {
+            self.record("create_file", file.display().to_string())
+        }
+
+        fn set_user(&self, user: &User) -> Result<(), SysError> {
+            let args = format!("{}:{} {:?}", user.uid, user.gid, user.additional_gids);
+            self.record("set_user", args)
+        }
+
+        fn exec(
+            &self,
+            program: &CStr,
+            args: &[CString],
+            env: &[CString],
+        ) -> Result<Infallible, SysError> {
+            self.record("exec", format!("{program:?} {args:?} {env:?}"))?;
+            Err(SysError::new("exec", None, Errno::ENOSYS))
+        }
+    }
+
+    const CONFIG: &str = r#"{
+        "ociVersion": "1.0.2",
+        "process": {"args": ["/bin/app", "x"], "env": ["A=1"], "cwd": "/srv",
+                    "user": {"uid": 1000, "gid": 100, "additionalGids": [5]}},
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "box",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "options": ["nosuid", "mode=755"]},
+            {"destination": "/data", "source": "data", "options": ["rbind", "ro"]},
+            {"destination": "/etc/conf", "source": "conf", "options": ["bind"]}
+        ],
+        "linux": {"namespaces": [{"type": "mount"}, {"type": "uts"}, {"type": "pid"}]}
+    }"#;
+
+    #[test]
+    fn setup_order() {
+        let bundle = TempDir::new("order");
+        fs::create_dir(bundle.0.join("data")).unwrap();
+        fs::write(bundle.0.join("conf"), "").unwrap();
+        let spec = spec::parse(CONFIG.as_bytes(), &bundle.0).unwrap();
+        let sys = Recorder::default();
+
+        let error = init(&sys, &spec).unwrap_err();
+
+        assert_eq!(error.to_string(), "exec");
+        let b = bundle.0.display();
+        let r = format!("{b}/rootfs");
+        let expected = [
+            "mark_fds_cloexec".to_owned(),
+            "mount - / - MS_REC|MS_PRIVATE -".into(),
+            format!("mount {r} {r} - MS_BIND|MS_REC -"),
+            format!("mkdir_all {r}/proc"),
+            format!("mount proc {r}/proc proc  -"),
+            format!("mkdir_all {r}/dev"),
+            format!("mount tmpfs {r}/dev tmpfs MS_NOSUID mode=755"),
+            format!("mkdir_all {r}/data"),
+            format!("mount {b}/data {r}/data - MS_BIND|MS_REC -"),
+            format!("mount - {r}/data - MS_RDONLY|MS_REMOUNT|MS_BIND -"),
+            format!("create_file {r}/etc/conf"),
+            format!("mount {b}/conf {r}/etc/conf - MS_BIND -"),
+            format!("chdir {r}"),
+            "pivot_root . .".into(),
+            "umount_detach .".into(),
+            "mount - / - MS_RDONLY|MS_REMOUNT|MS_BIND -".into(),
+            "sethostname box".into(),
+            "chdir /srv".into(),
+            "set_user 1000:100 [5]".into(),
+            r#"exec "/bin/app" ["/bin/app", "x"] ["A=1"]"#.into(),
+        ];
+        assert_eq!(*sys.calls.borrow(), expected);
+    }
+
+    #[test]
+    fn setup_stops_at_first_failure() {
+        let bundle = TempDir::new("failure");
+        let json = r#"{"ociVersion": "1.0.0", "process": {"args": ["/bin/sh"], "cwd": "/"},
+            "root": {"path": "rootfs"}, "linux": {"namespaces": [{"type": "mount"}]}}"#;
+        let spec = spec::parse(json.as_bytes(), &bundle.0).unwrap();
+        let sys = Recorder {
+            fail: Some("pivot_root"),
+            ..Recorder::default()
+        };
+
+        let error = init(&sys, &spec).unwrap_err();
+
+        assert_eq!(
+            crate::error_chain(&error),
+            "pivot_root: EPERM: Operation not permitted"
+        );
+        assert_eq!(sys.calls.borrow().last().unwrap(), "pivot_root . .");
+    }
+
+    #[test]
+    fn program_lookup() {
+        let root = TempDir::new("path");
+        for dir in ["usr/bin", "bin", "sbin"] {
+            fs::create_dir_all(root.0.join(dir)).unwrap();
+        }
+        let write = |path: &str, mode: u32| {
+            fs::write(root.0.join(path), "").unwrap();
+            fs::set_permissions(root.0.join(path), fs::Permissions::from_mode(mode)).unwrap();
+        };
+        write("usr/bin/plain", 0o644);
+        write("bin/plain", 0o755);
+        write("bin/tool", 0o755);
+        write("sbin/tool", 0o755);
+        fs::create_dir(root.0.join("usr/bin/dir")).unwrap();
+        let find = |program: &CStr, env: &[&CStr]| {
+            let env: Vec<CString> = env.iter().map(|&e| e.to_owned()).collect();
+            find_program(&root.0, program, &env)
+        };
+        let path = c"PATH=/usr/bin:relative::/bin:/sbin";
+
+        assert_eq!(find(c"tool", &[path]), Some(c"/bin/tool".to_owned()));
+        assert_eq!(
+            find(c"plain", &[path]),
+            Some(c"/bin/plain".to_owned()),
+            "skips non-executable"
+        );
+        assert_eq!(find(c"dir", &[path]), None, "skips directories");
+        assert_eq!(find(c"missing", &[path]), None);
+        assert_eq!(
+            find(c"tool", &[c"PATH=/sbin"]),
+            Some(c"/sbin/tool".to_owned())
+        );
+        assert_eq!(
+            find(c"tool", &[]),
+            Some(c"/sbin/tool".to_owned()),
+            "default PATH"
+        );
+        assert_eq!(
+            find(c"./x", &[path]),
+            Some(c"./x".to_owned()),
+            "a slash means no lookup"
+        );
+    }
+
+    #[test]
+    fn destination_resolution() {
+        let root = TempDir::new("resolve");
+        let r = &root.0;
+        fs::create_dir_all(r.join("real/sub")).unwrap();
+        fs::write(r.join("file"), "").unwrap();
+        symlink("real", r.join("rel")).unwrap();
+        symlink("/real/sub", r.join("abs")).unwrap();
+        symlink("../../..", r.join("real/out")).unwrap();
+        symlink("loop", r.join("loop")).unwrap();
+        let resolve = |dest: &str| {
+            let json = format!(
+                r#"{{"ociVersion": "1.0.0", "process": {{"args": ["a"], "cwd": "{dest}"}},
+                "root": {{"path": "/"}}, "linux": {{"namespaces": [{{"type": "mount"}}]}}}}"#
+            );
+            let cwd = spec::parse(json.as_bytes(), Path::new("/")).unwrap().cwd;
+            resolve_in_root(r, &cwd).map_err(|e| crate::error_chain(&e))
+        };
+
+        assert_eq!(resolve("/real/sub"), Ok(r.join("real/sub")));
+        assert_eq!(resolve("/rel/sub/new/dir"), Ok(r.join("real/sub/new/dir")));
+        assert_eq!(
+            resolve("/abs/x"),
+            Ok(r.join("real/sub/x")),
+            "absolute links stay inside"
+        );
+        assert_eq!(
+            resolve("/real/out/etc"),
+            Err("mount destination /real/out/etc leads out of the container root".into())
+        );
+        // The error text comes from the C library: glibc and musl differ.
+        let text = |errno: Errno| io::Error::from(errno).to_string();
+        assert_eq!(
+            resolve("/loop"),
+            Err(format!(
+                "resolving mount destination /loop: {}",
+                text(Errno::ELOOP)
+            ))
+        );
+        assert_eq!(
+            resolve("/file/x"),
+            Err(format!(
+                "resolving mount destination /file/x: {}",
+                text(Errno::ENOTDIR)
+            ))
+        );
+    }
+
+    #[test]
+    fn container_ids() {
+        for id in ["a", "web-1", "A_b.c", &"x".repeat(64)] {
+            assert_eq!(id.parse::<ContainerId>().unwrap().as_str(), id);
+        }
+        for id in ["", ".hidden", "a/b", "sp ace", "ü", &"x".repeat(65)] {
+            assert!(
+                id.parse::<ContainerId>().is_err(),
+                "{id:?} should be rejected"
+            );
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! Every system call husk makes, and all of its `unsafe` code.
+//!
+//! Calls go through nix; libc is used directly only for `_exit(2)`, which nix
+//! does not wrap. Every result passes through `check`, which names the
+//! operation and the path it was applied to.
+
+use std::convert::Infallible;
+use std::ffi::{CStr, CString, OsStr};
+use std::fmt;
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use nix::mount::{MntFlags, MsFlags};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::stat::Mode;
+use nix::sys::wait::{WaitPidFlag, WaitStatus};
+use nix::unistd::{ForkResult, Gid, Pid, Uid};
+
+use crate::container::Syscalls;
+use crate::spec::User;
+
+/// A failed system call: what was done, to which path, and the errno.
+#[derive(Debug)]
+pub struct SysError {
+    op: &'static str,
+    path: Option<PathBuf>,
+    errno: Errno,
+}
+
+/// The running kernel, as the container init sees it.
+pub struct Linux;
+
+impl Syscalls for Linux {
+    fn mark_fds_cloexec(&self) -> Result<(), SysError> {
+        const FD_DIR: &str = "/proc/self/fd";
+        let mut fds = Vec::new();
+        for entry in io_check("list", Some(Path::new(FD_DIR)), fs::read_dir(FD_DIR))? {
+            let entry = io_check("list", Some(Path::new(FD_DIR)), entry)?;
+            fds.extend(
+                entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<i32>().ok()),
+            );
+        }
+        for fd in fds.into_iter().filter(|&fd| fd > 2) {
+            // EBADF: the descriptor read_dir itself used, closed by now.
+            match fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)) {
+                Ok(_) | Err(Errno::EBADF) => {}
+                Err(errno) => return Err(SysError::new("set close-on-exec", None, errno)),
+            }
+        }
+        Ok(())
+    }
+
+    fn mount(
+        &self,
+        source: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> Result<(), SysError> {
+        let result = nix::mount::mount(source, target, fstype, flags, data);
+        check("mount", Some(target), result)
+    }
+
+    fn umount_detach(&self, target: &Path) -> Result<(), SysError> {
+        let result = nix::mount::umount2(target, MntFlags::MNT_DETACH);
+        check("umount", Some(target), result)
+    }
+
+    fn pivot_root(&self, new_root: &Path, put_old: &Path) -> Result<(), SysError> {
+        let result = nix::unistd::pivot_root(new_root, put_old);
+        check("pivot_root", Some(new_root), result)
+    }
+
+    fn chdir(&self, dir: &Path) -> Result<(), SysError> {
+        check("chdir", Some(dir), nix::unistd::chdir(dir))
+    }
+
+    fn sethostname(&self, name: &str) -> Result<(), SysError> {
+        check("sethostname", None, nix::unistd::sethostname(name))
+    }
+
+    fn mkdir_all(&self, dir: &Path) -> Result<(), SysError> {
+        io_check("mkdir", Some(dir), fs::create_dir_all(dir))
+    }
+
+    fn create_file(&self, file: &Path) -> Result<(), SysError> {
+        if let Some(parent) = file.parent() {
+            self.mkdir_all(parent)?;
+        }
+        let result = File::options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(file);
+        io_check("create", Some(file), result).map(drop)
+    }
+
+    fn set_user(&self, user: &User) -> Result<(), SysError> {
+        if let Some(mask) = user.umask {
+            nix::sys::stat::umask(Mode::from_bits_truncate(mask));
+        }
+        let groups: Vec<Gid> = user
+            .additional_gids
+            .iter()
+            .copied()
+            .map(Gid::from_raw)
+            .collect();
+        check("setgroups", None, nix::unistd::setgroups(&groups))?;
+        let gid = Gid::from_raw(user.gid);
+        check("setresgid", None, nix::unistd::setresgid(gid, gid, gid))?;
+        let uid = Uid::from_raw(user.uid);
+        check("setresuid", None, nix::unistd::setresuid(uid, uid, uid))
+    }
+
+    /// Also restores what a fresh process expects and husk changed: an empty
+    /// signal mask and the default SIGPIPE action (Rust ignores SIGPIPE).
+    fn exec(
+        &self,
+        program: &CStr,
+        args: &[CString],
+        env: &[CString],
+    ) -> Result<Infallible, SysError> {
+        let unblock =
+            nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+        check("sigprocmask", None, unblock)?;
+        // SAFETY: SIG_DFL installs no handler, so no code of ours can run in signal context.
+        let sigpipe = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+        check("signal", None, sigpipe)?;
+        let Err(errno) = nix::unistd::execve(program, args, env);
+        let path = Path::new(OsStr::from_bytes(program.to_bytes()));
+        Err(SysError::new("exec", Some(path), errno))
+    }
+}
+
+/// Forks the calling process.
+pub fn fork() -> Result<ForkResult, SysError> {
+    // SAFETY: husk never starts a thread (see the process model in container.rs),
+    // so the child is a copy of a single-threaded process and may run any code.
+    let result = unsafe { nix::unistd::fork() };
+    check("fork", None, result)
+}
+
+/// Ends the calling process at once, running no exit handlers: for forked children.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit(2) takes no pointers and never returns; nix has no wrapper for it.
+    unsafe { libc::_exit(code) }
+}
+
+/// A pipe whose ends close on exec: (read end, write end).
+pub fn pipe() -> Result<(File, File), SysError> {
+    let (read, write) = check("pipe", None, nix::unistd::pipe2(OFlag::O_CLOEXEC))?;
+    Ok((File::from(read), File::from(write)))
+}
+
+/// Adds `signals` to the signal mask, so they stay pending until [`wait_signal`].
+pub fn block_signals(signals: &SigSet) -> Result<(), SysError> {
+    let result = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(signals), None);
+    check("sigprocmask", None, result)
+}
+
+/// Waits for one of the blocked `signals` and takes it.
+pub fn wait_signal(signals: &SigSet) -> Result<Signal, SysError> {
+    check("sigwait", None, signals.wait())
+}
+
+/// Makes orphaned descendants children of this process, so it can wait for them.
+pub fn set_child_subreaper() -> Result<(), SysError> {
+    let result = nix::sys::prctl::set_child_subreaper(true);
+    check("prctl(PR_SET_CHILD_SUBREAPER)", None, result)
+}
+
+/// Joins the namespace `file` (opened from `path`) refers to.
+pub fn setns(file: &File, kind: CloneFlags, path: &Path) -> Result<(), SysError> {
+    check("setns", Some(path), nix::sched::setns(file, kind))
+}
+
+/// Moves the calling process into new namespaces (new PID namespace: its children).
+pub fn unshare(flags: CloneFlags) -> Result<(), SysError> {
+    check("unshare", None, nix::sched::unshare(flags))
+}
+
+/// Waits for the child `pid` to end and returns its status the way a shell
+/// reports it: the exit code, or 128 + the signal that killed it.
+pub fn wait(pid: Pid) -> Result<u8, SysError> {
+    loop {
+        if let Some(code) = exit_code(check("waitpid", None, nix::sys::wait::waitpid(pid, None))?) {
+            return Ok(code);
+        }
+    }
+}
+
+/// Like [`wait`], but returns `None` at once if `pid` is still running.
+pub fn try_wait(pid: Pid) -> Result<Option<u8>, SysError> {
+    let status = nix::sys::wait::waitpid(pid, Some(WaitPidFlag::WNOHANG));
+    Ok(exit_code(check("waitpid", None, status)?))
+}
+
+/// Sends `signal` to `pid`; a process that has already ended is not an error.
+pub fn forward_signal(pid: Pid, signal: Signal) -> Result<(), SysError> {
+    match nix::sys::signal::kill(pid, signal) {
+        Err(Errno::ESRCH) => Ok(()),
+        result => check("kill", None, result),
+    }
+}
+
+impl SysError {
+    /// A failure of `op` on `path`; also for fakes of [`crate::container::Syscalls`].
+    pub(crate) fn new(op: &'static str, path: Option<&Path>, errno: Errno) -> Self {
+        Self {
+            op,
+            path: path.map(Path::to_path_buf),
+            errno,
+        }
+    }
+}
+
+impl fmt::Display for SysError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.op)?;
+        if let Some(path) = &self.path {
+            write!(f, ": {}", path.display())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SysError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.errno)
+    }
+}
+
+fn check<T>(op: &'static str, path: Option<&Path>, result: nix::Result<T>) -> Result<T, SysError> {
+    result.map_err(|errno| SysError::new(op, path, errno))
+}
+
+fn io_check<T>(
+    op: &'static str,
+    path: Option<&Path>,
+    result: io::Result<T>,
+) -> Result<T, SysError> {
+    let errno = |e: io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(0));
+    check(op, path, result.map_err(errno))
+}
+
+fn exit_code(status: WaitStatus) -> Option<u8> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(code as u8),
+        WaitStatus::Signaled(_, signal, _) => Some(128 + signal as u8),
+        _ => None,
+    }
+}

@@ -1,0 +1,526 @@
+//! Privileged host tests: the built `husk` binary runs containers, as root,
+//! from temporary bundles whose rootfs holds the host's static `/bin/busybox`.
+//!
+//! A test that cannot run here (not root, no busybox) prints
+//! `SKIP <test>: <why>` on stderr and passes.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+const HUSK: &str = env!("CARGO_BIN_EXE_husk");
+const BUSYBOX: &str = "/bin/busybox";
+const APPLETS: &[&str] = &[
+    "sh", "cat", "echo", "hostname", "id", "ls", "mount", "readlink", "sleep", "touch",
+];
+/// Longest a container of these tests may run.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The knobs of `config.json` these tests turn.
+struct Config<'a> {
+    args: &'a [&'a str],
+    readonly: bool,
+    /// `type`, or `type=path` to join a namespace.
+    namespaces: &'a [&'a str],
+    /// Extra members of `process`, as JSON text starting with a comma.
+    process: &'a str,
+    /// Entries of `mounts` after `/proc`, as JSON text starting with a comma.
+    mounts: &'a str,
+    /// Extra members of `linux`, as JSON text starting with a comma.
+    linux: &'a str,
+}
+
+const DEFAULT: Config<'static> = Config {
+    args: &["sh", "-c", "true"],
+    readonly: false,
+    namespaces: &["pid", "mount", "uts", "ipc", "network"],
+    process: "",
+    mounts: "",
+    linux: "",
+};
+
+/// A temporary bundle named after its test; removed on drop.
+struct Bundle {
+    name: &'static str,
+    dir: PathBuf,
+}
+
+/// What a finished `husk run` left.
+struct Outcome {
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Bundle {
+    /// The bundle for `test`, or `None` after printing why the test is skipped.
+    fn new(test: &'static str) -> Option<Self> {
+        let why = if !nix::unistd::geteuid().is_root() {
+            Some("needs root".to_owned())
+        } else if !Path::new(BUSYBOX).exists() {
+            Some(format!("needs a static {BUSYBOX} (Debian: busybox-static)"))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            #[expect(
+                clippy::explicit_write,
+                reason = "the harness hides eprintln! of passing tests"
+            )]
+            writeln!(std::io::stderr(), "SKIP {test}: {why}").unwrap();
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("husk-host-{}-{test}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let bin = dir.join("rootfs/bin");
+        fs::create_dir_all(&bin).unwrap();
+        fs::copy(BUSYBOX, bin.join("busybox")).unwrap();
+        for applet in APPLETS {
+            symlink("busybox", bin.join(applet)).unwrap();
+        }
+        fs::write(dir.join("rootfs/marker"), test).unwrap();
+        Some(Self { name: test, dir })
+    }
+
+    fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+
+    fn write_config(&self, config: &Config<'_>) {
+        let args = config
+            .args
+            .iter()
+            .map(|a| json_string(a))
+            .collect::<Vec<_>>();
+        let mut namespaces = String::new();
+        for ns in config.namespaces {
+            let comma = if namespaces.is_empty() { "" } else { ", " };
+            match ns.split_once('=') {
+                Some((kind, path)) => write!(
+                    namespaces,
+                    r#"{comma}{{"type": "{kind}", "path": "{path}"}}"#
+                ),
+                None => write!(namespaces, r#"{comma}{{"type": "{ns}"}}"#),
+            }
+            .unwrap();
+        }
+        let hostname = if config.namespaces.iter().any(|ns| ns.starts_with("uts")) {
+            r#""hostname": "box","#
+        } else {
+            ""
+        };
+        let json = format!(
+            r#"{{
+                "ociVersion": "1.0.2",
+                "process": {{
+                    "args": [{args}],
+                    "env": ["PATH=/bin"],
+                    "cwd": "/"{process}
+                }},
+                "root": {{"path": "rootfs", "readonly": {readonly}}},
+                {hostname}
+                "mounts": [{{"destination": "/proc", "type": "proc", "source": "proc"}}{mounts}],
+                "linux": {{"namespaces": [{namespaces}]{linux}}}
+            }}"#,
+            args = args.join(", "),
+            process = config.process,
+            readonly = config.readonly,
+            mounts = config.mounts,
+            linux = config.linux,
+        );
+        fs::write(self.dir.join("config.json"), json).unwrap();
+    }
+
+    fn spawn(&self, config: &Config<'_>) -> Child {
+        self.write_config(config);
+        Command::new(HUSK)
+            .args(["run", "--bundle"])
+            .arg(&self.dir)
+            .arg(self.name)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Runs the container of `config` to its end.
+    fn run(&self, config: &Config<'_>) -> Outcome {
+        finish(self.spawn(config))
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn finish(mut child: Child) -> Outcome {
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("husk did not finish within {TIMEOUT:?}");
+        }
+        sleep(Duration::from_millis(10));
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = status.code().expect("husk itself should not be killed");
+    Outcome {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+fn json_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn mount_count() -> usize {
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .count()
+}
+
+/// Asserts a successful run and returns its stdout.
+fn success(outcome: Outcome) -> String {
+    assert_eq!(outcome.status, 0, "stderr: {}", outcome.stderr);
+    assert_eq!(outcome.stderr, "");
+    outcome.stdout
+}
+
+#[test]
+fn container_is_pid_1() {
+    let Some(bundle) = Bundle::new("container_is_pid_1") else {
+        return;
+    };
+    let config = Config {
+        args: &["sh", "-c", "echo $$"],
+        ..DEFAULT
+    };
+    assert_eq!(success(bundle.run(&config)), "1\n");
+}
+
+#[test]
+fn hostname_is_set() {
+    let Some(bundle) = Bundle::new("hostname_is_set") else {
+        return;
+    };
+    let config = Config {
+        args: &["hostname"],
+        ..DEFAULT
+    };
+    assert_eq!(success(bundle.run(&config)), "box\n");
+}
+
+#[test]
+fn namespaces_differ_from_the_host() {
+    let Some(bundle) = Bundle::new("namespaces_differ_from_the_host") else {
+        return;
+    };
+    let kinds = ["mnt", "pid", "uts", "ipc", "net"];
+    let script = format!(
+        "for ns in {}; do readlink /proc/self/ns/$ns; done",
+        kinds.join(" ")
+    );
+    let config = Config {
+        args: &["sh", "-c", &script],
+        ..DEFAULT
+    };
+    let inside = success(bundle.run(&config));
+    let inside: Vec<&str> = inside.lines().collect();
+    assert_eq!(inside.len(), kinds.len(), "{inside:?}");
+    for (kind, inside) in kinds.iter().zip(inside) {
+        let host = fs::read_link(format!("/proc/self/ns/{kind}")).unwrap();
+        let host = host.to_str().unwrap();
+        assert!(inside.starts_with(&format!("{kind}:[")), "{inside}");
+        assert_ne!(inside, host, "{kind} namespace is the host's");
+    }
+}
+
+#[test]
+fn joins_namespaces_by_path() {
+    let Some(bundle) = Bundle::new("joins_namespaces_by_path") else {
+        return;
+    };
+    let ours = format!("/proc/{}/ns/net", std::process::id());
+    let join = format!("network={ours}");
+    let config = Config {
+        args: &["readlink", "/proc/self/ns/net"],
+        namespaces: &["mount", "pid", &join],
+        ..DEFAULT
+    };
+    let inside = success(bundle.run(&config));
+    let host = fs::read_link(&ours).unwrap();
+    assert_eq!(inside.trim_end(), host.to_str().unwrap());
+}
+
+#[test]
+fn root_is_the_bundle_rootfs() {
+    let Some(bundle) = Bundle::new("root_is_the_bundle_rootfs") else {
+        return;
+    };
+    let config = Config {
+        args: &["cat", "/marker"],
+        ..DEFAULT
+    };
+    assert_eq!(success(bundle.run(&config)), "root_is_the_bundle_rootfs");
+}
+
+#[test]
+fn readonly_root_refuses_writes() {
+    let Some(bundle) = Bundle::new("readonly_root_refuses_writes") else {
+        return;
+    };
+    let touch = Config {
+        args: &["touch", "/x"],
+        ..DEFAULT
+    };
+    success(bundle.run(&touch));
+    assert!(
+        bundle.rootfs().join("x").exists(),
+        "a writable root keeps the file"
+    );
+    fs::remove_file(bundle.rootfs().join("x")).unwrap();
+
+    let outcome = bundle.run(&Config {
+        readonly: true,
+        ..touch
+    });
+    assert_ne!(outcome.status, 0, "touch on a read-only root should fail");
+    assert!(
+        outcome.stderr.contains("Read-only file system"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(!bundle.rootfs().join("x").exists());
+}
+
+#[test]
+fn exit_status_propagates() {
+    let Some(bundle) = Bundle::new("exit_status_propagates") else {
+        return;
+    };
+    let config = Config {
+        args: &["sh", "-c", "exit 7"],
+        ..DEFAULT
+    };
+    assert_eq!(bundle.run(&config).status, 7);
+}
+
+#[test]
+fn sigterm_is_forwarded_and_reported_as_128_plus_signal() {
+    let Some(bundle) = Bundle::new("sigterm_is_forwarded_and_reported_as_128_plus_signal") else {
+        return;
+    };
+    // Without a PID namespace, `sleep` is not an init that ignores SIGTERM.
+    let config = Config {
+        args: &["sleep", "30"],
+        namespaces: &["mount"],
+        ..DEFAULT
+    };
+    let husk = bundle.spawn(&config);
+    let husk_pid = husk.id().to_string();
+    let deadline = Instant::now() + TIMEOUT;
+    // The container is running once a child of husk is `sleep`.
+    while !fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        let status = fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+        status.starts_with("Name:\tsleep\n")
+            && status
+                .lines()
+                .any(|l| l.strip_prefix("PPid:\t") == Some(&husk_pid))
+    }) {
+        assert!(Instant::now() < deadline, "the container never started");
+        sleep(Duration::from_millis(10));
+    }
+    kill(Pid::from_raw(husk.id() as i32), Signal::SIGTERM).unwrap();
+    let outcome = finish(husk);
+    assert_eq!(outcome.status, 128 + 15, "stderr: {}", outcome.stderr);
+}
+
+#[test]
+fn process_credentials_and_signal_state() {
+    let Some(bundle) = Bundle::new("process_credentials_and_signal_state") else {
+        return;
+    };
+    let config = Config {
+        args: &["cat", "/proc/self/status"],
+        process: r#", "user": {"uid": 1000, "gid": 1001, "additionalGids": [5]}"#,
+        ..DEFAULT
+    };
+    let status = success(bundle.run(&config));
+    for line in [
+        "Uid:\t1000\t1000\t1000\t1000",
+        "Gid:\t1001\t1001\t1001\t1001",
+        "Groups:\t5 ",
+        "SigBlk:\t0000000000000000",
+    ] {
+        assert!(
+            status.lines().any(|l| l == line),
+            "no {line:?} in\n{status}"
+        );
+    }
+    // husk (a Rust program) ignores SIGPIPE; the container must not inherit
+    // that, but does inherit what husk's caller ignored. Only the standard
+    // signals are compared: glibc's posix_spawn, which spawned husk, sets its
+    // internal real-time signals to ignored.
+    let standard = (1 << 31) - 1;
+    let sigpipe = 1 << (Signal::SIGPIPE as u32 - 1);
+    let ours = fs::read_to_string("/proc/self/status").unwrap();
+    assert_eq!(
+        ignored_signals(&status) & standard,
+        ignored_signals(&ours) & standard & !sigpipe
+    );
+}
+
+/// The `SigIgn` mask of a `/proc/<pid>/status` text.
+fn ignored_signals(status: &str) -> u64 {
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:\t"))
+        .unwrap();
+    u64::from_str_radix(mask, 16).unwrap()
+}
+
+#[test]
+fn bind_mount_is_readonly() {
+    let Some(bundle) = Bundle::new("bind_mount_is_readonly") else {
+        return;
+    };
+    fs::create_dir(bundle.dir.join("data")).unwrap();
+    fs::write(bundle.dir.join("data/hello"), "hello\n").unwrap();
+    let config = Config {
+        args: &["sh", "-c", "cat /data/hello && touch /data/new"],
+        mounts: r#", {"destination": "/data", "source": "data", "options": ["bind", "ro"]}"#,
+        ..DEFAULT
+    };
+    let outcome = bundle.run(&config);
+    assert_eq!(outcome.stdout, "hello\n");
+    assert_ne!(
+        outcome.status, 0,
+        "writing to a read-only bind mount should fail"
+    );
+    assert!(!bundle.dir.join("data/new").exists());
+}
+
+#[test]
+fn bad_config_is_a_one_line_error() {
+    let Some(bundle) = Bundle::new("bad_config_is_a_one_line_error") else {
+        return;
+    };
+    let config = Config {
+        linux: r#", "seccomp": {"defaultAction": "SCMP_ACT_ERRNO"}"#,
+        ..DEFAULT
+    };
+    let outcome = bundle.run(&config);
+    assert_eq!(outcome.status, 1);
+    assert_eq!(
+        outcome.stderr,
+        "husk: config.json: linux.seccomp is not supported yet\n"
+    );
+}
+
+#[test]
+fn missing_program_is_named() {
+    let Some(bundle) = Bundle::new("missing_program_is_named") else {
+        return;
+    };
+    let outcome = bundle.run(&Config {
+        args: &["no-such-program"],
+        ..DEFAULT
+    });
+    assert_eq!(outcome.status, 1);
+    assert_eq!(
+        outcome.stderr,
+        "husk: exec: no-such-program: executable file not found in $PATH\n"
+    );
+    let outcome = bundle.run(&Config {
+        args: &["/bin/nope"],
+        ..DEFAULT
+    });
+    assert_eq!(outcome.status, 1);
+    assert_eq!(
+        outcome.stderr,
+        "husk: exec: /bin/nope: ENOENT: No such file or directory\n"
+    );
+}
+
+#[test]
+fn mount_destination_may_not_escape_the_root() {
+    let Some(bundle) = Bundle::new("mount_destination_may_not_escape_the_root") else {
+        return;
+    };
+    symlink("../../../../../..", bundle.rootfs().join("up")).unwrap();
+    let config = Config {
+        mounts: r#", {"destination": "/up/tmp", "type": "tmpfs"}"#,
+        ..DEFAULT
+    };
+    let outcome = bundle.run(&config);
+    assert_eq!(outcome.status, 1);
+    assert_eq!(
+        outcome.stderr,
+        "husk: mount destination /up/tmp leads out of the container root\n"
+    );
+}
+
+#[test]
+fn no_mount_leaks_to_the_host() {
+    let Some(bundle) = Bundle::new("no_mount_leaks_to_the_host") else {
+        return;
+    };
+    fs::create_dir(bundle.dir.join("data")).unwrap();
+    let before = mount_count();
+    let config = Config {
+        args: &["mount"],
+        readonly: true,
+        mounts: r#", {"destination": "/tmp", "type": "tmpfs", "options": ["nosuid", "size=1m"]},
+                    {"destination": "/dev", "type": "tmpfs", "options": ["mode=755"]},
+                    {"destination": "/dev/pts", "type": "devpts",
+                     "options": ["newinstance", "ptmxmode=0666", "mode=0620"]},
+                    {"destination": "/sys", "type": "sysfs", "options": ["ro"]},
+                    {"destination": "/dev/mqueue", "type": "mqueue"},
+                    {"destination": "/data", "source": "data", "options": ["rbind"]}"#,
+        ..DEFAULT
+    };
+    let inside = success(bundle.run(&config));
+    let targets: Vec<&str> = inside.lines().filter_map(|l| l.split(' ').nth(2)).collect();
+    let expected = [
+        "/",
+        "/proc",
+        "/tmp",
+        "/dev",
+        "/dev/pts",
+        "/sys",
+        "/dev/mqueue",
+        "/data",
+    ];
+    assert_eq!(targets, expected, "container mount table:\n{inside}");
+    assert_eq!(mount_count(), before);
+}
