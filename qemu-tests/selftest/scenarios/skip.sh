@@ -1,0 +1,3 @@
+# timeout: 60
+. /lab/lib.sh
+skip "skipping on purpose"

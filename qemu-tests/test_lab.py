@@ -1,0 +1,189 @@
+"""The lab's own test suite: `python3 -m unittest discover -s qemu-tests`.
+
+Unit tests drive the console follower with scripted lines and a fake clock. The
+QEMU test boots a real aarch64 guest with scenarios that break it on purpose (one
+exits 1, one hangs, one panics the kernel) and checks that each fails with a
+clear reason within its timeout, and that a scenario after them still runs.
+"""
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from husklab import board, initramfs  # noqa: E402
+from husklab.session import Session  # noqa: E402
+
+TOKEN = "t0k3n"
+
+
+def marker(kind, rest=""):
+    return f"HUSK-LAB:{TOKEN}:{kind}" + (f" {rest}" if rest else "")
+
+
+def session(scenarios=("a", "b"), timeouts=None, boot_timeout=60.0):
+    return Session(TOKEN, list(scenarios), timeouts or {s: 10.0 for s in scenarios}, boot_timeout, 0.0)
+
+
+class SessionTest(unittest.TestCase):
+    def test_all_scenarios_end_and_the_guest_says_done(self):
+        s = session()
+        for i, line in enumerate([
+            marker("READY", "arch=aarch64 kernel=6.1.0-50-arm64"),
+            marker("BEGIN", "a"), "output", marker("END", "a rc=0"),
+            marker("BEGIN", "b"), "SKIP: no overlayfs", marker("END", "b rc=77"),
+        ]):
+            self.assertFalse(s.feed(line, float(i)))
+        self.assertTrue(s.feed(marker("DONE"), 9.0))
+        self.assertEqual(s.kernel, "6.1.0-50-arm64")
+        self.assertEqual([(o.scenario, o.status, o.reason) for o in s.outcomes],
+                         [("a", "pass", ""), ("b", "skip", "no overlayfs")])
+        self.assertEqual(s.pending(), [])
+
+    def test_a_failing_scenario_fails_with_its_status(self):
+        s = session()
+        s.feed(marker("READY", "arch=x kernel=k"), 0)
+        s.feed(marker("BEGIN", "a"), 1)
+        s.feed(marker("END", "a rc=3"), 2)
+        self.assertEqual(s.outcomes[0].status, "fail")
+        self.assertIn("status 3", s.outcomes[0].reason)
+
+    def test_markers_with_another_token_are_ignored(self):
+        s = session()
+        s.feed(marker("READY", "arch=x kernel=k"), 0)
+        s.feed(marker("BEGIN", "a"), 1)
+        s.feed("HUSK-LAB:other:END a rc=0", 2)
+        self.assertEqual(s.outcomes, [])
+
+    def test_a_hung_scenario_times_out_at_its_own_limit(self):
+        s = session(timeouts={"a": 5.0, "b": 10.0})
+        s.feed(marker("READY", "arch=x kernel=k"), 0)
+        s.feed(marker("BEGIN", "a"), 1)
+        self.assertFalse(s.tick(5.9))
+        self.assertTrue(s.tick(6.0))
+        self.assertEqual(s.outcomes[0].status, "fail")
+        self.assertIn("timed out after 5 s", s.outcomes[0].reason)
+        self.assertEqual(s.pending(), ["b"])
+
+    def test_a_kernel_panic_fails_the_running_scenario(self):
+        s = session()
+        s.feed(marker("READY", "arch=x kernel=k"), 0)
+        s.feed(marker("BEGIN", "a"), 1)
+        self.assertTrue(s.feed("[    1.78] Kernel panic - not syncing: sysrq triggered crash", 2))
+        self.assertIn("kernel panic: Kernel panic - not syncing: sysrq", s.outcomes[0].reason)
+        s.guest_exited(0, 3)
+        self.assertEqual(len(s.outcomes), 1)
+
+    def test_a_guest_that_dies_mid_scenario_fails_it(self):
+        s = session()
+        s.feed(marker("READY", "arch=x kernel=k"), 0)
+        s.feed(marker("BEGIN", "a"), 1)
+        s.guest_exited(1, 2)
+        self.assertIn("guest stopped (qemu exit status 1)", s.outcomes[0].reason)
+
+    def test_a_guest_that_never_boots_is_broken_without_outcomes(self):
+        s = session(boot_timeout=30)
+        self.assertTrue(s.tick(30))
+        self.assertFalse(s.booted)
+        self.assertIn("did not boot within 30 s", s.broken)
+        self.assertEqual(s.outcomes, [])
+
+
+def read_newc(data):
+    """Parses a cpio newc archive into {path: (mode, rdevmajor, rdevminor, data)}."""
+    out, pos = {}, 0
+    while True:
+        assert data[pos:pos + 6] == b"070701", f"bad magic at {pos}"
+        f = [int(data[pos + 6 + 8 * i: pos + 14 + 8 * i], 16) for i in range(13)]
+        namesize, filesize = f[11], f[6]
+        name = data[pos + 110: pos + 110 + namesize - 1].decode()
+        pos = (pos + 110 + namesize + 3) & ~3
+        body = data[pos: pos + filesize]
+        pos = (pos + filesize + 3) & ~3
+        if name == initramfs.TRAILER:
+            return out
+        out[name] = (f[1], f[9], f[10], body)
+
+
+class InitramfsTest(unittest.TestCase):
+    def test_entries_round_trip_with_parents_first(self):
+        c = initramfs.Cpio()
+        c.file("lab/scenarios/x.sh", b"echo hi\n", 0o755)
+        c.symlink("bin/sh", "busybox")
+        c.char_device("dev/console", 5, 1)
+        entries = read_newc(gzip.decompress(c.gzip_bytes()))
+        names = list(entries)
+        self.assertLess(names.index("lab"), names.index("lab/scenarios"))
+        self.assertLess(names.index("lab/scenarios"), names.index("lab/scenarios/x.sh"))
+        self.assertEqual(entries["lab/scenarios/x.sh"][3], b"echo hi\n")
+        self.assertEqual(entries["lab/scenarios/x.sh"][0], 0o100755)
+        self.assertEqual(entries["bin/sh"][3], b"busybox")
+        self.assertEqual(entries["dev/console"][:3], (0o020600, 5, 1))
+
+    def test_a_path_added_twice_is_refused(self):
+        c = initramfs.Cpio()
+        c.file("a", b"")
+        with self.assertRaises(ValueError):
+            c.file("a", b"")
+
+
+class BoardTest(unittest.TestCase):
+    def test_every_arch_has_a_qemu_board(self):
+        for arch in board.ARCHS:
+            b = board.load(arch)
+            cmd = b.qemu_command("K", "I", "quiet")
+            self.assertEqual(cmd[0], b.qemu_binary)
+            self.assertIn(f"console={b.console} quiet", cmd)
+
+    def test_a_broken_board_file_names_the_file_and_the_key(self):
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "qemu-aarch64.toml"), "w") as f:
+                f.write('[board]\narch = "aarch64"\n')
+            with self.assertRaisesRegex(board.BoardError, r"qemu-aarch64.toml: board.name must be a string"):
+                board.load("aarch64", d)
+
+
+@unittest.skipUnless(os.environ.get("HUSK_LAB_QEMU") == "1",
+                     "set HUSK_LAB_QEMU=1 (./dev test does) to boot a real guest")
+class BrokenGuestTest(unittest.TestCase):
+    """Boots aarch64 with scenarios that break the guest on purpose."""
+
+    def test_each_breakage_fails_clearly_within_its_timeout(self):
+        if not shutil.which("qemu-system-aarch64"):
+            self.fail("qemu-system-aarch64 missing: run qemu-tests/deps.sh")
+        with tempfile.TemporaryDirectory() as out:
+            started = time.monotonic()
+            cmd = [os.path.join(HERE, "lab"), "--no-build", "--arch", "aarch64",
+                   "--scenario-dir", os.path.join(HERE, "selftest", "scenarios"), "--out", out]
+            for s in ("fail", "hang", "panic", "skip", "pass"):
+                cmd += ["--scenario", s]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            elapsed = time.monotonic() - started
+            self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
+            with open(os.path.join(out, "results.json")) as f:
+                got = {o["scenario"]: o for o in json.load(f)["archs"][0]["scenarios"]}
+        self.assertEqual(got["fail"]["status"], "fail")
+        self.assertEqual(got["fail"]["reason"], "scenario exited with status 1")
+        self.assertEqual(got["hang"]["status"], "fail")
+        self.assertIn("timed out after 10 s", got["hang"]["reason"])
+        self.assertLess(got["hang"]["seconds"], 12)
+        self.assertEqual(got["panic"]["status"], "fail")
+        self.assertIn("kernel panic", got["panic"]["reason"])
+        self.assertEqual(got["skip"]["status"], "skip")
+        self.assertEqual(got["skip"]["reason"], "skipping on purpose")
+        self.assertEqual(got["pass"]["status"], "pass")  # the lab recovers after a broken guest
+        self.assertIn("not ok", proc.stdout)
+        self.assertIn("lab: 1 passed, 3 failed, 1 skipped", proc.stdout)
+        self.assertLess(elapsed, 300)
+
+
+if __name__ == "__main__":
+    unittest.main()
