@@ -1,20 +1,68 @@
 //! Command-line arguments: argh parses the raw arguments, [`parse`] turns them
-//! into a [`Command`].
+//! into an [`Invocation`] of validated values.
+//!
+//! The commands and options are runc's and crun's, so OCI tooling can drive
+//! husk: global options before the command, then the command and its id.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use argh::FromArgs;
+use nix::sys::signal::Signal;
 
 use crate::container::ContainerId;
+use crate::lifecycle;
+use crate::state::DEFAULT_ROOT;
+
+/// A parsed command line: the global options and the command.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Invocation {
+    /// The state directory (`--root`).
+    pub root: PathBuf,
+    /// Where errors are also written (`--log`), and how (`--log-format`).
+    pub log: Option<(PathBuf, LogFormat)>,
+    /// What to do.
+    pub command: Command,
+}
+
+/// How `--log` lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `<time> error: <message>`
+    Text,
+    /// `{"level":"error","msg":"<message>","time":"<time>"}`, as runc writes.
+    Json,
+}
 
 /// What husk was asked to do.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     /// Print the version.
     Version,
-    /// Run a container in the foreground.
+    /// Set a container up, ready for `start`.
+    Create(CreateArgs),
+    /// Start a created container.
+    Start(ContainerId),
+    /// Print a container's OCI state.
+    State(ContainerId),
+    /// Send a signal to a container.
+    Kill(ContainerId, Signal),
+    /// Remove a container.
+    Delete {
+        /// The container.
+        id: ContainerId,
+        /// Kill it first if it runs.
+        force: bool,
+    },
+    /// Create and start a container.
     Run(RunArgs),
+    /// List containers.
+    List {
+        /// As JSON instead of a table.
+        json: bool,
+        /// Ids only.
+        quiet: bool,
+    },
 }
 
 /// How parsing ended early.
@@ -32,6 +80,15 @@ struct Husk {
     /// print the version and exit
     #[argh(switch)]
     version: bool,
+    /// state directory (default: /run/husk)
+    #[argh(option)]
+    root: Option<PathBuf>,
+    /// also write errors to this file
+    #[argh(option)]
+    log: Option<PathBuf>,
+    /// format of --log lines: text (default) or json
+    #[argh(option)]
+    log_format: Option<String>,
     #[argh(subcommand)]
     command: Option<Subcommand>,
 }
@@ -39,23 +96,110 @@ struct Husk {
 #[derive(FromArgs, Debug)]
 #[argh(subcommand)]
 enum Subcommand {
+    Create(CreateArgs),
+    Start(StartArgs),
+    State(StateArgs),
+    Kill(KillArgs),
+    Delete(DeleteArgs),
     Run(RunArgs),
+    List(ListArgs),
 }
 
-/// Run a container in the foreground and exit with its status.
+/// Set a container up from an OCI bundle; it waits for 'husk start'.
+#[derive(FromArgs, Debug, PartialEq, Eq)]
+#[argh(subcommand, name = "create")]
+pub struct CreateArgs {
+    /// the OCI bundle directory holding config.json (default: .)
+    #[argh(option, short = 'b', default = "PathBuf::from(\".\")")]
+    pub bundle: PathBuf,
+    /// write the container's pid to this file
+    #[argh(option)]
+    pub pid_file: Option<PathBuf>,
+    /// a unix socket to send the terminal to (not supported yet)
+    #[argh(option)]
+    pub console_socket: Option<PathBuf>,
+    /// container id: 1 to 64 of A-Z a-z 0-9 _ . -, not starting with '.'
+    #[argh(positional)]
+    pub id: ContainerId,
+}
+
+/// Create and start a container, wait for it and exit with its status.
 #[derive(FromArgs, Debug, PartialEq, Eq)]
 #[argh(subcommand, name = "run")]
 pub struct RunArgs {
     /// the OCI bundle directory holding config.json (default: .)
     #[argh(option, short = 'b', default = "PathBuf::from(\".\")")]
     pub bundle: PathBuf,
+    /// write the container's pid to this file
+    #[argh(option)]
+    pub pid_file: Option<PathBuf>,
+    /// return once the container runs, leaving it running
+    #[argh(switch, short = 'd')]
+    pub detach: bool,
+    /// a unix socket to send the terminal to (not supported yet)
+    #[argh(option)]
+    pub console_socket: Option<PathBuf>,
     /// container id: 1 to 64 of A-Z a-z 0-9 _ . -, not starting with '.'
     #[argh(positional)]
     pub id: ContainerId,
 }
 
+/// Start a created container.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "start")]
+struct StartArgs {
+    /// the container id
+    #[argh(positional)]
+    id: ContainerId,
+}
+
+/// Print a container's OCI state as JSON.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "state")]
+struct StateArgs {
+    /// the container id
+    #[argh(positional)]
+    id: ContainerId,
+}
+
+/// Send a signal (default TERM) to a container.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "kill")]
+struct KillArgs {
+    /// the container id
+    #[argh(positional)]
+    id: ContainerId,
+    /// the signal: a name (TERM, SIGTERM) or a number (default: TERM)
+    #[argh(positional, default = "String::from(\"TERM\")")]
+    signal: String,
+}
+
+/// Remove a stopped or created container.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "delete")]
+struct DeleteArgs {
+    /// kill the container first if it runs
+    #[argh(switch, short = 'f')]
+    force: bool,
+    /// the container id
+    #[argh(positional)]
+    id: ContainerId,
+}
+
+/// List containers.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "list")]
+struct ListArgs {
+    /// table (default) or json
+    #[argh(option, short = 'f', default = "String::from(\"table\")")]
+    format: String,
+    /// print ids only
+    #[argh(switch, short = 'q')]
+    quiet: bool,
+}
+
 /// Parses the process arguments, program name first.
-pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, EarlyExit> {
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, EarlyExit> {
     let args = args
         .into_iter()
         .skip(1)
@@ -66,17 +210,58 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, EarlyE
         .collect::<Result<Vec<_>, _>>()?;
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let husk = Husk::from_args(&["husk"], &args).map_err(|exit| match exit.status {
-        Ok(()) => EarlyExit::Help(exit.output),
+        Ok(()) => EarlyExit::Help(wrap_usage(&exit.output)),
         Err(()) => usage(&exit.output),
     })?;
-    match husk {
-        Husk { version: true, .. } => Ok(Command::Version),
-        Husk {
-            command: Some(Subcommand::Run(run)),
-            ..
-        } => Ok(Command::Run(run)),
-        Husk { command: None, .. } => Err(usage("no command given")),
-    }
+    let log_format = match husk.log_format.as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            return Err(usage(&format!(
+                "--log-format must be text or json, not {other:?}"
+            )))
+        }
+    };
+    let command = match husk.command {
+        _ if husk.version => Command::Version,
+        None => return Err(usage("no command given")),
+        Some(Subcommand::Create(args)) => {
+            refuse_console_socket(args.console_socket.is_some())?;
+            Command::Create(args)
+        }
+        Some(Subcommand::Run(args)) => {
+            refuse_console_socket(args.console_socket.is_some())?;
+            Command::Run(args)
+        }
+        Some(Subcommand::Start(args)) => Command::Start(args.id),
+        Some(Subcommand::State(args)) => Command::State(args.id),
+        Some(Subcommand::Kill(args)) => {
+            let signal =
+                lifecycle::parse_signal(&args.signal).map_err(|e| usage(&format!("kill: {e}")))?;
+            Command::Kill(args.id, signal)
+        }
+        Some(Subcommand::Delete(args)) => Command::Delete {
+            id: args.id,
+            force: args.force,
+        },
+        Some(Subcommand::List(args)) => Command::List {
+            json: match args.format.as_str() {
+                "table" => false,
+                "json" => true,
+                other => {
+                    return Err(usage(&format!(
+                        "list: --format must be table or json, not {other:?}"
+                    )))
+                }
+            },
+            quiet: args.quiet,
+        },
+    };
+    Ok(Invocation {
+        root: husk.root.unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
+        log: husk.log.map(|path| (path, log_format)),
+        command,
+    })
 }
 
 /// `husk <version> (<arch>)`.
@@ -86,6 +271,43 @@ pub fn version() -> String {
         env!("CARGO_PKG_VERSION"),
         std::env::consts::ARCH
     )
+}
+
+fn refuse_console_socket(given: bool) -> Result<(), EarlyExit> {
+    if given {
+        Err(usage(
+            "--console-socket is not supported yet (process.terminal must be false)",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Wraps argh's one-line "Usage:" synopsis at 80 columns.
+fn wrap_usage(help: &str) -> String {
+    const WIDTH: usize = 80;
+    let mut out = String::with_capacity(help.len());
+    for line in help.lines() {
+        if !line.starts_with("Usage: ") || line.len() <= WIDTH {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        let mut current = String::new();
+        for word in line.split(' ') {
+            if !current.is_empty() && current.len() + 1 + word.len() > WIDTH {
+                out.push_str(&current);
+                out.push('\n');
+                current = " ".repeat(7);
+            } else if !current.is_empty() && !current.ends_with(' ') {
+                current.push(' ');
+            }
+            current.push_str(word);
+        }
+        out.push_str(&current);
+        out.push('\n');
+    }
+    out
 }
 
 /// argh's messages can span lines; husk reports every error on one.
@@ -98,8 +320,12 @@ fn usage(message: &str) -> EarlyExit {
 mod tests {
     use super::*;
 
-    fn parse_args(args: &[&str]) -> Result<Command, EarlyExit> {
+    fn parse_args(args: &[&str]) -> Result<Invocation, EarlyExit> {
         parse(["husk"].iter().chain(args).map(OsString::from))
+    }
+
+    fn command(args: &[&str]) -> Command {
+        parse_args(args).expect("should parse").command
     }
 
     fn usage_message(args: &[&str]) -> String {
@@ -109,9 +335,13 @@ mod tests {
         }
     }
 
+    fn id(text: &str) -> ContainerId {
+        text.parse().unwrap()
+    }
+
     #[test]
     fn version() {
-        assert_eq!(parse_args(&["--version"]), Ok(Command::Version));
+        assert_eq!(command(&["--version"]), Command::Version);
         let expected = format!(
             "husk {} ({})",
             env!("CARGO_PKG_VERSION"),
@@ -121,16 +351,71 @@ mod tests {
     }
 
     #[test]
+    fn global_options_come_before_the_command() {
+        let inv = parse_args(&[
+            "--root",
+            "/tmp/r",
+            "--log",
+            "/l",
+            "--log-format",
+            "json",
+            "list",
+        ])
+        .unwrap();
+        assert_eq!(inv.root, PathBuf::from("/tmp/r"));
+        assert_eq!(inv.log, Some((PathBuf::from("/l"), LogFormat::Json)));
+        let inv = parse_args(&["state", "a"]).unwrap();
+        assert_eq!(inv.root, PathBuf::from(DEFAULT_ROOT));
+        assert_eq!(inv.log, None);
+    }
+
+    #[test]
+    fn lifecycle_commands() {
+        let Command::Create(create) = command(&["create", "-b", "/b", "--pid-file", "/p", "c1"])
+        else {
+            panic!("create should parse");
+        };
+        assert_eq!(create.bundle, PathBuf::from("/b"));
+        assert_eq!(create.pid_file, Some(PathBuf::from("/p")));
+        assert_eq!(command(&["start", "c1"]), Command::Start(id("c1")));
+        assert_eq!(command(&["state", "c1"]), Command::State(id("c1")));
+        assert_eq!(
+            command(&["kill", "c1"]),
+            Command::Kill(id("c1"), Signal::SIGTERM)
+        );
+        assert_eq!(
+            command(&["kill", "c1", "KILL"]),
+            Command::Kill(id("c1"), Signal::SIGKILL)
+        );
+        assert_eq!(
+            command(&["delete", "--force", "c1"]),
+            Command::Delete {
+                id: id("c1"),
+                force: true
+            }
+        );
+        assert_eq!(
+            command(&["list", "-f", "json"]),
+            Command::List {
+                json: true,
+                quiet: false
+            }
+        );
+    }
+
+    #[test]
     fn run() {
-        let Ok(Command::Run(run)) = parse_args(&["run", "web-1"]) else {
+        let Command::Run(run) = command(&["run", "web-1"]) else {
             panic!("run should parse");
         };
         assert_eq!(run.bundle, PathBuf::from("."));
-        assert_eq!(run.id, "web-1".parse().unwrap());
-        let Ok(Command::Run(run)) = parse_args(&["run", "--bundle", "/b", "x"]) else {
+        assert_eq!(run.id, id("web-1"));
+        assert!(!run.detach);
+        let Command::Run(run) = command(&["run", "--bundle", "/b", "-d", "x"]) else {
             panic!("run --bundle should parse");
         };
         assert_eq!(run.bundle, PathBuf::from("/b"));
+        assert!(run.detach);
     }
 
     #[test]
@@ -139,7 +424,12 @@ mod tests {
             &[][..],
             &["run"],
             &["run", ".x"],
+            &["run", "a/b"],
             &["run", "a", "b"],
+            &["kill", "a", "NOPE"],
+            &["list", "-f", "yaml"],
+            &["--log-format", "xml", "list"],
+            &["create", "--console-socket", "/s", "a"],
             &["frob"],
             &["--frob"],
         ] {
@@ -151,21 +441,31 @@ mod tests {
             );
         }
         assert!(usage_message(&["run", ".x"]).contains("a container id is 1 to 64"));
+        assert!(usage_message(&["kill", "a", "NOPE"]).contains("unknown signal \"NOPE\""));
     }
 
     #[test]
     fn help_fits_80_columns() {
-        for args in [&["--help"][..], &["help"], &["run", "--help"]] {
+        for args in [
+            &["--help"][..],
+            &["help"],
+            &["run", "--help"],
+            &["create", "--help"],
+            &["state", "--help"],
+            &["kill", "--help"],
+        ] {
             let Err(EarlyExit::Help(text)) = parse_args(args) else {
                 panic!("{args:?} should print help");
             };
-            assert!(
-                text.contains("run") && text.contains("--bundle") == (args[0] == "run"),
-                "{text}"
-            );
             for line in text.lines() {
                 assert!(line.chars().count() <= 80, "too wide: {line:?}");
             }
+        }
+        let Err(EarlyExit::Help(text)) = parse_args(&["--help"]) else {
+            panic!("--help should print help");
+        };
+        for name in ["create", "start", "state", "kill", "delete", "run", "list"] {
+            assert!(text.contains(name), "{name} missing from {text}");
         }
     }
 }

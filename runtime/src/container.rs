@@ -128,29 +128,50 @@ pub enum ContainerError {
         /// `process.args[0]`.
         program: String,
     },
-    /// Reading from the container's setup processes failed.
+    /// Reading from (or writing to) the container's setup processes failed.
     ReadReport(io::Error),
+    /// Opening the fifo `start` writes to failed.
+    OpenExecFifo {
+        /// The fifo.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// Waiting for `start` failed.
+    WaitStart(io::Error),
     /// A setup process reported this error (already formatted, as one line).
     Reported(String),
     /// A setup process exited with this status without reporting an error.
     SetupExited(u8),
 }
 
-/// Runs the container of `spec` in the foreground and returns its exit status
-/// (128 + the signal if it was killed). The caller must be single-threaded.
-pub fn run(spec: &ContainerSpec) -> Result<u8, ContainerError> {
-    let mut signals = SigSet::empty();
-    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGCHLD] {
-        signals.add(signal);
-    }
-    sys::block_signals(&signals)?;
-    sys::set_child_subreaper()?;
+/// The report the container init sends when its setup is done.
+const READY: u8 = b'R';
+/// The report a setup process sends before an error message.
+const FAILED: u8 = b'E';
+
+/// A container init whose setup is done.
+#[derive(Debug)]
+pub struct Spawned {
+    /// The init's pid in husk's PID namespace.
+    pub pid: Pid,
+    report: File,
+}
+
+/// Sets the container of `spec` up and returns once its init is ready.
+///
+/// With `exec_fifo`, the init then waits until a byte is written to that fifo
+/// (`husk start`) before it executes the container process; without, it
+/// executes it at once. The caller must be single-threaded. A caller that wants
+/// to wait for the container must be a child subreaper, since the init's parent
+/// (the intermediate) exits.
+pub fn spawn(spec: &ContainerSpec, exec_fifo: Option<&Path>) -> Result<Spawned, ContainerError> {
     let (mut pid_read, pid_write) = sys::pipe()?;
     let (mut report_read, report_write) = sys::pipe()?;
     let intermediate = match sys::fork()? {
         ForkResult::Child => {
             drop((pid_read, report_read));
-            intermediate(spec, pid_write, report_write)
+            intermediate(spec, exec_fifo, pid_write, report_write)
         }
         ForkResult::Parent { child } => child,
     };
@@ -165,26 +186,79 @@ pub fn run(spec: &ContainerSpec) -> Result<u8, ContainerError> {
     pid_read
         .read_exact(&mut pid)
         .map_err(ContainerError::ReadReport)?;
-    let container = Pid::from_raw(i32::from_ne_bytes(pid));
-    if let Some(error) = read_report(&mut report_read)? {
-        sys::wait(container)?;
-        return Err(error);
+    let pid = Pid::from_raw(i32::from_ne_bytes(pid));
+    let mut first = [0; 1];
+    let ready = report_read
+        .read(&mut first)
+        .map_err(ContainerError::ReadReport)?;
+    if ready == 1 && first[0] == READY {
+        return Ok(Spawned {
+            pid,
+            report: report_read,
+        });
     }
-    loop {
-        match sys::wait_signal(&signals)? {
-            Signal::SIGCHLD => {
-                if let Some(status) = sys::try_wait(container)? {
-                    return Ok(status);
-                }
+    let error = if ready == 0 {
+        ContainerError::SetupExited(1)
+    } else {
+        read_report(&mut report_read)?.unwrap_or(ContainerError::SetupExited(1))
+    };
+    // The init exits right after reporting; reap it if it is ours to reap.
+    sys::reap(pid)?;
+    Err(error)
+}
+
+impl Spawned {
+    /// Waits for the container init's `exec`: an error if it failed.
+    pub fn exec_result(mut self) -> Result<Pid, ContainerError> {
+        match read_report(&mut self.report)? {
+            None => Ok(self.pid),
+            Some(error) => {
+                sys::reap(self.pid)?;
+                Err(error)
             }
-            signal => sys::forward_signal(container, signal)?,
         }
     }
 }
 
-/// The container init: sets the container up from inside its new namespaces
-/// and executes its process. Returns only on failure.
-pub fn init(sys: &impl Syscalls, spec: &ContainerSpec) -> Result<Infallible, ContainerError> {
+/// Runs the container of `spec` in the foreground and returns its exit status
+/// (128 + the signal if it was killed). `started` is told the init's pid once
+/// the container process runs. The caller must be single-threaded.
+pub fn run<E: From<ContainerError>>(
+    spec: &ContainerSpec,
+    started: impl FnOnce(Pid) -> Result<(), E>,
+) -> Result<u8, E> {
+    let mut signals = SigSet::empty();
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGCHLD] {
+        signals.add(signal);
+    }
+    sys::block_signals(&signals).map_err(ContainerError::from)?;
+    sys::set_child_subreaper().map_err(ContainerError::from)?;
+    let container = spawn(spec, None)?.exec_result()?;
+    if let Err(error) = started(container) {
+        let _ = sys::forward_signal(container, Signal::SIGKILL);
+        sys::reap(container).map_err(ContainerError::from)?;
+        return Err(error);
+    }
+    loop {
+        match sys::wait_signal(&signals).map_err(ContainerError::from)? {
+            Signal::SIGCHLD => {
+                if let Some(status) = sys::try_wait(container).map_err(ContainerError::from)? {
+                    return Ok(status);
+                }
+            }
+            signal => sys::forward_signal(container, signal).map_err(ContainerError::from)?,
+        }
+    }
+}
+
+/// The container init: sets the container up from inside its new namespaces,
+/// calls `ready` (which tells husk and, for `create`, waits for `start`), and
+/// executes its process. Returns only on failure.
+pub fn init(
+    sys: &impl Syscalls,
+    spec: &ContainerSpec,
+    ready: impl FnOnce() -> Result<(), ContainerError>,
+) -> Result<Infallible, ContainerError> {
     let root = spec.root.as_path();
     sys.mark_fds_cloexec()?;
     // Nothing below may propagate to the mount namespace husk came from.
@@ -221,6 +295,7 @@ pub fn init(sys: &impl Syscalls, spec: &ContainerSpec) -> Result<Infallible, Con
             program: program.to_string_lossy().into_owned(),
         }
     })?;
+    ready()?;
     Ok(sys.exec(&path, &spec.args, &spec.env)?)
 }
 
@@ -356,6 +431,8 @@ impl fmt::Display for ContainerError {
                 write!(f, "exec: {program}: executable file not found in $PATH")
             }
             Self::ReadReport(_) => f.write_str("reading the container setup report"),
+            Self::OpenExecFifo { path, .. } => write!(f, "opening {}", path.display()),
+            Self::WaitStart(_) => f.write_str("waiting for start"),
             Self::Reported(message) => f.write_str(message),
             Self::SetupExited(status) => {
                 write!(f, "container setup exited with status {status}")
@@ -371,6 +448,8 @@ impl std::error::Error for ContainerError {
             Self::OpenNamespace { source, .. }
             | Self::ResolveDestination { source, .. }
             | Self::BindSource { source, .. }
+            | Self::OpenExecFifo { source, .. }
+            | Self::WaitStart(source)
             | Self::ReadReport(source) => Some(source),
             Self::DestinationEscapes { .. }
             | Self::ProgramNotFound { .. }
@@ -387,20 +466,57 @@ impl From<SysError> for ContainerError {
 }
 
 /// The intermediate process (see the module docs). Never returns.
-fn intermediate(spec: &ContainerSpec, mut pid_write: File, mut report_write: File) -> ! {
-    match enter_namespaces(&spec.namespaces).and_then(|()| Ok(sys::fork()?)) {
-        Ok(ForkResult::Child) => {
+fn intermediate(
+    spec: &ContainerSpec,
+    exec_fifo: Option<&Path>,
+    mut pid_write: File,
+    mut report_write: File,
+) -> ! {
+    // The fifo is opened here, while its path is still visible. Read and write,
+    // so the open does not block, and `start` can write while the init lives.
+    let fifo = exec_fifo
+        .map(|path| {
+            File::options()
+                .read(true)
+                .write(true)
+                .open(path)
+                .map_err(|source| ContainerError::OpenExecFifo {
+                    path: path.to_owned(),
+                    source,
+                })
+        })
+        .transpose();
+    let forked = fifo.and_then(|fifo| {
+        enter_namespaces(&spec.namespaces)?;
+        Ok((fifo, sys::fork()?))
+    });
+    match forked {
+        Ok((fifo, ForkResult::Child)) => {
             drop(pid_write);
-            let Err(error) = init(&sys::Linux, spec);
+            let ready = || handshake(&mut report_write, fifo);
+            let Err(error) = init(&sys::Linux, spec, ready);
             exit_reporting(&mut report_write, &error)
         }
-        Ok(ForkResult::Parent { child }) => {
+        Ok((_, ForkResult::Parent { child })) => {
             // If this fails, husk finds no pid to read and says so.
             let _ = pid_write.write_all(&child.as_raw().to_ne_bytes());
             sys::exit_now(0)
         }
         Err(error) => exit_reporting(&mut report_write, &error),
     }
+}
+
+/// Tells husk the setup is done, then waits for `start` if there is a fifo.
+fn handshake(report: &mut File, fifo: Option<File>) -> Result<(), ContainerError> {
+    report
+        .write_all(&[READY])
+        .map_err(ContainerError::ReadReport)?;
+    if let Some(mut fifo) = fifo {
+        let mut byte = [0; 1];
+        fifo.read_exact(&mut byte)
+            .map_err(ContainerError::WaitStart)?;
+    }
+    Ok(())
 }
 
 /// Joins the namespaces given by path, user namespace first (it governs what
@@ -443,19 +559,26 @@ fn clone_flag(kind: NamespaceKind) -> CloneFlags {
 /// Sends `error` to husk as one line and exits with status 1.
 fn exit_reporting(report: &mut File, error: &ContainerError) -> ! {
     // If this fails, nobody is left to tell; husk still sees the exit status.
-    let _ = report.write_all(crate::error_chain(error).as_bytes());
+    let mut message = vec![FAILED];
+    message.extend_from_slice(crate::error_chain(error).as_bytes());
+    let _ = report.write_all(&message);
     sys::exit_now(1)
 }
 
 /// Reads a setup report to its end: `None` if there was none.
 fn read_report(report: &mut File) -> Result<Option<ContainerError>, ContainerError> {
-    let mut message = String::new();
+    let mut message = Vec::new();
     report
-        .read_to_string(&mut message)
+        .read_to_end(&mut message)
         .map_err(ContainerError::ReadReport)?;
-    Ok(Some(message)
-        .filter(|m| !m.is_empty())
-        .map(ContainerError::Reported))
+    let text = match message.split_first() {
+        None => return Ok(None),
+        Some((&FAILED, text)) => text,
+        Some(_) => &message,
+    };
+    Ok(Some(ContainerError::Reported(
+        String::from_utf8_lossy(text).into_owned(),
+    )))
 }
 
 /// Performs one entry of `mounts` below `root`, creating its mount point.
@@ -513,24 +636,7 @@ mod tests {
 
     use super::*;
     use crate::spec;
-
-    /// A fresh directory under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!("husk-unit-{}-{name}", std::process::id()));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(&dir).unwrap();
-            Self(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::testutil::TempDir;
 
     /// Records every call as a line of text; fails the call named `fail`.
     #[derive(Default)]
@@ -644,15 +750,15 @@ mod tests {
     #[test]
     fn setup_order() {
         let bundle = TempDir::new("order");
-        fs::create_dir(bundle.0.join("data")).unwrap();
-        fs::write(bundle.0.join("conf"), "").unwrap();
-        let spec = spec::parse(CONFIG.as_bytes(), &bundle.0).unwrap();
+        fs::create_dir(bundle.path().join("data")).unwrap();
+        fs::write(bundle.path().join("conf"), "").unwrap();
+        let spec = spec::parse(CONFIG.as_bytes(), bundle.path()).unwrap();
         let sys = Recorder::default();
 
-        let error = init(&sys, &spec).unwrap_err();
+        let error = init(&sys, &spec, || Ok(sys.record("ready", String::new())?)).unwrap_err();
 
         assert_eq!(error.to_string(), "exec");
-        let b = bundle.0.display();
+        let b = bundle.path().display();
         let r = format!("{b}/rootfs");
         let expected = [
             "mark_fds_cloexec".to_owned(),
@@ -674,6 +780,7 @@ mod tests {
             "sethostname box".into(),
             "chdir /srv".into(),
             "set_user 1000:100 [5]".into(),
+            "ready".into(),
             r#"exec "/bin/app" ["/bin/app", "x"] ["A=1"]"#.into(),
         ];
         assert_eq!(*sys.calls.borrow(), expected);
@@ -684,13 +791,13 @@ mod tests {
         let bundle = TempDir::new("failure");
         let json = r#"{"ociVersion": "1.0.0", "process": {"args": ["/bin/sh"], "cwd": "/"},
             "root": {"path": "rootfs"}, "linux": {"namespaces": [{"type": "mount"}]}}"#;
-        let spec = spec::parse(json.as_bytes(), &bundle.0).unwrap();
+        let spec = spec::parse(json.as_bytes(), bundle.path()).unwrap();
         let sys = Recorder {
             fail: Some("pivot_root"),
             ..Recorder::default()
         };
 
-        let error = init(&sys, &spec).unwrap_err();
+        let error = init(&sys, &spec, || Ok(sys.record("ready", String::new())?)).unwrap_err();
 
         assert_eq!(
             crate::error_chain(&error),
@@ -703,20 +810,20 @@ mod tests {
     fn program_lookup() {
         let root = TempDir::new("path");
         for dir in ["usr/bin", "bin", "sbin"] {
-            fs::create_dir_all(root.0.join(dir)).unwrap();
+            fs::create_dir_all(root.path().join(dir)).unwrap();
         }
         let write = |path: &str, mode: u32| {
-            fs::write(root.0.join(path), "").unwrap();
-            fs::set_permissions(root.0.join(path), fs::Permissions::from_mode(mode)).unwrap();
+            fs::write(root.path().join(path), "").unwrap();
+            fs::set_permissions(root.path().join(path), fs::Permissions::from_mode(mode)).unwrap();
         };
         write("usr/bin/plain", 0o644);
         write("bin/plain", 0o755);
         write("bin/tool", 0o755);
         write("sbin/tool", 0o755);
-        fs::create_dir(root.0.join("usr/bin/dir")).unwrap();
+        fs::create_dir(root.path().join("usr/bin/dir")).unwrap();
         let find = |program: &CStr, env: &[&CStr]| {
             let env: Vec<CString> = env.iter().map(|&e| e.to_owned()).collect();
-            find_program(&root.0, program, &env)
+            find_program(root.path(), program, &env)
         };
         let path = c"PATH=/usr/bin:relative::/bin:/sbin";
 
@@ -747,7 +854,7 @@ mod tests {
     #[test]
     fn destination_resolution() {
         let root = TempDir::new("resolve");
-        let r = &root.0;
+        let r = root.path();
         fs::create_dir_all(r.join("real/sub")).unwrap();
         fs::write(r.join("file"), "").unwrap();
         symlink("real", r.join("rel")).unwrap();

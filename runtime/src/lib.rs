@@ -1,15 +1,22 @@
 //! husk: a minimal OCI container runtime for ARM and RISC-V IoT devices.
 //!
-//! [`spec`] turns `config.json` into a [`spec::ContainerSpec`], [`container`]
-//! runs it, and [`sys`] holds every system call and all `unsafe` code.
+//! [`cli`] parses the command line, [`lifecycle`] carries out the OCI commands
+//! over the [`state`] directory, [`spec`] turns `config.json` into a
+//! [`spec::ContainerSpec`], [`container`] sets a container up and runs it, and
+//! [`sys`] holds every system call and all `unsafe` code.
 
 #![deny(unsafe_code)]
 
+pub mod cgroup;
 pub mod cli;
 pub mod container;
+pub mod lifecycle;
 pub mod spec;
+pub mod state;
 #[allow(unsafe_code)]
 pub mod sys;
+#[cfg(test)]
+mod testutil;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -26,18 +33,12 @@ pub enum Error {
     },
     /// `config.json` was rejected.
     Spec(spec::SpecError),
-    /// The container could not be run.
+    /// The container could not be set up or run.
     Container(container::ContainerError),
-}
-
-/// Runs the container of `args` in the foreground and returns its exit status.
-pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
-    let bundle = std::fs::canonicalize(&args.bundle).map_err(|source| Error::Bundle {
-        path: args.bundle.clone(),
-        source,
-    })?;
-    let spec = spec::load(&bundle).map_err(Error::Spec)?;
-    container::run(&spec).map_err(Error::Container)
+    /// The state directory could not be used.
+    State(state::StateError),
+    /// A lifecycle command refused or failed.
+    Lifecycle(lifecycle::LifecycleError),
 }
 
 /// `error` and its sources joined by ": ", on one line.
@@ -58,6 +59,8 @@ impl fmt::Display for Error {
             Self::Bundle { path, .. } => write!(f, "bundle {}", path.display()),
             Self::Spec(e) => e.fmt(f),
             Self::Container(e) => e.fmt(f),
+            Self::State(e) => e.fmt(f),
+            Self::Lifecycle(e) => e.fmt(f),
         }
     }
 }
@@ -68,6 +71,32 @@ impl std::error::Error for Error {
             Self::Bundle { source, .. } => Some(source),
             Self::Spec(e) => e.source(),
             Self::Container(e) => e.source(),
+            Self::State(e) => e.source(),
+            Self::Lifecycle(e) => e.source(),
         }
+    }
+}
+
+impl From<spec::SpecError> for Error {
+    fn from(e: spec::SpecError) -> Self {
+        Self::Spec(e)
+    }
+}
+
+impl From<container::ContainerError> for Error {
+    fn from(e: container::ContainerError) -> Self {
+        Self::Container(e)
+    }
+}
+
+impl From<state::StateError> for Error {
+    fn from(e: state::StateError) -> Self {
+        Self::State(e)
+    }
+}
+
+impl From<lifecycle::LifecycleError> for Error {
+    fn from(e: lifecycle::LifecycleError) -> Self {
+        Self::Lifecycle(e)
     }
 }

@@ -1,29 +1,101 @@
 //! The `husk` binary: parses arguments, calls the library, and reports the
-//! outcome as an exit status (1 for husk's own errors, printed once on stderr).
+//! outcome as an exit status (1 for husk's own errors, printed once on stderr
+//! and, with `--log`, appended to the log file).
 
+use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 
-use husk::cli::{self, Command, EarlyExit};
+use husk::cli::{self, Command, EarlyExit, Invocation, LogFormat};
+use husk::lifecycle::{self, Host};
 
 fn main() -> ExitCode {
-    match cli::parse(std::env::args_os()) {
-        Ok(Command::Version) => {
-            println!("{}", cli::version());
-            ExitCode::SUCCESS
-        }
-        Ok(Command::Run(args)) => match husk::run(&args) {
-            Ok(status) => ExitCode::from(status),
-            Err(error) => fail(&husk::error_chain(&error)),
-        },
+    let invocation = match cli::parse(std::env::args_os()) {
+        Ok(invocation) => invocation,
         Err(EarlyExit::Help(text)) => {
             println!("{}", text.trim_end());
-            ExitCode::SUCCESS
+            return ExitCode::SUCCESS;
         }
-        Err(EarlyExit::Usage(message)) => fail(&message),
+        Err(EarlyExit::Usage(message)) => return fail(&message, None),
+    };
+    match execute(&invocation) {
+        Ok(status) => ExitCode::from(status),
+        Err(error) => fail(&husk::error_chain(&error), invocation.log.as_ref()),
     }
 }
 
-fn fail(message: &str) -> ExitCode {
+fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
+    let host = Host::new(&invocation.root);
+    match &invocation.command {
+        Command::Version => println!("{}", cli::version()),
+        Command::Create(args) => {
+            lifecycle::create(&host, &args.id, &args.bundle, args.pid_file.as_deref())?
+        }
+        Command::Start(id) => lifecycle::start(&host, id)?,
+        Command::State(id) => println!("{}", lifecycle::state(&host, id)?),
+        Command::Kill(id, signal) => lifecycle::kill(&host, id, *signal)?,
+        Command::Delete { id, force } => lifecycle::delete(&host, id, *force)?,
+        Command::Run(args) => {
+            return lifecycle::run(
+                &host,
+                &args.id,
+                &args.bundle,
+                args.pid_file.as_deref(),
+                args.detach,
+            )
+        }
+        Command::List { json, quiet } => {
+            let rows = lifecycle::list(&host)?;
+            if *quiet {
+                rows.iter()
+                    .for_each(|r| println!("{}", r.record.id.as_str()));
+            } else if *json {
+                println!("{}", lifecycle::list_json(&rows));
+            } else {
+                print!("{}", lifecycle::list_table(&rows));
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn fail(message: &str, log: Option<&(std::path::PathBuf, LogFormat)>) -> ExitCode {
     eprintln!("husk: {message}");
+    if let Some((path, format)) = log {
+        // The error is on stderr already; a log that cannot be written adds nothing.
+        let _ = append_log(path, *format, message);
+    }
     ExitCode::FAILURE
+}
+
+fn append_log(path: &Path, format: LogFormat, message: &str) -> std::io::Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let time = lifecycle::rfc3339(now);
+    let line = match format {
+        LogFormat::Text => format!("{time} error: {message}\n"),
+        LogFormat::Json => format!(
+            "{{\"level\":\"error\",\"msg\":\"{}\",\"time\":\"{time}\"}}\n",
+            json_escape(message)
+        ),
+    };
+    let mut file = std::fs::File::options()
+        .append(true)
+        .create(true)
+        .open(path)?;
+    file.write_all(line.as_bytes())
+}
+
+fn json_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }

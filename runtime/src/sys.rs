@@ -141,6 +141,12 @@ impl Syscalls for Linux {
     }
 }
 
+/// Makes a fifo at `path`, readable and writable by its owner only.
+pub fn mkfifo(path: &Path) -> Result<(), SysError> {
+    let mode = Mode::S_IRUSR | Mode::S_IWUSR;
+    check("mkfifo", Some(path), nix::unistd::mkfifo(path, mode))
+}
+
 /// Forks the calling process.
 pub fn fork() -> Result<ForkResult, SysError> {
     // SAFETY: husk never starts a thread (see the process model in container.rs),
@@ -195,6 +201,18 @@ pub fn wait(pid: Pid) -> Result<u8, SysError> {
         if let Some(code) = exit_code(check("waitpid", None, nix::sys::wait::waitpid(pid, None))?) {
             return Ok(code);
         }
+    }
+}
+
+/// Waits for `pid` to end if it is a child of this process; does nothing if
+/// it is not (a process reparented elsewhere is reaped there).
+pub fn reap(pid: Pid) -> Result<(), SysError> {
+    match wait(pid) {
+        Err(SysError {
+            errno: Errno::ECHILD,
+            ..
+        }) => Ok(()),
+        result => result.map(drop),
     }
 }
 

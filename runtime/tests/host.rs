@@ -139,9 +139,46 @@ impl Bundle {
         fs::write(self.dir.join("config.json"), json).unwrap();
     }
 
+    /// The state directory this test's husk uses (`--root`).
+    fn state_root(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// Runs `husk --root <state> ARGS...` to its end. Its output goes through
+    /// files, not pipes: a container it leaves running inherits them, and would
+    /// keep a pipe open.
+    fn husk(&self, args: &[&str]) -> Outcome {
+        let out_path = self.dir.join("husk.stdout");
+        let err_path = self.dir.join("husk.stderr");
+        let mut child = Command::new(HUSK)
+            .arg("--root")
+            .arg(self.state_root())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&out_path).unwrap())
+            .stderr(fs::File::create(&err_path).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + TIMEOUT;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "husk {args:?} did not finish");
+            sleep(Duration::from_millis(5));
+        };
+        Outcome {
+            status: status.code().expect("husk itself should not be killed"),
+            stdout: fs::read_to_string(out_path).unwrap(),
+            stderr: fs::read_to_string(err_path).unwrap(),
+        }
+    }
+
     fn spawn(&self, config: &Config<'_>) -> Child {
         self.write_config(config);
         Command::new(HUSK)
+            .arg("--root")
+            .arg(self.state_root())
             .args(["run", "--bundle"])
             .arg(&self.dir)
             .arg(self.name)
@@ -160,6 +197,13 @@ impl Bundle {
 
 impl Drop for Bundle {
     fn drop(&mut self) {
+        // A test that failed half-way may leave a container behind: kill it.
+        let _ = Command::new(HUSK)
+            .arg("--root")
+            .arg(self.state_root())
+            .args(["delete", "--force", self.name])
+            .stderr(Stdio::null())
+            .status();
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
@@ -523,4 +567,163 @@ fn no_mount_leaks_to_the_host() {
     ];
     assert_eq!(targets, expected, "container mount table:\n{inside}");
     assert_eq!(mount_count(), before);
+}
+
+/// The `"status"` and `"pid"` of `husk state` output.
+fn state_of(bundle: &Bundle) -> (String, i32) {
+    let out = success(bundle.husk(&["state", bundle.name]));
+    let field = |name: &str| {
+        let start = out.find(&format!("\"{name}\":")).expect(name) + name.len() + 3;
+        let rest = &out[start..];
+        rest[..rest.find([',', '}']).unwrap()]
+            .trim_matches('"')
+            .to_owned()
+    };
+    (field("status"), field("pid").parse().unwrap())
+}
+
+fn process_exists(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+/// A container that, once started, marks a host directory and sleeps.
+const MARK_AND_SLEEP: Config<'static> = Config {
+    args: &["sh", "-c", "touch /out/started; exec sleep 1000"],
+    mounts: r#", {"destination": "/out", "source": "out", "options": ["bind"]}"#,
+    ..DEFAULT
+};
+
+#[test]
+fn create_start_kill_delete_lifecycle() {
+    let Some(bundle) = Bundle::new("lifecycle") else {
+        return;
+    };
+    fs::create_dir(bundle.dir.join("out")).unwrap();
+    bundle.write_config(&MARK_AND_SLEEP);
+    let dir = bundle.dir.to_str().unwrap();
+    let pid_file = bundle.dir.join("pid");
+    let pid_arg = pid_file.to_str().unwrap();
+
+    success(bundle.husk(&[
+        "create",
+        "--bundle",
+        dir,
+        "--pid-file",
+        pid_arg,
+        "lifecycle",
+    ]));
+    let (status, pid) = state_of(&bundle);
+    assert_eq!(status, "created");
+    assert_eq!(fs::read_to_string(&pid_file).unwrap(), pid.to_string());
+    assert!(process_exists(pid));
+    sleep(Duration::from_millis(200));
+    assert!(
+        !bundle.dir.join("out/started").exists(),
+        "the process must not run before start"
+    );
+
+    success(bundle.husk(&["start", "lifecycle"]));
+    let deadline = Instant::now() + TIMEOUT;
+    while !bundle.dir.join("out/started").exists() {
+        assert!(Instant::now() < deadline, "the process did not start");
+        sleep(Duration::from_millis(10));
+    }
+    assert_eq!(state_of(&bundle), ("running".to_owned(), pid));
+    let list = success(bundle.husk(&["list"]));
+    assert!(list.starts_with("ID"), "{list}");
+    assert!(
+        list.contains(&format!("lifecycle  {pid:>7}  running")),
+        "{list}"
+    );
+    let json = success(bundle.husk(&["list", "--format", "json"]));
+    assert!(json.starts_with(r#"[{"ociVersion":"#) && json.contains(r#""status":"running""#));
+
+    let again = bundle.husk(&["start", "lifecycle"]);
+    assert_eq!(again.status, 1);
+    assert_eq!(
+        again.stderr,
+        "husk: cannot start container lifecycle: it is running\n"
+    );
+    let refused = bundle.husk(&["delete", "lifecycle"]);
+    assert_eq!(refused.status, 1);
+    assert!(refused.stderr.contains("use --force"), "{}", refused.stderr);
+
+    success(bundle.husk(&["kill", "lifecycle", "KILL"]));
+    let deadline = Instant::now() + TIMEOUT;
+    while state_of(&bundle).0 != "stopped" {
+        assert!(Instant::now() < deadline, "the container did not stop");
+        sleep(Duration::from_millis(10));
+    }
+    assert_eq!(state_of(&bundle).1, 0);
+    let killed = bundle.husk(&["kill", "lifecycle"]);
+    assert_eq!(
+        killed.stderr,
+        "husk: cannot kill container lifecycle: it is stopped\n"
+    );
+    success(bundle.husk(&["delete", "lifecycle"]));
+    assert!(!bundle.state_root().join("lifecycle").exists());
+    let gone = bundle.husk(&["state", "lifecycle"]);
+    assert_eq!(gone.status, 1);
+    assert_eq!(gone.stderr, "husk: container lifecycle does not exist\n");
+}
+
+#[test]
+fn a_second_create_with_the_same_id_is_refused() {
+    let Some(bundle) = Bundle::new("same_id") else {
+        return;
+    };
+    fs::create_dir(bundle.dir.join("out")).unwrap();
+    bundle.write_config(&MARK_AND_SLEEP);
+    let dir = bundle.dir.to_str().unwrap();
+    success(bundle.husk(&["create", "--bundle", dir, "same_id"]));
+    let (_, pid) = state_of(&bundle);
+    let second = bundle.husk(&["create", "--bundle", dir, "same_id"]);
+    assert_eq!(second.status, 1);
+    assert_eq!(second.stderr, "husk: container same_id exists already\n");
+    // The first container is untouched.
+    assert_eq!(state_of(&bundle), ("created".to_owned(), pid));
+    success(bundle.husk(&["delete", "same_id"]));
+    assert!(!process_exists(pid), "delete must kill a created container");
+}
+
+#[test]
+fn delete_force_kills_a_running_container() {
+    let Some(bundle) = Bundle::new("force") else {
+        return;
+    };
+    fs::create_dir(bundle.dir.join("out")).unwrap();
+    bundle.write_config(&MARK_AND_SLEEP);
+    let dir = bundle.dir.to_str().unwrap();
+    let mounts = mount_count();
+    success(bundle.husk(&["run", "--detach", "--bundle", dir, "force"]));
+    let (status, pid) = state_of(&bundle);
+    assert_eq!(status, "running");
+    success(bundle.husk(&["delete", "--force", "force"]));
+    assert!(!process_exists(pid));
+    assert!(!bundle.state_root().join("force").exists());
+    assert_eq!(mount_count(), mounts, "no mount may be left on the host");
+}
+
+#[test]
+fn a_failed_create_leaves_nothing_behind() {
+    let Some(bundle) = Bundle::new("failed_create") else {
+        return;
+    };
+    bundle.write_config(&Config {
+        args: &["no-such-program"],
+        ..DEFAULT
+    });
+    let dir = bundle.dir.to_str().unwrap();
+    let outcome = bundle.husk(&["create", "--bundle", dir, "failed_create"]);
+    assert_eq!(outcome.status, 1);
+    assert_eq!(
+        outcome.stderr,
+        "husk: exec: no-such-program: executable file not found in $PATH\n"
+    );
+    assert!(!bundle.state_root().join("failed_create").exists());
+    let list = success(bundle.husk(&["list", "-q"]));
+    assert_eq!(list, "");
 }

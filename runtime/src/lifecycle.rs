@@ -1,0 +1,709 @@
+//! The OCI lifecycle, as runc and crun speak it: `create`, `start`, `state`,
+//! `kill`, `delete`, `run` and `list`.
+//!
+//! Between commands a container is a directory in the [`StateDir`] plus its
+//! init process. Status is never stored; it is read off the world each time:
+//!
+//! | record        | init process (pid and start time match) | exec fifo | status   |
+//! |---------------|-----------------------------------------|-----------|----------|
+//! | no pid yet    | -                                       | -         | creating |
+//! | pid           | alive                                   | present   | created  |
+//! | pid           | alive                                   | gone      | running  |
+//! | pid           | gone, zombie, or another process        | -         | stopped  |
+//!
+//! `create` claims the directory, records the container without a pid, makes
+//! the exec fifo, spawns the init (which sets everything up, reports ready and
+//! blocks reading the fifo) and records the pid. `start` writes one byte to the
+//! fifo and removes it: the init reads the byte and executes the container
+//! process. A `create` that fails removes what it made, the init included.
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use serde::Serialize;
+
+use crate::container::{self, ContainerId};
+use crate::spec;
+use crate::state::{Record, StateDir, StateError};
+use crate::sys;
+use crate::Error;
+
+/// The OCI runtime spec version whose state format `state` prints.
+pub const OCI_VERSION: &str = "1.2.0";
+/// How long `delete` waits for a killed container to be gone.
+pub const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// The places the lifecycle works in: the state directory and procfs.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// Where containers are recorded (`--root`).
+    pub state: StateDir,
+    /// Where procfs is mounted, normally `/proc`.
+    pub proc_root: PathBuf,
+}
+
+/// The status of a container, as the OCI runtime spec names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Recorded, but its init does not exist yet (or `create` was interrupted).
+    Creating,
+    /// Set up and waiting for `start`.
+    Created,
+    /// The container process runs.
+    Running,
+    /// The container process has ended.
+    Stopped,
+}
+
+/// Why a lifecycle command refused to act.
+#[derive(Debug)]
+pub enum LifecycleError {
+    /// The command needs another status.
+    WrongStatus {
+        /// The container.
+        id: ContainerId,
+        /// What the command was.
+        command: &'static str,
+        /// The status the container has.
+        status: Status,
+    },
+    /// The container's init ended before it could be recorded.
+    InitVanished(ContainerId),
+    /// Writing the pid file failed.
+    PidFile {
+        /// The pid file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// Talking to the exec fifo failed.
+    ExecFifo {
+        /// The fifo.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// A killed container did not go away.
+    StillAlive {
+        /// The container.
+        id: ContainerId,
+        /// Its init.
+        pid: i32,
+    },
+    /// A signal name or number is not one husk knows.
+    BadSignal(String),
+}
+
+/// One row of `list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// The container.
+    pub record: Record,
+    /// Its status now.
+    pub status: Status,
+}
+
+impl Host {
+    /// The host whose state directory is `root`, with procfs at `/proc`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            state: StateDir::new(root),
+            proc_root: PathBuf::from("/proc"),
+        }
+    }
+
+    /// The status of the container `record` describes.
+    pub fn status(&self, record: &Record) -> Status {
+        let Some(pid) = record.pid else {
+            return Status::Creating;
+        };
+        if !self.is_alive(pid, record.start_time) {
+            Status::Stopped
+        } else if self.state.exec_fifo(&record.id).exists() {
+            Status::Created
+        } else {
+            Status::Running
+        }
+    }
+
+    fn is_alive(&self, pid: i32, start_time: u64) -> bool {
+        matches!(process_start(&self.proc_root, pid), Some((state, start))
+            if start == start_time && state != 'Z' && state != 'X')
+    }
+}
+
+/// `create`: sets the container up and leaves it waiting for `start`.
+pub fn create(
+    host: &Host,
+    id: &ContainerId,
+    bundle: &Path,
+    pid_file: Option<&Path>,
+) -> Result<(), Error> {
+    let (bundle, spec) = load_bundle(bundle)?;
+    let mut record = claim(host, id, &bundle, &spec)?;
+    let fifo = host.state.exec_fifo(id);
+    let made = sys::mkfifo(&fifo)
+        .map_err(container::ContainerError::from)
+        .and_then(|()| container::spawn(&spec, Some(&fifo)));
+    let result = made.map_err(Error::from).and_then(|spawned| {
+        let recorded = record_pid(host, &mut record, spawned.pid, pid_file);
+        if recorded.is_err() {
+            let _ = sys::forward_signal(spawned.pid, Signal::SIGKILL);
+        }
+        recorded
+    });
+    if result.is_err() {
+        let _ = host.state.remove(id);
+    }
+    result
+}
+
+/// `start`: lets a created container execute its process.
+pub fn start(host: &Host, id: &ContainerId) -> Result<(), Error> {
+    let record = host.state.load(id)?;
+    let status = host.status(&record);
+    if status != Status::Created {
+        return Err(wrong_status(id, "start", status));
+    }
+    let fifo = host.state.exec_fifo(id);
+    let fifo_error = |source| LifecycleError::ExecFifo {
+        path: fifo.clone(),
+        source,
+    };
+    // Non-blocking: if the init is gone there is no reader and this fails at
+    // once (ENXIO) instead of waiting for one.
+    let mut writer = File::options()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENXIO) => wrong_status(id, "start", Status::Stopped),
+            _ => fifo_error(e).into(),
+        })?;
+    writer.write_all(&[0]).map_err(fifo_error)?;
+    fs::remove_file(&fifo).map_err(fifo_error)?;
+    Ok(())
+}
+
+/// `state`: the OCI state of a container, as one line of JSON.
+pub fn state(host: &Host, id: &ContainerId) -> Result<String, Error> {
+    let record = host.state.load(id)?;
+    let status = host.status(&record);
+    Ok(state_json(&record, status))
+}
+
+/// `kill`: sends `signal` to the container's init.
+pub fn kill(host: &Host, id: &ContainerId, signal: Signal) -> Result<(), Error> {
+    let record = host.state.load(id)?;
+    match (host.status(&record), record.pid) {
+        (Status::Created | Status::Running, Some(pid)) => {
+            sys::forward_signal(Pid::from_raw(pid), signal)
+                .map_err(container::ContainerError::from)?;
+            Ok(())
+        }
+        (status, _) => Err(wrong_status(id, "kill", status)),
+    }
+}
+
+/// `delete`: removes a stopped (or, with `force`, any) container.
+pub fn delete(host: &Host, id: &ContainerId, force: bool) -> Result<(), Error> {
+    let record = match host.state.load(id) {
+        Ok(record) => Some(record),
+        Err(StateError::Incomplete(_)) if force => None,
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(record) = record {
+        let status = host.status(&record);
+        match (status, record.pid) {
+            (Status::Stopped, _) => {}
+            // A created container never ran anything: runc deletes it too.
+            (Status::Created, Some(pid)) => stop(host, &record, pid)?,
+            (_, Some(pid)) if force => stop(host, &record, pid)?,
+            (Status::Creating, None) if force => {}
+            _ => return Err(wrong_status(id, "delete", status)),
+        }
+    }
+    host.state.remove(id)?;
+    Ok(())
+}
+
+/// `run`: creates and starts a container. In the foreground, waits for it,
+/// removes it and returns its exit status; with `detach`, returns 0 once it runs.
+pub fn run(
+    host: &Host,
+    id: &ContainerId,
+    bundle: &Path,
+    pid_file: Option<&Path>,
+    detach: bool,
+) -> Result<u8, Error> {
+    let (bundle, spec) = load_bundle(bundle)?;
+    let mut record = claim(host, id, &bundle, &spec)?;
+    let result = if detach {
+        container::spawn(&spec, None)
+            .and_then(container::Spawned::exec_result)
+            .map_err(Error::from)
+            .and_then(|pid| {
+                let recorded = record_pid(host, &mut record, pid, pid_file);
+                if recorded.is_err() {
+                    let _ = sys::forward_signal(pid, Signal::SIGKILL);
+                }
+                recorded
+            })
+            .map(|()| 0)
+    } else {
+        container::run(&spec, |pid| record_pid(host, &mut record, pid, pid_file))
+    };
+    if result.is_err() || !detach {
+        let _ = host.state.remove(id);
+    }
+    result
+}
+
+/// `list`: every container in the state directory, by id.
+pub fn list(host: &Host) -> Result<Vec<Summary>, Error> {
+    let mut rows = Vec::new();
+    for id in host.state.ids()? {
+        match host.state.load(&id) {
+            Ok(record) => rows.push(Summary {
+                status: host.status(&record),
+                record,
+            }),
+            // Interrupted creates and containers deleted meanwhile are not listed.
+            Err(StateError::Incomplete(_) | StateError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(rows)
+}
+
+/// `list` as a table that fits 80 columns for ids of ordinary length.
+pub fn list_table(rows: &[Summary]) -> String {
+    let id_width = rows
+        .iter()
+        .map(|r| r.record.id.as_str().len())
+        .max()
+        .unwrap_or(0)
+        .max(2);
+    let mut out = format!(
+        "{:<id_width$}  {:>7}  {:<8}  {:<20}  BUNDLE\n",
+        "ID", "PID", "STATUS", "CREATED"
+    );
+    for row in rows {
+        let pid = match row.status {
+            Status::Stopped | Status::Creating => 0,
+            _ => row.record.pid.unwrap_or(0),
+        };
+        out.push_str(&format!(
+            "{:<id_width$}  {pid:>7}  {:<8}  {:<20}  {}\n",
+            row.record.id.as_str(),
+            row.status,
+            rfc3339(row.record.created),
+            row.record.bundle.display()
+        ));
+    }
+    out
+}
+
+/// `list --format json`: an array of OCI states.
+pub fn list_json(rows: &[Summary]) -> String {
+    let states: Vec<String> = rows
+        .iter()
+        .map(|r| state_json(&r.record, r.status))
+        .collect();
+    format!("[{}]", states.join(","))
+}
+
+/// Parses a signal as `kill` takes it: `TERM`, `SIGTERM`, `term` or `15`.
+pub fn parse_signal(text: &str) -> Result<Signal, LifecycleError> {
+    let bad = || LifecycleError::BadSignal(text.to_owned());
+    if let Ok(number) = text.parse::<i32>() {
+        return Signal::try_from(number).map_err(|_| bad());
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse().map_err(|_| bad())
+}
+
+/// Seconds since the epoch as an RFC 3339 UTC timestamp.
+pub fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn load_bundle(bundle: &Path) -> Result<(PathBuf, spec::ContainerSpec), Error> {
+    let bundle = fs::canonicalize(bundle).map_err(|source| Error::Bundle {
+        path: bundle.to_owned(),
+        source,
+    })?;
+    let spec = spec::load(&bundle)?;
+    Ok((bundle, spec))
+}
+
+/// Claims the container's directory and records it without a pid, so that an
+/// interrupted create is visible and `delete --force` can clean it up.
+fn claim(
+    host: &Host,
+    id: &ContainerId,
+    bundle: &Path,
+    spec: &spec::ContainerSpec,
+) -> Result<Record, Error> {
+    host.state.claim(id)?;
+    let record = Record {
+        id: id.clone(),
+        bundle: bundle.to_owned(),
+        rootfs: spec.root.clone(),
+        pid: None,
+        start_time: 0,
+        created: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    };
+    if let Err(e) = host.state.save(&record) {
+        let _ = host.state.remove(id);
+        return Err(e.into());
+    }
+    Ok(record)
+}
+
+fn record_pid(
+    host: &Host,
+    record: &mut Record,
+    pid: Pid,
+    pid_file: Option<&Path>,
+) -> Result<(), Error> {
+    let (_, start_time) = process_start(&host.proc_root, pid.as_raw())
+        .ok_or_else(|| LifecycleError::InitVanished(record.id.clone()))?;
+    record.pid = Some(pid.as_raw());
+    record.start_time = start_time;
+    host.state.save(record)?;
+    if let Some(path) = pid_file {
+        write_pid_file(path, pid.as_raw())?;
+    }
+    Ok(())
+}
+
+/// Writes the pid file atomically, as runc does: the pid, no newline.
+fn write_pid_file(path: &Path, pid: i32) -> Result<(), LifecycleError> {
+    let error = |source| LifecycleError::PidFile {
+        path: path.to_owned(),
+        source,
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| error(Errno::EISDIR.into()))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    fs::write(&tmp, pid.to_string()).map_err(error)?;
+    fs::rename(&tmp, path).map_err(error)
+}
+
+/// Kills a container's init and waits until it is gone.
+fn stop(host: &Host, record: &Record, pid: i32) -> Result<(), Error> {
+    sys::forward_signal(Pid::from_raw(pid), Signal::SIGKILL)
+        .map_err(container::ContainerError::from)?;
+    let step = Duration::from_millis(10);
+    let mut waited = Duration::ZERO;
+    while host.is_alive(pid, record.start_time) {
+        if waited >= KILL_WAIT {
+            return Err(LifecycleError::StillAlive {
+                id: record.id.clone(),
+                pid,
+            }
+            .into());
+        }
+        std::thread::sleep(step);
+        waited += step;
+    }
+    Ok(())
+}
+
+/// The state letter and start time (field 22, clock ticks after boot) of a
+/// process, from `<proc_root>/<pid>/stat`; `None` if there is no such process.
+pub fn process_start(proc_root: &Path, pid: i32) -> Option<(char, u64)> {
+    let stat = fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: skip past the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // Fields 4 to 21 lie between the state (field 3) and the start time (22).
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+fn wrong_status(id: &ContainerId, command: &'static str, status: Status) -> Error {
+    LifecycleError::WrongStatus {
+        id: id.clone(),
+        command,
+        status,
+    }
+    .into()
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WireState<'a> {
+    oci_version: &'a str,
+    id: &'a str,
+    status: &'a str,
+    pid: i32,
+    bundle: &'a str,
+    rootfs: &'a str,
+    created: &'a str,
+}
+
+fn state_json(record: &Record, status: Status) -> String {
+    let pid = match status {
+        Status::Created | Status::Running => record.pid.unwrap_or(0),
+        Status::Creating | Status::Stopped => 0,
+    };
+    let created = rfc3339(record.created);
+    let wire = WireState {
+        oci_version: OCI_VERSION,
+        id: record.id.as_str(),
+        status: status.name(),
+        pid,
+        bundle: record.bundle.to_str().unwrap_or(""),
+        rootfs: record.rootfs.to_str().unwrap_or(""),
+        created: &created,
+    };
+    // The record's paths were checked against the state file limit when it was
+    // saved, so twice that always holds the state.
+    let mut buf = vec![0; 2 * crate::state::MAX_STATE_BYTES];
+    let len = serde_json_core::to_slice(&wire, &mut buf).unwrap_or(0);
+    buf.truncate(len);
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+impl Status {
+    /// The name the OCI runtime spec gives this status.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Creating => "creating",
+            Self::Created => "created",
+            Self::Running => "running",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl fmt::Display for LifecycleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::WrongStatus {
+                id,
+                command,
+                status,
+            } => {
+                let hint = match (*command, status) {
+                    ("delete", _) => " (use --force to kill it first)",
+                    _ => "",
+                };
+                write!(
+                    f,
+                    "cannot {command} container {}: it is {status}{hint}",
+                    id.as_str()
+                )
+            }
+            Self::InitVanished(id) => write!(
+                f,
+                "container {}: its init ended before it could be recorded",
+                id.as_str()
+            ),
+            Self::PidFile { path, .. } => write!(f, "writing pid file {}", path.display()),
+            Self::ExecFifo { path, .. } => write!(f, "exec fifo {}", path.display()),
+            Self::StillAlive { id, pid } => write!(
+                f,
+                "container {}: init {pid} still alive {} s after SIGKILL",
+                id.as_str(),
+                KILL_WAIT.as_secs()
+            ),
+            Self::BadSignal(text) => write!(f, "unknown signal {text:?}"),
+        }
+    }
+}
+
+impl std::error::Error for LifecycleError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::PidFile { source, .. } | Self::ExecFifo { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::TempDir;
+
+    fn host(tmp: &TempDir) -> Host {
+        Host {
+            state: StateDir::new(tmp.path().join("run")),
+            proc_root: tmp.path().join("proc"),
+        }
+    }
+
+    /// A fake /proc/<pid>/stat with the given state letter and start time.
+    fn fake_process(tmp: &TempDir, pid: i32, state: char, start: u64) {
+        let dir = tmp.path().join("proc").join(pid.to_string());
+        fs::create_dir_all(&dir).unwrap();
+        let middle = ["0"; 18].join(" ");
+        let stat = format!("{pid} (a (weird) name) {state} {middle} {start} 0 0\n");
+        fs::write(dir.join("stat"), stat).unwrap();
+    }
+
+    fn record(id: &str, pid: Option<i32>, start_time: u64) -> Record {
+        Record {
+            id: id.parse().unwrap(),
+            bundle: PathBuf::from("/b"),
+            rootfs: PathBuf::from("/b/rootfs"),
+            pid,
+            start_time,
+            created: 0,
+        }
+    }
+
+    #[test]
+    fn process_start_reads_past_the_command_name() {
+        let tmp = TempDir::new("stat");
+        fake_process(&tmp, 42, 'S', 123_456);
+        assert_eq!(
+            process_start(&tmp.path().join("proc"), 42),
+            Some(('S', 123_456))
+        );
+        assert_eq!(process_start(&tmp.path().join("proc"), 43), None);
+    }
+
+    #[test]
+    fn status_is_read_off_the_process_and_the_fifo() {
+        let tmp = TempDir::new("status");
+        let host = host(&tmp);
+        let rec = record("c", Some(42), 100);
+        host.state.claim(&rec.id).unwrap();
+        assert_eq!(host.status(&record("c", None, 0)), Status::Creating);
+        assert_eq!(host.status(&rec), Status::Stopped);
+        fake_process(&tmp, 42, 'S', 100);
+        assert_eq!(host.status(&rec), Status::Running);
+        fs::write(host.state.exec_fifo(&rec.id), "").unwrap();
+        assert_eq!(host.status(&rec), Status::Created);
+        // A recycled pid is another process; a zombie has ended.
+        fake_process(&tmp, 42, 'S', 999);
+        assert_eq!(host.status(&rec), Status::Stopped);
+        fake_process(&tmp, 42, 'Z', 100);
+        assert_eq!(host.status(&rec), Status::Stopped);
+    }
+
+    #[test]
+    fn commands_refuse_the_wrong_status() {
+        let tmp = TempDir::new("wrong");
+        let host = host(&tmp);
+        let rec = record("c", Some(42), 100);
+        host.state.claim(&rec.id).unwrap();
+        host.state.save(&rec).unwrap();
+        fake_process(&tmp, 42, 'S', 100);
+        let err = delete(&host, &rec.id, false).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "cannot delete container c: it is running (use --force to kill it first)"
+        );
+        let err = start(&host, &rec.id).unwrap_err().to_string();
+        assert_eq!(err, "cannot start container c: it is running");
+        fake_process(&tmp, 42, 'Z', 100);
+        let err = kill(&host, &rec.id, Signal::SIGTERM).unwrap_err();
+        assert_eq!(err.to_string(), "cannot kill container c: it is stopped");
+        delete(&host, &rec.id, false).unwrap();
+        assert!(!host.state.dir(&rec.id).exists());
+    }
+
+    #[test]
+    fn delete_force_removes_an_interrupted_create() {
+        let tmp = TempDir::new("interrupted");
+        let host = host(&tmp);
+        let id: ContainerId = "c".parse().unwrap();
+        host.state.claim(&id).unwrap();
+        let err = delete(&host, &id, false).unwrap_err().to_string();
+        assert!(err.contains("husk delete --force c"), "{err}");
+        delete(&host, &id, true).unwrap();
+        assert!(!host.state.dir(&id).exists());
+        let err = delete(&host, &id, true).unwrap_err().to_string();
+        assert_eq!(err, "container c does not exist");
+    }
+
+    #[test]
+    fn state_json_follows_the_oci_state_format() {
+        let mut rec = record("web", Some(42), 7);
+        rec.created = 1_795_800_000;
+        assert_eq!(
+            state_json(&rec, Status::Running),
+            r#"{"ociVersion":"1.2.0","id":"web","status":"running","pid":42,"bundle":"/b","rootfs":"/b/rootfs","created":"2026-11-27T17:20:00Z"}"#
+        );
+        assert!(state_json(&rec, Status::Stopped).contains(r#""pid":0"#));
+    }
+
+    #[test]
+    fn rfc3339_matches_known_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(4_107_542_399), "2100-02-28T23:59:59Z");
+    }
+
+    #[test]
+    fn signals_parse_like_runc() {
+        for text in ["TERM", "SIGTERM", "term", "15"] {
+            assert_eq!(parse_signal(text).unwrap(), Signal::SIGTERM, "{text}");
+        }
+        assert_eq!(parse_signal("9").unwrap(), Signal::SIGKILL);
+        for text in ["", "NOPE", "99", "-1"] {
+            assert!(parse_signal(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_table_fits_80_columns() {
+        let rows = vec![Summary {
+            record: record("a-typical-container-id", Some(1234), 1),
+            status: Status::Running,
+        }];
+        let table = list_table(&rows);
+        assert!(table.starts_with("ID                          PID  STATUS"));
+        for line in table.lines() {
+            assert!(line.len() <= 80, "{line}");
+        }
+        assert!(table.contains("     1234  running   1970-01-01T00:00:00Z  /b"));
+    }
+}

@@ -1,0 +1,421 @@
+//! The state directory: what husk knows about each container between commands.
+//!
+//! ```text
+//! <root>/                   0700, default /run/husk (a tmpfs: gone at reboot)
+//! <root>/<id>/              claimed with mkdir, so two creates of one id cannot race
+//! <root>/<id>/state.json    the Record, replaced atomically (temp file, fsync, rename)
+//! <root>/<id>/exec.fifo     exists from create until start (see lifecycle.rs)
+//! ```
+//!
+//! A directory without `state.json` is a create that was interrupted before the
+//! record was first written; `delete --force` removes it.
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json_core::str::{EscapedStr, EscapedStringFragment};
+
+use crate::container::ContainerId;
+
+/// Where state lives unless `--root` says otherwise.
+pub const DEFAULT_ROOT: &str = "/run/husk";
+/// Largest `state.json` read, in bytes.
+pub const MAX_STATE_BYTES: usize = 16 * 1024;
+/// The version of the `state.json` layout written by this husk.
+pub const STATE_VERSION: u32 = 1;
+
+const STATE_FILE: &str = "state.json";
+const EXEC_FIFO: &str = "exec.fifo";
+
+/// The state directory.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+/// What husk records about one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The container id.
+    pub id: ContainerId,
+    /// The bundle directory, absolute.
+    pub bundle: PathBuf,
+    /// The root filesystem, absolute.
+    pub rootfs: PathBuf,
+    /// The container init's pid in husk's PID namespace, once it exists.
+    pub pid: Option<i32>,
+    /// The init's start time (clock ticks after boot, `/proc/<pid>/stat` field
+    /// 22), so that a recycled pid is never mistaken for the container.
+    pub start_time: u64,
+    /// When the container was created, in seconds since the Unix epoch.
+    pub created: u64,
+}
+
+/// Why the state directory could not be used.
+#[derive(Debug)]
+pub enum StateError {
+    /// A container with this id exists already.
+    Exists(ContainerId),
+    /// No container has this id.
+    NotFound(ContainerId),
+    /// The container's directory has no record: its create was interrupted.
+    Incomplete(ContainerId),
+    /// An I/O operation on a state path failed.
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// `state.json` is not a record this husk can read.
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+impl StateDir {
+    /// The state directory at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The directory of container `id`.
+    pub fn dir(&self, id: &ContainerId) -> PathBuf {
+        self.root.join(id.as_str())
+    }
+
+    /// The start fifo of container `id`.
+    pub fn exec_fifo(&self, id: &ContainerId) -> PathBuf {
+        self.dir(id).join(EXEC_FIFO)
+    }
+
+    /// Creates the directory of a new container; fails if `id` is taken.
+    pub fn claim(&self, id: &ContainerId) -> Result<PathBuf, StateError> {
+        let mut builder = fs::DirBuilder::new();
+        builder.mode(0o700).recursive(true);
+        builder
+            .create(&self.root)
+            .map_err(|e| io_error("create state directory", &self.root, e))?;
+        let dir = self.dir(id);
+        match builder.recursive(false).create(&dir) {
+            Ok(()) => Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                Err(StateError::Exists(id.clone()))
+            }
+            Err(e) => Err(io_error("create", &dir, e)),
+        }
+    }
+
+    /// Writes `record`, replacing the previous one atomically.
+    pub fn save(&self, record: &Record) -> Result<(), StateError> {
+        let path = self.dir(&record.id).join(STATE_FILE);
+        let tmp = path.with_extension("json.tmp");
+        let text = encode(record).map_err(|()| StateError::Corrupt {
+            path: path.clone(),
+            reason: "record larger than the state file limit",
+        })?;
+        let write = || -> io::Result<()> {
+            let mut file = File::options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            file.write_all(&text)?;
+            file.sync_all()?;
+            fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| io_error("write", &path, e))
+    }
+
+    /// Reads the record of container `id`.
+    pub fn load(&self, id: &ContainerId) -> Result<Record, StateError> {
+        let dir = self.dir(id);
+        let path = dir.join(STATE_FILE);
+        let mut text = Vec::new();
+        match File::open(&path) {
+            Ok(file) => file
+                .take(MAX_STATE_BYTES as u64 + 1)
+                .read_to_end(&mut text)
+                .map_err(|e| io_error("read", &path, e))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(if dir.is_dir() {
+                    StateError::Incomplete(id.clone())
+                } else {
+                    StateError::NotFound(id.clone())
+                });
+            }
+            Err(e) => return Err(io_error("read", &path, e)),
+        };
+        let corrupt = |reason| StateError::Corrupt {
+            path: path.clone(),
+            reason,
+        };
+        if text.len() > MAX_STATE_BYTES {
+            return Err(corrupt("larger than the state file limit"));
+        }
+        let record = decode(&text).map_err(corrupt)?;
+        if &record.id != id {
+            return Err(corrupt("records another container id"));
+        }
+        Ok(record)
+    }
+
+    /// The ids of every container with a directory here, sorted.
+    pub fn ids(&self) -> Result<Vec<ContainerId>, StateError> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_error("list", &self.root, e)),
+        };
+        let mut ids = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error("list", &self.root, e))?;
+            // Anything that is not a container's directory is not ours to list.
+            if let Some(id) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    ids.push(id);
+                }
+            }
+        }
+        ids.sort_by(|a: &ContainerId, b| a.as_str().cmp(b.as_str()));
+        Ok(ids)
+    }
+
+    /// Removes the directory of container `id` and everything in it.
+    pub fn remove(&self, id: &ContainerId) -> Result<(), StateError> {
+        let dir = self.dir(id);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error("remove", &dir, e)),
+        }
+    }
+}
+
+fn io_error(op: &'static str, path: &Path, source: io::Error) -> StateError {
+    StateError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+// The file layout. Paths are stored as JSON strings, so only UTF-8 paths can be
+// recorded: the CLI accepts nothing else.
+
+#[derive(Serialize)]
+struct WireRecordOut<'a> {
+    version: u32,
+    id: &'a str,
+    bundle: &'a str,
+    rootfs: &'a str,
+    pid: i32,
+    start_time: u64,
+    created: u64,
+}
+
+#[derive(Deserialize)]
+struct WireRecordIn<'a> {
+    version: u32,
+    #[serde(borrow)]
+    id: EscapedStr<'a>,
+    #[serde(borrow)]
+    bundle: EscapedStr<'a>,
+    #[serde(borrow)]
+    rootfs: EscapedStr<'a>,
+    pid: i32,
+    start_time: u64,
+    created: u64,
+}
+
+fn encode(record: &Record) -> Result<Vec<u8>, ()> {
+    let wire = WireRecordOut {
+        version: STATE_VERSION,
+        id: record.id.as_str(),
+        bundle: record.bundle.to_str().ok_or(())?,
+        rootfs: record.rootfs.to_str().ok_or(())?,
+        pid: record.pid.unwrap_or(0),
+        start_time: record.start_time,
+        created: record.created,
+    };
+    let mut buf = vec![0; MAX_STATE_BYTES];
+    let len = serde_json_core::to_slice(&wire, &mut buf).map_err(drop)?;
+    buf.truncate(len);
+    buf.push(b'\n');
+    Ok(buf)
+}
+
+fn decode(text: &[u8]) -> Result<Record, &'static str> {
+    let (wire, _) = serde_json_core::from_slice::<WireRecordIn<'_>>(text)
+        .map_err(|_| "not a husk state record")?;
+    if wire.version != STATE_VERSION {
+        return Err("written by an incompatible husk version");
+    }
+    let id = unescape(wire.id)?
+        .parse()
+        .map_err(|_| "records an invalid container id")?;
+    Ok(Record {
+        id,
+        bundle: PathBuf::from(unescape(wire.bundle)?),
+        rootfs: PathBuf::from(unescape(wire.rootfs)?),
+        pid: Some(wire.pid).filter(|&pid| pid > 0),
+        start_time: wire.start_time,
+        created: wire.created,
+    })
+}
+
+fn unescape(escaped: EscapedStr<'_>) -> Result<String, &'static str> {
+    let mut text = String::new();
+    for fragment in escaped.fragments() {
+        match fragment.map_err(|_| "has an invalid escape sequence")? {
+            EscapedStringFragment::NotEscaped(s) => text.push_str(s),
+            EscapedStringFragment::Escaped(c) => text.push(c),
+        }
+    }
+    Ok(text)
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Exists(id) => write!(f, "container {} exists already", id.as_str()),
+            Self::NotFound(id) => write!(f, "container {} does not exist", id.as_str()),
+            Self::Incomplete(id) => write!(
+                f,
+                "container {} is incomplete (its create was interrupted): \
+                 remove it with 'husk delete --force {}'",
+                id.as_str(),
+                id.as_str()
+            ),
+            Self::Io { op, path, .. } => write!(f, "{op} {}", path.display()),
+            Self::Corrupt { path, reason } => write!(f, "{}: {reason}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for StateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::TempDir;
+
+    fn record(id: &str) -> Record {
+        Record {
+            id: id.parse().unwrap(),
+            bundle: PathBuf::from("/bundles/with \"quotes\" and \\ slash"),
+            rootfs: PathBuf::from("/bundles/b/rootfs"),
+            pid: Some(4242),
+            start_time: 987_654,
+            created: 1_800_000_000,
+        }
+    }
+
+    #[test]
+    fn a_record_round_trips() {
+        let tmp = TempDir::new("state");
+        let dir = StateDir::new(tmp.path().join("run"));
+        let rec = record("web-1");
+        dir.claim(&rec.id).unwrap();
+        dir.save(&rec).unwrap();
+        assert_eq!(dir.load(&rec.id).unwrap(), rec);
+        let mut no_pid = rec.clone();
+        no_pid.pid = None;
+        dir.save(&no_pid).unwrap();
+        assert_eq!(dir.load(&rec.id).unwrap().pid, None);
+    }
+
+    #[test]
+    fn an_id_can_be_claimed_once() {
+        let tmp = TempDir::new("state");
+        let dir = StateDir::new(tmp.path());
+        let id: ContainerId = "a".parse().unwrap();
+        dir.claim(&id).unwrap();
+        let err = dir.claim(&id).unwrap_err();
+        assert_eq!(err.to_string(), "container a exists already");
+    }
+
+    #[test]
+    fn missing_and_interrupted_containers_are_told_apart() {
+        let tmp = TempDir::new("state");
+        let dir = StateDir::new(tmp.path());
+        let id: ContainerId = "a".parse().unwrap();
+        assert!(matches!(dir.load(&id), Err(StateError::NotFound(_))));
+        dir.claim(&id).unwrap();
+        let err = dir.load(&id).unwrap_err();
+        assert!(matches!(err, StateError::Incomplete(_)));
+        assert!(err.to_string().contains("husk delete --force a"));
+    }
+
+    #[test]
+    fn a_corrupt_or_foreign_record_is_refused() {
+        let tmp = TempDir::new("state");
+        let dir = StateDir::new(tmp.path());
+        let id: ContainerId = "a".parse().unwrap();
+        dir.claim(&id).unwrap();
+        let path = dir.dir(&id).join(STATE_FILE);
+        for (text, reason) in [
+            ("{", "not a husk state record"),
+            (
+                r#"{"version":9,"id":"a","bundle":"/b","rootfs":"/r","pid":1,"start_time":1,"created":1}"#,
+                "incompatible husk version",
+            ),
+            (
+                r#"{"version":1,"id":"b","bundle":"/b","rootfs":"/r","pid":1,"start_time":1,"created":1}"#,
+                "another container id",
+            ),
+        ] {
+            fs::write(&path, text).unwrap();
+            let err = dir.load(&id).unwrap_err().to_string();
+            assert!(err.contains(reason), "{text}: {err}");
+        }
+        fs::write(&path, vec![b' '; MAX_STATE_BYTES + 1]).unwrap();
+        assert!(dir.load(&id).unwrap_err().to_string().contains("limit"));
+    }
+
+    #[test]
+    fn ids_lists_container_directories_only() {
+        let tmp = TempDir::new("state");
+        let dir = StateDir::new(tmp.path());
+        assert!(StateDir::new(tmp.path().join("none"))
+            .ids()
+            .unwrap()
+            .is_empty());
+        for id in ["b", "a"] {
+            dir.claim(&id.parse().unwrap()).unwrap();
+        }
+        fs::write(tmp.path().join("stray-file"), "").unwrap();
+        fs::create_dir(tmp.path().join(".hidden")).unwrap();
+        let ids: Vec<_> = dir.ids().unwrap();
+        let ids: Vec<&str> = ids.iter().map(ContainerId::as_str).collect();
+        assert_eq!(ids, ["a", "b"]);
+    }
+
+    #[test]
+    fn remove_is_idempotent() {
+        let tmp = TempDir::new("state");
+        let dir = StateDir::new(tmp.path());
+        let id: ContainerId = "a".parse().unwrap();
+        dir.claim(&id).unwrap();
+        dir.remove(&id).unwrap();
+        dir.remove(&id).unwrap();
+        assert!(!dir.dir(&id).exists());
+    }
+}
