@@ -1,7 +1,7 @@
 //! Every system call husk makes, and all of its `unsafe` code.
 //!
-//! Calls go through nix; libc is used directly only for `_exit(2)`, which nix
-//! does not wrap. Every result passes through `check`, which names the
+//! Calls go through nix; libc is used directly only where nix has no wrapper:
+//! `_exit(2)`, `seccomp(2)` and `prctl(PR_SET_SECCOMP)`. Every result passes through `check`, which names the
 //! operation and the path it was applied to.
 
 use std::convert::Infallible;
@@ -275,5 +275,66 @@ fn exit_code(status: WaitStatus) -> Option<u8> {
         WaitStatus::Exited(_, code) => Some(code as u8),
         WaitStatus::Signaled(_, signal, _) => Some(128 + signal as u8),
         _ => None,
+    }
+}
+
+/// Sets the calling thread's no_new_privs bit, which `execve` keeps and which
+/// lets an unprivileged process install a seccomp filter.
+pub fn set_no_new_privs() -> Result<(), SysError> {
+    let result = nix::sys::prctl::set_no_new_privs();
+    check("prctl(PR_SET_NO_NEW_PRIVS)", None, result)
+}
+
+/// Installs `program` as a seccomp filter of the calling thread with the
+/// `SECCOMP_FILTER_FLAG_*` bits `flags`. Without no_new_privs this needs
+/// `CAP_SYS_ADMIN`.
+///
+/// Uses libc directly: nix wraps neither `seccomp(2)` nor `PR_SET_SECCOMP`.
+/// Kernels before 3.17 have no `seccomp(2)`; there the filter is installed with
+/// `prctl(PR_SET_SECCOMP)`, which takes no flags.
+pub fn install_seccomp(program: &[crate::seccomp::SockFilter], flags: u32) -> Result<(), SysError> {
+    const OP: &str = "seccomp(SECCOMP_SET_MODE_FILTER)";
+    let mut filters: Vec<libc::sock_filter> = program
+        .iter()
+        .map(|insn| libc::sock_filter {
+            code: insn.code,
+            jt: insn.jt,
+            jf: insn.jf,
+            k: insn.k,
+        })
+        .collect();
+    let len = u16::try_from(filters.len()).map_err(|_| SysError::new(OP, None, Errno::EINVAL))?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: filters.as_mut_ptr(),
+    };
+    // SAFETY: `fprog` points to `len` initialised instructions that outlive the
+    // call; the kernel copies them and writes nothing. The integer arguments are
+    // passed as the `unsigned long`s the variadic `syscall` reads.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::c_ulong::from(libc::SECCOMP_SET_MODE_FILTER),
+            libc::c_ulong::from(flags),
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    match Errno::result(result) {
+        Err(Errno::ENOSYS) if flags == 0 => {
+            // SAFETY: as above; PR_SET_SECCOMP reads the same `sock_fprog`.
+            let result = unsafe {
+                libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::c_ulong::from(libc::SECCOMP_MODE_FILTER),
+                    &fprog as *const libc::sock_fprog,
+                )
+            };
+            check(
+                "prctl(PR_SET_SECCOMP)",
+                None,
+                Errno::result(result).map(drop),
+            )
+        }
+        result => check(OP, None, result.map(drop)),
     }
 }
