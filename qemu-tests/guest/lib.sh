@@ -23,8 +23,9 @@ expect_ne() {
     echo "ok: $1 differ ('$2' vs '$3')"
 }
 
-# make_bundle DIR HOSTNAME ARGS_JSON: an OCI bundle over the lab's busybox rootfs,
-# in new mount, pid, uts, ipc and net namespaces, with /proc mounted.
+# make_bundle DIR HOSTNAME ARGS_JSON [LINUX_JSON]: an OCI bundle over the lab's
+# busybox rootfs, in new mount, pid, uts, ipc and net namespaces, with /proc
+# mounted. LINUX_JSON is more members of "linux", e.g. '"resources": {...}'.
 make_bundle() {
     mkdir -p "$1" && cp -a /lab/rootfs "$1/rootfs" || fail "cannot copy the test rootfs to $1"
     cat > "$1/config.json" <<JSON
@@ -45,7 +46,8 @@ make_bundle() {
     "namespaces": [
       {"type": "mount"}, {"type": "pid"}, {"type": "uts"},
       {"type": "ipc"}, {"type": "network"}
-    ]
+    ]${4:+,
+    $4}
   }
 }
 JSON

@@ -45,8 +45,26 @@ pub enum Command {
     Start(ContainerId),
     /// Print a container's OCI state.
     State(ContainerId),
-    /// Send a signal to a container.
-    Kill(ContainerId, Signal),
+    /// Send a signal to a container's init, or with `all` to all its processes.
+    Kill {
+        /// The container.
+        id: ContainerId,
+        /// The signal.
+        signal: Signal,
+        /// Every process in the container's cgroup.
+        all: bool,
+    },
+    /// Freeze a running container.
+    Pause(ContainerId),
+    /// Thaw a paused container.
+    Resume(ContainerId),
+    /// List a container's processes.
+    Ps {
+        /// The container.
+        id: ContainerId,
+        /// As a JSON array of pids.
+        json: bool,
+    },
     /// Remove a container.
     Delete {
         /// The container.
@@ -101,6 +119,9 @@ enum Subcommand {
     State(StateArgs),
     Kill(KillArgs),
     Delete(DeleteArgs),
+    Pause(PauseArgs),
+    Resume(ResumeArgs),
+    Ps(PsArgs),
     Run(RunArgs),
     List(ListArgs),
 }
@@ -162,10 +183,43 @@ struct StateArgs {
     id: ContainerId,
 }
 
+/// Freeze every process of a running container.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "pause")]
+struct PauseArgs {
+    /// the container id
+    #[argh(positional)]
+    id: ContainerId,
+}
+
+/// Thaw a paused container.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "resume")]
+struct ResumeArgs {
+    /// the container id
+    #[argh(positional)]
+    id: ContainerId,
+}
+
+/// List the pids of a container's processes.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "ps")]
+struct PsArgs {
+    /// table (default) or json
+    #[argh(option, short = 'f', default = "String::from(\"table\")")]
+    format: String,
+    /// the container id
+    #[argh(positional)]
+    id: ContainerId,
+}
+
 /// Send a signal (default TERM) to a container.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "kill")]
 struct KillArgs {
+    /// signal every process in the container, not only its init
+    #[argh(switch, short = 'a')]
+    all: bool,
     /// the container id
     #[argh(positional)]
     id: ContainerId,
@@ -238,22 +292,24 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
         Some(Subcommand::Kill(args)) => {
             let signal =
                 lifecycle::parse_signal(&args.signal).map_err(|e| usage(&format!("kill: {e}")))?;
-            Command::Kill(args.id, signal)
+            Command::Kill {
+                id: args.id,
+                signal,
+                all: args.all,
+            }
         }
+        Some(Subcommand::Pause(args)) => Command::Pause(args.id),
+        Some(Subcommand::Resume(args)) => Command::Resume(args.id),
+        Some(Subcommand::Ps(args)) => Command::Ps {
+            id: args.id,
+            json: json_format("ps", &args.format)?,
+        },
         Some(Subcommand::Delete(args)) => Command::Delete {
             id: args.id,
             force: args.force,
         },
         Some(Subcommand::List(args)) => Command::List {
-            json: match args.format.as_str() {
-                "table" => false,
-                "json" => true,
-                other => {
-                    return Err(usage(&format!(
-                        "list: --format must be table or json, not {other:?}"
-                    )))
-                }
-            },
+            json: json_format("list", &args.format)?,
             quiet: args.quiet,
         },
     };
@@ -271,6 +327,17 @@ pub fn version() -> String {
         env!("CARGO_PKG_VERSION"),
         std::env::consts::ARCH
     )
+}
+
+/// Whether `--format` asks for JSON rather than a table.
+fn json_format(command: &str, format: &str) -> Result<bool, EarlyExit> {
+    match format {
+        "table" => Ok(false),
+        "json" => Ok(true),
+        other => Err(usage(&format!(
+            "{command}: --format must be table or json, not {other:?}"
+        ))),
+    }
 }
 
 fn refuse_console_socket(given: bool) -> Result<(), EarlyExit> {
@@ -381,11 +448,28 @@ mod tests {
         assert_eq!(command(&["state", "c1"]), Command::State(id("c1")));
         assert_eq!(
             command(&["kill", "c1"]),
-            Command::Kill(id("c1"), Signal::SIGTERM)
+            Command::Kill {
+                id: id("c1"),
+                signal: Signal::SIGTERM,
+                all: false
+            }
         );
         assert_eq!(
-            command(&["kill", "c1", "KILL"]),
-            Command::Kill(id("c1"), Signal::SIGKILL)
+            command(&["kill", "--all", "c1", "KILL"]),
+            Command::Kill {
+                id: id("c1"),
+                signal: Signal::SIGKILL,
+                all: true
+            }
+        );
+        assert_eq!(command(&["pause", "c1"]), Command::Pause(id("c1")));
+        assert_eq!(command(&["resume", "c1"]), Command::Resume(id("c1")));
+        assert_eq!(
+            command(&["ps", "-f", "json", "c1"]),
+            Command::Ps {
+                id: id("c1"),
+                json: true
+            }
         );
         assert_eq!(
             command(&["delete", "--force", "c1"]),
@@ -464,7 +548,9 @@ mod tests {
         let Err(EarlyExit::Help(text)) = parse_args(&["--help"]) else {
             panic!("--help should print help");
         };
-        for name in ["create", "start", "state", "kill", "delete", "run", "list"] {
+        for name in [
+            "create", "start", "state", "kill", "delete", "run", "list", "pause", "resume", "ps",
+        ] {
             assert!(text.contains(name), "{name} missing from {text}");
         }
     }

@@ -139,6 +139,13 @@ pub enum ContainerError {
     },
     /// Waiting for `start` failed.
     WaitStart(io::Error),
+    /// Moving into the container's cgroup failed.
+    JoinCgroup {
+        /// The `cgroup.procs` file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
     /// A setup process reported this error (already formatted, as one line).
     Reported(String),
     /// A setup process exited with this status without reporting an error.
@@ -160,18 +167,25 @@ pub struct Spawned {
 
 /// Sets the container of `spec` up and returns once its init is ready.
 ///
-/// With `exec_fifo`, the init then waits until a byte is written to that fifo
+/// With `cgroup` (a cgroup v2 directory), the intermediate moves itself into
+/// that cgroup before it creates namespaces, so the init and everything it
+/// forks are in it from their first instruction, and a new cgroup namespace is
+/// rooted there. With `exec_fifo`, the init then waits until a byte is written to that fifo
 /// (`husk start`) before it executes the container process; without, it
 /// executes it at once. The caller must be single-threaded. A caller that wants
 /// to wait for the container must be a child subreaper, since the init's parent
 /// (the intermediate) exits.
-pub fn spawn(spec: &ContainerSpec, exec_fifo: Option<&Path>) -> Result<Spawned, ContainerError> {
+pub fn spawn(
+    spec: &ContainerSpec,
+    cgroup: Option<&Path>,
+    exec_fifo: Option<&Path>,
+) -> Result<Spawned, ContainerError> {
     let (mut pid_read, pid_write) = sys::pipe()?;
     let (mut report_read, report_write) = sys::pipe()?;
     let intermediate = match sys::fork()? {
         ForkResult::Child => {
             drop((pid_read, report_read));
-            intermediate(spec, exec_fifo, pid_write, report_write)
+            intermediate(spec, cgroup, exec_fifo, pid_write, report_write)
         }
         ForkResult::Parent { child } => child,
     };
@@ -225,6 +239,7 @@ impl Spawned {
 /// the container process runs. The caller must be single-threaded.
 pub fn run<E: From<ContainerError>>(
     spec: &ContainerSpec,
+    cgroup: Option<&Path>,
     started: impl FnOnce(Pid) -> Result<(), E>,
 ) -> Result<u8, E> {
     let mut signals = SigSet::empty();
@@ -233,7 +248,7 @@ pub fn run<E: From<ContainerError>>(
     }
     sys::block_signals(&signals).map_err(ContainerError::from)?;
     sys::set_child_subreaper().map_err(ContainerError::from)?;
-    let container = spawn(spec, None)?.exec_result()?;
+    let container = spawn(spec, cgroup, None)?.exec_result()?;
     if let Err(error) = started(container) {
         let _ = sys::forward_signal(container, Signal::SIGKILL);
         sys::reap(container).map_err(ContainerError::from)?;
@@ -433,6 +448,7 @@ impl fmt::Display for ContainerError {
             Self::ReadReport(_) => f.write_str("reading the container setup report"),
             Self::OpenExecFifo { path, .. } => write!(f, "opening {}", path.display()),
             Self::WaitStart(_) => f.write_str("waiting for start"),
+            Self::JoinCgroup { path, .. } => write!(f, "joining cgroup: {}", path.display()),
             Self::Reported(message) => f.write_str(message),
             Self::SetupExited(status) => {
                 write!(f, "container setup exited with status {status}")
@@ -449,6 +465,7 @@ impl std::error::Error for ContainerError {
             | Self::ResolveDestination { source, .. }
             | Self::BindSource { source, .. }
             | Self::OpenExecFifo { source, .. }
+            | Self::JoinCgroup { source, .. }
             | Self::WaitStart(source)
             | Self::ReadReport(source) => Some(source),
             Self::DestinationEscapes { .. }
@@ -468,6 +485,7 @@ impl From<SysError> for ContainerError {
 /// The intermediate process (see the module docs). Never returns.
 fn intermediate(
     spec: &ContainerSpec,
+    cgroup: Option<&Path>,
     exec_fifo: Option<&Path>,
     mut pid_write: File,
     mut report_write: File,
@@ -487,6 +505,9 @@ fn intermediate(
         })
         .transpose();
     let forked = fifo.and_then(|fifo| {
+        if let Some(dir) = cgroup {
+            join_cgroup(dir)?;
+        }
         enter_namespaces(&spec.namespaces)?;
         Ok((fifo, sys::fork()?))
     });
@@ -504,6 +525,19 @@ fn intermediate(
         }
         Err(error) => exit_reporting(&mut report_write, &error),
     }
+}
+
+/// Moves the calling process into the cgroup `dir` ("0" means the writer).
+fn join_cgroup(dir: &Path) -> Result<(), ContainerError> {
+    let procs = dir.join("cgroup.procs");
+    File::options()
+        .write(true)
+        .open(&procs)
+        .and_then(|mut file| file.write_all(b"0"))
+        .map_err(|source| ContainerError::JoinCgroup {
+            path: procs,
+            source,
+        })
 }
 
 /// Tells husk the setup is done, then waits for `start` if there is a fifo.

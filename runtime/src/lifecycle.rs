@@ -29,6 +29,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde::Serialize;
 
+use crate::cgroup::{self, Cgroup, CgroupError, CgroupPath, HostFs, FREEZE_POLL, REMOVE_POLL};
 use crate::container::{self, ContainerId};
 use crate::spec;
 use crate::state::{Record, StateDir, StateError};
@@ -40,13 +41,24 @@ pub const OCI_VERSION: &str = "1.2.0";
 /// How long `delete` waits for a killed container to be gone.
 pub const KILL_WAIT: Duration = Duration::from_secs(5);
 
-/// The places the lifecycle works in: the state directory and procfs.
+/// Where cgroup v2 may be mounted, in the order husk looks: a pure cgroup v2
+/// system, then the v2 part of a v1/v2 hybrid (which has no controllers, so
+/// limits cannot be set there, but freezing and killing work).
+pub const CGROUP_ROOTS: [&str; 2] = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"];
+/// The cgroup below which containers get theirs unless `linux.cgroupsPath` says otherwise.
+pub const DEFAULT_CGROUP_PARENT: &str = "husk";
+
+/// The places the lifecycle works in: the state directory, procfs and cgroupfs.
 #[derive(Debug, Clone)]
 pub struct Host {
     /// Where containers are recorded (`--root`).
     pub state: StateDir,
     /// Where procfs is mounted, normally `/proc`.
     pub proc_root: PathBuf,
+    /// The cgroup v2 mount, if there is one.
+    pub cgroup_root: Option<PathBuf>,
+    /// The default parent of container cgroups, relative to `cgroup_root`.
+    pub cgroup_parent: String,
 }
 
 /// The status of a container, as the OCI runtime spec names it.
@@ -58,6 +70,8 @@ pub enum Status {
     Created,
     /// The container process runs.
     Running,
+    /// The container's processes are frozen (`pause`).
+    Paused,
     /// The container process has ended.
     Stopped,
 }
@@ -99,6 +113,12 @@ pub enum LifecycleError {
     },
     /// A signal name or number is not one husk knows.
     BadSignal(String),
+    /// The container has no cgroup, which the command needs.
+    NoCgroup(ContainerId),
+    /// No cgroup v2 hierarchy is mounted, but the config sets limits.
+    NoCgroupRoot,
+    /// A cgroup operation failed.
+    Cgroup(CgroupError),
 }
 
 /// One row of `list`.
@@ -111,11 +131,30 @@ pub struct Summary {
 }
 
 impl Host {
-    /// The host whose state directory is `root`, with procfs at `/proc`.
+    /// The host whose state directory is `root`, with procfs at `/proc` and
+    /// the first of [`CGROUP_ROOTS`] that is a cgroup v2 mount.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             state: StateDir::new(root),
             proc_root: PathBuf::from("/proc"),
+            cgroup_root: CGROUP_ROOTS
+                .iter()
+                .map(PathBuf::from)
+                .find(|dir| dir.join("cgroup.controllers").exists()),
+            cgroup_parent: DEFAULT_CGROUP_PARENT.to_owned(),
+        }
+    }
+
+    /// The cgroup of the container `record` describes, if it has one.
+    fn cgroup(&self, record: &Record) -> Result<Option<Cgroup<HostFs>>, Error> {
+        let (Some(root), Some(relative)) = (&self.cgroup_root, &record.cgroup) else {
+            return Ok(None);
+        };
+        let path = recorded_cgroup_path(relative)?;
+        match Cgroup::open(HostFs, root, &path) {
+            Ok(cgroup) => Ok(Some(cgroup)),
+            Err(CgroupError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(LifecycleError::Cgroup(e).into()),
         }
     }
 
@@ -128,6 +167,8 @@ impl Host {
             Status::Stopped
         } else if self.state.exec_fifo(&record.id).exists() {
             Status::Created
+        } else if matches!(self.cgroup(record), Ok(Some(c)) if c.frozen().unwrap_or(false)) {
+            Status::Paused
         } else {
             Status::Running
         }
@@ -147,20 +188,15 @@ pub fn create(
     pid_file: Option<&Path>,
 ) -> Result<(), Error> {
     let (bundle, spec) = load_bundle(bundle)?;
-    let mut record = claim(host, id, &bundle, &spec)?;
+    let (mut record, cgroup) = claim(host, id, &bundle, &spec)?;
     let fifo = host.state.exec_fifo(id);
-    let made = sys::mkfifo(&fifo)
+    let result = sys::mkfifo(&fifo)
         .map_err(container::ContainerError::from)
-        .and_then(|()| container::spawn(&spec, Some(&fifo)));
-    let result = made.map_err(Error::from).and_then(|spawned| {
-        let recorded = record_pid(host, &mut record, spawned.pid, pid_file);
-        if recorded.is_err() {
-            let _ = sys::forward_signal(spawned.pid, Signal::SIGKILL);
-        }
-        recorded
-    });
+        .and_then(|()| container::spawn(&spec, cgroup_dir(&cgroup), Some(&fifo)))
+        .map_err(Error::from)
+        .and_then(|spawned| recorded_or_killed(host, &mut record, spawned.pid, pid_file));
     if result.is_err() {
-        let _ = host.state.remove(id);
+        let _ = remove(host, &record, cgroup);
     }
     result
 }
@@ -203,13 +239,77 @@ pub fn state(host: &Host, id: &ContainerId) -> Result<String, Error> {
 pub fn kill(host: &Host, id: &ContainerId, signal: Signal) -> Result<(), Error> {
     let record = host.state.load(id)?;
     match (host.status(&record), record.pid) {
-        (Status::Created | Status::Running, Some(pid)) => {
+        (Status::Created | Status::Running | Status::Paused, Some(pid)) => {
             sys::forward_signal(Pid::from_raw(pid), signal)
                 .map_err(container::ContainerError::from)?;
             Ok(())
         }
         (status, _) => Err(wrong_status(id, "kill", status)),
     }
+}
+
+/// `kill --all`: sends `signal` to every process in the container's cgroup.
+pub fn kill_all(host: &Host, id: &ContainerId, signal: Signal) -> Result<(), Error> {
+    let record = host.state.load(id)?;
+    let status = host.status(&record);
+    if matches!(status, Status::Stopped | Status::Creating) {
+        return Err(wrong_status(id, "kill", status));
+    }
+    let cgroup = host
+        .cgroup(&record)?
+        .ok_or_else(|| LifecycleError::NoCgroup(id.clone()))?;
+    let send = |pid| sys::forward_signal(pid, signal);
+    let result = if signal == Signal::SIGKILL {
+        cgroup.kill_all(send)
+    } else {
+        cgroup.pids().and_then(|pids| {
+            pids.into_iter()
+                .try_for_each(|pid| send(pid).map_err(|source| CgroupError::Kill { pid, source }))
+        })
+    };
+    result.map_err(|e| LifecycleError::Cgroup(e).into())
+}
+
+/// `pause`: freezes every process of a running container.
+pub fn pause(host: &Host, id: &ContainerId) -> Result<(), Error> {
+    freeze(host, id, true)
+}
+
+/// `resume`: thaws a paused container.
+pub fn resume(host: &Host, id: &ContainerId) -> Result<(), Error> {
+    freeze(host, id, false)
+}
+
+/// `ps`: the pids of the container's processes, in husk's PID namespace.
+pub fn ps(host: &Host, id: &ContainerId) -> Result<Vec<i32>, Error> {
+    let record = host.state.load(id)?;
+    let cgroup = host
+        .cgroup(&record)?
+        .ok_or_else(|| LifecycleError::NoCgroup(id.clone()))?;
+    let pids = cgroup.pids().map_err(LifecycleError::Cgroup)?;
+    Ok(pids.into_iter().map(Pid::as_raw).collect())
+}
+
+fn freeze(host: &Host, id: &ContainerId, frozen: bool) -> Result<(), Error> {
+    let (command, from) = if frozen {
+        ("pause", Status::Running)
+    } else {
+        ("resume", Status::Paused)
+    };
+    let record = host.state.load(id)?;
+    let status = host.status(&record);
+    if status != from {
+        return Err(wrong_status(id, command, status));
+    }
+    let cgroup = host
+        .cgroup(&record)?
+        .ok_or_else(|| LifecycleError::NoCgroup(id.clone()))?;
+    let result = if frozen {
+        cgroup.freeze(FREEZE_POLL)
+    } else {
+        cgroup.thaw(FREEZE_POLL)
+    };
+    result.map_err(|e| LifecycleError::Cgroup(e).into())
 }
 
 /// `delete`: removes a stopped (or, with `force`, any) container.
@@ -219,18 +319,34 @@ pub fn delete(host: &Host, id: &ContainerId, force: bool) -> Result<(), Error> {
         Err(StateError::Incomplete(_)) if force => None,
         Err(e) => return Err(e.into()),
     };
-    if let Some(record) = record {
-        let status = host.status(&record);
-        match (status, record.pid) {
-            (Status::Stopped, _) => {}
-            // A created container never ran anything: runc deletes it too.
-            (Status::Created, Some(pid)) => stop(host, &record, pid)?,
-            (_, Some(pid)) if force => stop(host, &record, pid)?,
-            (Status::Creating, None) if force => {}
-            _ => return Err(wrong_status(id, "delete", status)),
-        }
+    let Some(record) = record else {
+        host.state.remove(id)?;
+        return Ok(());
+    };
+    let status = host.status(&record);
+    match (status, record.pid) {
+        (Status::Stopped, _) => {}
+        // A created container never ran anything: runc deletes it too.
+        (Status::Created, Some(pid)) => stop(host, &record, pid)?,
+        (_, Some(pid)) if force => stop(host, &record, pid)?,
+        (Status::Creating, None) if force => {}
+        _ => return Err(wrong_status(id, "delete", status)),
     }
-    host.state.remove(id)?;
+    let cgroup = host.cgroup(&record)?;
+    remove(host, &record, cgroup)
+}
+
+/// Kills whatever is left in the container's cgroup, removes the cgroup and
+/// then the state: the state goes last, so a failure leaves enough behind for
+/// another `delete --force`.
+fn remove(host: &Host, record: &Record, cgroup: Option<Cgroup<HostFs>>) -> Result<(), Error> {
+    if let Some(cgroup) = cgroup {
+        cgroup
+            .kill_all(|pid| sys::forward_signal(pid, Signal::SIGKILL))
+            .and_then(|()| cgroup.remove(REMOVE_POLL))
+            .map_err(LifecycleError::Cgroup)?;
+    }
+    host.state.remove(&record.id)?;
     Ok(())
 }
 
@@ -244,24 +360,21 @@ pub fn run(
     detach: bool,
 ) -> Result<u8, Error> {
     let (bundle, spec) = load_bundle(bundle)?;
-    let mut record = claim(host, id, &bundle, &spec)?;
+    let (mut record, cgroup) = claim(host, id, &bundle, &spec)?;
+    let dir = cgroup_dir(&cgroup);
     let result = if detach {
-        container::spawn(&spec, None)
+        container::spawn(&spec, dir, None)
             .and_then(container::Spawned::exec_result)
             .map_err(Error::from)
-            .and_then(|pid| {
-                let recorded = record_pid(host, &mut record, pid, pid_file);
-                if recorded.is_err() {
-                    let _ = sys::forward_signal(pid, Signal::SIGKILL);
-                }
-                recorded
-            })
+            .and_then(|pid| recorded_or_killed(host, &mut record, pid, pid_file))
             .map(|()| 0)
     } else {
-        container::run(&spec, |pid| record_pid(host, &mut record, pid, pid_file))
+        container::run(&spec, dir, |pid| {
+            record_pid(host, &mut record, pid, pid_file)
+        })
     };
     if result.is_err() || !detach {
-        let _ = host.state.remove(id);
+        remove(host, &record, cgroup)?;
     }
     result
 }
@@ -366,14 +479,29 @@ fn load_bundle(bundle: &Path) -> Result<(PathBuf, spec::ContainerSpec), Error> {
     Ok((bundle, spec))
 }
 
-/// Claims the container's directory and records it without a pid, so that an
-/// interrupted create is visible and `delete --force` can clean it up.
+/// Claims the container's directory, records it without a pid (so that an
+/// interrupted create is visible and `delete --force` can clean it up, cgroup
+/// included) and creates its cgroup with the configured limits.
 fn claim(
     host: &Host,
     id: &ContainerId,
     bundle: &Path,
     spec: &spec::ContainerSpec,
-) -> Result<Record, Error> {
+) -> Result<(Record, Option<Cgroup<HostFs>>), Error> {
+    let path = match &host.cgroup_root {
+        Some(_) => Some(
+            cgroup::resolve_path(
+                spec.cgroups_path.as_deref(),
+                &host.cgroup_parent,
+                id.as_str(),
+            )
+            .map_err(spec::SpecError::Cgroup)?,
+        ),
+        None if spec.resources != cgroup::Resources::default() => {
+            return Err(LifecycleError::NoCgroupRoot.into())
+        }
+        None => None,
+    };
     host.state.claim(id)?;
     let record = Record {
         id: id.clone(),
@@ -384,12 +512,56 @@ fn claim(
         created: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
+        cgroup: path
+            .as_ref()
+            .map(|p| p.relative().to_string_lossy().into_owned()),
     };
-    if let Err(e) = host.state.save(&record) {
-        let _ = host.state.remove(id);
-        return Err(e.into());
+    let made = host
+        .state
+        .save(&record)
+        .map_err(Error::from)
+        .and_then(|()| match (&host.cgroup_root, &path) {
+            (Some(root), Some(path)) => Cgroup::create(HostFs, root, path, &spec.resources)
+                .map(Some)
+                .map_err(|e| LifecycleError::Cgroup(e).into()),
+            _ => Ok(None),
+        });
+    match made {
+        Ok(cgroup) => Ok((record, cgroup)),
+        Err(e) => {
+            let _ = host.state.remove(id);
+            Err(e)
+        }
     }
-    Ok(record)
+}
+
+fn cgroup_dir(cgroup: &Option<Cgroup<HostFs>>) -> Option<&Path> {
+    cgroup.as_ref().map(Cgroup::dir)
+}
+
+/// The [`CgroupPath`] of a recorded relative cgroup path.
+fn recorded_cgroup_path(relative: &str) -> Result<CgroupPath, Error> {
+    cgroup::resolve_path(
+        Some(&format!("/{relative}")),
+        DEFAULT_CGROUP_PARENT,
+        "unused",
+    )
+    .map_err(|e| LifecycleError::Cgroup(e).into())
+}
+
+/// Records the init's pid; if that fails, kills the init, which nothing would
+/// know of otherwise.
+fn recorded_or_killed(
+    host: &Host,
+    record: &mut Record,
+    pid: Pid,
+    pid_file: Option<&Path>,
+) -> Result<(), Error> {
+    let recorded = record_pid(host, record, pid, pid_file);
+    if recorded.is_err() {
+        let _ = sys::forward_signal(pid, Signal::SIGKILL);
+    }
+    recorded
 }
 
 fn record_pid(
@@ -482,7 +654,7 @@ struct WireState<'a> {
 
 fn state_json(record: &Record, status: Status) -> String {
     let pid = match status {
-        Status::Created | Status::Running => record.pid.unwrap_or(0),
+        Status::Created | Status::Running | Status::Paused => record.pid.unwrap_or(0),
         Status::Creating | Status::Stopped => 0,
     };
     let created = rfc3339(record.created);
@@ -510,6 +682,7 @@ impl Status {
             Self::Creating => "creating",
             Self::Created => "created",
             Self::Running => "running",
+            Self::Paused => "paused",
             Self::Stopped => "stopped",
         }
     }
@@ -553,6 +726,14 @@ impl fmt::Display for LifecycleError {
                 KILL_WAIT.as_secs()
             ),
             Self::BadSignal(text) => write!(f, "unknown signal {text:?}"),
+            Self::NoCgroup(id) => write!(f, "container {} has no cgroup", id.as_str()),
+            Self::NoCgroupRoot => write!(
+                f,
+                "config.json sets linux.resources, but no cgroup v2 hierarchy is mounted \
+                 (looked at {})",
+                CGROUP_ROOTS.join(", ")
+            ),
+            Self::Cgroup(e) => e.fmt(f),
         }
     }
 }
@@ -561,6 +742,7 @@ impl std::error::Error for LifecycleError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::PidFile { source, .. } | Self::ExecFifo { source, .. } => Some(source),
+            Self::Cgroup(e) => e.source(),
             _ => None,
         }
     }
@@ -575,6 +757,8 @@ mod tests {
         Host {
             state: StateDir::new(tmp.path().join("run")),
             proc_root: tmp.path().join("proc"),
+            cgroup_root: None,
+            cgroup_parent: DEFAULT_CGROUP_PARENT.to_owned(),
         }
     }
 
@@ -595,6 +779,7 @@ mod tests {
             pid,
             start_time,
             created: 0,
+            cgroup: None,
         }
     }
 

@@ -33,7 +33,28 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
         }
         Command::Start(id) => lifecycle::start(&host, id)?,
         Command::State(id) => println!("{}", lifecycle::state(&host, id)?),
-        Command::Kill(id, signal) => lifecycle::kill(&host, id, *signal)?,
+        Command::Kill {
+            id,
+            signal,
+            all: false,
+        } => lifecycle::kill(&host, id, *signal)?,
+        Command::Kill {
+            id,
+            signal,
+            all: true,
+        } => lifecycle::kill_all(&host, id, *signal)?,
+        Command::Pause(id) => lifecycle::pause(&host, id)?,
+        Command::Resume(id) => lifecycle::resume(&host, id)?,
+        Command::Ps { id, json } => {
+            let pids = lifecycle::ps(&host, id)?;
+            if *json {
+                let list: Vec<String> = pids.iter().map(i32::to_string).collect();
+                println!("[{}]", list.join(","));
+            } else {
+                println!("PID");
+                pids.iter().for_each(|pid| println!("{pid}"));
+            }
+        }
         Command::Delete { id, force } => lifecycle::delete(&host, id, *force)?,
         Command::Run(args) => {
             return lifecycle::run(

@@ -25,6 +25,8 @@ use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json_core::str::{EscapedStr, EscapedStringFragment};
 
+use crate::cgroup::{CgroupError, Resources, WireResources};
+
 /// Largest `config.json` read, in bytes.
 pub const MAX_CONFIG_BYTES: usize = 4 << 20;
 /// Most entries in `process.args`.
@@ -67,6 +69,10 @@ pub struct ContainerSpec {
     pub namespaces: NamespaceSet,
     /// `mounts`, in order.
     pub mounts: Vec<Mount>,
+    /// `linux.cgroupsPath`, resolved later against the runtime's defaults.
+    pub cgroups_path: Option<String>,
+    /// `linux.resources`: the container cgroup's limits.
+    pub resources: Resources,
 }
 
 /// An absolute, normalised path inside the container, without `..`.
@@ -222,6 +228,8 @@ pub enum SpecError {
         /// What is wrong, as a predicate: "must be an absolute path".
         reason: &'static str,
     },
+    /// `linux.resources` or `linux.cgroupsPath` was rejected.
+    Cgroup(CgroupError),
 }
 
 /// Reads and validates `<bundle>/config.json`; `bundle` should be absolute.
@@ -398,6 +406,7 @@ impl fmt::Display for SpecError {
                 write!(f, "config.json: {field} is longer than {max} bytes")
             }
             Self::Invalid { field, reason } => write!(f, "config.json: {field} {reason}"),
+            Self::Cgroup(e) => write!(f, "config.json: {e}"),
         }
     }
 }
@@ -406,6 +415,7 @@ impl std::error::Error for SpecError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Read { source, .. } => Some(source),
+            Self::Cgroup(e) => e.source(),
             _ => None,
         }
     }
@@ -497,9 +507,10 @@ struct WireLinux<'a> {
     gid_mappings: Option<IgnoredAny>,
     time_offsets: Option<IgnoredAny>,
     devices: Option<IgnoredAny>,
-    cgroups_path: Option<IgnoredAny>,
-    resources: Option<IgnoredAny>,
-    unified: Option<IgnoredAny>,
+    #[serde(borrow)]
+    cgroups_path: Option<EscapedStr<'a>>,
+    #[serde(borrow)]
+    resources: Option<WireResources<'a>>,
     intel_rdt: Option<IgnoredAny>,
     sysctl: Option<IgnoredAny>,
     seccomp: Option<IgnoredAny>,
@@ -611,9 +622,6 @@ impl WireLinux<'_> {
             ("linux.gidMappings", self.gid_mappings.is_some()),
             ("linux.timeOffsets", self.time_offsets.is_some()),
             ("linux.devices", self.devices.is_some()),
-            ("linux.cgroupsPath", self.cgroups_path.is_some()),
-            ("linux.resources", self.resources.is_some()),
-            ("linux.unified", self.unified.is_some()),
             ("linux.intelRdt", self.intel_rdt.is_some()),
             ("linux.sysctl", self.sysctl.is_some()),
             ("linux.seccomp", self.seccomp.is_some()),
@@ -659,7 +667,20 @@ fn convert(wire: WireConfig<'_>, bundle: &Path) -> Result<ContainerSpec, SpecErr
     const ROOT_PATH: Field = Field::new("root.path");
     let root_path = unescape(ROOT_PATH, required(ROOT_PATH, root.path)?, MAX_PATH)?;
 
-    let namespaces = convert_namespaces(wire.linux.and_then(|l| l.namespaces))?;
+    let (namespaces, cgroups_path, resources) = match wire.linux {
+        Some(linux) => (linux.namespaces, linux.cgroups_path, linux.resources),
+        None => (None, None, None),
+    };
+    let namespaces = convert_namespaces(namespaces)?;
+    const CGROUPS_PATH: Field = Field::new("linux.cgroupsPath");
+    let cgroups_path = cgroups_path
+        .map(|p| unescape(CGROUPS_PATH, p, MAX_PATH))
+        .transpose()?;
+    let resources = resources
+        .map(Resources::from_wire)
+        .transpose()
+        .map_err(SpecError::Cgroup)?
+        .unwrap_or_default();
 
     const HOSTNAME: Field = Field::new("hostname");
     let hostname = wire
@@ -690,6 +711,8 @@ fn convert(wire: WireConfig<'_>, bundle: &Path) -> Result<ContainerSpec, SpecErr
         hostname,
         namespaces,
         mounts,
+        cgroups_path,
+        resources,
     })
 }
 

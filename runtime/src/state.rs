@@ -53,6 +53,8 @@ pub struct Record {
     pub start_time: u64,
     /// When the container was created, in seconds since the Unix epoch.
     pub created: u64,
+    /// The container's cgroup below the cgroup v2 root, if it has one.
+    pub cgroup: Option<String>,
 }
 
 /// Why the state directory could not be used.
@@ -222,6 +224,7 @@ struct WireRecordOut<'a> {
     pid: i32,
     start_time: u64,
     created: u64,
+    cgroup: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -236,6 +239,8 @@ struct WireRecordIn<'a> {
     pid: i32,
     start_time: u64,
     created: u64,
+    #[serde(borrow)]
+    cgroup: Option<EscapedStr<'a>>,
 }
 
 fn encode(record: &Record) -> Result<Vec<u8>, ()> {
@@ -247,6 +252,7 @@ fn encode(record: &Record) -> Result<Vec<u8>, ()> {
         pid: record.pid.unwrap_or(0),
         start_time: record.start_time,
         created: record.created,
+        cgroup: record.cgroup.as_deref(),
     };
     let mut buf = vec![0; MAX_STATE_BYTES];
     let len = serde_json_core::to_slice(&wire, &mut buf).map_err(drop)?;
@@ -271,6 +277,7 @@ fn decode(text: &[u8]) -> Result<Record, &'static str> {
         pid: Some(wire.pid).filter(|&pid| pid > 0),
         start_time: wire.start_time,
         created: wire.created,
+        cgroup: wire.cgroup.map(unescape).transpose()?,
     })
 }
 
@@ -325,6 +332,7 @@ mod tests {
             pid: Some(4242),
             start_time: 987_654,
             created: 1_800_000_000,
+            cgroup: Some("husk/web-1".into()),
         }
     }
 
@@ -338,8 +346,9 @@ mod tests {
         assert_eq!(dir.load(&rec.id).unwrap(), rec);
         let mut no_pid = rec.clone();
         no_pid.pid = None;
+        no_pid.cgroup = None;
         dir.save(&no_pid).unwrap();
-        assert_eq!(dir.load(&rec.id).unwrap().pid, None);
+        assert_eq!(dir.load(&rec.id).unwrap(), no_pid);
     }
 
     #[test]

@@ -727,3 +727,90 @@ fn a_failed_create_leaves_nothing_behind() {
     let list = success(bundle.husk(&["list", "-q"]));
     assert_eq!(list, "");
 }
+
+/// The cgroup v2 directory husk uses on this host, if any.
+fn cgroup_root() -> Option<PathBuf> {
+    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|dir| dir.join("cgroup.controllers").exists())
+}
+
+#[test]
+fn pause_resume_ps_and_the_cgroup_lifecycle() {
+    let Some(bundle) = Bundle::new("cgroup_life") else {
+        return;
+    };
+    let Some(root) = cgroup_root() else {
+        eprintln!("SKIP cgroup_life: no cgroup v2 hierarchy mounted");
+        return;
+    };
+    fs::create_dir(bundle.dir.join("out")).unwrap();
+    bundle.write_config(&MARK_AND_SLEEP);
+    let dir = bundle.dir.to_str().unwrap();
+    success(bundle.husk(&["run", "-d", "--bundle", dir, "cgroup_life"]));
+    let (_, pid) = state_of(&bundle);
+    let cgroup = root.join("husk/cgroup_life");
+    let procs = fs::read_to_string(cgroup.join("cgroup.procs")).unwrap();
+    assert!(
+        procs.lines().any(|p| p == pid.to_string()),
+        "the init {pid} should be in {cgroup:?}: {procs}"
+    );
+    let ps = success(bundle.husk(&["ps", "--format", "json", "cgroup_life"]));
+    assert_eq!(ps, format!("[{pid}]\n"));
+
+    success(bundle.husk(&["pause", "cgroup_life"]));
+    assert_eq!(state_of(&bundle).0, "paused");
+    let again = bundle.husk(&["pause", "cgroup_life"]);
+    assert_eq!(
+        again.stderr,
+        "husk: cannot pause container cgroup_life: it is paused\n"
+    );
+    success(bundle.husk(&["resume", "cgroup_life"]));
+    assert_eq!(state_of(&bundle).0, "running");
+
+    success(bundle.husk(&["kill", "--all", "cgroup_life", "KILL"]));
+    let deadline = Instant::now() + TIMEOUT;
+    while state_of(&bundle).0 != "stopped" {
+        assert!(Instant::now() < deadline, "kill --all did not stop it");
+        sleep(Duration::from_millis(10));
+    }
+    success(bundle.husk(&["delete", "cgroup_life"]));
+    assert!(
+        !cgroup.exists(),
+        "delete must remove the container's cgroup"
+    );
+}
+
+#[test]
+fn limits_without_controllers_are_a_clear_error() {
+    let Some(bundle) = Bundle::new("no_controllers") else {
+        return;
+    };
+    let Some(root) = cgroup_root() else {
+        eprintln!("SKIP no_controllers: no cgroup v2 hierarchy mounted");
+        return;
+    };
+    let controllers = fs::read_to_string(root.join("cgroup.controllers")).unwrap();
+    if controllers.split_whitespace().any(|c| c == "pids") {
+        eprintln!(
+            "SKIP no_controllers: this host has the pids controller (the QEMU lab tests limits)"
+        );
+        return;
+    }
+    bundle.write_config(&Config {
+        linux: r#", "resources": {"pids": {"limit": 10}}"#,
+        ..DEFAULT
+    });
+    let dir = bundle.dir.to_str().unwrap();
+    let outcome = bundle.husk(&["create", "--bundle", dir, "no_controllers"]);
+    assert_eq!(outcome.status, 1);
+    assert!(
+        outcome.stderr.starts_with("husk: ") && outcome.stderr.contains("pids"),
+        "{}",
+        outcome.stderr
+    );
+    assert_eq!(outcome.stderr.lines().count(), 1);
+    assert!(!bundle.state_root().join("no_controllers").exists());
+    assert!(!root.join("husk/no_controllers").exists());
+}

@@ -405,19 +405,24 @@ impl<F: CgroupFs> Cgroup<F> {
         }
     }
 
+    /// Whether `cgroup.events` says the cgroup is frozen.
+    pub fn frozen(&self) -> Result<bool, CgroupError> {
+        let file = self.dir.join("cgroup.events");
+        let events = Keyed::new(&file, self.read(&file)?);
+        let state = events.get("frozen").ok_or_else(|| CgroupError::Parse {
+            file: file.clone(),
+            reason: "has no \"frozen\" line",
+        })?;
+        Ok(state? == 1)
+    }
+
     fn set_frozen(&self, frozen: bool, poll: Poll) -> Result<(), CgroupError> {
         self.write("cgroup.freeze", if frozen { "1" } else { "0" })?;
         let file = self.dir.join("cgroup.events");
-        let want = u64::from(frozen);
         let mut polls = 0;
         loop {
             polls += 1;
-            let events = Keyed::new(&file, self.read(&file)?);
-            let state = events.get("frozen").ok_or_else(|| CgroupError::Parse {
-                file: file.clone(),
-                reason: "has no \"frozen\" line",
-            })?;
-            if state? == want {
+            if self.frozen()? == frozen {
                 return Ok(());
             }
             if polls >= poll.attempts {
