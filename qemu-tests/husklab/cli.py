@@ -67,6 +67,9 @@ def parse_args(argv):
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                    help="architectures booted at once (one core each)")
     p.add_argument("--console", action="store_true", help="also stream each guest console here")
+    p.add_argument("--host-tool", action="append", default=[],
+                   help="a host program to put in the guest with its libraries, at the same path "
+                        "(only for a guest of the host's architecture; e.g. crun, runc)")
     p.add_argument("--no-build", action="store_true", help="use target/cross/ as it is (cross/build ran)")
     p.add_argument("--cache", default=os.environ.get("HUSK_CACHE", os.path.expanduser("~/.cache/husk")),
                    help="where kernels, busybox and apt state are kept between runs")
@@ -104,6 +107,11 @@ def main(argv=None):
     return report(results, args.out, time.monotonic() - started)
 
 
+def host_arch():
+    machine = os.uname().machine
+    return {"aarch64": "aarch64", "x86_64": "x86_64", "riscv64": "riscv64"}.get(machine, machine)
+
+
 def run_one(board, selected, timeouts, args):
     arch = board.arch
     out_dir = os.path.join(args.out, arch)
@@ -115,8 +123,9 @@ def run_one(board, selected, timeouts, args):
     try:
         if not os.path.exists(os.path.join(husk_dir, "husk")):
             raise RuntimeError(f"{husk_dir}/husk missing: run cross/build {arch}")
+        tools = args.host_tool if arch == host_arch() else []
         guest = runner.prepare(board, args.cache, husk_dir, selected, out_dir,
-                               lambda m: say(f"{arch}: {m}"))
+                               lambda m: say(f"{arch}: {m}"), tools)
         say(f"{arch}: booting {board.name} with {guest.kernel['package']} {guest.kernel['version']}")
         echo = (lambda line: say(f"{arch}| {line}")) if args.console else None
         result = runner.run_arch(guest, list(selected), timeouts, args.boot_timeout, console_log, echo)

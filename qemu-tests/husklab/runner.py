@@ -50,7 +50,28 @@ class ArchResult:
     boots: int = 0
 
 
-def prepare(board, cache, husk_dir, scenarios, out_dir, log):
+def host_tool_files(names):
+    """{guest path: host file} for host programs and their shared libraries.
+
+    Only for a guest of the host's own architecture: the side-by-side peers of
+    the benchmarks (crun, runc) come from the host's Debian packages, with the
+    libraries `ldd` names, at the same paths.
+    """
+    files = {}
+    for name in names:
+        path = shutil.which(name)
+        if not path:
+            raise RuntimeError(f"host tool {name} not found (apt-get install {name})")
+        files[path] = os.path.realpath(path)
+        out = subprocess.run(["ldd", path], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            lib = line.split("=>")[-1].split("(")[0].strip()
+            if lib.startswith("/"):
+                files[lib] = os.path.realpath(lib)
+    return files
+
+
+def prepare(board, cache, husk_dir, scenarios, out_dir, log, host_tools=()):
     """Fetches the kernel and busybox and writes the initramfs."""
     arch_cache = os.path.join(cache, "lab", board.arch)
     os.makedirs(arch_cache, exist_ok=True)
@@ -76,6 +97,8 @@ def prepare(board, cache, husk_dir, scenarios, out_dir, log):
         cpio.host_file(f"lab/modules/{os.path.basename(mod)}", mod, 0o644)
         order.append(os.path.basename(mod))
     cpio.file("lab/modules/order", ("\n".join(order) + "\n").encode())
+    for guest_path, host_path in sorted(host_tool_files(host_tools).items()):
+        cpio.host_file(guest_path, host_path)
     # The container test root filesystem: the same static busybox.
     cpio.host_file("lab/rootfs/bin/busybox", busybox, 0o755)
     for applet in ROOTFS_APPLETS:
