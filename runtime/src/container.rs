@@ -36,8 +36,10 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::{ForkResult, Pid};
 
+use crate::seccomp::Filter;
 use crate::spec::{
-    ContainerPath, ContainerSpec, Mount, MountKind, NamespaceKind, NamespaceSet, User,
+    CapSet, Capabilities, ContainerPath, ContainerSpec, Mount, MountKind, NamespaceKind,
+    NamespaceSet, Rlimit, User,
 };
 use crate::sys::{self, SysError};
 
@@ -81,8 +83,33 @@ pub trait Syscalls {
     fn mkdir_all(&self, dir: &Path) -> Result<(), SysError>;
     /// Creates an empty file and its missing parents, unless the file exists.
     fn create_file(&self, file: &Path) -> Result<(), SysError>;
+    /// Writes `contents` to the existing file `file` (a `/proc` file).
+    fn write_file(&self, file: &Path, contents: &str) -> Result<(), SysError>;
+    /// The kernel's last capability, from `/proc/sys/kernel/cap_last_cap`.
+    fn cap_last_cap(&self) -> Result<u8, SysError>;
+    /// `mknod(2)` of a character device with exactly the permissions `mode`.
+    fn mknod_char(&self, node: &Path, major: u32, minor: u32, mode: u32) -> Result<(), SysError>;
+    /// `symlink(2)`: makes `link` point to `target`.
+    fn symlink(&self, target: &Path, link: &Path) -> Result<(), SysError>;
+    /// `setrlimit(2)`.
+    fn set_rlimit(&self, rlimit: &Rlimit) -> Result<(), SysError>;
+    /// `prctl(PR_SET_NO_NEW_PRIVS)`.
+    fn set_no_new_privs(&self) -> Result<(), SysError>;
+    /// Installs a seccomp filter on the calling thread.
+    fn install_seccomp(&self, filter: &Filter) -> Result<(), SysError>;
+    /// `prctl(PR_CAPBSET_DROP)` of every capability up to `last_cap` not in `keep`.
+    fn drop_bounding(&self, keep: CapSet, last_cap: u8) -> Result<(), SysError>;
+    /// `prctl(PR_SET_KEEPCAPS, 1)`: keep the permitted set across a uid change.
+    fn set_keep_caps(&self) -> Result<(), SysError>;
+    /// `capset(2)` of the effective, permitted and inheritable sets.
+    fn set_capabilities(&self, caps: &Capabilities) -> Result<(), SysError>;
+    /// Clears the ambient set, then raises each capability of `ambient`.
+    fn set_ambient(&self, ambient: CapSet) -> Result<(), SysError>;
     /// Sets the umask, supplementary groups, gid and uid.
     fn set_user(&self, user: &User) -> Result<(), SysError>;
+    /// Restores what a fresh process expects and husk changed: an empty
+    /// signal mask and the default SIGPIPE action (Rust ignores SIGPIPE).
+    fn reset_signals(&self) -> Result<(), SysError>;
     /// `execve(2)`: returns only on failure.
     fn exec(
         &self,
@@ -269,6 +296,37 @@ pub fn run<E: From<ContainerError>>(
 /// The container init: sets the container up from inside its new namespaces,
 /// calls `ready` (which tells husk and, for `create`, waits for `start`), and
 /// executes its process. Returns only on failure.
+///
+/// The order, and why:
+///
+/// 1. Descriptors above 2 are marked close-on-exec, so none of husk's leaks in.
+/// 2. While the host's `/proc` is still at `/proc`: `process.oomScoreAdj` is
+///    written to `/proc/self/oom_score_adj` (lowering it needs
+///    `CAP_SYS_RESOURCE`, so before any privilege is dropped; the container
+///    may have no `/proc`), and, if `process.capabilities` is set, the kernel's
+///    last capability is read.
+/// 3. Mounts, below the rootfs: `/` private, the rootfs bound onto itself,
+///    `mounts` in order, the minimal `/dev` if `mounts` put a tmpfs there,
+///    then `linux.maskedPaths` (after `mounts`, so `/proc/kcore` and the like
+///    exist; before `pivot_root`, so the host's `/dev/null` can be bound over
+///    files even when the container has none).
+/// 4. `pivot_root` into the rootfs, the old root detached; the root remounted
+///    read-only if asked; the hostname.
+/// 5. `linux.sysctl` through the container's own `/proc/sys` (its namespaces),
+///    then `linux.readonlyPaths` (after the sysctls, since `/proc/sys` is
+///    usually one of them), then the working directory.
+/// 6. Still privileged: `process.rlimits` (raising a hard limit needs
+///    `CAP_SYS_RESOURCE`), no_new_privs, and the seccomp filter if
+///    `noNewPrivileges` is false (without no_new_privs, installing it needs
+///    `CAP_SYS_ADMIN`; like runc, the profile must then allow the calls below).
+/// 7. Capabilities around the user change: the bounding set dropped (needs
+///    `CAP_SETPCAP`) and `PR_SET_KEEPCAPS` set, then the user set, then
+///    `capset` and the ambient set (cleared, then raised).
+/// 8. The program looked up, `ready` (the start handshake: a read of the exec
+///    fifo that a filter must not see), the signal mask and SIGPIPE reset, and,
+///    if `noNewPrivileges` is true, the seccomp filter as late as possible: only
+///    `execve` follows it (after nix allocates its argument arrays, which may
+///    call `brk` or `mmap`; if it fails, `write` of the report and `exit_group`).
 pub fn init(
     sys: &impl Syscalls,
     spec: &ContainerSpec,
@@ -276,6 +334,16 @@ pub fn init(
 ) -> Result<Infallible, ContainerError> {
     let root = spec.root.as_path();
     sys.mark_fds_cloexec()?;
+    if let Some(adj) = spec.oom_score_adj {
+        sys.write_file(Path::new("/proc/self/oom_score_adj"), &adj.to_string())?;
+    }
+    let capabilities = match spec.capabilities {
+        Some(caps) => {
+            let last_cap = sys.cap_last_cap()?;
+            Some((caps.limited_to(last_cap), last_cap))
+        }
+        None => None,
+    };
     // Nothing below may propagate to the mount namespace husk came from.
     let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
     sys.mount(None, Path::new("/"), None, private, None)?;
@@ -290,6 +358,12 @@ pub fn init(
     for mount in &spec.mounts {
         mount_below(sys, root, mount)?;
     }
+    if let Some(dev) = spec.dev_tmpfs() {
+        populate_dev(sys, &resolve_in_root(root, dev)?)?;
+    }
+    for path in &spec.masked_paths {
+        mask(sys, root, path)?;
+    }
     // The old root ends up stacked on the new one at "."; detaching it leaves
     // the new root alone, with no directory needed for the old one.
     sys.chdir(root)?;
@@ -302,8 +376,35 @@ pub fn init(
     if let Some(hostname) = &spec.hostname {
         sys.sethostname(hostname)?;
     }
+    for sysctl in &spec.sysctl {
+        sys.write_file(&sysctl.path, &sysctl.value)?;
+    }
+    for path in &spec.readonly_paths {
+        make_readonly(sys, path)?;
+    }
     sys.chdir(spec.cwd.as_path())?;
+    for rlimit in &spec.rlimits {
+        sys.set_rlimit(rlimit)?;
+    }
+    if spec.no_new_privileges {
+        sys.set_no_new_privs()?;
+    }
+    let (early_filter, late_filter) = match &spec.seccomp {
+        Some(filter) if spec.no_new_privileges => (None, Some(filter)),
+        filter => (filter.as_ref(), None),
+    };
+    if let Some(filter) = early_filter {
+        sys.install_seccomp(filter)?;
+    }
+    if let Some((caps, last_cap)) = &capabilities {
+        sys.drop_bounding(caps.bounding, *last_cap)?;
+        sys.set_keep_caps()?;
+    }
     sys.set_user(&spec.user)?;
+    if let Some((caps, _)) = &capabilities {
+        sys.set_capabilities(caps)?;
+        sys.set_ambient(caps.ambient)?;
+    }
     let program = &spec.args[0];
     let path = find_program(Path::new("/"), program, &spec.env).ok_or_else(|| {
         ContainerError::ProgramNotFound {
@@ -311,7 +412,95 @@ pub fn init(
         }
     })?;
     ready()?;
+    sys.reset_signals()?;
+    if let Some(filter) = late_filter {
+        sys.install_seccomp(filter)?;
+    }
     Ok(sys.exec(&path, &spec.args, &spec.env)?)
+}
+
+/// The device nodes of a minimal `/dev`: name, major, minor (as runc makes them).
+const DEVICES: [(&str, u32, u32); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+/// The symbolic links of a minimal `/dev`: name, target.
+const DEV_LINKS: [(&str, &str); 5] = [
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
+];
+
+/// Fills the fresh tmpfs `dev` (the host path of the container's `/dev`) as
+/// runc does: the device nodes (or, where `mknod` is not permitted, as in a
+/// user namespace, the host's nodes bound over empty files), the links, and
+/// `shm`. What `mounts` already put there is left alone. The names are joined
+/// without resolving: the tmpfs holds no symbolic links, only what `mounts`
+/// created.
+fn populate_dev(sys: &impl Syscalls, dev: &Path) -> Result<(), ContainerError> {
+    for (name, major, minor) in DEVICES {
+        let node = dev.join(name);
+        match sys.mknod_char(&node, major, minor, 0o666) {
+            Err(e) if e.errno() == Errno::EEXIST => {}
+            Err(e) if e.errno() == Errno::EPERM => {
+                sys.create_file(&node)?;
+                let host = Path::new("/dev").join(name);
+                sys.mount(Some(&host), &node, None, MsFlags::MS_BIND, None)?;
+            }
+            result => result?,
+        }
+    }
+    for (name, target) in DEV_LINKS {
+        match sys.symlink(Path::new(target), &dev.join(name)) {
+            Err(e) if e.errno() == Errno::EEXIST => {}
+            result => result?,
+        }
+    }
+    Ok(sys.mkdir_all(&dev.join("shm"))?)
+}
+
+/// Hides `path` (a `linux.maskedPaths` entry) below `root`: the host's
+/// `/dev/null` over a file, an empty read-only tmpfs over a directory. A path
+/// that does not exist is skipped. As in runc, the kind of file is learnt from
+/// the bind mount failing with `ENOTDIR`.
+fn mask(sys: &impl Syscalls, root: &Path, path: &ContainerPath) -> Result<(), ContainerError> {
+    let target = resolve_in_root(root, path)?;
+    let null = Path::new("/dev/null");
+    match sys.mount(Some(null), &target, None, MsFlags::MS_BIND, None) {
+        Err(e) if e.errno() == Errno::ENOENT => Ok(()),
+        Err(e) if e.errno() == Errno::ENOTDIR => {
+            let tmpfs = Path::new("tmpfs");
+            let flags = MsFlags::MS_RDONLY;
+            Ok(sys.mount(Some(tmpfs), &target, Some("tmpfs"), flags, None)?)
+        }
+        result => Ok(result?),
+    }
+}
+
+/// Makes `path` (a `linux.readonlyPaths` entry, after `pivot_root`) read-only
+/// by binding it onto itself, with what is mounted below it, and remounting
+/// the bind read-only. A path that does not exist is skipped.
+fn make_readonly(sys: &impl Syscalls, path: &ContainerPath) -> Result<(), ContainerError> {
+    let path = path.as_path();
+    let rbind = MsFlags::MS_BIND | MsFlags::MS_REC;
+    match sys.mount(Some(path), path, None, rbind, None) {
+        Err(e) if e.errno() == Errno::ENOENT => return Ok(()),
+        result => result?,
+    }
+    let readonly = MsFlags::MS_BIND
+        | MsFlags::MS_REMOUNT
+        | MsFlags::MS_RDONLY
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV
+        | MsFlags::MS_NOEXEC;
+    Ok(sys.mount(None, path, None, readonly, None)?)
 }
 
 /// Where `execve` should find `program`: `program` itself if it contains a `/`,
@@ -672,20 +861,30 @@ mod tests {
     use crate::spec;
     use crate::testutil::TempDir;
 
-    /// Records every call as a line of text; fails the call named `fail`.
+    /// Records every call as a line of text; fails the call named `fail`
+    /// with EPERM, and a call whose line starts with a prefix in `errnos`
+    /// with its errno.
     #[derive(Default)]
     struct Recorder {
         calls: RefCell<Vec<String>>,
         fail: Option<&'static str>,
+        errnos: Vec<(String, Errno)>,
+        /// What `cap_last_cap` returns; 40 (Linux 5.9 and later) if `None`.
+        last_cap: Option<u8>,
     }
 
     impl Recorder {
         fn record(&self, op: &'static str, args: String) -> Result<(), SysError> {
-            self.calls
-                .borrow_mut()
-                .push(format!("{op} {args}").trim_end().to_owned());
-            match self.fail {
-                Some(fail) if fail == op => Err(SysError::new(op, None, Errno::EPERM)),
+            let line = format!("{op} {args}").trim_end().to_owned();
+            let errno = self
+                .errnos
+                .iter()
+                .find(|(prefix, _)| line.starts_with(prefix.as_str()))
+                .map(|&(_, errno)| errno);
+            self.calls.borrow_mut().push(line);
+            match (self.fail, errno) {
+                (Some(fail), _) if fail == op => Err(SysError::new(op, None, Errno::EPERM)),
+                (_, Some(errno)) => Err(SysError::new(op, None, errno)),
                 _ => Ok(()),
             }
         }
@@ -750,9 +949,72 @@ mod tests {
             self.record("create_file", file.display().to_string())
         }
 
+        fn write_file(&self, file: &Path, contents: &str) -> Result<(), SysError> {
+            self.record("write_file", format!("{} {contents}", file.display()))
+        }
+
+        fn cap_last_cap(&self) -> Result<u8, SysError> {
+            self.record("cap_last_cap", String::new())?;
+            Ok(self.last_cap.unwrap_or(40))
+        }
+
+        fn mknod_char(
+            &self,
+            node: &Path,
+            major: u32,
+            minor: u32,
+            mode: u32,
+        ) -> Result<(), SysError> {
+            let args = format!("{} {major}:{minor} {mode:o}", node.display());
+            self.record("mknod_char", args)
+        }
+
+        fn symlink(&self, target: &Path, link: &Path) -> Result<(), SysError> {
+            let args = format!("{} -> {}", link.display(), target.display());
+            self.record("symlink", args)
+        }
+
+        fn set_rlimit(&self, rlimit: &Rlimit) -> Result<(), SysError> {
+            let args = format!("{} {} {}", rlimit.name, rlimit.soft, rlimit.hard);
+            self.record("set_rlimit", args)
+        }
+
+        fn set_no_new_privs(&self) -> Result<(), SysError> {
+            self.record("set_no_new_privs", String::new())
+        }
+
+        fn install_seccomp(&self, filter: &Filter) -> Result<(), SysError> {
+            let args = format!("{} instructions", filter.program().len());
+            self.record("install_seccomp", args)
+        }
+
+        fn drop_bounding(&self, keep: CapSet, last_cap: u8) -> Result<(), SysError> {
+            self.record("drop_bounding", format!("keep {keep} up to {last_cap}"))
+        }
+
+        fn set_keep_caps(&self) -> Result<(), SysError> {
+            self.record("set_keep_caps", String::new())
+        }
+
+        fn set_capabilities(&self, caps: &Capabilities) -> Result<(), SysError> {
+            let args = format!(
+                "effective {} permitted {} inheritable {}",
+                caps.effective, caps.permitted, caps.inheritable
+            );
+            self.record("set_capabilities", args)
+        }
+
+        fn set_ambient(&self, ambient: CapSet) -> Result<(), SysError> {
+            self.record("set_ambient", ambient.to_string())
+        }
+
         fn set_user(&self, user: &User) -> Result<(), SysError> {
             let args = format!("{}:{} {:?}", user.uid, user.gid, user.additional_gids);
             self.record("set_user", args)
+        }
+
+        fn reset_signals(&self) -> Result<(), SysError> {
+            self.record("reset_signals", String::new())
         }
 
         fn exec(
@@ -807,6 +1069,19 @@ mod tests {
             format!("mount - {r}/data - MS_RDONLY|MS_REMOUNT|MS_BIND -"),
             format!("create_file {r}/etc/conf"),
             format!("mount {b}/conf {r}/etc/conf - MS_BIND -"),
+            // A tmpfs at /dev gets the minimal set of nodes and links.
+            format!("mknod_char {r}/dev/null 1:3 666"),
+            format!("mknod_char {r}/dev/zero 1:5 666"),
+            format!("mknod_char {r}/dev/full 1:7 666"),
+            format!("mknod_char {r}/dev/random 1:8 666"),
+            format!("mknod_char {r}/dev/urandom 1:9 666"),
+            format!("mknod_char {r}/dev/tty 5:0 666"),
+            format!("symlink {r}/dev/fd -> /proc/self/fd"),
+            format!("symlink {r}/dev/stdin -> /proc/self/fd/0"),
+            format!("symlink {r}/dev/stdout -> /proc/self/fd/1"),
+            format!("symlink {r}/dev/stderr -> /proc/self/fd/2"),
+            format!("symlink {r}/dev/ptmx -> pts/ptmx"),
+            format!("mkdir_all {r}/dev/shm"),
             format!("chdir {r}"),
             "pivot_root . .".into(),
             "umount_detach .".into(),
@@ -815,9 +1090,230 @@ mod tests {
             "chdir /srv".into(),
             "set_user 1000:100 [5]".into(),
             "ready".into(),
+            "reset_signals".into(),
             r#"exec "/bin/app" ["/bin/app", "x"] ["A=1"]"#.into(),
         ];
         assert_eq!(*sys.calls.borrow(), expected);
+    }
+
+    /// Every process and linux property husk applies in the init.
+    const FULL_CONFIG: &str = r#"{
+        "ociVersion": "1.0.2",
+        "process": {
+            "args": ["/bin/app"], "cwd": "/",
+            "user": {"uid": 1000, "gid": 1000},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 2048},
+                        {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}],
+            "oomScoreAdj": 500,
+            "noNewPrivileges": true,
+            "capabilities": {
+                "bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                "effective": ["CAP_KILL"],
+                "permitted": ["CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                "inheritable": ["CAP_NET_BIND_SERVICE"],
+                "ambient": ["CAP_NET_BIND_SERVICE"]
+            }
+        },
+        "root": {"path": "rootfs"},
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]}
+        ],
+        "linux": {
+            "namespaces": [{"type": "mount"}, {"type": "ipc"}, {"type": "network"}],
+            "sysctl": {"kernel.shmmax": "65536", "net.ipv4.ip_forward": "1"},
+            "seccomp": {"defaultAction": "SCMP_ACT_ALLOW",
+                        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]},
+            "maskedPaths": ["/proc/kcore", "/proc/acpi", "/proc/missing"],
+            "readonlyPaths": ["/proc/sys", "/proc/nope"]
+        }
+    }"#;
+
+    #[test]
+    fn setup_order_with_every_process_property() {
+        let bundle = TempDir::new("full-order");
+        let spec = spec::parse(FULL_CONFIG.as_bytes(), bundle.path()).unwrap();
+        let r = format!("{}/rootfs", bundle.path().display());
+        let sys = Recorder {
+            errnos: vec![
+                (format!("mount /dev/null {r}/proc/acpi "), Errno::ENOTDIR),
+                (format!("mount /dev/null {r}/proc/missing "), Errno::ENOENT),
+                ("mount /proc/nope ".into(), Errno::ENOENT),
+            ],
+            ..Recorder::default()
+        };
+
+        let error = init(&sys, &spec, || Ok(sys.record("ready", String::new())?)).unwrap_err();
+
+        assert_eq!(error.to_string(), "exec");
+        let filter = spec.seccomp.as_ref().unwrap().program().len();
+        let expected = [
+            "mark_fds_cloexec".to_owned(),
+            "write_file /proc/self/oom_score_adj 500".into(),
+            "cap_last_cap".into(),
+            "mount - / - MS_REC|MS_PRIVATE -".into(),
+            format!("mount {r} {r} - MS_BIND|MS_REC -"),
+            format!("mkdir_all {r}/proc"),
+            format!("mount proc {r}/proc proc  -"),
+            format!("mkdir_all {r}/dev"),
+            format!("mount tmpfs {r}/dev tmpfs  mode=755"),
+            format!("mknod_char {r}/dev/null 1:3 666"),
+            format!("mknod_char {r}/dev/zero 1:5 666"),
+            format!("mknod_char {r}/dev/full 1:7 666"),
+            format!("mknod_char {r}/dev/random 1:8 666"),
+            format!("mknod_char {r}/dev/urandom 1:9 666"),
+            format!("mknod_char {r}/dev/tty 5:0 666"),
+            format!("symlink {r}/dev/fd -> /proc/self/fd"),
+            format!("symlink {r}/dev/stdin -> /proc/self/fd/0"),
+            format!("symlink {r}/dev/stdout -> /proc/self/fd/1"),
+            format!("symlink {r}/dev/stderr -> /proc/self/fd/2"),
+            format!("symlink {r}/dev/ptmx -> pts/ptmx"),
+            format!("mkdir_all {r}/dev/shm"),
+            format!("mount /dev/null {r}/proc/kcore - MS_BIND -"),
+            format!("mount /dev/null {r}/proc/acpi - MS_BIND -"),
+            format!("mount tmpfs {r}/proc/acpi tmpfs MS_RDONLY -"),
+            format!("mount /dev/null {r}/proc/missing - MS_BIND -"),
+            format!("chdir {r}"),
+            "pivot_root . .".into(),
+            "umount_detach .".into(),
+            "write_file /proc/sys/kernel/shmmax 65536".into(),
+            "write_file /proc/sys/net/ipv4/ip_forward 1".into(),
+            "mount /proc/sys /proc/sys - MS_BIND|MS_REC -".into(),
+            "mount - /proc/sys - MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC|MS_REMOUNT|MS_BIND -"
+                .into(),
+            "mount /proc/nope /proc/nope - MS_BIND|MS_REC -".into(),
+            "chdir /".into(),
+            "set_rlimit RLIMIT_NOFILE 1024 2048".into(),
+            "set_rlimit RLIMIT_CORE 0 0".into(),
+            "set_no_new_privs".into(),
+            "drop_bounding keep CAP_CHOWN|CAP_KILL|CAP_NET_BIND_SERVICE up to 40".into(),
+            "set_keep_caps".into(),
+            "set_user 1000:1000 []".into(),
+            "set_capabilities effective CAP_KILL permitted CAP_KILL|CAP_NET_BIND_SERVICE \
+             inheritable CAP_NET_BIND_SERVICE"
+                .into(),
+            "set_ambient CAP_NET_BIND_SERVICE".into(),
+            "ready".into(),
+            "reset_signals".into(),
+            format!("install_seccomp {filter} instructions"),
+            r#"exec "/bin/app" ["/bin/app"] []"#.into(),
+        ];
+        assert_eq!(*sys.calls.borrow(), expected);
+    }
+
+    #[test]
+    fn seccomp_without_no_new_privs_is_installed_while_privileged() {
+        let bundle = TempDir::new("early-seccomp");
+        let json = FULL_CONFIG.replace(r#""noNewPrivileges": true"#, r#""noNewPrivileges": false"#);
+        let spec = spec::parse(json.as_bytes(), bundle.path()).unwrap();
+        let sys = Recorder::default();
+
+        init(&sys, &spec, || Ok(sys.record("ready", String::new())?)).unwrap_err();
+
+        let calls = sys.calls.borrow();
+        let tail: Vec<&str> = calls
+            .iter()
+            .skip_while(|c| !c.starts_with("set_rlimit RLIMIT_CORE"))
+            .map(|c| c.split(' ').next().unwrap())
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                "set_rlimit",
+                "install_seccomp",
+                "drop_bounding",
+                "set_keep_caps",
+                "set_user",
+                "set_capabilities",
+                "set_ambient",
+                "ready",
+                "reset_signals",
+                "exec"
+            ]
+        );
+    }
+
+    #[test]
+    fn capabilities_above_the_kernels_last_are_dropped() {
+        let bundle = TempDir::new("last-cap");
+        let json = FULL_CONFIG.replace(
+            r#""CAP_CHOWN", "CAP_KILL""#,
+            r#""CAP_CHOWN", "CAP_BPF", "CAP_KILL""#,
+        );
+        let spec = spec::parse(json.as_bytes(), bundle.path()).unwrap();
+        let sys = Recorder {
+            last_cap: Some(37),
+            ..Recorder::default()
+        };
+
+        init(&sys, &spec, || Ok(sys.record("ready", String::new())?)).unwrap_err();
+
+        assert!(sys.calls.borrow().contains(
+            &"drop_bounding keep CAP_CHOWN|CAP_KILL|CAP_NET_BIND_SERVICE up to 37".into()
+        ));
+    }
+
+    #[test]
+    fn dev_nodes_are_bound_from_the_host_when_mknod_is_refused() {
+        let bundle = TempDir::new("dev-bind");
+        let json = r#"{"ociVersion": "1.0.0", "process": {"args": ["/bin/sh"], "cwd": "/"},
+            "root": {"path": "rootfs"}, "linux": {"namespaces": [{"type": "mount"}]},
+            "mounts": [{"destination": "/dev", "type": "tmpfs"},
+                       {"destination": "/dev/null", "source": "/dev/null", "options": ["bind"]}]}"#;
+        let spec = spec::parse(json.as_bytes(), bundle.path()).unwrap();
+        let r = format!("{}/rootfs", bundle.path().display());
+        let sys = Recorder {
+            errnos: vec![
+                (format!("mknod_char {r}/dev/null "), Errno::EEXIST),
+                ("mknod_char ".into(), Errno::EPERM),
+                (format!("symlink {r}/dev/fd "), Errno::EEXIST),
+            ],
+            ..Recorder::default()
+        };
+
+        init(&sys, &spec, || Ok(sys.record("ready", String::new())?)).unwrap_err();
+
+        let calls = sys.calls.borrow();
+        let dev: Vec<&str> = calls
+            .iter()
+            .map(String::as_str)
+            .skip_while(|c| !c.starts_with("mknod_char"))
+            .take(8)
+            .collect();
+        assert_eq!(
+            dev,
+            [
+                format!("mknod_char {r}/dev/null 1:3 666"),
+                format!("mknod_char {r}/dev/zero 1:5 666"),
+                format!("create_file {r}/dev/zero"),
+                format!("mount /dev/zero {r}/dev/zero - MS_BIND -"),
+                format!("mknod_char {r}/dev/full 1:7 666"),
+                format!("create_file {r}/dev/full"),
+                format!("mount /dev/full {r}/dev/full - MS_BIND -"),
+                format!("mknod_char {r}/dev/random 1:8 666"),
+            ]
+        );
+        assert!(calls.contains(&format!("symlink {r}/dev/stdin -> /proc/self/fd/0")));
+        assert!(calls.contains(&format!("mkdir_all {r}/dev/shm")));
+    }
+
+    #[test]
+    fn dev_is_left_alone_without_a_tmpfs_there() {
+        let bundle = TempDir::new("dev-alone");
+        fs::create_dir(bundle.path().join("dev")).unwrap();
+        let json = r#"{"ociVersion": "1.0.0", "process": {"args": ["/bin/sh"], "cwd": "/"},
+            "root": {"path": "rootfs"}, "linux": {"namespaces": [{"type": "mount"}]},
+            "mounts": [{"destination": "/dev", "type": "tmpfs"},
+                       {"destination": "/dev", "source": "dev", "options": ["rbind"]}]}"#;
+        let spec = spec::parse(json.as_bytes(), bundle.path()).unwrap();
+        let sys = Recorder::default();
+
+        init(&sys, &spec, || Ok(sys.record("ready", String::new())?)).unwrap_err();
+
+        let calls = sys.calls.borrow();
+        assert!(!calls
+            .iter()
+            .any(|c| c.starts_with("mknod_char") || c.starts_with("symlink")));
     }
 
     #[test]

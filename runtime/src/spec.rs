@@ -10,7 +10,7 @@
 //!
 //! Unknown properties are ignored at every level, as the spec requires. A property
 //! the spec defines but husk does not implement yet is an error naming it
-//! ("`linux.seccomp` is not supported yet"), never silently dropped: such
+//! ("`linux.intelRdt` is not supported yet"), never silently dropped: such
 //! properties are declared as presence markers (`Option<IgnoredAny>`), which
 //! serde-json-core 0.6 skips over with `deserialize_ignored_any`.
 
@@ -21,11 +21,13 @@ use std::marker::PhantomData;
 use std::path::{Component, Path, PathBuf};
 
 use nix::mount::MsFlags;
-use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
+use nix::sys::resource::Resource;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json_core::str::{EscapedStr, EscapedStringFragment};
 
 use crate::cgroup::{CgroupError, Resources, WireResources};
+use crate::seccomp::{self, Arch, Profile, SeccompError, WireSeccomp};
 
 /// Largest `config.json` read, in bytes.
 pub const MAX_CONFIG_BYTES: usize = 4 << 20;
@@ -47,6 +49,18 @@ pub const MAX_NAMESPACES: usize = 8;
 pub const MAX_GROUPS: usize = 32;
 /// Longest hostname, in bytes (Linux `HOST_NAME_MAX`).
 pub const MAX_HOSTNAME: usize = 64;
+/// Most entries in `process.rlimits` (Linux has 16 resource limits).
+pub const MAX_RLIMITS: usize = 16;
+/// Most entries in one set of `process.capabilities` (Linux has 41 capabilities).
+pub const MAX_CAPABILITIES: usize = 64;
+/// Most entries in `linux.sysctl`.
+pub const MAX_SYSCTLS: usize = 32;
+/// Longest key of `linux.sysctl`, in bytes.
+pub const MAX_SYSCTL_NAME: usize = 256;
+/// Most entries in `linux.maskedPaths` (Docker's default has 15).
+pub const MAX_MASKED_PATHS: usize = 64;
+/// Most entries in `linux.readonlyPaths` (Docker's default has 5).
+pub const MAX_READONLY_PATHS: usize = 64;
 
 /// A validated container configuration.
 #[derive(Debug)]
@@ -73,6 +87,71 @@ pub struct ContainerSpec {
     pub cgroups_path: Option<String>,
     /// `linux.resources`: the container cgroup's limits.
     pub resources: Resources,
+    /// `process.rlimits`, each type at most once.
+    pub rlimits: Vec<Rlimit>,
+    /// `process.oomScoreAdj`, -1000 to 1000.
+    pub oom_score_adj: Option<i32>,
+    /// `process.noNewPrivileges`.
+    pub no_new_privileges: bool,
+    /// `process.capabilities`; when absent the process keeps the capabilities
+    /// its user gets from the kernel (all of them for root, as with runc).
+    pub capabilities: Option<Capabilities>,
+    /// `linux.seccomp`, compiled for the architecture husk runs on.
+    pub seccomp: Option<seccomp::Filter>,
+    /// `linux.sysctl`: only keys of the container's IPC namespace or of a new
+    /// network namespace.
+    pub sysctl: Vec<Sysctl>,
+    /// `linux.maskedPaths`.
+    pub masked_paths: Vec<ContainerPath>,
+    /// `linux.readonlyPaths`.
+    pub readonly_paths: Vec<ContainerPath>,
+}
+
+/// One entry of `process.rlimits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rlimit {
+    /// The name in `config.json`, such as `RLIMIT_NOFILE`.
+    pub name: &'static str,
+    /// The resource.
+    pub resource: Resource,
+    /// The soft limit, at most `hard`.
+    pub soft: u64,
+    /// The hard limit.
+    pub hard: u64,
+}
+
+/// A Linux capability, numbered as in `<linux/capability.h>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capability(u8);
+
+/// A set of capabilities, a bit mask as the kernel has it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CapSet(u64);
+
+/// `process.capabilities`: the five sets. An absent set is empty, as in runc.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The bounding set: every other capability is dropped from it.
+    pub bounding: CapSet,
+    /// The effective set.
+    pub effective: CapSet,
+    /// The inheritable set.
+    pub inheritable: CapSet,
+    /// The permitted set.
+    pub permitted: CapSet,
+    /// The ambient set, within permitted and inheritable.
+    pub ambient: CapSet,
+}
+
+/// One entry of `linux.sysctl`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sysctl {
+    /// The key, as in `config.json`.
+    pub name: String,
+    /// The file under `/proc/sys` inside the container.
+    pub path: PathBuf,
+    /// The value written.
+    pub value: String,
 }
 
 /// An absolute, normalised path inside the container, without `..`.
@@ -228,8 +307,20 @@ pub enum SpecError {
         /// What is wrong, as a predicate: "must be an absolute path".
         reason: &'static str,
     },
+    /// A value of a property, such as a name in a list, is refused.
+    Value {
+        /// The property.
+        field: Field,
+        /// The value.
+        value: String,
+        /// What is wrong, as a predicate: "is not a capability".
+        reason: &'static str,
+    },
     /// `linux.resources` or `linux.cgroupsPath` was rejected.
     Cgroup(CgroupError),
+    /// `linux.seccomp` was rejected or could not be compiled (boxed: its
+    /// field paths would double the size of every `Result` carrying a `SpecError`).
+    Seccomp(Box<SeccompError>),
 }
 
 /// Reads and validates `<bundle>/config.json`; `bundle` should be absolute.
@@ -322,6 +413,153 @@ impl NamespaceSet {
     }
 }
 
+impl ContainerSpec {
+    /// `/dev`, if the last entry of `mounts` there is a tmpfs: husk then fills
+    /// it with a minimal set of device nodes. Without such a mount the
+    /// rootfs's own `/dev` is left alone.
+    pub fn dev_tmpfs(&self) -> Option<&ContainerPath> {
+        self.mounts
+            .iter()
+            .rev()
+            .find(|m| m.destination.as_path() == Path::new("/dev"))
+            .filter(|m| {
+                matches!(
+                    m.kind,
+                    MountKind::Fs {
+                        fstype: FsType::Tmpfs,
+                        ..
+                    }
+                )
+            })
+            .map(|m| &m.destination)
+    }
+}
+
+/// The capabilities by number, as `<linux/capability.h>` of Linux 5.9 has them.
+const CAPABILITY_NAMES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+impl Capability {
+    /// The number the kernel knows it by.
+    pub fn number(self) -> u8 {
+        self.0
+    }
+
+    /// The name, such as `CAP_CHOWN`.
+    pub fn name(self) -> &'static str {
+        CAPABILITY_NAMES[usize::from(self.0)]
+    }
+
+    /// The capability numbered `number`, if husk knows it.
+    pub fn from_number(number: u8) -> Option<Self> {
+        (usize::from(number) < CAPABILITY_NAMES.len()).then_some(Self(number))
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        let number = CAPABILITY_NAMES.iter().position(|&n| n == name)?;
+        Some(Self(number as u8))
+    }
+}
+
+impl CapSet {
+    /// The set as the kernel's bit mask: bit n is capability n.
+    pub fn bits(self) -> u64 {
+        self.0
+    }
+
+    /// Whether the set has capability number `number`.
+    pub fn contains(self, number: u8) -> bool {
+        number < 64 && self.0 & (1 << number) != 0
+    }
+
+    /// The capabilities in the set, by number.
+    pub fn iter(self) -> impl Iterator<Item = Capability> {
+        (0..CAPABILITY_NAMES.len() as u8)
+            .filter(move |&n| self.contains(n))
+            .map(Capability)
+    }
+
+    /// The set without the capabilities above `last_cap`.
+    fn limited_to(self, last_cap: u8) -> Self {
+        match 1u64.checked_shl(u32::from(last_cap) + 1) {
+            Some(limit) => Self(self.0 & (limit - 1)),
+            None => self,
+        }
+    }
+}
+
+impl Capabilities {
+    /// The sets without the capabilities above `last_cap`, the kernel's
+    /// `CAP_LAST_CAP` (`/proc/sys/kernel/cap_last_cap`): as runc does, a
+    /// capability this kernel does not know is dropped, not an error.
+    pub fn limited_to(self, last_cap: u8) -> Self {
+        Self {
+            bounding: self.bounding.limited_to(last_cap),
+            effective: self.effective.limited_to(last_cap),
+            inheritable: self.inheritable.limited_to(last_cap),
+            permitted: self.permitted.limited_to(last_cap),
+            ambient: self.ambient.limited_to(last_cap),
+        }
+    }
+}
+
+impl fmt::Display for CapSet {
+    /// The names joined by `|`, or `-` for the empty set.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 == 0 {
+            return f.write_str("-");
+        }
+        for (i, cap) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str("|")?;
+            }
+            f.write_str(cap.name())?;
+        }
+        Ok(())
+    }
+}
+
 impl FsType {
     /// The name the kernel knows the filesystem by.
     pub fn name(self) -> &'static str {
@@ -406,7 +644,13 @@ impl fmt::Display for SpecError {
                 write!(f, "config.json: {field} is longer than {max} bytes")
             }
             Self::Invalid { field, reason } => write!(f, "config.json: {field} {reason}"),
+            Self::Value {
+                field,
+                value,
+                reason,
+            } => write!(f, "config.json: {field}: {value} {reason}"),
             Self::Cgroup(e) => write!(f, "config.json: {e}"),
+            Self::Seccomp(e) => write!(f, "config.json: {e}"),
         }
     }
 }
@@ -416,6 +660,7 @@ impl std::error::Error for SpecError {
         match self {
             Self::Read { source, .. } => Some(source),
             Self::Cgroup(e) => e.source(),
+            Self::Seccomp(e) => e.source(),
             _ => None,
         }
     }
@@ -437,7 +682,7 @@ struct WireConfig<'a> {
     hostname: Option<EscapedStr<'a>>,
     domainname: Option<IgnoredAny>,
     #[serde(borrow)]
-    mounts: Option<Capped<WireMount<'a>, MAX_MOUNTS>>,
+    mounts: Option<HeapCapped<WireMount<'a>, MAX_MOUNTS>>,
     hooks: Option<IgnoredAny>,
     #[serde(borrow)]
     linux: Option<WireLinux<'a>>,
@@ -455,16 +700,40 @@ struct WireProcess<'a> {
     env: Option<Capped<EscapedStr<'a>, MAX_ENV>>,
     #[serde(borrow)]
     cwd: Option<EscapedStr<'a>>,
-    capabilities: Option<IgnoredAny>,
-    rlimits: Option<IgnoredAny>,
+    #[serde(borrow)]
+    capabilities: Option<WireCapabilities<'a>>,
+    #[serde(borrow)]
+    rlimits: Option<Capped<WireRlimit<'a>, MAX_RLIMITS>>,
     no_new_privileges: Option<bool>,
     apparmor_profile: Option<IgnoredAny>,
-    oom_score_adj: Option<IgnoredAny>,
+    oom_score_adj: Option<i32>,
     selinux_label: Option<IgnoredAny>,
     io_priority: Option<IgnoredAny>,
     scheduler: Option<IgnoredAny>,
     #[serde(rename = "execCPUAffinity")]
     exec_cpu_affinity: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct WireCapabilities<'a> {
+    #[serde(borrow)]
+    bounding: Option<Capped<EscapedStr<'a>, MAX_CAPABILITIES>>,
+    #[serde(borrow)]
+    effective: Option<Capped<EscapedStr<'a>, MAX_CAPABILITIES>>,
+    #[serde(borrow)]
+    inheritable: Option<Capped<EscapedStr<'a>, MAX_CAPABILITIES>>,
+    #[serde(borrow)]
+    permitted: Option<Capped<EscapedStr<'a>, MAX_CAPABILITIES>>,
+    #[serde(borrow)]
+    ambient: Option<Capped<EscapedStr<'a>, MAX_CAPABILITIES>>,
+}
+
+#[derive(Deserialize)]
+struct WireRlimit<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Option<EscapedStr<'a>>,
+    hard: Option<u64>,
+    soft: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -498,7 +767,7 @@ struct WireMount<'a> {
     gid_mappings: Option<IgnoredAny>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct WireLinux<'a> {
     #[serde(borrow)]
@@ -506,17 +775,22 @@ struct WireLinux<'a> {
     uid_mappings: Option<IgnoredAny>,
     gid_mappings: Option<IgnoredAny>,
     time_offsets: Option<IgnoredAny>,
-    devices: Option<IgnoredAny>,
+    /// Only an empty list is accepted: any entry overflows the capacity of 0.
+    devices: Option<Capped<IgnoredAny, 0>>,
     #[serde(borrow)]
     cgroups_path: Option<EscapedStr<'a>>,
     #[serde(borrow)]
     resources: Option<WireResources<'a>>,
     intel_rdt: Option<IgnoredAny>,
-    sysctl: Option<IgnoredAny>,
-    seccomp: Option<IgnoredAny>,
+    #[serde(borrow)]
+    sysctl: Option<CappedMap<'a, MAX_SYSCTLS>>,
+    #[serde(borrow)]
+    seccomp: Option<WireSeccomp<'a>>,
     rootfs_propagation: Option<IgnoredAny>,
-    masked_paths: Option<IgnoredAny>,
-    readonly_paths: Option<IgnoredAny>,
+    #[serde(borrow)]
+    masked_paths: Option<Capped<EscapedStr<'a>, MAX_MASKED_PATHS>>,
+    #[serde(borrow)]
+    readonly_paths: Option<Capped<EscapedStr<'a>, MAX_READONLY_PATHS>>,
     mount_label: Option<IgnoredAny>,
     personality: Option<IgnoredAny>,
     memory_policy: Option<IgnoredAny>,
@@ -575,6 +849,117 @@ impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for Capped<T, N>
     }
 }
 
+/// Like [`Capped`], with the entries on the heap: for arrays whose entries are
+/// large (`mounts`: 64 of about 600 bytes), which inline would be copied
+/// through every frame of the deserializer and, in a debug build, overflow a
+/// test thread's 2 MiB stack.
+struct HeapCapped<T, const N: usize> {
+    items: Vec<T>,
+    overflow: bool,
+}
+
+impl<T, const N: usize> HeapCapped<T, N> {
+    fn into_items(self, field: Field) -> Result<Vec<T>, SpecError> {
+        if self.overflow {
+            return Err(SpecError::TooMany { field, max: N });
+        }
+        Ok(self.items)
+    }
+}
+
+impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for HeapCapped<T, N> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct HeapCappedVisitor<T, const N: usize>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>, const N: usize> Visitor<'de> for HeapCappedVisitor<T, N> {
+            type Value = HeapCapped<T, N>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut capped = HeapCapped {
+                    items: Vec::new(),
+                    overflow: false,
+                };
+                while let Some(item) = seq.next_element()? {
+                    if capped.items.len() < N {
+                        capped.items.push(item);
+                    } else {
+                        capped.overflow = true;
+                    }
+                }
+                Ok(capped)
+            }
+        }
+
+        deserializer.deserialize_seq(HeapCappedVisitor(PhantomData))
+    }
+}
+
+/// A JSON object of strings with at most `N` members, counted like [`Capped`].
+/// Keys are borrowed as `&str` and wrapped: serde-json-core 0.6 cannot
+/// deserialize an `EscapedStr` key, but without an unescape buffer it hands
+/// out the key's text still escaped. (`cgroup` has its own copy for
+/// `linux.resources.unified`.)
+struct CappedMap<'a, const N: usize> {
+    entries: heapless::Vec<(EscapedStr<'a>, EscapedStr<'a>), N>,
+    overflow: bool,
+}
+
+impl<'de: 'a, 'a, const N: usize> Deserialize<'de> for CappedMap<'a, N> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Key<'a>(EscapedStr<'a>);
+
+        impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct KeyVisitor;
+
+                impl<'de> Visitor<'de> for KeyVisitor {
+                    type Value = &'de str;
+
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("a string borrowed from the input")
+                    }
+
+                    fn visit_borrowed_str<E>(self, key: &'de str) -> Result<&'de str, E> {
+                        Ok(key)
+                    }
+                }
+
+                deserializer
+                    .deserialize_str(KeyVisitor)
+                    .map(|key| Key(EscapedStr(key)))
+            }
+        }
+
+        struct MapVisitor<'a, const N: usize>(PhantomData<&'a ()>);
+
+        impl<'de: 'a, 'a, const N: usize> Visitor<'de> for MapVisitor<'a, N> {
+            type Value = CappedMap<'a, N>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of strings")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut capped = CappedMap {
+                    entries: heapless::Vec::new(),
+                    overflow: false,
+                };
+                while let Some(Key(key)) = map.next_key::<Key<'a>>()? {
+                    let value: EscapedStr<'a> = map.next_value()?;
+                    capped.overflow |= capped.entries.push((key, value)).is_err();
+                }
+                Ok(capped)
+            }
+        }
+
+        deserializer.deserialize_map(MapVisitor(PhantomData))
+    }
+}
+
 /// Fails on the first property, in the spec's order, that husk does not implement yet.
 fn reject_unsupported(wire: &WireConfig<'_>) -> Result<(), SpecError> {
     let unsupported = wire
@@ -599,14 +984,7 @@ impl WireProcess<'_> {
         first_present(&[
             ("process.terminal", self.terminal == Some(true)),
             ("process.consoleSize", self.console_size.is_some()),
-            ("process.capabilities", self.capabilities.is_some()),
-            ("process.rlimits", self.rlimits.is_some()),
-            (
-                "process.noNewPrivileges",
-                self.no_new_privileges == Some(true),
-            ),
             ("process.apparmorProfile", self.apparmor_profile.is_some()),
-            ("process.oomScoreAdj", self.oom_score_adj.is_some()),
             ("process.selinuxLabel", self.selinux_label.is_some()),
             ("process.ioPriority", self.io_priority.is_some()),
             ("process.scheduler", self.scheduler.is_some()),
@@ -621,13 +999,12 @@ impl WireLinux<'_> {
             ("linux.uidMappings", self.uid_mappings.is_some()),
             ("linux.gidMappings", self.gid_mappings.is_some()),
             ("linux.timeOffsets", self.time_offsets.is_some()),
-            ("linux.devices", self.devices.is_some()),
+            (
+                "linux.devices",
+                self.devices.as_ref().is_some_and(|d| d.overflow),
+            ),
             ("linux.intelRdt", self.intel_rdt.is_some()),
-            ("linux.sysctl", self.sysctl.is_some()),
-            ("linux.seccomp", self.seccomp.is_some()),
             ("linux.rootfsPropagation", self.rootfs_propagation.is_some()),
-            ("linux.maskedPaths", self.masked_paths.is_some()),
-            ("linux.readonlyPaths", self.readonly_paths.is_some()),
             ("linux.mountLabel", self.mount_label.is_some()),
             ("linux.personality", self.personality.is_some()),
             ("linux.memoryPolicy", self.memory_policy.is_some()),
@@ -662,25 +1039,37 @@ fn convert(wire: WireConfig<'_>, bundle: &Path) -> Result<ContainerSpec, SpecErr
         .map(convert_user)
         .transpose()?
         .unwrap_or_default();
+    let rlimits = convert_rlimits(process.rlimits)?;
+    let capabilities = process.capabilities.map(convert_capabilities).transpose()?;
+    const OOM_SCORE_ADJ: Field = Field::new("process.oomScoreAdj");
+    let oom_score_adj = process
+        .oom_score_adj
+        .map(|adj| match adj {
+            -1000..=1000 => Ok(adj),
+            _ => Err(invalid(OOM_SCORE_ADJ, "must be between -1000 and 1000")),
+        })
+        .transpose()?;
 
     let root = wire.root.ok_or(SpecError::Missing(Field::new("root")))?;
     const ROOT_PATH: Field = Field::new("root.path");
     let root_path = unescape(ROOT_PATH, required(ROOT_PATH, root.path)?, MAX_PATH)?;
 
-    let (namespaces, cgroups_path, resources) = match wire.linux {
-        Some(linux) => (linux.namespaces, linux.cgroups_path, linux.resources),
-        None => (None, None, None),
-    };
-    let namespaces = convert_namespaces(namespaces)?;
+    let linux = wire.linux.unwrap_or_default();
+    let namespaces = convert_namespaces(linux.namespaces)?;
     const CGROUPS_PATH: Field = Field::new("linux.cgroupsPath");
-    let cgroups_path = cgroups_path
+    let cgroups_path = linux
+        .cgroups_path
         .map(|p| unescape(CGROUPS_PATH, p, MAX_PATH))
         .transpose()?;
-    let resources = resources
+    let resources = linux
+        .resources
         .map(Resources::from_wire)
         .transpose()
         .map_err(SpecError::Cgroup)?
         .unwrap_or_default();
+    let seccomp = linux.seccomp.map(convert_seccomp).transpose()?;
+    let masked_paths = convert_paths(Field::new("linux.maskedPaths"), linux.masked_paths)?;
+    let readonly_paths = convert_paths(Field::new("linux.readonlyPaths"), linux.readonly_paths)?;
 
     const HOSTNAME: Field = Field::new("hostname");
     let hostname = wire
@@ -693,13 +1082,17 @@ fn convert(wire: WireConfig<'_>, bundle: &Path) -> Result<ContainerSpec, SpecErr
 
     let mounts = match wire.mounts {
         Some(mounts) => mounts.into_items(Field::new("mounts"))?,
-        None => heapless::Vec::new(),
+        None => Vec::new(),
     };
     let mounts = mounts
         .into_iter()
         .enumerate()
         .map(|(i, m)| convert_mount(Field::new("mounts").at(i), m, bundle))
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
+    let sysctl = match linux.sysctl {
+        Some(sysctl) => convert_sysctl(sysctl, &namespaces, &mounts)?,
+        None => Vec::new(),
+    };
 
     Ok(ContainerSpec {
         args,
@@ -713,7 +1106,220 @@ fn convert(wire: WireConfig<'_>, bundle: &Path) -> Result<ContainerSpec, SpecErr
         mounts,
         cgroups_path,
         resources,
+        rlimits,
+        oom_score_adj,
+        no_new_privileges: process.no_new_privileges.unwrap_or(false),
+        capabilities,
+        seccomp,
+        sysctl,
+        masked_paths,
+        readonly_paths,
     })
+}
+
+/// The resource limits by name, as `getrlimit(2)` lists them.
+const RLIMITS: [(&str, Resource); 16] = [
+    ("RLIMIT_AS", Resource::RLIMIT_AS),
+    ("RLIMIT_CORE", Resource::RLIMIT_CORE),
+    ("RLIMIT_CPU", Resource::RLIMIT_CPU),
+    ("RLIMIT_DATA", Resource::RLIMIT_DATA),
+    ("RLIMIT_FSIZE", Resource::RLIMIT_FSIZE),
+    ("RLIMIT_LOCKS", Resource::RLIMIT_LOCKS),
+    ("RLIMIT_MEMLOCK", Resource::RLIMIT_MEMLOCK),
+    ("RLIMIT_MSGQUEUE", Resource::RLIMIT_MSGQUEUE),
+    ("RLIMIT_NICE", Resource::RLIMIT_NICE),
+    ("RLIMIT_NOFILE", Resource::RLIMIT_NOFILE),
+    ("RLIMIT_NPROC", Resource::RLIMIT_NPROC),
+    ("RLIMIT_RSS", Resource::RLIMIT_RSS),
+    ("RLIMIT_RTPRIO", Resource::RLIMIT_RTPRIO),
+    ("RLIMIT_RTTIME", Resource::RLIMIT_RTTIME),
+    ("RLIMIT_SIGPENDING", Resource::RLIMIT_SIGPENDING),
+    ("RLIMIT_STACK", Resource::RLIMIT_STACK),
+];
+
+fn convert_rlimits(
+    rlimits: Option<Capped<WireRlimit<'_>, MAX_RLIMITS>>,
+) -> Result<Vec<Rlimit>, SpecError> {
+    const RLIMITS_FIELD: Field = Field::new("process.rlimits");
+    let Some(rlimits) = rlimits else {
+        return Ok(Vec::new());
+    };
+    let mut converted: Vec<Rlimit> = Vec::new();
+    for (i, wire) in rlimits.into_items(RLIMITS_FIELD)?.into_iter().enumerate() {
+        let field = RLIMITS_FIELD.at(i);
+        let kind = required(field.member("type"), wire.kind)?;
+        let kind = unescape(field.member("type"), kind, MAX_STRING)?;
+        let Some(&(name, resource)) = RLIMITS.iter().find(|(name, _)| *name == kind) else {
+            return Err(SpecError::Value {
+                field: field.member("type"),
+                value: kind,
+                reason: "is not a resource limit",
+            });
+        };
+        if converted.iter().any(|r| r.resource == resource) {
+            return Err(invalid(field, "repeats an earlier type"));
+        }
+        let hard = required(field.member("hard"), wire.hard)?;
+        let soft = required(field.member("soft"), wire.soft)?;
+        if soft > hard {
+            return Err(invalid(
+                field.member("soft"),
+                "must not be greater than hard",
+            ));
+        }
+        converted.push(Rlimit {
+            name,
+            resource,
+            soft,
+            hard,
+        });
+    }
+    Ok(converted)
+}
+
+fn convert_capabilities(wire: WireCapabilities<'_>) -> Result<Capabilities, SpecError> {
+    let any = CapSet(u64::MAX);
+    let bounding = convert_cap_set("process.capabilities.bounding", wire.bounding, any)?;
+    let effective = convert_cap_set("process.capabilities.effective", wire.effective, any)?;
+    let inheritable = convert_cap_set("process.capabilities.inheritable", wire.inheritable, any)?;
+    let permitted = convert_cap_set("process.capabilities.permitted", wire.permitted, any)?;
+    // The kernel refuses to raise an ambient capability that is not both
+    // permitted and inheritable; runc only warns, husk says so at create.
+    let raisable = CapSet(permitted.0 & inheritable.0);
+    let ambient = convert_cap_set("process.capabilities.ambient", wire.ambient, raisable)?;
+    Ok(Capabilities {
+        bounding,
+        effective,
+        inheritable,
+        permitted,
+        ambient,
+    })
+}
+
+/// One set of `process.capabilities`, each entry a capability in `allowed`.
+fn convert_cap_set(
+    name: &'static str,
+    list: Option<Capped<EscapedStr<'_>, MAX_CAPABILITIES>>,
+    allowed: CapSet,
+) -> Result<CapSet, SpecError> {
+    let field = Field::new(name);
+    let mut set = CapSet::default();
+    let Some(list) = list else {
+        return Ok(set);
+    };
+    for (i, name) in list.into_items(field)?.into_iter().enumerate() {
+        let name = unescape(field.at(i), name, MAX_STRING)?;
+        let refuse = |reason| SpecError::Value {
+            field: field.at(i),
+            value: name.clone(),
+            reason,
+        };
+        let cap = Capability::from_name(&name).ok_or_else(|| refuse("is not a capability"))?;
+        if !allowed.contains(cap.0) {
+            return Err(refuse("must also be in permitted and inheritable"));
+        }
+        set.0 |= 1 << cap.0;
+    }
+    Ok(set)
+}
+
+fn convert_seccomp(wire: WireSeccomp<'_>) -> Result<seccomp::Filter, SpecError> {
+    let error = |e| SpecError::Seccomp(Box::new(e));
+    let profile = Profile::try_from(wire).map_err(error)?;
+    let native = Arch::native().ok_or(invalid(
+        Field::new("linux.seccomp"),
+        "is not supported on this architecture",
+    ))?;
+    profile.compile(native).map_err(error)
+}
+
+fn convert_paths<const N: usize>(
+    field: Field,
+    paths: Option<Capped<EscapedStr<'_>, N>>,
+) -> Result<Vec<ContainerPath>, SpecError> {
+    let Some(paths) = paths else {
+        return Ok(Vec::new());
+    };
+    paths
+        .into_items(field)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, path)| ContainerPath::parse(field.at(i), unescape(field.at(i), path, MAX_PATH)?))
+        .collect()
+}
+
+/// Accepts the keys runc accepts: those of the container's own IPC namespace
+/// (`kernel.msg*`, `kernel.sem`, `kernel.shm*`, `fs.mqueue.*`) and, with a new
+/// network namespace, `net.*`. A key is dotted (`net.ipv4.ip_forward`) or, if
+/// it has a `/`, slashed (`net/ipv4/conf/eth0.1/forwarding`), as sysctl(8)
+/// accepts it.
+fn convert_sysctl(
+    wire: CappedMap<'_, MAX_SYSCTLS>,
+    namespaces: &NamespaceSet,
+    mounts: &[Mount],
+) -> Result<Vec<Sysctl>, SpecError> {
+    const SYSCTL: Field = Field::new("linux.sysctl");
+    if wire.overflow {
+        return Err(SpecError::TooMany {
+            field: SYSCTL,
+            max: MAX_SYSCTLS,
+        });
+    }
+    let proc_mounted = mounts.iter().any(|m| {
+        m.destination.as_path() == Path::new("/proc")
+            && matches!(
+                m.kind,
+                MountKind::Fs {
+                    fstype: FsType::Proc,
+                    ..
+                }
+            )
+    });
+    if !wire.entries.is_empty() && !proc_mounted {
+        return Err(invalid(SYSCTL, "requires a proc mount at /proc"));
+    }
+    let new_net = matches!(
+        namespaces.get(NamespaceKind::Net),
+        Some(Namespace { path: None, .. })
+    );
+    let ipc = namespaces.contains(NamespaceKind::Ipc);
+    let mut sysctl = Vec::with_capacity(wire.entries.len());
+    for (key, value) in wire.entries {
+        let name = unescape(SYSCTL, key, MAX_SYSCTL_NAME)?;
+        let value = unescape(SYSCTL, value, MAX_STRING)?;
+        let refuse = |reason| SpecError::Value {
+            field: SYSCTL,
+            value: name.clone(),
+            reason,
+        };
+        let separator = if name.contains('/') { '/' } else { '.' };
+        let parts: Vec<&str> = name.split(separator).collect();
+        if parts
+            .iter()
+            .any(|p| p.is_empty() || *p == "." || *p == "..")
+        {
+            return Err(refuse("is not a sysctl name"));
+        }
+        let ipc_key = "requires an ipc namespace";
+        let namespace = match parts[..] {
+            ["net", _, ..] => Some((new_net, "requires a new network namespace")),
+            ["fs", "mqueue", _] | ["kernel", "sem"] => Some((ipc, ipc_key)),
+            ["kernel", key] if key.starts_with("msg") || key.starts_with("shm") => {
+                Some((ipc, ipc_key))
+            }
+            _ => None,
+        };
+        match namespace {
+            None => return Err(refuse("is not in a separate kernel namespace")),
+            Some((false, reason)) => return Err(refuse(reason)),
+            Some((true, _)) => {}
+        }
+        let path = parts
+            .iter()
+            .fold(PathBuf::from("/proc/sys"), |path, part| path.join(part));
+        sysctl.push(Sysctl { name, path, value });
+    }
+    Ok(sysctl)
 }
 
 fn convert_args(args: Option<Capped<EscapedStr<'_>, MAX_ARGS>>) -> Result<Vec<CString>, SpecError> {
@@ -1120,11 +1726,7 @@ mod tests {
     fn unsupported_fields_are_named() {
         let cases = [
             (r#""terminal": true,"#, "", "process.terminal"),
-            (
-                r#""rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1, "soft": 1}],"#,
-                "",
-                "process.rlimits",
-            ),
+            (r#""apparmorProfile": "x","#, "", "process.apparmorProfile"),
             ("", r#", "hooks": {"prestart": []}"#, "hooks"),
         ];
         for (process, extra, field) in cases {
@@ -1134,11 +1736,24 @@ mod tests {
                 format!("config.json: {field} is not supported yet")
             );
         }
-        let seccomp = r#""linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}, "#;
-        let json = config(PROCESS, "").replace(r#""linux": {"#, seccomp);
-        assert_eq!(
-            error(&json),
-            "config.json: linux.seccomp is not supported yet"
+        for (linux, field) in [
+            (r#""intelRdt": {}"#, "linux.intelRdt"),
+            (
+                r#""devices": [{"path": "/dev/fuse", "type": "c"}]"#,
+                "linux.devices",
+            ),
+        ] {
+            let json =
+                config(PROCESS, "").replace(r#""linux": {"#, &format!(r#""linux": {{{linux}, "#));
+            assert_eq!(
+                error(&json),
+                format!("config.json: {field} is not supported yet")
+            );
+        }
+        let json = config(PROCESS, "").replace(r#""linux": {"#, r#""linux": {"devices": [], "#);
+        assert!(
+            parse_str(&json).is_ok(),
+            "an empty linux.devices is accepted"
         );
         let json = config(PROCESS, r#", "annotations": {"a": "b"}, "x-vendor": 1"#);
         assert!(
@@ -1322,9 +1937,345 @@ mod tests {
             "config.json: process.terminal is not supported yet"
         );
         let without_terminal = RUNC_DEFAULT.replace(r#""terminal": true"#, r#""terminal": false"#);
+        // runc warns and goes on when it cannot raise an ambient capability.
         assert_eq!(
             error(&without_terminal),
-            "config.json: process.capabilities is not supported yet"
+            "config.json: process.capabilities.ambient[0]: CAP_AUDIT_WRITE \
+             must also be in permitted and inheritable"
+        );
+        let without_ambient = without_terminal.replace(r#""ambient""#, r#""inheritable""#);
+        assert_eq!(
+            error(&without_ambient),
+            "config.json: linux.resources.devices: device rules need eBPF, not supported yet"
+        );
+        let without_devices = without_ambient.replace(
+            r#""resources": {"devices": [{"allow": false, "access": "rwm"}]},"#,
+            "",
+        );
+        assert_eq!(
+            error(&without_devices),
+            "config.json: mounts[6].type: cgroup is not supported yet"
+        );
+        let accepted = without_devices.replace(
+            r#""/sys/fs/cgroup", "type": "cgroup""#,
+            r#""/sys/fs/cgroup", "type": "tmpfs""#,
+        );
+        let spec = parse_str(&accepted).unwrap();
+        assert_eq!(spec.rlimits.len(), 1);
+        assert_eq!(spec.masked_paths.len(), 3);
+        assert_eq!(spec.readonly_paths.len(), 3);
+        assert!(spec.no_new_privileges);
+        assert_eq!(
+            spec.capabilities.unwrap().inheritable.to_string(),
+            "CAP_KILL|CAP_NET_BIND_SERVICE|CAP_AUDIT_WRITE"
+        );
+    }
+
+    /// `config` with `process` members and `linux` members added.
+    fn with(process: &str, linux: &str) -> String {
+        let process = format!("{PROCESS}{process}");
+        config(&process, "").replace(
+            r#"[{"type": "mount"}, {"type": "uts"}]"#,
+            &format!(r#"[{{"type": "mount"}}, {{"type": "uts"}}, {{"type": "ipc"}}, {{"type": "network"}}]{linux}"#),
+        )
+    }
+
+    #[test]
+    fn rlimits() {
+        let json = with(
+            r#", "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 2048, "soft": 1024},
+                {"type": "RLIMIT_CORE", "hard": 18446744073709551615, "soft": 0}]"#,
+            "",
+        );
+        let spec = parse_str(&json).unwrap();
+        assert_eq!(
+            spec.rlimits,
+            [
+                Rlimit {
+                    name: "RLIMIT_NOFILE",
+                    resource: Resource::RLIMIT_NOFILE,
+                    soft: 1024,
+                    hard: 2048
+                },
+                Rlimit {
+                    name: "RLIMIT_CORE",
+                    resource: Resource::RLIMIT_CORE,
+                    soft: 0,
+                    hard: u64::MAX
+                }
+            ]
+        );
+        let cases = [
+            (
+                r#"[{"type": "RLIMIT_NOPE", "hard": 1, "soft": 1}]"#,
+                "process.rlimits[0].type: RLIMIT_NOPE is not a resource limit",
+            ),
+            (
+                r#"[{"type": "RLIMIT_AS", "hard": 1, "soft": 2}]"#,
+                "process.rlimits[0].soft must not be greater than hard",
+            ),
+            (
+                r#"[{"type": "RLIMIT_AS", "hard": 1, "soft": 1}, {"type": "RLIMIT_AS", "hard": 1, "soft": 1}]"#,
+                "process.rlimits[1] repeats an earlier type",
+            ),
+            (
+                r#"[{"type": "RLIMIT_AS", "soft": 1}]"#,
+                "process.rlimits[0].hard is required",
+            ),
+            (
+                r#"[{"hard": 1, "soft": 1}]"#,
+                "process.rlimits[0].type is required",
+            ),
+        ];
+        for (rlimits, message) in cases {
+            let json = with(&format!(r#", "rlimits": {rlimits}"#), "");
+            assert_eq!(error(&json), format!("config.json: {message}"));
+        }
+    }
+
+    #[test]
+    fn oom_score_adj_and_no_new_privileges() {
+        let spec = parse_str(&with(
+            r#", "oomScoreAdj": -1000, "noNewPrivileges": true"#,
+            "",
+        ))
+        .unwrap();
+        assert_eq!(spec.oom_score_adj, Some(-1000));
+        assert!(spec.no_new_privileges);
+        let spec = parse_str(&with("", "")).unwrap();
+        assert_eq!(spec.oom_score_adj, None);
+        assert!(!spec.no_new_privileges);
+        assert_eq!(
+            error(&with(r#", "oomScoreAdj": 1001"#, "")),
+            "config.json: process.oomScoreAdj must be between -1000 and 1000"
+        );
+    }
+
+    #[test]
+    fn capabilities() {
+        let json = with(
+            r#", "capabilities": {"bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_CHECKPOINT_RESTORE"],
+                "effective": ["CAP_KILL"], "permitted": ["CAP_KILL", "CAP_CHOWN"],
+                "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL"]}"#,
+            "",
+        );
+        let caps = parse_str(&json).unwrap().capabilities.unwrap();
+        assert_eq!(caps.bounding.bits(), 1 | 1 << 5 | 1 << 40);
+        assert_eq!(
+            caps.bounding.to_string(),
+            "CAP_CHOWN|CAP_KILL|CAP_CHECKPOINT_RESTORE"
+        );
+        assert_eq!(caps.effective.bits(), 1 << 5);
+        assert_eq!(caps.permitted.bits(), 1 | 1 << 5);
+        assert_eq!(caps.inheritable.bits(), 1 << 5);
+        assert_eq!(caps.ambient.bits(), 1 << 5);
+        assert_eq!(
+            caps.limited_to(38).bounding.to_string(),
+            "CAP_CHOWN|CAP_KILL"
+        );
+
+        let spec = parse_str(&with(r#", "capabilities": {}"#, "")).unwrap();
+        assert_eq!(
+            spec.capabilities,
+            Some(Capabilities::default()),
+            "absent sets are empty"
+        );
+        assert_eq!(Capabilities::default().ambient.to_string(), "-");
+
+        assert_eq!(
+            error(&with(
+                r#", "capabilities": {"effective": ["CAP_KILL", "CAP_NOPE"]}"#,
+                ""
+            )),
+            "config.json: process.capabilities.effective[1]: CAP_NOPE is not a capability"
+        );
+        assert_eq!(
+            error(&with(r#", "capabilities": {"permitted": ["CAP_KILL"], "ambient": ["CAP_KILL"]}"#, "")),
+            "config.json: process.capabilities.ambient[0]: CAP_KILL must also be in permitted and inheritable"
+        );
+        let many = vec![r#""CAP_KILL""#; MAX_CAPABILITIES + 1].join(", ");
+        assert_eq!(
+            error(&with(
+                &format!(r#", "capabilities": {{"bounding": [{many}]}}"#),
+                ""
+            )),
+            "config.json: process.capabilities.bounding has more than 64 entries"
+        );
+    }
+
+    #[test]
+    fn seccomp_is_compiled_at_load() {
+        let profile = r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}"#;
+        let spec = parse_str(&with("", &format!(r#", "seccomp": {profile}"#))).unwrap();
+        let filter = spec.seccomp.unwrap();
+        assert_eq!(
+            filter,
+            seccomp::parse(profile.as_bytes())
+                .unwrap()
+                .compile(Arch::native().unwrap())
+                .unwrap()
+        );
+        let cases = [
+            (
+                r#"{"defaultAction": "SCMP_ACT_NOPE"}"#,
+                "linux.seccomp.defaultAction: SCMP_ACT_NOPE is not supported",
+            ),
+            (
+                r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdri"], "action": "SCMP_ACT_ERRNO"}]}"#,
+                r#"linux.seccomp.syscalls[0].names[0]: no architecture has a system call "mkdri""#,
+            ),
+            (r#"{}"#, "linux.seccomp.defaultAction is required"),
+        ];
+        for (profile, message) in cases {
+            let json = with("", &format!(r#", "seccomp": {profile}"#));
+            assert_eq!(error(&json), format!("config.json: {message}"));
+        }
+    }
+
+    #[test]
+    fn sysctl() {
+        let proc = r#", "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}]"#;
+        let json = |sysctl: &str| with("", &format!(r#", "sysctl": {{{sysctl}}}"#));
+        let with_proc = |sysctl: &str| {
+            let json = json(sysctl);
+            let end = json.rfind('}').unwrap();
+            format!("{}{proc}}}", &json[..end])
+        };
+        let spec = parse_str(&with_proc(
+            r#""kernel.shmmax": "65536", "fs.mqueue.msg_max": "20", "kernel.msgmnb": "1",
+               "kernel.sem": "250 32000 32 128", "net.ipv4.ip_forward": "1",
+               "net/ipv4/conf/eth0.1/forwarding": "0""#,
+        ))
+        .unwrap();
+        let written: Vec<(&str, &Path, &str)> = spec
+            .sysctl
+            .iter()
+            .map(|s| (s.name.as_str(), s.path.as_path(), s.value.as_str()))
+            .collect();
+        assert_eq!(
+            written,
+            [
+                (
+                    "kernel.shmmax",
+                    Path::new("/proc/sys/kernel/shmmax"),
+                    "65536"
+                ),
+                (
+                    "fs.mqueue.msg_max",
+                    Path::new("/proc/sys/fs/mqueue/msg_max"),
+                    "20"
+                ),
+                ("kernel.msgmnb", Path::new("/proc/sys/kernel/msgmnb"), "1"),
+                (
+                    "kernel.sem",
+                    Path::new("/proc/sys/kernel/sem"),
+                    "250 32000 32 128"
+                ),
+                (
+                    "net.ipv4.ip_forward",
+                    Path::new("/proc/sys/net/ipv4/ip_forward"),
+                    "1"
+                ),
+                (
+                    "net/ipv4/conf/eth0.1/forwarding",
+                    Path::new("/proc/sys/net/ipv4/conf/eth0.1/forwarding"),
+                    "0"
+                ),
+            ]
+        );
+        let cases = [
+            (
+                r#""kernel.hostname": "x""#,
+                "kernel.hostname is not in a separate kernel namespace",
+            ),
+            (
+                r#""vm.swappiness": "1""#,
+                "vm.swappiness is not in a separate kernel namespace",
+            ),
+            (
+                r#""kernel.shmmax.x": "1""#,
+                "kernel.shmmax.x is not in a separate kernel namespace",
+            ),
+            (r#""net..x": "1""#, "net..x is not a sysctl name"),
+            (
+                r#""net/../kernel/x": "1""#,
+                "net/../kernel/x is not a sysctl name",
+            ),
+        ];
+        for (sysctl, message) in cases {
+            assert_eq!(
+                error(&with_proc(sysctl)),
+                format!("config.json: linux.sysctl: {message}")
+            );
+        }
+        assert_eq!(
+            error(&json(r#""kernel.shmmax": "1""#)),
+            "config.json: linux.sysctl requires a proc mount at /proc"
+        );
+        let host_net = with_proc(r#""net.ipv4.ip_forward": "1""#).replace(
+            r#"{"type": "network"}"#,
+            r#"{"type": "network", "path": "/proc/1/ns/net"}"#,
+        );
+        assert_eq!(
+            error(&host_net),
+            "config.json: linux.sysctl: net.ipv4.ip_forward requires a new network namespace"
+        );
+        let host_ipc = with_proc(r#""kernel.shmmax": "1""#).replace(r#", {"type": "ipc"}"#, "");
+        assert_eq!(
+            error(&host_ipc),
+            "config.json: linux.sysctl: kernel.shmmax requires an ipc namespace"
+        );
+    }
+
+    #[test]
+    fn masked_and_readonly_paths() {
+        let spec = parse_str(&with(
+            "",
+            r#", "maskedPaths": ["/proc/kcore", "/proc/acpi/"], "readonlyPaths": ["/proc/sys"]"#,
+        ))
+        .unwrap();
+        let paths = |paths: &[ContainerPath]| {
+            paths
+                .iter()
+                .map(|p| p.as_path().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            paths(&spec.masked_paths),
+            [Path::new("/proc/kcore"), Path::new("/proc/acpi")]
+        );
+        assert_eq!(paths(&spec.readonly_paths), [Path::new("/proc/sys")]);
+        assert_eq!(
+            error(&with("", r#", "maskedPaths": ["proc/kcore"]"#)),
+            "config.json: linux.maskedPaths[0] must be an absolute path"
+        );
+        assert_eq!(
+            error(&with("", r#", "readonlyPaths": ["/proc", "/proc/../etc"]"#)),
+            "config.json: linux.readonlyPaths[1] must not contain '..'"
+        );
+    }
+
+    #[test]
+    fn dev_tmpfs_is_the_last_mount_at_dev() {
+        let mounts = |mounts: &str| {
+            let json = config(PROCESS, &format!(r#", "mounts": [{mounts}]"#));
+            parse_str(&json)
+                .unwrap()
+                .dev_tmpfs()
+                .map(|p| p.as_path().to_owned())
+        };
+        let tmpfs = r#"{"destination": "/dev", "type": "tmpfs"}"#;
+        let bind = r#"{"destination": "/dev/", "source": "/dev", "options": ["rbind"]}"#;
+        assert_eq!(mounts(tmpfs), Some(PathBuf::from("/dev")));
+        assert_eq!(mounts(&format!("{tmpfs}, {bind}")), None);
+        assert_eq!(
+            mounts(&format!("{bind}, {tmpfs}")),
+            Some(PathBuf::from("/dev"))
+        );
+        assert_eq!(
+            mounts(r#"{"destination": "/dev/shm", "type": "tmpfs"}"#),
+            None
         );
     }
 }

@@ -1,15 +1,21 @@
 //! Every system call husk makes, and all of its `unsafe` code.
 //!
 //! Calls go through nix; libc is used directly only where nix has no wrapper:
-//! `_exit(2)`, `seccomp(2)` and `prctl(PR_SET_SECCOMP)`. Every result passes through `check`, which names the
-//! operation and the path it was applied to.
+//! `_exit(2)`, `seccomp(2)`, `capset(2)`, and the prctls `PR_SET_SECCOMP`,
+//! `PR_CAPBSET_DROP` and `PR_CAP_AMBIENT`. Every result passes through `check`,
+//! which names the operation and the path or name it was applied to.
+//!
+//! Capabilities are set with `capset(2)` and `prctl(2)` here rather than with
+//! the `caps` crate: four calls do not justify a dependency, and this way every
+//! `unsafe` block stays in this file.
 
 use std::convert::Infallible;
 use std::ffi::{CStr, CString, OsStr};
 use std::fmt;
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -17,19 +23,43 @@ use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal};
-use nix::sys::stat::Mode;
+use nix::sys::stat::{Mode, SFlag};
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Gid, Pid, Uid};
 
 use crate::container::Syscalls;
-use crate::spec::User;
+use crate::seccomp::Filter;
+use crate::spec::{CapSet, Capabilities, Capability, Rlimit, User};
 
-/// A failed system call: what was done, to which path, and the errno.
+/// A failed system call: what was done, to which path or named object (a
+/// resource limit, a capability), and the errno.
 #[derive(Debug)]
 pub struct SysError {
     op: &'static str,
+    name: Option<&'static str>,
     path: Option<PathBuf>,
     errno: Errno,
+}
+
+/// Where the kernel says which capability is its last (Linux 3.2 and later).
+const CAP_LAST_CAP: &str = "/proc/sys/kernel/cap_last_cap";
+
+/// `_LINUX_CAPABILITY_VERSION_3`: 64-bit capability sets, in two halves.
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// `struct __user_cap_header_struct` of `<linux/capability.h>` (not in libc).
+#[repr(C)]
+struct CapUserHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// `struct __user_cap_data_struct` of `<linux/capability.h>` (not in libc).
+#[repr(C)]
+struct CapUserData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
 }
 
 /// The running kernel, as the container init sees it.
@@ -104,6 +134,135 @@ impl Syscalls for Linux {
         io_check("create", Some(file), result).map(drop)
     }
 
+    fn write_file(&self, file: &Path, contents: &str) -> Result<(), SysError> {
+        let result = File::options()
+            .write(true)
+            .open(file)
+            .and_then(|mut f| f.write_all(contents.as_bytes()));
+        io_check("write", Some(file), result)
+    }
+
+    fn cap_last_cap(&self) -> Result<u8, SysError> {
+        let path = Path::new(CAP_LAST_CAP);
+        let text = io_check("read", Some(path), fs::read_to_string(path))?;
+        text.trim_end()
+            .parse()
+            .map_err(|_| SysError::new("read", Some(path), Errno::EINVAL))
+    }
+
+    /// Also sets the mode exactly, whatever the umask.
+    fn mknod_char(&self, node: &Path, major: u32, minor: u32, mode: u32) -> Result<(), SysError> {
+        let dev = nix::sys::stat::makedev(major.into(), minor.into());
+        let perm = Mode::from_bits_truncate(mode);
+        let made = nix::sys::stat::mknod(node, SFlag::S_IFCHR, perm, dev);
+        check("mknod", Some(node), made)?;
+        let chmod = fs::set_permissions(node, fs::Permissions::from_mode(mode));
+        io_check("chmod", Some(node), chmod)
+    }
+
+    fn symlink(&self, target: &Path, link: &Path) -> Result<(), SysError> {
+        io_check(
+            "symlink",
+            Some(link),
+            std::os::unix::fs::symlink(target, link),
+        )
+    }
+
+    fn set_rlimit(&self, rlimit: &Rlimit) -> Result<(), SysError> {
+        // rlim_t is 64 bits on every musl target; a 32-bit glibc's limit
+        // beyond its range is as good as infinite.
+        let limit = |value: u64| {
+            nix::sys::resource::rlim_t::try_from(value).unwrap_or(nix::sys::resource::RLIM_INFINITY)
+        };
+        let result =
+            nix::sys::resource::setrlimit(rlimit.resource, limit(rlimit.soft), limit(rlimit.hard));
+        check_named("setrlimit", rlimit.name, result)
+    }
+
+    fn set_no_new_privs(&self) -> Result<(), SysError> {
+        set_no_new_privs()
+    }
+
+    fn install_seccomp(&self, filter: &Filter) -> Result<(), SysError> {
+        install_seccomp(filter.program(), filter.flags())
+    }
+
+    fn drop_bounding(&self, keep: CapSet, last_cap: u8) -> Result<(), SysError> {
+        for number in (0..=last_cap).filter(|&n| !keep.contains(n)) {
+            // SAFETY: PR_CAPBSET_DROP takes the capability number as an
+            // integer and no pointers; unused arguments are zero.
+            let result = unsafe {
+                libc::prctl(
+                    libc::PR_CAPBSET_DROP,
+                    libc::c_ulong::from(number),
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                )
+            };
+            let name = Capability::from_number(number)
+                .map_or("(a capability newer than husk)", Capability::name);
+            check_named("prctl(PR_CAPBSET_DROP)", name, Errno::result(result))?;
+        }
+        Ok(())
+    }
+
+    fn set_keep_caps(&self) -> Result<(), SysError> {
+        let result = nix::sys::prctl::set_keepcaps(true);
+        check("prctl(PR_SET_KEEPCAPS)", None, result)
+    }
+
+    fn set_capabilities(&self, caps: &Capabilities) -> Result<(), SysError> {
+        let half = |set: CapSet, shift: u32| (set.bits() >> shift) as u32;
+        let data = [0, 32].map(|shift| CapUserData {
+            effective: half(caps.effective, shift),
+            permitted: half(caps.permitted, shift),
+            inheritable: half(caps.inheritable, shift),
+        });
+        let mut header = CapUserHeader {
+            version: CAPABILITY_VERSION_3,
+            pid: 0,
+        };
+        // SAFETY: version 3 of capset(2) reads one header (on a version
+        // mismatch it writes the version it wants into it) and two data
+        // structs; both outlive the call and have the kernel's layout.
+        let result = unsafe {
+            libc::syscall(
+                libc::SYS_capset,
+                &mut header as *mut CapUserHeader,
+                data.as_ptr(),
+            )
+        };
+        check("capset", None, Errno::result(result).map(drop))
+    }
+
+    fn set_ambient(&self, ambient: CapSet) -> Result<(), SysError> {
+        let prctl = |op: libc::c_int, number: u8| {
+            // SAFETY: PR_CAP_AMBIENT takes an operation and a capability
+            // number as integers and no pointers; unused arguments are zero.
+            let result = unsafe {
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    op as libc::c_ulong,
+                    libc::c_ulong::from(number),
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                )
+            };
+            Errno::result(result).map(drop)
+        };
+        match prctl(libc::PR_CAP_AMBIENT_CLEAR_ALL, 0) {
+            // Before Linux 4.3 there is no ambient set to clear.
+            Err(Errno::EINVAL) if ambient.bits() == 0 => return Ok(()),
+            result => check("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", None, result)?,
+        }
+        for cap in ambient.iter() {
+            let raise = prctl(libc::PR_CAP_AMBIENT_RAISE, cap.number());
+            check_named("prctl(PR_CAP_AMBIENT_RAISE)", cap.name(), raise)?;
+        }
+        Ok(())
+    }
+
     fn set_user(&self, user: &User) -> Result<(), SysError> {
         if let Some(mask) = user.umask {
             nix::sys::stat::umask(Mode::from_bits_truncate(mask));
@@ -121,20 +280,22 @@ impl Syscalls for Linux {
         check("setresuid", None, nix::unistd::setresuid(uid, uid, uid))
     }
 
-    /// Also restores what a fresh process expects and husk changed: an empty
-    /// signal mask and the default SIGPIPE action (Rust ignores SIGPIPE).
+    fn reset_signals(&self) -> Result<(), SysError> {
+        let unblock =
+            nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+        check("sigprocmask", None, unblock)?;
+        // SAFETY: SIG_DFL installs no handler, so no code of ours can run in signal context.
+        let sigpipe = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+        check("signal", None, sigpipe).map(drop)
+    }
+
+    /// nix builds the argument arrays (an allocation) and calls execve(2).
     fn exec(
         &self,
         program: &CStr,
         args: &[CString],
         env: &[CString],
     ) -> Result<Infallible, SysError> {
-        let unblock =
-            nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-        check("sigprocmask", None, unblock)?;
-        // SAFETY: SIG_DFL installs no handler, so no code of ours can run in signal context.
-        let sigpipe = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) };
-        check("signal", None, sigpipe)?;
         let Err(errno) = nix::unistd::execve(program, args, env);
         let path = Path::new(OsStr::from_bytes(program.to_bytes()));
         Err(SysError::new("exec", Some(path), errno))
@@ -235,15 +396,24 @@ impl SysError {
     pub(crate) fn new(op: &'static str, path: Option<&Path>, errno: Errno) -> Self {
         Self {
             op,
+            name: None,
             path: path.map(Path::to_path_buf),
             errno,
         }
+    }
+
+    /// The errno the call failed with.
+    pub fn errno(&self) -> Errno {
+        self.errno
     }
 }
 
 impl fmt::Display for SysError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.op)?;
+        if let Some(name) = self.name {
+            write!(f, " {name}")?;
+        }
         if let Some(path) = &self.path {
             write!(f, ": {}", path.display())?;
         }
@@ -259,6 +429,20 @@ impl std::error::Error for SysError {
 
 fn check<T>(op: &'static str, path: Option<&Path>, result: nix::Result<T>) -> Result<T, SysError> {
     result.map_err(|errno| SysError::new(op, path, errno))
+}
+
+/// Like [`check`], for an operation on a named object such as `RLIMIT_NOFILE`.
+fn check_named<T>(
+    op: &'static str,
+    name: &'static str,
+    result: nix::Result<T>,
+) -> Result<T, SysError> {
+    result.map_err(|errno| SysError {
+        op,
+        name: Some(name),
+        path: None,
+        errno,
+    })
 }
 
 fn io_check<T>(

@@ -19,7 +19,7 @@ use nix::unistd::Pid;
 const HUSK: &str = env!("CARGO_BIN_EXE_husk");
 const BUSYBOX: &str = "/bin/busybox";
 const APPLETS: &[&str] = &[
-    "sh", "cat", "echo", "hostname", "id", "ls", "mount", "readlink", "sleep", "touch",
+    "sh", "cat", "echo", "hostname", "id", "ls", "mkdir", "mount", "readlink", "sleep", "touch",
 ];
 /// Longest a container of these tests may run.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -480,14 +480,14 @@ fn bad_config_is_a_one_line_error() {
         return;
     };
     let config = Config {
-        linux: r#", "seccomp": {"defaultAction": "SCMP_ACT_ERRNO"}"#,
+        linux: r#", "seccomp": {"defaultAction": "SCMP_ACT_NOPE"}"#,
         ..DEFAULT
     };
     let outcome = bundle.run(&config);
     assert_eq!(outcome.status, 1);
     assert_eq!(
         outcome.stderr,
-        "husk: config.json: linux.seccomp is not supported yet\n"
+        "husk: config.json: linux.seccomp.defaultAction: SCMP_ACT_NOPE is not supported\n"
     );
 }
 
@@ -813,4 +813,355 @@ fn limits_without_controllers_are_a_clear_error() {
     assert_eq!(outcome.stderr.lines().count(), 1);
     assert!(!bundle.state_root().join("no_controllers").exists());
     assert!(!root.join("husk/no_controllers").exists());
+}
+
+/// The value of the field `name` (such as `CapEff`) of a `/proc/<pid>/status` text.
+fn status_field<'s>(status: &'s str, name: &str) -> &'s str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(":\t"))
+        .unwrap_or_else(|| panic!("no {name} in\n{status}"))
+}
+
+#[test]
+fn rlimits_are_set() {
+    let Some(bundle) = Bundle::new("rlimits_are_set") else {
+        return;
+    };
+    let config = Config {
+        args: &["cat", "/proc/self/limits"],
+        process: r#", "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 1000, "hard": 2000},
+                                  {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}]"#,
+        ..DEFAULT
+    };
+    let limits = success(bundle.run(&config));
+    let limit = |name: &str| -> Vec<String> {
+        let line = limits
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in\n{limits}"));
+        line[name.len()..]
+            .split_whitespace()
+            .take(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(limit("Max open files"), ["1000", "2000"]);
+    assert_eq!(limit("Max core file size"), ["0", "0"]);
+}
+
+#[test]
+fn capabilities_are_set() {
+    let Some(bundle) = Bundle::new("capabilities_are_set") else {
+        return;
+    };
+    let only_chown_and_kill = r#", "capabilities": {
+        "bounding": ["CAP_CHOWN", "CAP_KILL"],
+        "effective": ["CAP_CHOWN", "CAP_KILL"],
+        "permitted": ["CAP_CHOWN", "CAP_KILL"]}"#;
+    let status = success(bundle.run(&Config {
+        args: &["cat", "/proc/self/status"],
+        process: only_chown_and_kill,
+        ..DEFAULT
+    }));
+    for (field, value) in [
+        ("CapBnd", "0000000000000021"),
+        ("CapEff", "0000000000000021"),
+        ("CapPrm", "0000000000000021"),
+        ("CapInh", "0000000000000000"),
+        ("CapAmb", "0000000000000000"),
+    ] {
+        assert_eq!(status_field(&status, field), value, "{field}");
+    }
+
+    // A user other than root keeps across execve only its ambient set.
+    let status = success(bundle.run(&Config {
+        args: &["cat", "/proc/self/status"],
+        process: r#", "user": {"uid": 1000, "gid": 1000}, "capabilities": {
+            "bounding": ["CAP_CHOWN", "CAP_KILL"],
+            "effective": ["CAP_KILL"],
+            "permitted": ["CAP_CHOWN", "CAP_KILL"],
+            "inheritable": ["CAP_KILL"],
+            "ambient": ["CAP_KILL"]}"#,
+        ..DEFAULT
+    }));
+    assert_eq!(status_field(&status, "Uid"), "1000\t1000\t1000\t1000");
+    for (field, value) in [
+        ("CapBnd", "0000000000000021"),
+        ("CapEff", "0000000000000020"),
+        ("CapPrm", "0000000000000020"),
+        ("CapInh", "0000000000000020"),
+        ("CapAmb", "0000000000000020"),
+    ] {
+        assert_eq!(status_field(&status, field), value, "{field}");
+    }
+
+    // Without process.capabilities, root keeps what husk had.
+    let status = success(bundle.run(&Config {
+        args: &["cat", "/proc/self/status"],
+        ..DEFAULT
+    }));
+    let ours = fs::read_to_string("/proc/self/status").unwrap();
+    for field in ["CapBnd", "CapEff", "CapPrm"] {
+        assert_eq!(
+            status_field(&status, field),
+            status_field(&ours, field),
+            "{field}"
+        );
+    }
+}
+
+#[test]
+fn no_new_privileges_is_set() {
+    let Some(bundle) = Bundle::new("no_new_privileges_is_set") else {
+        return;
+    };
+    let config = Config {
+        args: &["cat", "/proc/self/status"],
+        process: r#", "noNewPrivileges": true"#,
+        ..DEFAULT
+    };
+    let status = success(bundle.run(&config));
+    assert_eq!(status_field(&status, "NoNewPrivs"), "1");
+    let status = success(bundle.run(&Config {
+        process: "",
+        ..config
+    }));
+    assert_eq!(status_field(&status, "NoNewPrivs"), "0");
+}
+
+/// A profile that fails `mkdir` with the errno `errno`.
+fn deny_mkdir(errno: u32) -> String {
+    format!(
+        r#", "seccomp": {{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": {errno}}}]}}"#
+    )
+}
+
+#[test]
+fn seccomp_filter_is_installed() {
+    let Some(bundle) = Bundle::new("seccomp_filter_is_installed") else {
+        return;
+    };
+    // With no_new_privs the filter is installed just before execve.
+    let linux = deny_mkdir(13);
+    let config = Config {
+        args: &["sh", "-c", "mkdir /x; cat /proc/self/status"],
+        process: r#", "noNewPrivileges": true"#,
+        linux: &linux,
+        ..DEFAULT
+    };
+    let outcome = bundle.run(&config);
+    assert_eq!(outcome.status, 0, "stderr: {}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("Permission denied"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(!bundle.rootfs().join("x").exists());
+    assert_eq!(status_field(&outcome.stdout, "Seccomp"), "2");
+    assert_eq!(status_field(&outcome.stdout, "NoNewPrivs"), "1");
+
+    // Without, it is installed while the init is still root, before the
+    // user changes; ENOSPC tells the filter from the rootfs's permissions.
+    let linux = deny_mkdir(28);
+    let outcome = bundle.run(&Config {
+        process: r#", "user": {"uid": 1000, "gid": 1000}"#,
+        linux: &linux,
+        ..config
+    });
+    assert_eq!(outcome.status, 0, "stderr: {}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("No space left on device"),
+        "{}",
+        outcome.stderr
+    );
+    assert_eq!(status_field(&outcome.stdout, "Seccomp"), "2");
+    assert_eq!(status_field(&outcome.stdout, "NoNewPrivs"), "0");
+    assert_eq!(
+        status_field(&outcome.stdout, "Uid"),
+        "1000\t1000\t1000\t1000"
+    );
+}
+
+#[test]
+fn oom_score_adj_is_set() {
+    let Some(bundle) = Bundle::new("oom_score_adj_is_set") else {
+        return;
+    };
+    // Raising needs no privilege; lowering needs CAP_SYS_RESOURCE, which
+    // some test hosts (containers themselves) lack.
+    let config = Config {
+        args: &["cat", "/proc/self/oom_score_adj"],
+        process: r#", "oomScoreAdj": 500"#,
+        ..DEFAULT
+    };
+    assert_eq!(success(bundle.run(&config)), "500\n");
+}
+
+#[test]
+fn sysctls_are_written_in_the_containers_namespaces() {
+    let Some(bundle) = Bundle::new("sysctls_are_written_in_the_containers_namespaces") else {
+        return;
+    };
+    let host_shmmax = fs::read_to_string("/proc/sys/kernel/shmmax").unwrap();
+    let host_forward = fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    let config = Config {
+        args: &[
+            "cat",
+            "/proc/sys/kernel/shmmax",
+            "/proc/sys/net/ipv4/ip_forward",
+        ],
+        linux: r#", "sysctl": {"kernel.shmmax": "65536", "net.ipv4.ip_forward": "1"}"#,
+        ..DEFAULT
+    };
+    assert_eq!(success(bundle.run(&config)), "65536\n1\n");
+    assert_eq!(
+        fs::read_to_string("/proc/sys/kernel/shmmax").unwrap(),
+        host_shmmax
+    );
+    assert_eq!(
+        fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        host_forward
+    );
+
+    let outcome = bundle.run(&Config {
+        linux: r#", "sysctl": {"kernel.hostname": "x"}"#,
+        ..config
+    });
+    assert_eq!(outcome.status, 1);
+    assert_eq!(
+        outcome.stderr,
+        "husk: config.json: linux.sysctl: kernel.hostname is not in a separate kernel namespace\n"
+    );
+}
+
+#[test]
+fn masked_paths_are_hidden() {
+    let Some(bundle) = Bundle::new("masked_paths_are_hidden") else {
+        return;
+    };
+    fs::create_dir(bundle.rootfs().join("secret")).unwrap();
+    fs::write(bundle.rootfs().join("secret/key"), "k").unwrap();
+    fs::write(bundle.rootfs().join("token"), "t").unwrap();
+    assert!(
+        !fs::read_to_string("/proc/timer_list").unwrap().is_empty(),
+        "the host's /proc/timer_list has text"
+    );
+    // /proc/kcore and /missing may not exist: they are skipped.
+    let config = Config {
+        args: &[
+            "sh",
+            "-c",
+            "cat /proc/timer_list /token; echo ---; ls -A /secret; echo ---; touch /secret/new",
+        ],
+        linux: r#", "maskedPaths": ["/proc/kcore", "/proc/timer_list", "/secret", "/token", "/missing"]"#,
+        ..DEFAULT
+    };
+    let outcome = bundle.run(&config);
+    assert_eq!(outcome.stdout, "---\n---\n");
+    assert_ne!(outcome.status, 0, "the masked directory is read-only");
+    assert!(
+        outcome.stderr.contains("Read-only file system"),
+        "{}",
+        outcome.stderr
+    );
+    assert_eq!(
+        fs::read_to_string(bundle.rootfs().join("token")).unwrap(),
+        "t"
+    );
+}
+
+#[test]
+fn readonly_paths_refuse_writes() {
+    let Some(bundle) = Bundle::new("readonly_paths_refuse_writes") else {
+        return;
+    };
+    fs::create_dir(bundle.rootfs().join("data")).unwrap();
+    // The sysctl is written before /proc/sys becomes read-only.
+    let config = Config {
+        args: &[
+            "sh",
+            "-c",
+            "echo 1 > /proc/sys/kernel/shmmax; touch /data/x; cat /proc/sys/kernel/shmmax",
+        ],
+        linux: r#", "sysctl": {"kernel.shmmax": "65536"},
+                   "readonlyPaths": ["/proc/sys", "/data", "/missing"]"#,
+        ..DEFAULT
+    };
+    let outcome = bundle.run(&config);
+    assert_eq!(outcome.status, 0, "stderr: {}", outcome.stderr);
+    assert_eq!(outcome.stdout, "65536\n");
+    assert_eq!(
+        outcome.stderr.matches("Read-only file system").count(),
+        2,
+        "{}",
+        outcome.stderr
+    );
+    assert!(!bundle.rootfs().join("data/x").exists());
+}
+
+#[test]
+fn dev_tmpfs_gets_the_minimal_devices() {
+    let Some(bundle) = Bundle::new("dev_tmpfs_gets_the_minimal_devices") else {
+        return;
+    };
+    let script = "ls -l /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty; \
+                  echo x > /dev/null && echo null-ok; \
+                  for l in fd stdin stdout stderr ptmx; do readlink /dev/$l; done; \
+                  test -d /dev/shm && echo shm-ok";
+    let config = Config {
+        args: &["sh", "-c", script],
+        mounts: r#", {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+                      "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+                    {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+                     "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}"#,
+        ..DEFAULT
+    };
+    let out = success(bundle.run(&config));
+    // ls sorts its arguments.
+    let (nodes, rest) = out.split_at(out.find("null-ok").expect(&out));
+    let mut nodes: Vec<Vec<&str>> = nodes
+        .lines()
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    nodes.sort_by_key(|fields| fields.last().copied());
+    let nodes: Vec<(&str, &str, &str, &str)> = nodes
+        .iter()
+        .map(|f| (f[0], f[4], f[5], *f.last().unwrap()))
+        .collect();
+    let char_device = "crw-rw-rw-";
+    assert_eq!(
+        nodes,
+        [
+            (char_device, "1,", "7", "/dev/full"),
+            (char_device, "1,", "3", "/dev/null"),
+            (char_device, "1,", "8", "/dev/random"),
+            (char_device, "5,", "0", "/dev/tty"),
+            (char_device, "1,", "9", "/dev/urandom"),
+            (char_device, "1,", "5", "/dev/zero"),
+        ]
+    );
+    let rest: Vec<&str> = rest.lines().collect();
+    assert_eq!(
+        rest,
+        [
+            "null-ok",
+            "/proc/self/fd",
+            "/proc/self/fd/0",
+            "/proc/self/fd/1",
+            "/proc/self/fd/2",
+            "pts/ptmx",
+            "shm-ok"
+        ]
+    );
+
+    // Without a /dev mount, the rootfs's /dev is left alone.
+    fs::write(bundle.rootfs().join("dev/keep"), "").unwrap();
+    success(bundle.run(&DEFAULT));
+    let dev: Vec<_> = fs::read_dir(bundle.rootfs().join("dev"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(dev, ["keep"]);
 }
