@@ -74,6 +74,11 @@ pub enum Command {
     },
     /// Create and start a container.
     Run(RunArgs),
+    /// Write a default config.json into a bundle directory.
+    Spec {
+        /// The bundle directory.
+        bundle: PathBuf,
+    },
     /// List containers.
     List {
         /// As JSON instead of a table.
@@ -122,6 +127,7 @@ enum Subcommand {
     Pause(PauseArgs),
     Resume(ResumeArgs),
     Ps(PsArgs),
+    Spec(SpecArgs),
     Run(RunArgs),
     List(ListArgs),
 }
@@ -240,6 +246,19 @@ struct DeleteArgs {
     id: ContainerId,
 }
 
+/// Write a default config.json (read-only root, default capabilities and
+/// seccomp profile) into a bundle directory.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "spec")]
+struct SpecArgs {
+    /// the bundle directory (default: .)
+    #[argh(option, short = 'b', default = "PathBuf::from(\".\")")]
+    bundle: PathBuf,
+    /// a config for an unprivileged user (not supported yet)
+    #[argh(switch)]
+    rootless: bool,
+}
+
 /// List containers.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "list")]
@@ -308,6 +327,17 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
             id: args.id,
             force: args.force,
         },
+        Some(Subcommand::Spec(args)) => {
+            if args.rootless {
+                return Err(usage(
+                    "spec --rootless: rootless containers are not supported yet \
+                     (they need user namespace uid/gid mappings)",
+                ));
+            }
+            Command::Spec {
+                bundle: args.bundle,
+            }
+        }
         Some(Subcommand::List(args)) => Command::List {
             json: json_format("list", &args.format)?,
             quiet: args.quiet,
@@ -463,6 +493,12 @@ mod tests {
             }
         );
         assert_eq!(command(&["pause", "c1"]), Command::Pause(id("c1")));
+        assert_eq!(
+            command(&["spec", "-b", "/b"]),
+            Command::Spec {
+                bundle: PathBuf::from("/b")
+            }
+        );
         assert_eq!(command(&["resume", "c1"]), Command::Resume(id("c1")));
         assert_eq!(
             command(&["ps", "-f", "json", "c1"]),
@@ -514,6 +550,7 @@ mod tests {
             &["list", "-f", "yaml"],
             &["--log-format", "xml", "list"],
             &["create", "--console-socket", "/s", "a"],
+            &["spec", "--rootless"],
             &["frob"],
             &["--frob"],
         ] {
@@ -550,6 +587,7 @@ mod tests {
         };
         for name in [
             "create", "start", "state", "kill", "delete", "run", "list", "pause", "resume", "ps",
+            "spec",
         ] {
             assert!(text.contains(name), "{name} missing from {text}");
         }

@@ -16,6 +16,7 @@ pub mod spec;
 pub mod state;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod template;
 #[cfg(test)]
 mod testutil;
 

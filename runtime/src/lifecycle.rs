@@ -119,6 +119,13 @@ pub enum LifecycleError {
     NoCgroupRoot,
     /// A cgroup operation failed.
     Cgroup(CgroupError),
+    /// Writing a default `config.json` failed (or one exists).
+    WriteConfig {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
 }
 
 /// One row of `list`.
@@ -377,6 +384,27 @@ pub fn run(
         remove(host, &record, cgroup)?;
     }
     result
+}
+
+/// `spec`: writes the default `config.json` into `bundle`, never over one.
+pub fn write_default_config(bundle: &Path) -> Result<(), Error> {
+    let path = bundle.join("config.json");
+    let error = |source| LifecycleError::WriteConfig {
+        path: path.clone(),
+        source,
+    };
+    let mut file = File::options()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(error)?;
+    file.write_all(crate::template::default_config().as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| {
+            let _ = fs::remove_file(&path);
+            error(e)
+        })?;
+    Ok(())
 }
 
 /// `list`: every container in the state directory, by id.
@@ -734,6 +762,10 @@ impl fmt::Display for LifecycleError {
                 CGROUP_ROOTS.join(", ")
             ),
             Self::Cgroup(e) => e.fmt(f),
+            Self::WriteConfig { path, source } if source.kind() == io::ErrorKind::AlreadyExists => {
+                write!(f, "{} exists already: remove it first", path.display())
+            }
+            Self::WriteConfig { path, .. } => write!(f, "writing {}", path.display()),
         }
     }
 }
@@ -742,6 +774,9 @@ impl std::error::Error for LifecycleError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::PidFile { source, .. } | Self::ExecFifo { source, .. } => Some(source),
+            Self::WriteConfig { source, .. } if source.kind() != io::ErrorKind::AlreadyExists => {
+                Some(source)
+            }
             Self::Cgroup(e) => e.source(),
             _ => None,
         }

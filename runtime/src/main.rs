@@ -65,6 +65,7 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
                 args.detach,
             )
         }
+        Command::Spec { bundle } => lifecycle::write_default_config(bundle)?,
         Command::List { json, quiet } => {
             let rows = lifecycle::list(&host)?;
             if *quiet {
