@@ -26,7 +26,7 @@ MODULES = ("overlay", "squashfs", "loop", "veth", "bridge")
 ROOTFS_APPLETS = (
     "sh", "cat", "echo", "hostname", "ls", "mkdir", "mount", "readlink", "sleep",
     "touch", "true", "false", "id", "ps", "grep", "env", "test", "rm", "uname",
-    "seq", "head", "tr", "wc", "kill",
+    "seq", "head", "tr", "wc", "kill", "unshare",
 )
 
 
