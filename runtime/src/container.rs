@@ -209,14 +209,29 @@ pub fn spawn(
 ) -> Result<Spawned, ContainerError> {
     let (mut pid_read, pid_write) = sys::pipe()?;
     let (mut report_read, report_write) = sys::pipe()?;
-    let intermediate = match sys::fork()? {
+    // Straight into the cgroup where the kernel can; else fork, and the
+    // intermediate joins it.
+    let cgroup_dir = cgroup
+        .map(|dir| {
+            File::open(dir).map_err(|source| ContainerError::JoinCgroup {
+                path: dir.to_owned(),
+                source,
+            })
+        })
+        .transpose()?;
+    let (forked, to_join) = match cgroup_dir.as_ref().map(sys::fork_into_cgroup) {
+        Some(Ok(Some(forked))) => (forked, None),
+        Some(Err(e)) => return Err(e.into()),
+        Some(Ok(None)) | None => (sys::fork()?, cgroup),
+    };
+    let intermediate = match forked {
         ForkResult::Child => {
-            drop((pid_read, report_read));
-            intermediate(spec, cgroup, exec_fifo, pid_write, report_write)
+            drop((pid_read, report_read, cgroup_dir));
+            intermediate(spec, to_join, exec_fifo, pid_write, report_write)
         }
         ForkResult::Parent { child } => child,
     };
-    drop((pid_write, report_write));
+    drop((pid_write, report_write, cgroup_dir));
 
     let status = sys::wait(intermediate)?;
     if status != 0 {
