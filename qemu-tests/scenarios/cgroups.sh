@@ -17,6 +17,10 @@ oom_kills=$(sed -n 's/^oom_kill //p' /sys/fs/cgroup/husk/hog/memory.events)
 echo "memory.events: $(tr '\n' ' ' < /sys/fs/cgroup/husk/hog/memory.events)"
 [ "${oom_kills:-0}" -ge 1 ] || fail "no oom_kill counted in memory.events"
 echo "ok: oom_kill = $oom_kills"
+husk state hog
+husk state hog | grep -q "\"oomKills\":$oom_kills" || fail "husk state does not show the OOM kills"
+husk list
+husk list | grep -Eq "^hog +0 +stopped +$oom_kills " || fail "husk list does not show the OOM kills"
 husk delete hog || fail "husk delete exited with $?"
 husk --version > /dev/null || fail "husk does not run after the OOM kill"
 

@@ -135,6 +135,9 @@ pub struct Summary {
     pub record: Record,
     /// Its status now.
     pub status: Status,
+    /// How often the kernel's OOM killer has killed a process in its cgroup
+    /// (`memory.events`), where the memory controller is there to count.
+    pub oom_kills: Option<u64>,
 }
 
 impl Host {
@@ -238,8 +241,20 @@ pub fn start(host: &Host, id: &ContainerId) -> Result<(), Error> {
 /// `state`: the OCI state of a container, as one line of JSON.
 pub fn state(host: &Host, id: &ContainerId) -> Result<String, Error> {
     let record = host.state.load(id)?;
-    let status = host.status(&record);
-    Ok(state_json(&record, status))
+    Ok(state_json(&summary(host, record)))
+}
+
+/// A record with what is known of it now.
+fn summary(host: &Host, record: Record) -> Summary {
+    let oom_kills = match host.cgroup(&record) {
+        Ok(Some(cgroup)) => cgroup.stats().ok().and_then(|stats| stats.oom_kill),
+        _ => None,
+    };
+    Summary {
+        status: host.status(&record),
+        record,
+        oom_kills,
+    }
 }
 
 /// `kill`: sends `signal` to the container's init.
@@ -412,10 +427,7 @@ pub fn list(host: &Host) -> Result<Vec<Summary>, Error> {
     let mut rows = Vec::new();
     for id in host.state.ids()? {
         match host.state.load(&id) {
-            Ok(record) => rows.push(Summary {
-                status: host.status(&record),
-                record,
-            }),
+            Ok(record) => rows.push(summary(host, record)),
             // Interrupted creates and containers deleted meanwhile are not listed.
             Err(StateError::Incomplete(_) | StateError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
@@ -433,16 +445,17 @@ pub fn list_table(rows: &[Summary]) -> String {
         .unwrap_or(0)
         .max(2);
     let mut out = format!(
-        "{:<id_width$}  {:>7}  {:<8}  {:<20}  BUNDLE\n",
-        "ID", "PID", "STATUS", "CREATED"
+        "{:<id_width$}  {:>7}  {:<8}  {:>3}  {:<20}  BUNDLE\n",
+        "ID", "PID", "STATUS", "OOM", "CREATED"
     );
     for row in rows {
         let pid = match row.status {
             Status::Stopped | Status::Creating => 0,
             _ => row.record.pid.unwrap_or(0),
         };
+        let oom = row.oom_kills.map_or("-".to_owned(), |n| n.to_string());
         out.push_str(&format!(
-            "{:<id_width$}  {pid:>7}  {:<8}  {:<20}  {}\n",
+            "{:<id_width$}  {pid:>7}  {:<8}  {oom:>3}  {:<20}  {}\n",
             row.record.id.as_str(),
             row.status,
             rfc3339(row.record.created),
@@ -454,10 +467,7 @@ pub fn list_table(rows: &[Summary]) -> String {
 
 /// `list --format json`: an array of OCI states.
 pub fn list_json(rows: &[Summary]) -> String {
-    let states: Vec<String> = rows
-        .iter()
-        .map(|r| state_json(&r.record, r.status))
-        .collect();
+    let states: Vec<String> = rows.iter().map(state_json).collect();
     format!("[{}]", states.join(","))
 }
 
@@ -678,9 +688,13 @@ struct WireState<'a> {
     bundle: &'a str,
     rootfs: &'a str,
     created: &'a str,
+    /// Not in the OCI state: OOM kills in the container's cgroup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    oom_kills: Option<u64>,
 }
 
-fn state_json(record: &Record, status: Status) -> String {
+fn state_json(summary: &Summary) -> String {
+    let (record, status) = (&summary.record, summary.status);
     let pid = match status {
         Status::Created | Status::Running | Status::Paused => record.pid.unwrap_or(0),
         Status::Creating | Status::Stopped => 0,
@@ -694,6 +708,7 @@ fn state_json(record: &Record, status: Status) -> String {
         bundle: record.bundle.to_str().unwrap_or(""),
         rootfs: record.rootfs.to_str().unwrap_or(""),
         created: &created,
+        oom_kills: summary.oom_kills,
     };
     // The record's paths were checked against the state file limit when it was
     // saved, so twice that always holds the state.
@@ -888,11 +903,17 @@ mod tests {
     fn state_json_follows_the_oci_state_format() {
         let mut rec = record("web", Some(42), 7);
         rec.created = 1_795_800_000;
+        let summary = |status, oom_kills| Summary {
+            record: rec.clone(),
+            status,
+            oom_kills,
+        };
         assert_eq!(
-            state_json(&rec, Status::Running),
+            state_json(&summary(Status::Running, None)),
             r#"{"ociVersion":"1.2.0","id":"web","status":"running","pid":42,"bundle":"/b","rootfs":"/b/rootfs","created":"2026-11-27T17:20:00Z"}"#
         );
-        assert!(state_json(&rec, Status::Stopped).contains(r#""pid":0"#));
+        assert!(state_json(&summary(Status::Stopped, None)).contains(r#""pid":0"#));
+        assert!(state_json(&summary(Status::Running, Some(2))).ends_with(r#","oomKills":2}"#));
     }
 
     #[test]
@@ -918,12 +939,13 @@ mod tests {
         let rows = vec![Summary {
             record: record("a-typical-container-id", Some(1234), 1),
             status: Status::Running,
+            oom_kills: Some(0),
         }];
         let table = list_table(&rows);
-        assert!(table.starts_with("ID                          PID  STATUS"));
+        assert!(table.starts_with("ID                          PID  STATUS    OOM"));
         for line in table.lines() {
             assert!(line.len() <= 80, "{line}");
         }
-        assert!(table.contains("     1234  running   1970-01-01T00:00:00Z  /b"));
+        assert!(table.contains("     1234  running     0  1970-01-01T00:00:00Z  /b"));
     }
 }
