@@ -19,6 +19,7 @@ pub mod sys;
 pub mod template;
 #[cfg(test)]
 mod testutil;
+pub mod wire;
 
 use std::fmt;
 use std::path::PathBuf;

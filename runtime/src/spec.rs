@@ -2,9 +2,10 @@
 //!
 //! Two layers, converted once ("parse, don't validate"):
 //! - `Wire*` structs mirror the JSON. Every array has a fixed capacity (a `MAX_*`
-//!   constant) and strings are borrowed, still escaped, from the input buffer, so
-//!   the wire layer is a few tens of KiB whatever the input (owned
-//!   `heapless::String<4096>` fields would need megabytes of stack).
+//!   constant, held by the containers of [`crate::wire`]) and strings are
+//!   borrowed, still escaped, from the input buffer, so the wire layer is a few
+//!   tens of KiB whatever the input (owned `heapless::String<4096>` fields would
+//!   need megabytes of stack).
 //! - [`ContainerSpec`] and its parts are the validated internal types the rest
 //!   of husk uses.
 //!
@@ -17,17 +18,17 @@
 use std::ffi::CString;
 use std::fmt;
 use std::io::{self, Read};
-use std::marker::PhantomData;
 use std::path::{Component, Path, PathBuf};
 
 use nix::mount::MsFlags;
 use nix::sys::resource::Resource;
-use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::IgnoredAny;
 use serde::Deserialize;
-use serde_json_core::str::{EscapedStr, EscapedStringFragment};
+use serde_json_core::str::EscapedStr;
 
 use crate::cgroup::{CgroupError, Resources, WireResources};
 use crate::seccomp::{self, Arch, Profile, SeccompError, WireSeccomp};
+use crate::wire::{self, unescape, Capped, CappedMap, Field, HeapCapped, WireError};
 
 /// Largest `config.json` read, in bytes.
 pub const MAX_CONFIG_BYTES: usize = 4 << 20;
@@ -250,14 +251,6 @@ pub enum FsType {
     Mqueue,
 }
 
-/// A property of `config.json`, such as `mounts[2].options`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Field {
-    name: &'static str,
-    index: Option<usize>,
-    member: Option<&'static str>,
-}
-
 /// Why `config.json` was rejected.
 #[derive(Debug)]
 pub enum SpecError {
@@ -286,20 +279,8 @@ pub enum SpecError {
         /// The value.
         value: String,
     },
-    /// An array has more entries than its capacity.
-    TooMany {
-        /// The array.
-        field: Field,
-        /// Its capacity.
-        max: usize,
-    },
-    /// A string is longer than its capacity.
-    TooLong {
-        /// The string.
-        field: Field,
-        /// Its capacity in bytes.
-        max: usize,
-    },
+    /// An array or string is over its capacity, or a string is malformed.
+    Wire(WireError),
     /// A property has an invalid value.
     Invalid {
         /// The property.
@@ -318,9 +299,8 @@ pub enum SpecError {
     },
     /// `linux.resources` or `linux.cgroupsPath` was rejected.
     Cgroup(CgroupError),
-    /// `linux.seccomp` was rejected or could not be compiled (boxed: its
-    /// field paths would double the size of every `Result` carrying a `SpecError`).
-    Seccomp(Box<SeccompError>),
+    /// `linux.seccomp` was rejected or could not be compiled.
+    Seccomp(SeccompError),
 }
 
 /// Reads and validates `<bundle>/config.json`; `bundle` should be absolute.
@@ -585,43 +565,6 @@ impl FsType {
     }
 }
 
-impl Field {
-    const fn new(name: &'static str) -> Self {
-        Self {
-            name,
-            index: None,
-            member: None,
-        }
-    }
-
-    const fn at(self, index: usize) -> Self {
-        Self {
-            index: Some(index),
-            ..self
-        }
-    }
-
-    const fn member(self, member: &'static str) -> Self {
-        Self {
-            member: Some(member),
-            ..self
-        }
-    }
-}
-
-impl fmt::Display for Field {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name)?;
-        if let Some(index) = self.index {
-            write!(f, "[{index}]")?;
-        }
-        if let Some(member) = self.member {
-            write!(f, ".{member}")?;
-        }
-        Ok(())
-    }
-}
-
 impl fmt::Display for SpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -637,12 +580,7 @@ impl fmt::Display for SpecError {
             Self::UnsupportedValue { field, value } => {
                 write!(f, "config.json: {field}: {value} is not supported yet")
             }
-            Self::TooMany { field, max } => {
-                write!(f, "config.json: {field} has more than {max} entries")
-            }
-            Self::TooLong { field, max } => {
-                write!(f, "config.json: {field} is longer than {max} bytes")
-            }
+            Self::Wire(e) => write!(f, "config.json: {e}"),
             Self::Invalid { field, reason } => write!(f, "config.json: {field} {reason}"),
             Self::Value {
                 field,
@@ -663,6 +601,12 @@ impl std::error::Error for SpecError {
             Self::Seccomp(e) => e.source(),
             _ => None,
         }
+    }
+}
+
+impl From<WireError> for SpecError {
+    fn from(e: WireError) -> Self {
+        Self::Wire(e)
     }
 }
 
@@ -805,161 +749,6 @@ struct WireNamespace<'a> {
     path: Option<EscapedStr<'a>>,
 }
 
-/// A JSON array of at most `N` entries. Extra entries are counted instead of
-/// failing the parse (serde-json-core would drop the message), so the error
-/// can name the property and its capacity.
-struct Capped<T, const N: usize> {
-    items: heapless::Vec<T, N>,
-    overflow: bool,
-}
-
-impl<T, const N: usize> Capped<T, N> {
-    fn into_items(self, field: Field) -> Result<heapless::Vec<T, N>, SpecError> {
-        if self.overflow {
-            return Err(SpecError::TooMany { field, max: N });
-        }
-        Ok(self.items)
-    }
-}
-
-impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for Capped<T, N> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct CappedVisitor<T, const N: usize>(PhantomData<T>);
-
-        impl<'de, T: Deserialize<'de>, const N: usize> Visitor<'de> for CappedVisitor<T, N> {
-            type Value = Capped<T, N>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an array")
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut capped = Capped {
-                    items: heapless::Vec::new(),
-                    overflow: false,
-                };
-                while let Some(item) = seq.next_element()? {
-                    capped.overflow |= capped.items.push(item).is_err();
-                }
-                Ok(capped)
-            }
-        }
-
-        deserializer.deserialize_seq(CappedVisitor(PhantomData))
-    }
-}
-
-/// Like [`Capped`], with the entries on the heap: for arrays whose entries are
-/// large (`mounts`: 64 of about 600 bytes), which inline would be copied
-/// through every frame of the deserializer and, in a debug build, overflow a
-/// test thread's 2 MiB stack.
-struct HeapCapped<T, const N: usize> {
-    items: Vec<T>,
-    overflow: bool,
-}
-
-impl<T, const N: usize> HeapCapped<T, N> {
-    fn into_items(self, field: Field) -> Result<Vec<T>, SpecError> {
-        if self.overflow {
-            return Err(SpecError::TooMany { field, max: N });
-        }
-        Ok(self.items)
-    }
-}
-
-impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for HeapCapped<T, N> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct HeapCappedVisitor<T, const N: usize>(PhantomData<T>);
-
-        impl<'de, T: Deserialize<'de>, const N: usize> Visitor<'de> for HeapCappedVisitor<T, N> {
-            type Value = HeapCapped<T, N>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an array")
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut capped = HeapCapped {
-                    items: Vec::new(),
-                    overflow: false,
-                };
-                while let Some(item) = seq.next_element()? {
-                    if capped.items.len() < N {
-                        capped.items.push(item);
-                    } else {
-                        capped.overflow = true;
-                    }
-                }
-                Ok(capped)
-            }
-        }
-
-        deserializer.deserialize_seq(HeapCappedVisitor(PhantomData))
-    }
-}
-
-/// A JSON object of strings with at most `N` members, counted like [`Capped`].
-/// Keys are borrowed as `&str` and wrapped: serde-json-core 0.6 cannot
-/// deserialize an `EscapedStr` key, but without an unescape buffer it hands
-/// out the key's text still escaped. (`cgroup` has its own copy for
-/// `linux.resources.unified`.)
-struct CappedMap<'a, const N: usize> {
-    entries: heapless::Vec<(EscapedStr<'a>, EscapedStr<'a>), N>,
-    overflow: bool,
-}
-
-impl<'de: 'a, 'a, const N: usize> Deserialize<'de> for CappedMap<'a, N> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Key<'a>(EscapedStr<'a>);
-
-        impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                struct KeyVisitor;
-
-                impl<'de> Visitor<'de> for KeyVisitor {
-                    type Value = &'de str;
-
-                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str("a string borrowed from the input")
-                    }
-
-                    fn visit_borrowed_str<E>(self, key: &'de str) -> Result<&'de str, E> {
-                        Ok(key)
-                    }
-                }
-
-                deserializer
-                    .deserialize_str(KeyVisitor)
-                    .map(|key| Key(EscapedStr(key)))
-            }
-        }
-
-        struct MapVisitor<'a, const N: usize>(PhantomData<&'a ()>);
-
-        impl<'de: 'a, 'a, const N: usize> Visitor<'de> for MapVisitor<'a, N> {
-            type Value = CappedMap<'a, N>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object of strings")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut capped = CappedMap {
-                    entries: heapless::Vec::new(),
-                    overflow: false,
-                };
-                while let Some(Key(key)) = map.next_key::<Key<'a>>()? {
-                    let value: EscapedStr<'a> = map.next_value()?;
-                    capped.overflow |= capped.entries.push((key, value)).is_err();
-                }
-                Ok(capped)
-            }
-        }
-
-        deserializer.deserialize_map(MapVisitor(PhantomData))
-    }
-}
-
 /// Fails on the first property, in the spec's order, that husk does not implement yet.
 fn reject_unsupported(wire: &WireConfig<'_>) -> Result<(), SpecError> {
     let unsupported = wire
@@ -1001,7 +790,7 @@ impl WireLinux<'_> {
             ("linux.timeOffsets", self.time_offsets.is_some()),
             (
                 "linux.devices",
-                self.devices.as_ref().is_some_and(|d| d.overflow),
+                self.devices.as_ref().is_some_and(Capped::overflowed),
             ),
             ("linux.intelRdt", self.intel_rdt.is_some()),
             ("linux.rootfsPropagation", self.rootfs_propagation.is_some()),
@@ -1080,11 +869,10 @@ fn convert(wire: WireConfig<'_>, bundle: &Path) -> Result<ContainerSpec, SpecErr
         return Err(invalid(HOSTNAME, "requires a uts namespace"));
     }
 
-    let mounts = match wire.mounts {
-        Some(mounts) => mounts.into_items(Field::new("mounts"))?,
-        None => Vec::new(),
-    };
-    let mounts = mounts
+    let mounts = wire
+        .mounts
+        .unwrap_or_default()
+        .into_items(Field::new("mounts"))?
         .into_iter()
         .enumerate()
         .map(|(i, m)| convert_mount(Field::new("mounts").at(i), m, bundle))
@@ -1224,13 +1012,12 @@ fn convert_cap_set(
 }
 
 fn convert_seccomp(wire: WireSeccomp<'_>) -> Result<seccomp::Filter, SpecError> {
-    let error = |e| SpecError::Seccomp(Box::new(e));
-    let profile = Profile::try_from(wire).map_err(error)?;
+    let profile = Profile::try_from(wire).map_err(SpecError::Seccomp)?;
     let native = Arch::native().ok_or(invalid(
         Field::new("linux.seccomp"),
         "is not supported on this architecture",
     ))?;
-    profile.compile(native).map_err(error)
+    profile.compile(native).map_err(SpecError::Seccomp)
 }
 
 fn convert_paths<const N: usize>(
@@ -1259,12 +1046,7 @@ fn convert_sysctl(
     mounts: &[Mount],
 ) -> Result<Vec<Sysctl>, SpecError> {
     const SYSCTL: Field = Field::new("linux.sysctl");
-    if wire.overflow {
-        return Err(SpecError::TooMany {
-            field: SYSCTL,
-            max: MAX_SYSCTLS,
-        });
-    }
+    let entries = wire.into_entries(SYSCTL)?;
     let proc_mounted = mounts.iter().any(|m| {
         m.destination.as_path() == Path::new("/proc")
             && matches!(
@@ -1275,7 +1057,7 @@ fn convert_sysctl(
                 }
             )
     });
-    if !wire.entries.is_empty() && !proc_mounted {
+    if !entries.is_empty() && !proc_mounted {
         return Err(invalid(SYSCTL, "requires a proc mount at /proc"));
     }
     let new_net = matches!(
@@ -1283,8 +1065,8 @@ fn convert_sysctl(
         Some(Namespace { path: None, .. })
     );
     let ipc = namespaces.contains(NamespaceKind::Ipc);
-    let mut sysctl = Vec::with_capacity(wire.entries.len());
-    for (key, value) in wire.entries {
+    let mut sysctl = Vec::with_capacity(entries.len());
+    for (key, value) in entries {
         let name = unescape(SYSCTL, key, MAX_SYSCTL_NAME)?;
         let value = unescape(SYSCTL, value, MAX_STRING)?;
         let refuse = |reason| SpecError::Value {
@@ -1354,10 +1136,11 @@ fn convert_env(env: Option<Capped<EscapedStr<'_>, MAX_ENV>>) -> Result<Vec<CStri
 
 fn convert_user(user: WireUser) -> Result<User, SpecError> {
     const USER: Field = Field::new("process.user");
-    let additional_gids = match user.additional_gids {
-        Some(gids) => gids.into_items(USER.member("additionalGids"))?.to_vec(),
-        None => Vec::new(),
-    };
+    let additional_gids = user
+        .additional_gids
+        .unwrap_or_default()
+        .into_items(USER.member("additionalGids"))?
+        .to_vec();
     Ok(User {
         uid: user.uid.ok_or(SpecError::Missing(USER.member("uid")))?,
         gid: user.gid.ok_or(SpecError::Missing(USER.member("gid")))?,
@@ -1371,10 +1154,7 @@ fn convert_namespaces(
 ) -> Result<NamespaceSet, SpecError> {
     const NAMESPACES: Field = Field::new("linux.namespaces");
     let mut set = NamespaceSet::default();
-    let wire = match namespaces {
-        Some(namespaces) => namespaces.into_items(NAMESPACES)?,
-        None => heapless::Vec::new(),
-    };
+    let wire = namespaces.unwrap_or_default().into_items(NAMESPACES)?;
     for (i, ns) in wire.into_iter().enumerate() {
         let field = NAMESPACES.at(i);
         let name = unescape(
@@ -1426,11 +1206,10 @@ fn convert_mount(field: Field, wire: WireMount<'_>, bundle: &Path) -> Result<Mou
     )?;
 
     let options_field = field.member("options");
-    let options = match wire.options {
-        Some(options) => options.into_items(options_field)?,
-        None => heapless::Vec::new(),
-    };
-    let options = options
+    let options = wire
+        .options
+        .unwrap_or_default()
+        .into_items(options_field)?
         .into_iter()
         .map(|option| unescape(options_field, option, MAX_STRING))
         .collect::<Result<Vec<_>, _>>()?;
@@ -1558,27 +1337,8 @@ fn invalid(field: Field, reason: &'static str) -> SpecError {
     SpecError::Invalid { field, reason }
 }
 
-/// Decodes a JSON string of at most `max` bytes that must not contain NUL.
-fn unescape(field: Field, escaped: EscapedStr<'_>, max: usize) -> Result<String, SpecError> {
-    let mut text = String::with_capacity(escaped.0.len().min(max));
-    for fragment in escaped.fragments() {
-        match fragment.map_err(|_| invalid(field, "has an invalid escape sequence"))? {
-            EscapedStringFragment::NotEscaped(s) => text.push_str(s),
-            EscapedStringFragment::Escaped(c) => text.push(c),
-        }
-        if text.len() > max {
-            return Err(SpecError::TooLong { field, max });
-        }
-    }
-    if text.contains('\0') {
-        return Err(invalid(field, "contains a NUL byte"));
-    }
-    Ok(text)
-}
-
 fn c_string(field: Field, escaped: EscapedStr<'_>) -> Result<CString, SpecError> {
-    CString::new(unescape(field, escaped, MAX_STRING)?)
-        .map_err(|_| invalid(field, "contains a NUL byte"))
+    CString::new(unescape(field, escaped, MAX_STRING)?).map_err(|_| invalid(field, wire::HAS_NUL))
 }
 
 #[cfg(test)]

@@ -17,9 +17,10 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use serde_json_core::str::{EscapedStr, EscapedStringFragment};
+use serde_json_core::str::EscapedStr;
 
 use crate::container::ContainerId;
+use crate::wire::{self, Field};
 
 /// Where state lives unless `--root` says otherwise.
 pub const DEFAULT_ROOT: &str = "/run/husk";
@@ -281,15 +282,11 @@ fn decode(text: &[u8]) -> Result<Record, &'static str> {
     })
 }
 
+/// Decodes a string of the record. The file is at most [`MAX_STATE_BYTES`] and
+/// husk wrote it, so only a malformed escape is refused.
 fn unescape(escaped: EscapedStr<'_>) -> Result<String, &'static str> {
-    let mut text = String::new();
-    for fragment in escaped.fragments() {
-        match fragment.map_err(|_| "has an invalid escape sequence")? {
-            EscapedStringFragment::NotEscaped(s) => text.push_str(s),
-            EscapedStringFragment::Escaped(c) => text.push(c),
-        }
-    }
-    Ok(text)
+    wire::unescape_with_nul(Field::new(STATE_FILE), escaped, MAX_STATE_BYTES)
+        .map_err(|_| wire::INVALID_ESCAPE)
 }
 
 impl fmt::Display for StateError {

@@ -44,6 +44,7 @@ pub use self::resources::{
     MAX_UNIFIED_KEY, MAX_UNIFIED_VALUE,
 };
 use crate::sys::SysError;
+use crate::wire::{Field, WireError};
 
 /// How long to wait for the kernel: at most `attempts` checks, `interval` apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,14 +93,6 @@ pub struct Stats {
     pub cpu_usage_usec: Option<u64>,
 }
 
-/// A property of `linux.resources`, such as `linux.resources.blockIO.weightDevice[2].major`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Field {
-    name: &'static str,
-    index: Option<usize>,
-    member: Option<&'static str>,
-}
-
 /// Why a cgroup or its resources were rejected, or a cgroup operation failed.
 #[derive(Debug)]
 pub enum CgroupError {
@@ -113,20 +106,8 @@ pub enum CgroupError {
     Unsupported(Field),
     /// `linux.resources.devices` restricts device access, which cgroup v2 does with eBPF.
     DeviceRules,
-    /// An array or map has more entries than its capacity.
-    TooMany {
-        /// The property.
-        field: Field,
-        /// Its capacity.
-        max: usize,
-    },
-    /// A string is longer than its capacity.
-    TooLong {
-        /// The property.
-        field: Field,
-        /// Its capacity in bytes.
-        max: usize,
-    },
+    /// An array, map or string is over its capacity, or a string is malformed.
+    Wire(WireError),
     /// A property has an invalid value.
     Invalid {
         /// The property.
@@ -478,43 +459,6 @@ impl<F: CgroupFs> Cgroup<F> {
     }
 }
 
-impl Field {
-    const fn new(name: &'static str) -> Self {
-        Self {
-            name,
-            index: None,
-            member: None,
-        }
-    }
-
-    const fn at(self, index: usize) -> Self {
-        Self {
-            index: Some(index),
-            ..self
-        }
-    }
-
-    const fn member(self, member: &'static str) -> Self {
-        Self {
-            member: Some(member),
-            ..self
-        }
-    }
-}
-
-impl fmt::Display for Field {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name)?;
-        if let Some(index) = self.index {
-            write!(f, "[{index}]")?;
-        }
-        if let Some(member) = self.member {
-            write!(f, ".{member}")?;
-        }
-        Ok(())
-    }
-}
-
 impl fmt::Display for CgroupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -525,8 +469,7 @@ impl fmt::Display for CgroupError {
             Self::DeviceRules => {
                 f.write_str("linux.resources.devices: device rules need eBPF, not supported yet")
             }
-            Self::TooMany { field, max } => write!(f, "{field} has more than {max} entries"),
-            Self::TooLong { field, max } => write!(f, "{field} is longer than {max} bytes"),
+            Self::Wire(e) => e.fmt(f),
             Self::Invalid { field, reason } => write!(f, "{field} {reason}"),
             Self::Unified { key, reason } => write!(f, "linux.resources.unified[{key:?}] {reason}"),
             Self::UnifiedTooLong { key, what, max } => write!(
@@ -594,6 +537,12 @@ impl std::error::Error for CgroupError {
             Self::Kill { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+impl From<WireError> for CgroupError {
+    fn from(e: WireError) -> Self {
+        Self::Wire(e)
     }
 }
 

@@ -10,13 +10,13 @@
 //! limits and weights (Go tools write zero values), and -1 means "max".
 
 use std::fmt;
-use std::marker::PhantomData;
 
-use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::IgnoredAny;
 use serde::Deserialize;
-use serde_json_core::str::{EscapedStr, EscapedStringFragment};
+use serde_json_core::str::EscapedStr;
 
-use super::{CgroupError, Field};
+use super::CgroupError;
+use crate::wire::{unescape, Capped, CappedMap, Field, WireError, HAS_NUL};
 
 /// Most entries in `linux.resources.devices`.
 pub const MAX_DEVICE_RULES: usize = 64;
@@ -473,110 +473,6 @@ struct WirePids {
     limit: Option<i64>,
 }
 
-/// A JSON array of at most `N` entries. Extra entries are counted instead of
-/// failing the parse (serde-json-core would drop the message), so the error
-/// can name the property and its capacity.
-struct Capped<T, const N: usize> {
-    items: heapless::Vec<T, N>,
-    overflow: bool,
-}
-
-impl<T, const N: usize> Capped<T, N> {
-    fn into_items(self, field: Field) -> Result<heapless::Vec<T, N>, CgroupError> {
-        if self.overflow {
-            return Err(CgroupError::TooMany { field, max: N });
-        }
-        Ok(self.items)
-    }
-}
-
-impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for Capped<T, N> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct CappedVisitor<T, const N: usize>(PhantomData<T>);
-
-        impl<'de, T: Deserialize<'de>, const N: usize> Visitor<'de> for CappedVisitor<T, N> {
-            type Value = Capped<T, N>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an array")
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut capped = Capped {
-                    items: heapless::Vec::new(),
-                    overflow: false,
-                };
-                while let Some(item) = seq.next_element()? {
-                    capped.overflow |= capped.items.push(item).is_err();
-                }
-                Ok(capped)
-            }
-        }
-
-        deserializer.deserialize_seq(CappedVisitor(PhantomData))
-    }
-}
-
-/// A JSON object of string values with at most `N` entries, keys and values
-/// still escaped. serde-json-core hands keys over as the raw text between the
-/// quotes (it cannot deserialize an `EscapedStr` key), which is escaped text.
-struct CappedMap<'a, const N: usize> {
-    entries: heapless::Vec<(EscapedStr<'a>, EscapedStr<'a>), N>,
-    overflow: bool,
-}
-
-impl<'de: 'a, 'a, const N: usize> Deserialize<'de> for CappedMap<'a, N> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Key<'a>(EscapedStr<'a>);
-
-        impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                struct KeyVisitor;
-
-                impl<'de> Visitor<'de> for KeyVisitor {
-                    type Value = &'de str;
-
-                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str("a string borrowed from the input")
-                    }
-
-                    fn visit_borrowed_str<E>(self, key: &'de str) -> Result<&'de str, E> {
-                        Ok(key)
-                    }
-                }
-
-                deserializer
-                    .deserialize_str(KeyVisitor)
-                    .map(|key| Key(EscapedStr(key)))
-            }
-        }
-
-        struct MapVisitor<'a, const N: usize>(PhantomData<&'a ()>);
-
-        impl<'de: 'a, 'a, const N: usize> Visitor<'de> for MapVisitor<'a, N> {
-            type Value = CappedMap<'a, N>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object of strings")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut capped = CappedMap {
-                    entries: heapless::Vec::new(),
-                    overflow: false,
-                };
-                while let Some(Key(key)) = map.next_key::<Key<'a>>()? {
-                    let value: EscapedStr<'a> = map.next_value()?;
-                    capped.overflow |= capped.entries.push((key, value)).is_err();
-                }
-                Ok(capped)
-            }
-        }
-
-        deserializer.deserialize_map(MapVisitor(PhantomData))
-    }
-}
-
 /// Accepts only rules that leave every device allowed: enforcing anything else
 /// on cgroup v2 needs an eBPF program. Rules apply in order, as in runc: a
 /// non-empty list starts from "deny all", an allow rule for all devices with
@@ -883,16 +779,11 @@ fn convert_unified(
     wire: CappedMap<'_, MAX_UNIFIED>,
 ) -> Result<Vec<(UnifiedKey, String)>, CgroupError> {
     const UNIFIED: Field = Field::new("linux.resources.unified");
-    if wire.overflow {
-        return Err(CgroupError::TooMany {
-            field: UNIFIED,
-            max: MAX_UNIFIED,
-        });
-    }
-    let mut unified = Vec::with_capacity(wire.entries.len());
-    for (key, value) in wire.entries {
+    let entries = wire.into_entries(UNIFIED)?;
+    let mut unified = Vec::with_capacity(entries.len());
+    for (key, value) in entries {
         let key = match unescape(UNIFIED, key, MAX_UNIFIED_KEY) {
-            Err(CgroupError::TooLong { max, .. }) => {
+            Err(WireError::TooLong { max, .. }) => {
                 return Err(CgroupError::UnifiedTooLong {
                     key: truncate(key.0, MAX_UNIFIED_KEY),
                     what: "key",
@@ -931,14 +822,16 @@ fn convert_unified(
         }
         let value = match unescape(UNIFIED, value, MAX_UNIFIED_VALUE) {
             Ok(value) => value,
-            Err(CgroupError::TooLong { max, .. }) => {
+            Err(WireError::TooLong { max, .. }) => {
                 return Err(CgroupError::UnifiedTooLong {
                     key,
                     what: "value",
                     max,
                 });
             }
-            Err(CgroupError::Invalid { reason, .. }) if reason == HAS_NUL => {
+            Err(WireError::Invalid {
+                reason: HAS_NUL, ..
+            }) => {
                 return Err(refuse("has a value that contains a NUL byte"));
             }
             Err(_) => return Err(refuse("has a value with an invalid escape sequence")),
@@ -957,7 +850,6 @@ fn truncate(text: &str, max: usize) -> String {
     format!("{}...", &text[..end])
 }
 
-const HAS_NUL: &str = "contains a NUL byte";
 const LIMIT_RANGE: &str = "must be -1 (unlimited), 0 (unset) or positive";
 const WEIGHT_RANGE: &str = "must be 0 (unset) or from 10 to 1000";
 
@@ -978,24 +870,6 @@ fn required<T>(field: Field, value: Option<T>) -> Result<T, CgroupError> {
 
 fn invalid(field: Field, reason: &'static str) -> CgroupError {
     CgroupError::Invalid { field, reason }
-}
-
-/// Decodes a JSON string of at most `max` bytes that must not contain NUL.
-fn unescape(field: Field, escaped: EscapedStr<'_>, max: usize) -> Result<String, CgroupError> {
-    let mut text = String::with_capacity(escaped.0.len().min(max));
-    for fragment in escaped.fragments() {
-        match fragment.map_err(|_| invalid(field, "has an invalid escape sequence"))? {
-            EscapedStringFragment::NotEscaped(s) => text.push_str(s),
-            EscapedStringFragment::Escaped(c) => text.push(c),
-        }
-        if text.len() > max {
-            return Err(CgroupError::TooLong { field, max });
-        }
-    }
-    if text.contains('\0') {
-        return Err(invalid(field, HAS_NUL));
-    }
-    Ok(text)
 }
 
 #[cfg(test)]

@@ -50,13 +50,14 @@ mod wire;
 
 use std::fmt;
 
-use serde_json_core::str::{EscapedStr, EscapedStringFragment};
+use serde_json_core::str::EscapedStr;
 
 pub use bpf::{SockFilter, MAX_INSTRUCTIONS};
 pub use wire::WireSeccomp;
 
+use crate::wire::{unescape_with_nul, Field, WireError};
 use syscalls::Syscall;
-use wire::{Capped, HeapCapped, WireArg, WireSyscall};
+use wire::{WireArg, WireSyscall};
 
 /// Most entries in `syscalls` (Docker's and podman's profiles have about 30).
 pub const MAX_SYSCALL_RULES: usize = 64;
@@ -227,12 +228,6 @@ enum Cmp {
     },
 }
 
-/// A property of `linux.seccomp`, such as `linux.seccomp.syscalls[2].args[0].op`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Field {
-    parts: [Option<(&'static str, Option<usize>)>; 3],
-}
-
 /// Why a `linux.seccomp` was rejected or could not be compiled.
 #[derive(Debug)]
 pub enum SeccompError {
@@ -256,20 +251,8 @@ pub enum SeccompError {
         /// The name.
         name: String,
     },
-    /// An array has more entries than its capacity.
-    TooMany {
-        /// The array.
-        field: Field,
-        /// Its capacity.
-        max: usize,
-    },
-    /// A string is longer than its capacity.
-    TooLong {
-        /// The string.
-        field: Field,
-        /// Its capacity in bytes.
-        max: usize,
-    },
+    /// An array or string is over its capacity, or a string is malformed.
+    Wire(WireError),
     /// A property has an invalid value.
     Invalid {
         /// The property.
@@ -458,24 +441,26 @@ impl TryFrom<WireSeccomp<'_>> for Profile {
     type Error = SeccompError;
 
     fn try_from(wire: WireSeccomp<'_>) -> Result<Self, SeccompError> {
-        const ROOT: Field = Field::root();
         if wire.listener_path.is_some() {
-            return Err(SeccompError::Unsupported(ROOT.member("listenerPath")));
+            let field = Field::new("linux.seccomp.listenerPath");
+            return Err(SeccompError::Unsupported(field));
         }
         if wire.listener_metadata.is_some() {
-            return Err(SeccompError::Unsupported(ROOT.member("listenerMetadata")));
+            let field = Field::new("linux.seccomp.listenerMetadata");
+            return Err(SeccompError::Unsupported(field));
         }
-        let action_field = ROOT.member("defaultAction");
+        let action_field = Field::new("linux.seccomp.defaultAction");
         let default_action = convert_action(
             action_field,
             required(action_field, wire.default_action)?,
-            ROOT.member("defaultErrnoRet"),
+            Field::new("linux.seccomp.defaultErrnoRet"),
             wire.default_errno_ret,
         )?;
 
         let mut architectures = Vec::new();
-        let field = ROOT.member("architectures");
-        for (i, name) in items(field, wire.architectures)?.into_iter().enumerate() {
+        let field = Field::new("linux.seccomp.architectures");
+        let names = wire.architectures.unwrap_or_default().into_items(field)?;
+        for (i, name) in names.into_iter().enumerate() {
             let name = unescape(field.at(i), name)?;
             let arch = Arch::from_name(&name).ok_or(SeccompError::UnsupportedValue {
                 field: field.at(i),
@@ -487,8 +472,9 @@ impl TryFrom<WireSeccomp<'_>> for Profile {
         architectures.dedup();
 
         let mut flags = 0;
-        let field = ROOT.member("flags");
-        for (i, name) in items(field, wire.flags)?.into_iter().enumerate() {
+        let field = Field::new("linux.seccomp.flags");
+        let names = wire.flags.unwrap_or_default().into_items(field)?;
+        for (i, name) in names.into_iter().enumerate() {
             flags |= match unescape(field.at(i), name)?.as_str() {
                 "SECCOMP_FILTER_FLAG_LOG" => FILTER_FLAG_LOG,
                 "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => FILTER_FLAG_SPEC_ALLOW,
@@ -501,18 +487,11 @@ impl TryFrom<WireSeccomp<'_>> for Profile {
             };
         }
 
-        let field = ROOT.member("syscalls");
-        let rules = match wire.syscalls {
-            Some(HeapCapped { overflow: true, .. }) => {
-                return Err(SeccompError::TooMany {
-                    field,
-                    max: MAX_SYSCALL_RULES,
-                })
-            }
-            Some(rules) => rules.items,
-            None => Vec::new(),
-        };
-        let rules = rules
+        let field = Field::new("linux.seccomp.syscalls");
+        let rules = wire
+            .syscalls
+            .unwrap_or_default()
+            .into_items(field)?
             .into_iter()
             .enumerate()
             .map(|(i, rule)| convert_rule(field.at(i), rule))
@@ -537,10 +516,10 @@ fn convert_rule(field: Field, wire: WireSyscall<'_>) -> Result<Rule, SeccompErro
         });
     }
     if names.len > MAX_NAMES_PER_RULE {
-        return Err(SeccompError::TooMany {
+        return Err(SeccompError::Wire(WireError::TooMany {
             field: names_field,
             max: MAX_NAMES_PER_RULE,
-        });
+        }));
     }
     if names.syscalls.is_empty() {
         return Err(invalid(names_field, "must not be empty"));
@@ -555,7 +534,10 @@ fn convert_rule(field: Field, wire: WireSyscall<'_>) -> Result<Rule, SeccompErro
     )?;
 
     let args_field = field.member("args");
-    let args = items(args_field, wire.args)?
+    let args = wire
+        .args
+        .unwrap_or_default()
+        .into_items(args_field)?
         .into_iter()
         .enumerate()
         .map(|(i, arg)| convert_arg(args_field.at(i), arg))
@@ -641,18 +623,6 @@ fn convert_action(
     Ok(action)
 }
 
-/// The entries of an optional array, or the error naming its capacity.
-fn items<T, const N: usize>(
-    field: Field,
-    array: Option<Capped<T, N>>,
-) -> Result<heapless::Vec<T, N>, SeccompError> {
-    match array {
-        Some(Capped { overflow: true, .. }) => Err(SeccompError::TooMany { field, max: N }),
-        Some(capped) => Ok(capped.items),
-        None => Ok(heapless::Vec::new()),
-    }
-}
-
 fn required<T>(field: Field, value: Option<T>) -> Result<T, SeccompError> {
     value.ok_or(SeccompError::Missing(field))
 }
@@ -662,65 +632,10 @@ fn invalid(field: Field, reason: &'static str) -> SeccompError {
 }
 
 /// Decodes a JSON string of at most [`MAX_SYSCALL_NAME`] bytes: every string of
-/// a seccomp profile is a name.
+/// a seccomp profile is a name, compared with known names (so a NUL is let
+/// through: no name has one).
 fn unescape(field: Field, escaped: EscapedStr<'_>) -> Result<String, SeccompError> {
-    let mut text = String::new();
-    for fragment in escaped.fragments() {
-        match fragment.map_err(|_| invalid(field, "has an invalid escape sequence"))? {
-            EscapedStringFragment::NotEscaped(s) => text.push_str(s),
-            EscapedStringFragment::Escaped(c) => text.push(c),
-        }
-        if text.len() > MAX_SYSCALL_NAME {
-            return Err(SeccompError::TooLong {
-                field,
-                max: MAX_SYSCALL_NAME,
-            });
-        }
-    }
-    Ok(text)
-}
-
-impl Field {
-    const fn root() -> Self {
-        Self { parts: [None; 3] }
-    }
-
-    /// The property `name` of this one.
-    const fn member(self, name: &'static str) -> Self {
-        let mut parts = self.parts;
-        let mut i = 0;
-        while i < parts.len() && parts[i].is_some() {
-            i += 1;
-        }
-        parts[i] = Some((name, None));
-        Self { parts }
-    }
-
-    /// Entry `index` of this array.
-    const fn at(self, index: usize) -> Self {
-        let mut parts = self.parts;
-        let mut i = parts.len();
-        while i > 0 && parts[i - 1].is_none() {
-            i -= 1;
-        }
-        if let Some((name, _)) = parts[i - 1] {
-            parts[i - 1] = Some((name, Some(index)));
-        }
-        Self { parts }
-    }
-}
-
-impl fmt::Display for Field {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("linux.seccomp")?;
-        for (name, index) in self.parts.iter().flatten() {
-            write!(f, ".{name}")?;
-            if let Some(index) = index {
-                write!(f, "[{index}]")?;
-            }
-        }
-        Ok(())
-    }
+    Ok(unescape_with_nul(field, escaped, MAX_SYSCALL_NAME)?)
 }
 
 impl fmt::Display for SeccompError {
@@ -735,8 +650,7 @@ impl fmt::Display for SeccompError {
             Self::UnknownSyscall { field, name } => {
                 write!(f, "{field}: no architecture has a system call {name:?}")
             }
-            Self::TooMany { field, max } => write!(f, "{field} has more than {max} entries"),
-            Self::TooLong { field, max } => write!(f, "{field} is longer than {max} bytes"),
+            Self::Wire(e) => e.fmt(f),
             Self::Invalid { field, reason } => write!(f, "{field} {reason}"),
             Self::ProgramTooLong {
                 native,
@@ -752,6 +666,12 @@ impl fmt::Display for SeccompError {
 }
 
 impl std::error::Error for SeccompError {}
+
+impl From<WireError> for SeccompError {
+    fn from(e: WireError) -> Self {
+        Self::Wire(e)
+    }
+}
 
 #[cfg(test)]
 mod tests;

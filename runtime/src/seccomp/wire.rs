@@ -1,9 +1,9 @@
 //! The wire layer of `linux.seccomp`: bounded structs that mirror the JSON.
 //!
 //! Strings are borrowed, still escaped, from the input, and every array has a
-//! `MAX_*` capacity, as in [`crate::spec`]. Two differences, both for size
-//! (Docker's profile has some 370 names in one rule, and every rule has room
-//! for [`MAX_NAMES_PER_RULE`]):
+//! `MAX_*` capacity ([`crate::wire`]), as in [`crate::spec`]. Two differences,
+//! both for size (Docker's profile has some 370 names in one rule, and every
+//! rule has room for [`MAX_NAMES_PER_RULE`]):
 //! - the entries of `syscalls[].names` are looked up in the system call tables
 //!   while they are parsed, so a rule holds 2 bytes per name instead of a
 //!   16-byte string: about 1.4 KiB a rule;
@@ -23,6 +23,7 @@ use super::{
     MAX_ARCHITECTURES, MAX_ARGS_PER_RULE, MAX_FLAGS, MAX_NAMES_PER_RULE, MAX_SYSCALL_NAME,
     MAX_SYSCALL_RULES,
 };
+use crate::wire::{Capped, HeapCapped};
 
 /// The `linux.seccomp` object of `config.json` as the JSON has it; turned into a
 /// [`Profile`](super::Profile) with `Profile::try_from`. It can be a member of
@@ -125,76 +126,4 @@ fn lookup(escaped: EscapedStr<'_>) -> Option<Syscall> {
         }
     }
     Syscall::lookup(&name)
-}
-
-/// A JSON array of at most `N` entries. Extra entries are counted instead of
-/// failing the parse (serde-json-core would drop the message), so the error
-/// can name the property and its capacity. (A copy of `spec.rs`'s.)
-pub(super) struct Capped<T, const N: usize> {
-    pub(super) items: heapless::Vec<T, N>,
-    pub(super) overflow: bool,
-}
-
-impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for Capped<T, N> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct CappedVisitor<T, const N: usize>(PhantomData<T>);
-
-        impl<'de, T: Deserialize<'de>, const N: usize> Visitor<'de> for CappedVisitor<T, N> {
-            type Value = Capped<T, N>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an array")
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut capped = Capped {
-                    items: heapless::Vec::new(),
-                    overflow: false,
-                };
-                while let Some(item) = seq.next_element()? {
-                    capped.overflow |= capped.items.push(item).is_err();
-                }
-                Ok(capped)
-            }
-        }
-
-        deserializer.deserialize_seq(CappedVisitor(PhantomData))
-    }
-}
-
-/// Like [`Capped`], with the entries on the heap: at most `N` are kept.
-pub(super) struct HeapCapped<T, const N: usize> {
-    pub(super) items: Vec<T>,
-    pub(super) overflow: bool,
-}
-
-impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for HeapCapped<T, N> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct HeapCappedVisitor<T, const N: usize>(PhantomData<T>);
-
-        impl<'de, T: Deserialize<'de>, const N: usize> Visitor<'de> for HeapCappedVisitor<T, N> {
-            type Value = HeapCapped<T, N>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an array")
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut capped = HeapCapped {
-                    items: Vec::new(),
-                    overflow: false,
-                };
-                while let Some(item) = seq.next_element()? {
-                    if capped.items.len() < N {
-                        capped.items.push(item);
-                    } else {
-                        capped.overflow = true;
-                    }
-                }
-                Ok(capped)
-            }
-        }
-
-        deserializer.deserialize_seq(HeapCappedVisitor(PhantomData))
-    }
 }
