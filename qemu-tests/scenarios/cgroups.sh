@@ -53,3 +53,19 @@ echo "cpu.stat: nr_throttled=$throttled usage_usec=$usage over about 3 s"
 [ "${throttled:-0}" -ge 1 ] || fail "the busy loop was never throttled"
 [ "$usage" -lt 1500000 ] || fail "usage $usage us is far above 20% of 3 s"
 husk delete --force busy || fail "husk delete --force exited with $?"
+
+step "update: new limits on a running container, the others stay"
+make_bundle upd upd '["/bin/sh", "-c", "exec sleep 60"]' '"resources": {"memory": {"limit": 67108864}}'
+husk run -d --bundle upd upd || fail "husk run -d exited with $?"
+husk update --pids-limit 5 upd || fail "husk update --pids-limit exited with $?"
+expect_eq "pids.max after update" "$(cat /sys/fs/cgroup/husk/upd/pids.max)" 5
+expect_eq "memory.max kept" "$(cat /sys/fs/cgroup/husk/upd/memory.max)" 67108864
+echo '{"cpu": {"quota": 10000, "period": 100000}}' | husk update --resources - upd \
+    || fail "husk update --resources - exited with $?"
+expect_eq "cpu.max after update" "$(cat /sys/fs/cgroup/husk/upd/cpu.max)" "10000 100000"
+echo '{"memory": {"swappiness": 10}}' | husk update -r - upd 2> err.txt && fail "a v1-only limit was accepted"
+cat err.txt
+[ "$(wc -l < err.txt)" -eq 1 ] || fail "the error is not one line"
+grep -q swappiness err.txt || fail "the error does not name the field"
+expect_eq "pids.max after a refused update" "$(cat /sys/fs/cgroup/husk/upd/pids.max)" 5
+husk delete --force upd || fail "husk delete --force exited with $?"

@@ -74,6 +74,13 @@ pub enum Command {
     },
     /// Create and start a container.
     Run(RunArgs),
+    /// Change a container's cgroup limits.
+    Update {
+        /// The container.
+        id: ContainerId,
+        /// Where the `linux.resources` JSON comes from.
+        resources: ResourcesSource,
+    },
     /// Write a default config.json into a bundle directory.
     Spec {
         /// The bundle directory.
@@ -86,6 +93,15 @@ pub enum Command {
         /// Ids only.
         quiet: bool,
     },
+}
+
+/// Where `update` takes the new limits from.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ResourcesSource {
+    /// A file of `linux.resources` JSON; `-` is standard input.
+    File(PathBuf),
+    /// `linux.resources` JSON built from the command-line flags.
+    Flags(String),
 }
 
 /// How parsing ended early.
@@ -128,6 +144,7 @@ enum Subcommand {
     Resume(ResumeArgs),
     Ps(PsArgs),
     Spec(SpecArgs),
+    Update(UpdateArgs),
     Run(RunArgs),
     List(ListArgs),
 }
@@ -246,6 +263,42 @@ struct DeleteArgs {
     id: ContainerId,
 }
 
+/// Change the cgroup limits of a running container; limits not given stay.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "update")]
+struct UpdateArgs {
+    /// linux.resources JSON to apply, from a file or - for stdin
+    #[argh(option, short = 'r')]
+    resources: Option<PathBuf>,
+    /// memory limit in bytes (-1: none)
+    #[argh(option)]
+    memory: Option<i64>,
+    /// memory plus swap limit in bytes (-1: none)
+    #[argh(option)]
+    memory_swap: Option<i64>,
+    /// most processes (0 or -1: none)
+    #[argh(option)]
+    pids_limit: Option<i64>,
+    /// CPU time in microseconds per period (-1: none)
+    #[argh(option)]
+    cpu_quota: Option<i64>,
+    /// CPU period in microseconds
+    #[argh(option)]
+    cpu_period: Option<u64>,
+    /// CPU shares, the relative weight
+    #[argh(option)]
+    cpu_shares: Option<u64>,
+    /// CPUs the container may run on, e.g. 0-1,3
+    #[argh(option)]
+    cpuset_cpus: Option<String>,
+    /// memory nodes the container may use, e.g. 0
+    #[argh(option)]
+    cpuset_mems: Option<String>,
+    /// the container id
+    #[argh(positional)]
+    id: ContainerId,
+}
+
 /// Write a default config.json (read-only root, default capabilities and
 /// seccomp profile) into a bundle directory.
 #[derive(FromArgs, Debug)]
@@ -327,6 +380,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
             id: args.id,
             force: args.force,
         },
+        Some(Subcommand::Update(args)) => update_command(args)?,
         Some(Subcommand::Spec(args)) => {
             if args.rootless {
                 return Err(usage(
@@ -357,6 +411,54 @@ pub fn version() -> String {
         env!("CARGO_PKG_VERSION"),
         std::env::consts::ARCH
     )
+}
+
+/// `update`: the limits from `--resources` or from the flags, not both.
+fn update_command(args: UpdateArgs) -> Result<Command, EarlyExit> {
+    let mut memory = Vec::new();
+    push_member(&mut memory, "limit", args.memory);
+    push_member(&mut memory, "swap", args.memory_swap);
+    let mut pids = Vec::new();
+    push_member(&mut pids, "limit", args.pids_limit);
+    let mut cpu = Vec::new();
+    push_member(&mut cpu, "quota", args.cpu_quota);
+    push_member(&mut cpu, "period", args.cpu_period);
+    push_member(&mut cpu, "shares", args.cpu_shares);
+    for (name, list) in [("cpus", &args.cpuset_cpus), ("mems", &args.cpuset_mems)] {
+        if let Some(list) = list {
+            if !list
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == ',' || c == '-')
+            {
+                return Err(usage(&format!(
+                    "update: --cpuset-{name} takes a list like 0-1,3, not {list:?}"
+                )));
+            }
+            cpu.push(format!("\"{name}\": \"{list}\""));
+        }
+    }
+    let mut members = Vec::new();
+    for (name, object) in [("memory", memory), ("pids", pids), ("cpu", cpu)] {
+        if !object.is_empty() {
+            members.push(format!("\"{name}\": {{{}}}", object.join(", ")));
+        }
+    }
+    let resources = match (args.resources, members.is_empty()) {
+        (Some(_), false) => return Err(usage("update: give --resources or limit flags, not both")),
+        (Some(path), true) => ResourcesSource::File(path),
+        (None, false) => ResourcesSource::Flags(format!("{{{}}}", members.join(", "))),
+        (None, true) => return Err(usage("update: no limits given")),
+    };
+    Ok(Command::Update {
+        id: args.id,
+        resources,
+    })
+}
+
+fn push_member(object: &mut Vec<String>, name: &str, value: Option<impl std::fmt::Display>) {
+    if let Some(value) = value {
+        object.push(format!("\"{name}\": {value}"));
+    }
 }
 
 /// Whether `--format` asks for JSON rather than a table.
@@ -494,6 +596,38 @@ mod tests {
         );
         assert_eq!(command(&["pause", "c1"]), Command::Pause(id("c1")));
         assert_eq!(
+            command(&["update", "--memory", "1048576", "--pids-limit", "9", "c1"]),
+            Command::Update {
+                id: id("c1"),
+                resources: ResourcesSource::Flags(
+                    r#"{"memory": {"limit": 1048576}, "pids": {"limit": 9}}"#.into()
+                )
+            }
+        );
+        assert_eq!(
+            command(&[
+                "update",
+                "--cpu-quota",
+                "5000",
+                "--cpuset-cpus",
+                "0-1",
+                "c1"
+            ]),
+            Command::Update {
+                id: id("c1"),
+                resources: ResourcesSource::Flags(
+                    r#"{"cpu": {"quota": 5000, "cpus": "0-1"}}"#.into()
+                )
+            }
+        );
+        assert_eq!(
+            command(&["update", "-r", "-", "c1"]),
+            Command::Update {
+                id: id("c1"),
+                resources: ResourcesSource::File("-".into())
+            }
+        );
+        assert_eq!(
             command(&["spec", "-b", "/b"]),
             Command::Spec {
                 bundle: PathBuf::from("/b")
@@ -551,6 +685,9 @@ mod tests {
             &["--log-format", "xml", "list"],
             &["create", "--console-socket", "/s", "a"],
             &["spec", "--rootless"],
+            &["update", "c1"],
+            &["update", "-r", "f", "--memory", "1", "c1"],
+            &["update", "--cpuset-cpus", "0\"x", "c1"],
             &["frob"],
             &["--frob"],
         ] {
@@ -587,7 +724,7 @@ mod tests {
         };
         for name in [
             "create", "start", "state", "kill", "delete", "run", "list", "pause", "resume", "ps",
-            "spec",
+            "spec", "update",
         ] {
             assert!(text.contains(name), "{name} missing from {text}");
         }

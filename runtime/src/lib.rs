@@ -27,6 +27,13 @@ use std::path::PathBuf;
 /// Why `husk` failed.
 #[derive(Debug)]
 pub enum Error {
+    /// A file named on the command line cannot be read.
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The bundle directory cannot be resolved.
     Bundle {
         /// The bundle path as given.
@@ -59,6 +66,7 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Read { path, .. } => write!(f, "reading {}", path.display()),
             Self::Bundle { path, .. } => write!(f, "bundle {}", path.display()),
             Self::Spec(e) => e.fmt(f),
             Self::Container(e) => e.fmt(f),
@@ -71,7 +79,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Bundle { source, .. } => Some(source),
+            Self::Bundle { source, .. } | Self::Read { source, .. } => Some(source),
             Self::Spec(e) => e.source(),
             Self::Container(e) => e.source(),
             Self::State(e) => e.source(),

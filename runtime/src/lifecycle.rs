@@ -302,6 +302,29 @@ pub fn resume(host: &Host, id: &ContainerId) -> Result<(), Error> {
     freeze(host, id, false)
 }
 
+/// The most bytes of `linux.resources` JSON `update` reads.
+pub const MAX_RESOURCES_BYTES: usize = 64 * 1024;
+
+/// `update`: applies the limits in `json` (a `linux.resources` object) to a
+/// container's cgroup; limits it leaves out stay as they are.
+pub fn update(host: &Host, id: &ContainerId, json: &[u8]) -> Result<(), Error> {
+    let record = host.state.load(id)?;
+    let status = host.status(&record);
+    if matches!(status, Status::Stopped | Status::Creating) {
+        return Err(wrong_status(id, "update", status));
+    }
+    let resources = cgroup::parse_resources(json).map_err(LifecycleError::Cgroup)?;
+    let (Some(root), Some(relative), Some(cgroup)) =
+        (&host.cgroup_root, &record.cgroup, host.cgroup(&record)?)
+    else {
+        return Err(LifecycleError::NoCgroup(id.clone()).into());
+    };
+    let path = recorded_cgroup_path(relative)?;
+    cgroup
+        .update(root, &path, &resources)
+        .map_err(|e| LifecycleError::Cgroup(e).into())
+}
+
 /// `ps`: the pids of the container's processes, in husk's PID namespace.
 pub fn ps(host: &Host, id: &ContainerId) -> Result<Vec<i32>, Error> {
     let record = host.state.load(id)?;

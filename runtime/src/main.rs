@@ -2,11 +2,11 @@
 //! outcome as an exit status (1 for husk's own errors, printed once on stderr
 //! and, with `--log`, appended to the log file).
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use husk::cli::{self, Command, EarlyExit, Invocation, LogFormat};
+use husk::cli::{self, Command, EarlyExit, Invocation, LogFormat, ResourcesSource};
 use husk::lifecycle::{self, Host};
 
 fn main() -> ExitCode {
@@ -66,6 +66,13 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
             )
         }
         Command::Spec { bundle } => lifecycle::write_default_config(bundle)?,
+        Command::Update { id, resources } => {
+            let json = match resources {
+                ResourcesSource::Flags(json) => json.clone().into_bytes(),
+                ResourcesSource::File(path) => read_resources(path)?,
+            };
+            lifecycle::update(&host, id, &json)?
+        }
         Command::List { json, quiet } => {
             let rows = lifecycle::list(&host)?;
             if *quiet {
@@ -79,6 +86,29 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
         }
     }
     Ok(0)
+}
+
+/// The `linux.resources` JSON of `update --resources FILE` (`-`: stdin).
+fn read_resources(path: &Path) -> Result<Vec<u8>, husk::Error> {
+    let mut json = Vec::new();
+    let limit = lifecycle::MAX_RESOURCES_BYTES as u64 + 1;
+    let read = if path == Path::new("-") {
+        std::io::stdin().take(limit).read_to_end(&mut json)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(limit).read_to_end(&mut json))
+    };
+    let error = |source| husk::Error::Read {
+        path: path.to_owned(),
+        source,
+    };
+    read.map_err(error)?;
+    if json.len() > lifecycle::MAX_RESOURCES_BYTES {
+        return Err(error(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} bytes", lifecycle::MAX_RESOURCES_BYTES),
+        )));
+    }
+    Ok(json)
 }
 
 fn fail(message: &str, log: Option<&(std::path::PathBuf, LogFormat)>) -> ExitCode {

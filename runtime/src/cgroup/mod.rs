@@ -275,6 +275,29 @@ impl<F: CgroupFs> Cgroup<F> {
         Ok(cgroup)
     }
 
+    /// Applies `resources` to this cgroup, which lives at `path` below the
+    /// cgroup v2 mount `root`: the controllers they need are enabled in `root`
+    /// and every parent first. Limits that `resources` leaves out keep their
+    /// values (`husk update`).
+    pub fn update(
+        &self,
+        root: &Path,
+        path: &CgroupPath,
+        resources: &Resources,
+    ) -> Result<(), CgroupError> {
+        let settings = resources.settings();
+        let controllers = resources::controllers(&settings);
+        let mut dir = root.to_path_buf();
+        enable_controllers(&self.fs, &dir, &controllers)?;
+        for component in path.parent().components() {
+            dir.push(component.as_str());
+            enable_controllers(&self.fs, &dir, &controllers)?;
+        }
+        settings
+            .iter()
+            .try_for_each(|setting| self.write(&setting.file, &setting.value))
+    }
+
     /// The existing cgroup `path` below the cgroup v2 mount `root`.
     pub fn open(fs: F, root: &Path, path: &CgroupPath) -> Result<Self, CgroupError> {
         check_cgroup2(&fs, root)?;

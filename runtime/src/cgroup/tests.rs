@@ -458,3 +458,23 @@ fn the_kernel_rules_of_the_fake_hold() {
     );
     assert!(kernel.is_dir("/sys/fs/cgroup/husk/c1"));
 }
+
+#[test]
+fn update_enables_what_it_needs_and_leaves_the_rest() {
+    let kernel = FakeKernel::new(ROOT, ALL_CONTROLLERS);
+    let cgroup = create(&kernel, "husk", "c1", r#"{"memory": {"limit": 1048576}}"#).unwrap();
+    kernel.take_writes();
+    let update = resources(r#"{"pids": {"limit": 7}}"#);
+    cgroup
+        .update(Path::new(ROOT), &path("husk", "c1"), &update)
+        .unwrap();
+    assert_eq!(
+        kernel.take_writes(),
+        [
+            "/sys/fs/cgroup/cgroup.subtree_control <- +pids",
+            "/sys/fs/cgroup/husk/cgroup.subtree_control <- +pids",
+            "/sys/fs/cgroup/husk/c1/pids.max <- 7",
+        ]
+    );
+    assert_eq!(kernel.file("/sys/fs/cgroup/husk/c1/memory.max"), "1048576");
+}
