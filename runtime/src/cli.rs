@@ -81,6 +81,8 @@ pub enum Command {
         /// Where the `linux.resources` JSON comes from.
         resources: ResourcesSource,
     },
+    /// Print the OCI features document.
+    Features,
     /// Write a default config.json into a bundle directory.
     Spec {
         /// The bundle directory.
@@ -145,6 +147,7 @@ enum Subcommand {
     Ps(PsArgs),
     Spec(SpecArgs),
     Update(UpdateArgs),
+    Features(FeaturesArgs),
     Run(RunArgs),
     List(ListArgs),
 }
@@ -262,6 +265,11 @@ struct DeleteArgs {
     #[argh(positional)]
     id: ContainerId,
 }
+
+/// Print what husk supports, as the OCI features JSON document.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "features")]
+struct FeaturesArgs {}
 
 /// Change the cgroup limits of a running container; limits not given stay.
 #[derive(FromArgs, Debug)]
@@ -381,6 +389,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
             force: args.force,
         },
         Some(Subcommand::Update(args)) => update_command(args)?,
+        Some(Subcommand::Features(FeaturesArgs {})) => Command::Features,
         Some(Subcommand::Spec(args)) => {
             if args.rootless {
                 return Err(usage(
@@ -595,6 +604,7 @@ mod tests {
             }
         );
         assert_eq!(command(&["pause", "c1"]), Command::Pause(id("c1")));
+        assert_eq!(command(&["features"]), Command::Features);
         assert_eq!(
             command(&["update", "--memory", "1048576", "--pids-limit", "9", "c1"]),
             Command::Update {
@@ -724,7 +734,7 @@ mod tests {
         };
         for name in [
             "create", "start", "state", "kill", "delete", "run", "list", "pause", "resume", "ps",
-            "spec", "update",
+            "spec", "update", "features",
         ] {
             assert!(text.contains(name), "{name} missing from {text}");
         }

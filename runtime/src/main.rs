@@ -66,6 +66,7 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
             )
         }
         Command::Spec { bundle } => lifecycle::write_default_config(bundle)?,
+        Command::Features => println!("{}", husk::template::features()),
         Command::Update { id, resources } => {
             let json = match resources {
                 ResourcesSource::Flags(json) => json.clone().into_bytes(),

@@ -416,7 +416,7 @@ impl ContainerSpec {
 }
 
 /// The capabilities by number, as `<linux/capability.h>` of Linux 5.9 has them.
-const CAPABILITY_NAMES: [&str; 41] = [
+pub const CAPABILITY_NAMES: [&str; 41] = [
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_DAC_READ_SEARCH",
@@ -1300,6 +1300,14 @@ const PROPAGATION_OPTIONS: &[&str] = &[
 
 /// Splits options into flags and filesystem data (`mode=755`, `size=64k`,
 /// `newinstance`, anything unknown), which the kernel validates.
+/// The mount options husk gives a meaning to (others go to the filesystem).
+pub fn mount_option_names() -> impl Iterator<Item = &'static str> {
+    FLAG_OPTIONS
+        .iter()
+        .map(|&(name, ..)| name)
+        .chain(["bind", "rbind"])
+}
+
 fn parse_mount_options<'s>(
     field: Field,
     options: impl IntoIterator<Item = &'s str>,

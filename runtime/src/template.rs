@@ -109,6 +109,65 @@ pub fn default_config() -> String {
     )
 }
 
+/// The seccomp actions `linux.seccomp` may use (a test checks each parses).
+pub const SECCOMP_ACTIONS: [&str; 8] = [
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_TRAP",
+];
+
+/// The argument comparisons `linux.seccomp` may use.
+pub const SECCOMP_OPERATORS: [&str; 7] = [
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_MASKED_EQ",
+    "SCMP_CMP_NE",
+];
+
+/// The seccomp filter flags husk accepts.
+pub const SECCOMP_FLAGS: [&str; 2] = ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"];
+
+/// The namespaces husk can create for a container.
+pub const NAMESPACES: [&str; 6] = ["cgroup", "ipc", "mount", "network", "pid", "uts"];
+
+/// What `husk features` prints: the OCI runtime features document.
+pub fn features() -> String {
+    let list = |items: &mut dyn Iterator<Item = &str>| {
+        let quoted: Vec<String> = items.map(|i| format!("\"{i}\"")).collect();
+        format!("[{}]", quoted.join(","))
+    };
+    format!(
+        concat!(
+            r#"{{"ociVersionMin":"1.0.0","ociVersionMax":"{max}","hooks":[],"#,
+            r#""mountOptions":{mounts},"linux":{{"namespaces":{namespaces},"#,
+            r#""capabilities":{caps},"#,
+            r#""cgroup":{{"v1":false,"v2":true,"systemd":false,"systemdUser":false,"rdma":false}},"#,
+            r#""seccomp":{{"enabled":true,"actions":{actions},"operators":{operators},"#,
+            r#""archs":{archs},"knownFlags":{flags},"supportedFlags":{flags}}},"#,
+            r#""apparmor":{{"enabled":false}},"selinux":{{"enabled":false}},"#,
+            r#""intelRdt":{{"enabled":false}}}},"#,
+            r#""annotations":{{"io.github.husk.version":"{version}"}}}}"#
+        ),
+        max = crate::lifecycle::OCI_VERSION,
+        mounts = list(&mut crate::spec::mount_option_names()),
+        namespaces = list(&mut NAMESPACES.iter().copied()),
+        caps = list(&mut crate::spec::CAPABILITY_NAMES.iter().copied()),
+        actions = list(&mut SECCOMP_ACTIONS.iter().copied()),
+        operators = list(&mut SECCOMP_OPERATORS.iter().copied()),
+        archs = list(&mut seccomp::Arch::ALL.iter().map(|a| a.name())),
+        flags = list(&mut SECCOMP_FLAGS.iter().copied()),
+        version = env!("CARGO_PKG_VERSION"),
+    )
+}
+
 /// `["a", "b", ...]`, wrapped after `per_line` entries and indented for the
 /// places `default_config` puts lists.
 fn json_list(items: &[&str], per_line: usize) -> String {
@@ -138,5 +197,49 @@ mod tests {
         let spec = spec.expect("husk must accept the config it writes");
         assert!(spec.root_readonly);
         assert_eq!(spec.hostname.as_deref(), Some("husk"));
+    }
+
+    #[test]
+    fn features_lists_what_husk_accepts() {
+        let features = features();
+        assert!(features.starts_with(r#"{"ociVersionMin":"1.0.0","ociVersionMax":"1.2.0""#));
+        assert!(features.contains(r#""CAP_CHOWN""#) && features.contains(r#""SCMP_ARCH_RISCV64""#));
+        for action in SECCOMP_ACTIONS {
+            let errno = if action == "SCMP_ACT_ERRNO" || action == "SCMP_ACT_TRACE" {
+                r#", "errnoRet": 1"#
+            } else {
+                ""
+            };
+            let profile = format!(
+                r#"{{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{{"names": ["getpid"], "action": "{action}"{errno}}}]}}"#
+            );
+            assert!(seccomp::parse(profile.as_bytes()).is_ok(), "{action}");
+        }
+        for op in SECCOMP_OPERATORS {
+            let two = u8::from(op == "SCMP_CMP_MASKED_EQ");
+            let profile = format!(
+                r#"{{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{{"names": ["getpid"], "action": "SCMP_ACT_KILL", "args": [{{"index": 0, "value": 1, "valueTwo": {two}, "op": "{op}"}}]}}]}}"#
+            );
+            assert!(seccomp::parse(profile.as_bytes()).is_ok(), "{op}");
+        }
+        let flags = format!(r#"{{"defaultAction": "SCMP_ACT_ALLOW", "flags": {}}}"#, {
+            let quoted: Vec<String> = SECCOMP_FLAGS.iter().map(|f| format!("\"{f}\"")).collect();
+            format!("[{}]", quoted.join(","))
+        });
+        assert!(seccomp::parse(flags.as_bytes()).is_ok(), "{flags}");
+        for ns in NAMESPACES {
+            let extra = if ns == "mount" {
+                String::new()
+            } else {
+                format!(r#", {{"type": "{ns}"}}"#)
+            };
+            let config = format!(
+                r#"{{"ociVersion": "1.0.0", "process": {{"args": ["sh"], "cwd": "/"}},
+                "root": {{"path": "rootfs"}},
+                "linux": {{"namespaces": [{{"type": "mount"}}{extra}]}}}}"#
+            );
+            let parsed = crate::spec::parse(config.as_bytes(), Path::new("/b"));
+            assert!(parsed.is_ok(), "{ns}: {:?}", parsed.err());
+        }
     }
 }
