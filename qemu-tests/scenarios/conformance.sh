@@ -73,15 +73,23 @@ conform() {
     fi
 
     # mounts, masked and read-only paths, read-only root
-    bundle b '["/bin/sh", "-c", "grep \" /mnt \" /proc/mounts; wc -c < /proc/kcore; (echo x > /proc/sys/kernel/domainname) 2>&1; touch /x 2>&1; true"]' '' \
-        '"maskedPaths": ["/proc/kcore"], "readonlyPaths": ["/proc/sys"]' \
+    bundle b '["/bin/sh", "/probe.sh"]' '' \
+        '"maskedPaths": ["/etc/secret"], "readonlyPaths": ["/proc/sys"]' \
         '{"destination": "/mnt", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=1777", "size=1m"]}'
     sed -i 's/"readonly": false/"readonly": true/' b/config.json
+    echo secret > b/rootfs/etc/secret
+    cat > b/rootfs/probe.sh <<'PROBE'
+echo mnt=$(grep -c "^tmpfs /mnt tmpfs .*nosuid" /proc/mounts)
+echo masked=$(cat /etc/secret | wc -c)
+echo rosys=$( (echo x > /proc/sys/kernel/domainname) 2>&1 | grep -c "Read-only file system")
+echo roroot=$(touch /x 2>&1 | grep -c "Read-only file system")
+PROBE
     if run_b mounts; then
-        grep -q "^tmpfs /mnt tmpfs .*nosuid" out.txt && ok mount-tmpfs || nok mount-tmpfs "$(cat out.txt)"
-        [ "$(sed -n 2p out.txt | tr -d ' ')" = 0 ] && ok masked-path || nok masked-path "$(sed -n 2p out.txt)"
-        sed -n 3p out.txt | grep -q "Read-only file system" && ok readonly-path || nok readonly-path "$(sed -n 3p out.txt)"
-        sed -n 4p out.txt | grep -q "Read-only file system" && ok readonly-root || nok readonly-root "$(sed -n 4p out.txt)"
+        v() { sed -n "s/^$1=//p" out.txt; }
+        [ "$(v mnt)" = 1 ] && ok mount-tmpfs || nok mount-tmpfs "$(cat out.txt)"
+        [ "$(v masked)" = 0 ] && ok masked-path || nok masked-path "$(cat out.txt)"
+        [ "$(v rosys)" = 1 ] && ok readonly-path || nok readonly-path "$(cat out.txt)"
+        [ "$(v roroot)" = 1 ] && ok readonly-root || nok readonly-root "$(cat out.txt)"
     else
         nok mounts "$(cat err.txt)"
     fi
