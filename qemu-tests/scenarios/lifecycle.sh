@@ -1,6 +1,6 @@
 # timeout: 180
 # The OCI lifecycle on the device, as runc's users drive it: create, start,
-# state, list, pause, resume, ps, kill, delete; and what is refused.
+# state, list, exec, pause, resume, ps, kill, delete; and what is refused.
 . /lab/lib.sh
 
 status_of() { husk state "$1" | sed -n 's/.*"status":"\([a-z]*\)".*/\1/p'; }
@@ -37,10 +37,28 @@ cg=/sys/fs/cgroup/husk/life
 grep -qx "$(pid_of life)" $cg/cgroup.procs || fail "init not in $cg/cgroup.procs"
 expect_eq "husk ps" "$(husk ps -f json life)" "[$(pid_of life)]"
 
+step "exec: a new process in the container's namespaces and cgroup"
+out=$(husk exec life sh -c 'echo $$; hostname; readlink /proc/self/ns/pid') \
+    || fail "husk exec exited with $?"
+echo "$out"
+inner_pid=$(echo "$out" | sed -n 1p)
+[ "$inner_pid" -gt 1 ] 2>/dev/null \
+    || fail "the exec'd process is pid '$inner_pid', expected > 1 in the container's pid namespace"
+echo "ok: exec'd process is pid $inner_pid inside"
+expect_eq "hostname via exec" "$(echo "$out" | sed -n 2p)" lifecycle-ctr
+expect_eq "pid namespace via exec" "$(echo "$out" | sed -n 3p)" "$(readlink /proc/$(pid_of life)/ns/pid)"
+husk exec life sh -c 'exit 3'
+expect_eq "exec exit status" "$?" 3
+husk exec -d --pid-file exec.pid life sleep 1000 || fail "husk exec --detach exited with $?"
+grep -qx "$(cat exec.pid)" $cg/cgroup.procs || fail "the exec'd process $(cat exec.pid) is not in $cg"
+echo "ok: the detached exec'd process $(cat exec.pid) is in $cg"
+
 step "pause and resume"
 husk pause life || fail "husk pause exited with $?"
 expect_eq "status after pause" "$(status_of life)" paused
 expect_eq "cgroup frozen" "$(sed -n 's/^frozen //p' $cg/cgroup.events)" 1
+husk exec life true 2> err.txt && fail "exec in a paused container succeeded"
+expect_eq "exec when paused" "$(cat err.txt)" "husk: cannot exec in container life: it is paused"
 husk resume life || fail "husk resume exited with $?"
 expect_eq "status after resume" "$(status_of life)" running
 

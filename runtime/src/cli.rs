@@ -4,7 +4,7 @@
 //! The commands and options are runc's and crun's, so OCI tooling can drive
 //! husk: global options before the command, then the command and its id.
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
 use std::path::PathBuf;
 
 use argh::FromArgs;
@@ -12,6 +12,7 @@ use nix::sys::signal::Signal;
 
 use crate::container::ContainerId;
 use crate::lifecycle;
+use crate::spec::{ContainerPath, ProcessOverrides};
 use crate::state::DEFAULT_ROOT;
 
 /// A parsed command line: the global options and the command.
@@ -74,6 +75,8 @@ pub enum Command {
     },
     /// Create and start a container.
     Run(RunArgs),
+    /// Run a new process in a running container.
+    Exec(ExecCommand),
     /// Change a container's cgroup limits.
     Update {
         /// The container.
@@ -95,6 +98,21 @@ pub enum Command {
         /// Ids only.
         quiet: bool,
     },
+}
+
+/// `exec`'s arguments, validated.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ExecCommand {
+    /// The container.
+    pub id: ContainerId,
+    /// A file holding the process (`--process`), instead of `config.json`'s.
+    pub process_file: Option<PathBuf>,
+    /// What the command line changes in that process.
+    pub overrides: ProcessOverrides,
+    /// Return once the process runs.
+    pub detach: bool,
+    /// Where to write the process's pid.
+    pub pid_file: Option<PathBuf>,
 }
 
 /// Where `update` takes the new limits from.
@@ -149,6 +167,7 @@ enum Subcommand {
     Update(UpdateArgs),
     Features(FeaturesArgs),
     Run(RunArgs),
+    Exec(ExecArgs),
     List(ListArgs),
 }
 
@@ -189,6 +208,42 @@ pub struct RunArgs {
     /// container id: 1 to 64 of A-Z a-z 0-9 _ . -, not starting with '.'
     #[argh(positional)]
     pub id: ContainerId,
+}
+
+/// Run a new process in a running container.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "exec",
+    note = "The process is the container's config.json process with COMMAND as
+its args, or the process object in --process FILE; --env (added or
+replaced), --cwd and --user then change it."
+)]
+struct ExecArgs {
+    /// a JSON file holding an OCI process object to run
+    #[argh(option, short = 'p')]
+    process: Option<PathBuf>,
+    /// set an environment variable, NAME=VALUE (repeatable)
+    #[argh(option, short = 'e')]
+    env: Vec<String>,
+    /// the working directory inside the container
+    #[argh(option)]
+    cwd: Option<String>,
+    /// run as UID or UID:GID
+    #[argh(option, short = 'u')]
+    user: Option<String>,
+    /// return once the process runs, leaving it running
+    #[argh(switch, short = 'd')]
+    detach: bool,
+    /// write the process's pid to this file
+    #[argh(option)]
+    pid_file: Option<PathBuf>,
+    /// the container id
+    #[argh(positional)]
+    id: ContainerId,
+    /// the command and its arguments
+    #[argh(positional, greedy)]
+    command: Vec<String>,
 }
 
 /// Start a created container.
@@ -367,6 +422,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
             refuse_console_socket(args.console_socket.is_some())?;
             Command::Run(args)
         }
+        Some(Subcommand::Exec(args)) => Command::Exec(exec_command(args)?),
         Some(Subcommand::Start(args)) => Command::Start(args.id),
         Some(Subcommand::State(args)) => Command::State(args.id),
         Some(Subcommand::Kill(args)) => {
@@ -420,6 +476,74 @@ pub fn version() -> String {
         env!("CARGO_PKG_VERSION"),
         std::env::consts::ARCH
     )
+}
+
+/// `exec`: a command or `--process`, and the flags checked as `config.json`'s
+/// `process` would be.
+fn exec_command(args: ExecArgs) -> Result<ExecCommand, EarlyExit> {
+    if args.command.is_empty() && args.process.is_none() {
+        return Err(usage("exec: give a command or --process FILE"));
+    }
+    let c_string = |what: &str, text: String| {
+        CString::new(text).map_err(|_| usage(&format!("exec: {what} contains a NUL byte")))
+    };
+    let command = args
+        .command
+        .into_iter()
+        .map(|arg| c_string("an argument", arg))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut env = Vec::with_capacity(args.env.len());
+    for entry in args.env {
+        if !matches!(entry.find('='), Some(1..)) {
+            return Err(usage(&format!(
+                "exec: --env takes NAME=VALUE, not {entry:?}"
+            )));
+        }
+        env.push(c_string("--env", entry)?);
+    }
+    let cwd = args
+        .cwd
+        .map(|cwd| {
+            ContainerPath::new(cwd).map_err(|reason| usage(&format!("exec: --cwd {reason}")))
+        })
+        .transpose()?;
+    let (uid, gid) = match args.user.as_deref().map(parse_user) {
+        None => (None, None),
+        Some(Some((uid, gid))) => (Some(uid), gid),
+        Some(None) => {
+            return Err(usage(&format!(
+                "exec: --user takes UID or UID:GID, numbers, not {:?}",
+                args.user.unwrap_or_default()
+            )))
+        }
+    };
+    Ok(ExecCommand {
+        id: args.id,
+        process_file: args.process,
+        overrides: ProcessOverrides {
+            args: command,
+            env,
+            cwd,
+            uid,
+            gid,
+        },
+        detach: args.detach,
+        pid_file: args.pid_file,
+    })
+}
+
+/// `UID` or `UID:GID`, as `exec --user` takes it (numbers only, as with runc).
+fn parse_user(text: &str) -> Option<(u32, Option<u32>)> {
+    let number = |n: &str| {
+        n.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| n.parse().ok())
+            .flatten()
+    };
+    match text.split_once(':') {
+        Some((uid, gid)) => Some((number(uid)?, Some(number(gid)?))),
+        None => Some((number(text)?, None)),
+    }
 }
 
 /// `update`: the limits from `--resources` or from the flags, not both.
@@ -526,6 +650,8 @@ fn usage(message: &str) -> EarlyExit {
 
 #[cfg(test)]
 mod tests {
+    use std::ffi::CStr;
+
     use super::*;
 
     fn parse_args(args: &[&str]) -> Result<Invocation, EarlyExit> {
@@ -683,6 +809,109 @@ mod tests {
     }
 
     #[test]
+    fn exec() {
+        let args = |args: &[&CStr]| args.iter().map(|&a| a.to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            command(&["exec", "c1", "sh", "-c", "echo $$"]),
+            Command::Exec(ExecCommand {
+                id: id("c1"),
+                process_file: None,
+                overrides: ProcessOverrides {
+                    args: args(&[c"sh", c"-c", c"echo $$"]),
+                    ..ProcessOverrides::default()
+                },
+                detach: false,
+                pid_file: None,
+            })
+        );
+        // Flags come before the id; after the command, they are the command's.
+        assert_eq!(
+            command(&[
+                "exec",
+                "-d",
+                "--pid-file",
+                "/p",
+                "--env",
+                "A=B",
+                "-e",
+                "C=",
+                "--cwd",
+                "/tmp/",
+                "-u",
+                "1000:5",
+                "c1",
+                "ls",
+                "--env",
+                "-l"
+            ]),
+            Command::Exec(ExecCommand {
+                id: id("c1"),
+                process_file: None,
+                overrides: ProcessOverrides {
+                    args: args(&[c"ls", c"--env", c"-l"]),
+                    env: args(&[c"A=B", c"C="]),
+                    cwd: Some(ContainerPath::new("/tmp").unwrap()),
+                    uid: Some(1000),
+                    gid: Some(5),
+                },
+                detach: true,
+                pid_file: Some(PathBuf::from("/p")),
+            })
+        );
+        let Command::Exec(exec) = command(&["exec", "--process", "/p.json", "--user", "7", "c1"])
+        else {
+            panic!("exec --process should parse");
+        };
+        assert_eq!(exec.process_file, Some(PathBuf::from("/p.json")));
+        assert!(exec.overrides.args.is_empty());
+        assert_eq!((exec.overrides.uid, exec.overrides.gid), (Some(7), None));
+        let Command::Exec(exec) = command(&["exec", "c1", "--", "-x"]) else {
+            panic!("exec -- should parse");
+        };
+        assert_eq!(exec.overrides.args, args(&[c"-x"]));
+    }
+
+    #[test]
+    fn exec_usage_errors() {
+        for (args, expected) in [
+            (
+                &["exec", "c1"][..],
+                "exec: give a command or --process FILE",
+            ),
+            (
+                &["exec", "--env", "A", "c1", "sh"],
+                "exec: --env takes NAME=VALUE, not \"A\"",
+            ),
+            (
+                &["exec", "--env", "=x", "c1", "sh"],
+                "exec: --env takes NAME=VALUE, not \"=x\"",
+            ),
+            (
+                &["exec", "--cwd", "tmp", "c1", "sh"],
+                "exec: --cwd must be an absolute path",
+            ),
+            (
+                &["exec", "--cwd", "/a/../b", "c1", "sh"],
+                "exec: --cwd must not contain '..'",
+            ),
+        ] {
+            assert_eq!(
+                usage_message(args),
+                format!("{expected} (see 'husk --help')"),
+                "{args:?}"
+            );
+        }
+        for user in ["x", "1:", ":1", "-1", "+1", "1:2:3", "4294967296", ""] {
+            assert_eq!(
+                usage_message(&["exec", "--user", user, "c1", "sh"]),
+                format!(
+                    "exec: --user takes UID or UID:GID, numbers, not {user:?} (see 'husk --help')"
+                )
+            );
+        }
+    }
+
+    #[test]
     fn usage_errors_are_one_line() {
         for args in [
             &[][..],
@@ -721,6 +950,7 @@ mod tests {
             &["create", "--help"],
             &["state", "--help"],
             &["kill", "--help"],
+            &["exec", "--help"],
         ] {
             let Err(EarlyExit::Help(text)) = parse_args(args) else {
                 panic!("{args:?} should print help");
@@ -734,7 +964,7 @@ mod tests {
         };
         for name in [
             "create", "start", "state", "kill", "delete", "run", "list", "pause", "resume", "ps",
-            "spec", "update", "features",
+            "spec", "update", "features", "exec",
         ] {
             assert!(text.contains(name), "{name} missing from {text}");
         }

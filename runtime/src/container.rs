@@ -19,6 +19,12 @@
 //! husk then takes its blocked signals one by one with `sigwait`: SIGINT and
 //! SIGTERM are forwarded to the container, SIGCHLD reaps it, and husk returns its
 //! exit status (128 + the signal if it was killed).
+//!
+//! `husk exec` ([`spawn_exec`], [`exec`]) has the same shape: husk opens the
+//! init's namespaces and root ([`ExecTarget`]) and forks the exec intermediate
+//! into the container's cgroup, which makes itself non-dumpable and joins the
+//! namespaces ([`exec_join`]) and forks the exec init, which enters the init's
+//! root and starts the process as the container init would ([`exec_init`]).
 
 use std::convert::Infallible;
 use std::ffi::{CStr, CString, OsStr, OsString};
@@ -39,7 +45,7 @@ use nix::unistd::{ForkResult, Pid};
 use crate::seccomp::Filter;
 use crate::spec::{
     CapSet, Capabilities, ContainerPath, ContainerSpec, Mount, MountKind, NamespaceKind,
-    NamespaceSet, Rlimit, User,
+    NamespaceSet, Process, Rlimit, User,
 };
 use crate::sys::{self, SysError};
 
@@ -110,6 +116,16 @@ pub trait Syscalls {
     /// Restores what a fresh process expects and husk changed: an empty
     /// signal mask and the default SIGPIPE action (Rust ignores SIGPIPE).
     fn reset_signals(&self) -> Result<(), SysError>;
+    /// `prctl(PR_SET_DUMPABLE, 0)`: no core dumps, and no other process
+    /// without `CAP_SYS_PTRACE` may ptrace this one or open its `/proc/<pid>`
+    /// files such as `exe`; `execve` of a readable binary makes it dumpable again.
+    fn set_non_dumpable(&self) -> Result<(), SysError>;
+    /// `setns(2)`: joins the namespace of kind `kind` that `namespace`, opened
+    /// from `path`, refers to.
+    fn setns(&self, namespace: &File, kind: CloneFlags, path: &Path) -> Result<(), SysError>;
+    /// `fchdir(2)` to `root` (the directory opened from `path`), then
+    /// `chroot(".")`: makes it both the working and the root directory.
+    fn enter_root(&self, root: &File, path: &Path) -> Result<(), SysError>;
     /// `execve(2)`: returns only on failure.
     fn exec(
         &self,
@@ -127,6 +143,13 @@ pub enum ContainerError {
     /// Opening a namespace file to join failed.
     OpenNamespace {
         /// The namespace file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// Opening a container init's root directory (`/proc/<pid>/root`) failed.
+    OpenRoot {
+        /// The directory.
         path: PathBuf,
         /// The I/O error.
         source: io::Error,
@@ -207,10 +230,48 @@ pub fn spawn(
     cgroup: Option<&Path>,
     exec_fifo: Option<&Path>,
 ) -> Result<Spawned, ContainerError> {
-    let (mut pid_read, pid_write) = sys::pipe()?;
-    let (mut report_read, report_write) = sys::pipe()?;
-    // Straight into the cgroup where the kernel can; else fork, and the
-    // intermediate joins it.
+    let (pid_read, pid_write) = sys::pipe()?;
+    let (report_read, report_write) = sys::pipe()?;
+    let (forked, to_join) = fork_intermediate(cgroup)?;
+    let intermediate = match forked {
+        ForkResult::Child => {
+            drop((pid_read, report_read));
+            intermediate(spec, to_join, exec_fifo, pid_write, report_write)
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop((pid_write, report_write));
+    await_ready(intermediate, pid_read, report_read)
+}
+
+/// Starts `process` in the container whose init `target` was opened from,
+/// with the container's seccomp filter `seccomp`, and returns once it is
+/// ready to `execve` (see [`exec_join`] and [`exec_init`]). With `cgroup`,
+/// the exec intermediate is forked into that cgroup, as in [`spawn`]. The
+/// caller must be single-threaded, and a child subreaper to wait for the process.
+pub fn spawn_exec(
+    target: &ExecTarget,
+    process: &Process,
+    seccomp: Option<&Filter>,
+    cgroup: Option<&Path>,
+) -> Result<Spawned, ContainerError> {
+    let (pid_read, pid_write) = sys::pipe()?;
+    let (report_read, report_write) = sys::pipe()?;
+    let (forked, to_join) = fork_intermediate(cgroup)?;
+    let intermediate = match forked {
+        ForkResult::Child => {
+            drop((pid_read, report_read));
+            exec_intermediate(target, process, seccomp, to_join, pid_write, report_write)
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop((pid_write, report_write));
+    await_ready(intermediate, pid_read, report_read)
+}
+
+/// Forks an intermediate, straight into the cgroup `cgroup` where the kernel
+/// can; else plainly, and returns the cgroup the child must join itself.
+fn fork_intermediate(cgroup: Option<&Path>) -> Result<(ForkResult, Option<&Path>), ContainerError> {
     let cgroup_dir = cgroup
         .map(|dir| {
             File::open(dir).map_err(|source| ContainerError::JoinCgroup {
@@ -219,20 +280,21 @@ pub fn spawn(
             })
         })
         .transpose()?;
-    let (forked, to_join) = match cgroup_dir.as_ref().map(sys::fork_into_cgroup) {
+    // The directory closes in both processes when this returns.
+    Ok(match cgroup_dir.as_ref().map(sys::fork_into_cgroup) {
         Some(Ok(Some(forked))) => (forked, None),
         Some(Err(e)) => return Err(e.into()),
         Some(Ok(None)) | None => (sys::fork()?, cgroup),
-    };
-    let intermediate = match forked {
-        ForkResult::Child => {
-            drop((pid_read, report_read, cgroup_dir));
-            intermediate(spec, to_join, exec_fifo, pid_write, report_write)
-        }
-        ForkResult::Parent { child } => child,
-    };
-    drop((pid_write, report_write, cgroup_dir));
+    })
+}
 
+/// Waits for the intermediate to exit and the process it forked to report
+/// ready (sync points 1 and 2 of the process model).
+fn await_ready(
+    intermediate: Pid,
+    mut pid_read: File,
+    mut report_read: File,
+) -> Result<Spawned, ContainerError> {
     let status = sys::wait(intermediate)?;
     if status != 0 {
         let report = read_report(&mut report_read)?;
@@ -258,7 +320,7 @@ pub fn spawn(
     } else {
         read_report(&mut report_read)?.unwrap_or(ContainerError::SetupExited(1))
     };
-    // The init exits right after reporting; reap it if it is ours to reap.
+    // The process exits right after reporting; reap it if it is ours to reap.
     sys::reap(pid)?;
     Err(error)
 }
@@ -284,27 +346,116 @@ pub fn run<E: From<ContainerError>>(
     cgroup: Option<&Path>,
     started: impl FnOnce(Pid) -> Result<(), E>,
 ) -> Result<u8, E> {
+    foreground(|| spawn(spec, cgroup, None), started)
+}
+
+/// Runs `process` in a running container in the foreground, as [`run`] runs
+/// a container: see [`spawn_exec`] for the arguments.
+pub fn exec<E: From<ContainerError>>(
+    target: &ExecTarget,
+    process: &Process,
+    seccomp: Option<&Filter>,
+    cgroup: Option<&Path>,
+    started: impl FnOnce(Pid) -> Result<(), E>,
+) -> Result<u8, E> {
+    foreground(|| spawn_exec(target, process, seccomp, cgroup), started)
+}
+
+/// As a child subreaper with SIGINT, SIGTERM and SIGCHLD blocked, calls
+/// `spawn`, waits for the exec of the process it started, tells `started` its
+/// pid, forwards SIGINT and SIGTERM to it and returns its exit status.
+fn foreground<E: From<ContainerError>>(
+    spawn: impl FnOnce() -> Result<Spawned, ContainerError>,
+    started: impl FnOnce(Pid) -> Result<(), E>,
+) -> Result<u8, E> {
     let mut signals = SigSet::empty();
     for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGCHLD] {
         signals.add(signal);
     }
     sys::block_signals(&signals).map_err(ContainerError::from)?;
     sys::set_child_subreaper().map_err(ContainerError::from)?;
-    let container = spawn(spec, cgroup, None)?.exec_result()?;
-    if let Err(error) = started(container) {
-        let _ = sys::forward_signal(container, Signal::SIGKILL);
-        sys::reap(container).map_err(ContainerError::from)?;
+    let process = spawn()?.exec_result()?;
+    if let Err(error) = started(process) {
+        let _ = sys::forward_signal(process, Signal::SIGKILL);
+        sys::reap(process).map_err(ContainerError::from)?;
         return Err(error);
     }
     loop {
         match sys::wait_signal(&signals).map_err(ContainerError::from)? {
             Signal::SIGCHLD => {
-                if let Some(status) = sys::try_wait(container).map_err(ContainerError::from)? {
+                if let Some(status) = sys::try_wait(process).map_err(ContainerError::from)? {
                     return Ok(status);
                 }
             }
-            signal => sys::forward_signal(container, signal).map_err(ContainerError::from)?,
+            signal => sys::forward_signal(process, signal).map_err(ContainerError::from)?,
         }
+    }
+}
+
+/// What `husk exec` joins, opened from husk's side before anything changes:
+/// the namespaces of a container's init that are not husk's own, and the
+/// init's root directory.
+#[derive(Debug)]
+pub struct ExecTarget {
+    /// In the order they are joined, the user namespace first.
+    namespaces: Vec<(NamespaceKind, File, PathBuf)>,
+    root: File,
+    root_path: PathBuf,
+}
+
+/// The namespaces `husk exec` may join, in the order it joins them, and their
+/// names under `/proc/<pid>/ns`.
+const EXEC_NAMESPACES: [(NamespaceKind, &str); 7] = [
+    (NamespaceKind::User, "user"),
+    (NamespaceKind::Mount, "mnt"),
+    (NamespaceKind::Pid, "pid"),
+    (NamespaceKind::Uts, "uts"),
+    (NamespaceKind::Ipc, "ipc"),
+    (NamespaceKind::Net, "net"),
+    (NamespaceKind::Cgroup, "cgroup"),
+];
+
+impl ExecTarget {
+    /// Opens `<proc_root>/<init>/ns/*` of every namespace that differs from
+    /// this process's own (`<proc_root>/self/ns/*`; a kind this kernel lacks
+    /// is skipped) and `<proc_root>/<init>/root`.
+    pub fn open(proc_root: &Path, init: Pid) -> Result<Self, ContainerError> {
+        use std::os::unix::fs::MetadataExt;
+        let init_dir = proc_root.join(init.as_raw().to_string());
+        let open_error = |path: &Path| {
+            let path = path.to_owned();
+            move |source| ContainerError::OpenNamespace { path, source }
+        };
+        let mut namespaces = Vec::new();
+        for (kind, name) in EXEC_NAMESPACES {
+            let ours = proc_root.join("self/ns").join(name);
+            let path = init_dir.join("ns").join(name);
+            let ours = match fs::metadata(&ours) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(open_error(&ours)(e)),
+            };
+            let file = File::open(&path).map_err(open_error(&path))?;
+            let theirs = file.metadata().map_err(open_error(&path))?;
+            if (theirs.dev(), theirs.ino()) != (ours.dev(), ours.ino()) {
+                namespaces.push((kind, file, path));
+            }
+        }
+        let root_path = init_dir.join("root");
+        let root = File::open(&root_path).map_err(|source| ContainerError::OpenRoot {
+            path: root_path.clone(),
+            source,
+        })?;
+        Ok(Self {
+            namespaces,
+            root,
+            root_path,
+        })
+    }
+
+    /// The kinds of namespace that will be joined, in order.
+    pub fn kinds(&self) -> impl Iterator<Item = NamespaceKind> + '_ {
+        self.namespaces.iter().map(|(kind, ..)| *kind)
     }
 }
 
@@ -348,17 +499,7 @@ pub fn init(
     ready: impl FnOnce() -> Result<(), ContainerError>,
 ) -> Result<Infallible, ContainerError> {
     let root = spec.root.as_path();
-    sys.mark_fds_cloexec()?;
-    if let Some(adj) = spec.oom_score_adj {
-        sys.write_file(Path::new("/proc/self/oom_score_adj"), &adj.to_string())?;
-    }
-    let capabilities = match spec.capabilities {
-        Some(caps) => {
-            let last_cap = sys.cap_last_cap()?;
-            Some((caps.limited_to(last_cap), last_cap))
-        }
-        None => None,
-    };
+    let capabilities = prepare(sys, &spec.process)?;
     // Nothing below may propagate to the mount namespace husk came from.
     let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
     sys.mount(None, Path::new("/"), None, private, None)?;
@@ -397,31 +538,75 @@ pub fn init(
     for path in &spec.readonly_paths {
         make_readonly(sys, path)?;
     }
-    sys.chdir(spec.cwd.as_path())?;
-    for rlimit in &spec.rlimits {
+    start_process(
+        sys,
+        &spec.process,
+        spec.seccomp.as_ref(),
+        capabilities.as_ref(),
+        ready,
+    )
+}
+
+/// The capability sets to apply, limited to the kernel's last capability,
+/// which is read while the host's `/proc` is still at `/proc`.
+type KernelCapabilities = (Capabilities, u8);
+
+/// What every process husk starts does first, while the host's `/proc` is
+/// still at `/proc` (steps 1 and 2 of [`init`]): marks descriptors above 2
+/// close-on-exec, writes `oomScoreAdj`, and reads the kernel's last capability
+/// if `process` sets capabilities.
+fn prepare(
+    sys: &impl Syscalls,
+    process: &Process,
+) -> Result<Option<KernelCapabilities>, ContainerError> {
+    sys.mark_fds_cloexec()?;
+    if let Some(adj) = process.oom_score_adj {
+        sys.write_file(Path::new("/proc/self/oom_score_adj"), &adj.to_string())?;
+    }
+    match process.capabilities {
+        Some(caps) => {
+            let last_cap = sys.cap_last_cap()?;
+            Ok(Some((caps.limited_to(last_cap), last_cap)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// What every process husk starts does last, with `/` the container's root
+/// (the end of step 5 and steps 6 to 9 of [`init`]): changes to its working
+/// directory, drops privileges, and executes it. Returns only on failure.
+fn start_process(
+    sys: &impl Syscalls,
+    process: &Process,
+    seccomp: Option<&Filter>,
+    capabilities: Option<&KernelCapabilities>,
+    ready: impl FnOnce() -> Result<(), ContainerError>,
+) -> Result<Infallible, ContainerError> {
+    sys.chdir(process.cwd.as_path())?;
+    for rlimit in &process.rlimits {
         sys.set_rlimit(rlimit)?;
     }
-    if spec.no_new_privileges {
+    if process.no_new_privileges {
         sys.set_no_new_privs()?;
     }
-    let (early_filter, late_filter) = match &spec.seccomp {
-        Some(filter) if spec.no_new_privileges => (None, Some(filter)),
-        filter => (filter.as_ref(), None),
+    let (early_filter, late_filter) = match seccomp {
+        Some(filter) if process.no_new_privileges => (None, Some(filter)),
+        filter => (filter, None),
     };
     if let Some(filter) = early_filter {
         sys.install_seccomp(filter)?;
     }
-    if let Some((caps, last_cap)) = &capabilities {
+    if let Some((caps, last_cap)) = capabilities {
         sys.drop_bounding(caps.bounding, *last_cap)?;
         sys.set_keep_caps()?;
     }
-    sys.set_user(&spec.user)?;
-    if let Some((caps, _)) = &capabilities {
+    sys.set_user(&process.user)?;
+    if let Some((caps, _)) = capabilities {
         sys.set_capabilities(caps)?;
         sys.set_ambient(caps.ambient)?;
     }
-    let program = &spec.args[0];
-    let path = find_program(Path::new("/"), program, &spec.env).ok_or_else(|| {
+    let program = &process.args[0];
+    let path = find_program(Path::new("/"), program, &process.env).ok_or_else(|| {
         ContainerError::ProgramNotFound {
             program: program.to_string_lossy().into_owned(),
         }
@@ -431,7 +616,46 @@ pub fn init(
     if let Some(filter) = late_filter {
         sys.install_seccomp(filter)?;
     }
-    Ok(sys.exec(&path, &spec.args, &spec.env)?)
+    Ok(sys.exec(&path, &process.args, &process.env)?)
+}
+
+/// The first half of `husk exec`'s setup, in the exec intermediate, while it
+/// is still in husk's namespaces: makes itself non-dumpable (before anything
+/// else, so that once it is visible in the container's PID namespace no
+/// container process can open its `/proc/<pid>/exe`, the host's husk, or
+/// ptrace it), does what [`prepare`] does, and joins the init's namespaces,
+/// the user namespace first. Its children are then in the container's PID
+/// namespace.
+pub fn exec_join(
+    sys: &impl Syscalls,
+    process: &Process,
+    target: &ExecTarget,
+) -> Result<Option<KernelCapabilities>, ContainerError> {
+    sys.set_non_dumpable()?;
+    let capabilities = prepare(sys, process)?;
+    for (kind, file, path) in &target.namespaces {
+        sys.setns(file, clone_flag(*kind), path)?;
+    }
+    Ok(capabilities)
+}
+
+/// The second half of `husk exec`'s setup, in the exec init (forked after
+/// [`exec_join`], so in the container's PID namespace): makes the init's root
+/// its own (`fchdir` to the directory opened from `/proc/<init>/root`, then
+/// `chroot(".")`, as `nsenter --root` does: `setns` into the mount namespace
+/// sets the root to whatever is stacked on the namespace's root mount, the
+/// init's root is exact), then does what [`start_process`] does. Returns only
+/// on failure.
+pub fn exec_init(
+    sys: &impl Syscalls,
+    process: &Process,
+    seccomp: Option<&Filter>,
+    capabilities: Option<&KernelCapabilities>,
+    target: &ExecTarget,
+    ready: impl FnOnce() -> Result<(), ContainerError>,
+) -> Result<Infallible, ContainerError> {
+    sys.enter_root(&target.root, &target.root_path)?;
+    start_process(sys, process, seccomp, capabilities, ready)
 }
 
 /// The device nodes of a minimal `/dev`: name, major, minor (as runc makes them).
@@ -637,6 +861,7 @@ impl fmt::Display for ContainerError {
         match self {
             Self::Sys(e) => e.fmt(f),
             Self::OpenNamespace { path, .. } => write!(f, "opening namespace {}", path.display()),
+            Self::OpenRoot { path, .. } => write!(f, "opening {}", path.display()),
             Self::ResolveDestination { destination, .. } => {
                 write!(f, "resolving mount destination {}", destination.display())
             }
@@ -666,6 +891,7 @@ impl std::error::Error for ContainerError {
         match self {
             Self::Sys(e) => e.source(),
             Self::OpenNamespace { source, .. }
+            | Self::OpenRoot { source, .. }
             | Self::ResolveDestination { source, .. }
             | Self::BindSource { source, .. }
             | Self::OpenExecFifo { source, .. }
@@ -720,6 +946,46 @@ fn intermediate(
             drop(pid_write);
             let ready = || handshake(&mut report_write, fifo);
             let Err(error) = init(&sys::Linux, spec, ready);
+            exit_reporting(&mut report_write, &error)
+        }
+        Ok((_, ForkResult::Parent { child })) => {
+            // If this fails, husk finds no pid to read and says so.
+            let _ = pid_write.write_all(&child.as_raw().to_ne_bytes());
+            sys::exit_now(0)
+        }
+        Err(error) => exit_reporting(&mut report_write, &error),
+    }
+}
+
+/// The exec intermediate: joins the container (see [`exec_join`]), forks the
+/// exec init, sends its pid to husk and exits. Never returns.
+fn exec_intermediate(
+    target: &ExecTarget,
+    process: &Process,
+    seccomp: Option<&Filter>,
+    cgroup: Option<&Path>,
+    mut pid_write: File,
+    mut report_write: File,
+) -> ! {
+    let forked = (|| {
+        if let Some(dir) = cgroup {
+            join_cgroup(dir)?;
+        }
+        let capabilities = exec_join(&sys::Linux, process, target)?;
+        Ok((capabilities, sys::fork()?))
+    })();
+    match forked {
+        Ok((capabilities, ForkResult::Child)) => {
+            drop(pid_write);
+            let ready = || handshake(&mut report_write, None);
+            let Err(error) = exec_init(
+                &sys::Linux,
+                process,
+                seccomp,
+                capabilities.as_ref(),
+                target,
+                ready,
+            );
             exit_reporting(&mut report_write, &error)
         }
         Ok((_, ForkResult::Parent { child })) => {
@@ -1030,6 +1296,19 @@ mod tests {
 
         fn reset_signals(&self) -> Result<(), SysError> {
             self.record("reset_signals", String::new())
+        }
+
+        fn set_non_dumpable(&self) -> Result<(), SysError> {
+            self.record("set_non_dumpable", String::new())
+        }
+
+        fn setns(&self, _: &File, kind: CloneFlags, path: &Path) -> Result<(), SysError> {
+            let kind: Vec<&str> = kind.iter_names().map(|(name, _)| name).collect();
+            self.record("setns", format!("{} {}", kind.join("|"), path.display()))
+        }
+
+        fn enter_root(&self, _: &File, path: &Path) -> Result<(), SysError> {
+            self.record("enter_root", path.display().to_string())
         }
 
         fn exec(
@@ -1351,6 +1630,158 @@ mod tests {
         assert_eq!(sys.calls.borrow().last().unwrap(), "pivot_root . .");
     }
 
+    /// An [`ExecTarget`] of the init 42 that joins `kinds`; every file is `dir`.
+    fn exec_target(dir: &TempDir, kinds: &[NamespaceKind]) -> ExecTarget {
+        let open = || File::open(dir.path()).unwrap();
+        let namespaces = EXEC_NAMESPACES
+            .iter()
+            .filter(|(kind, _)| kinds.contains(kind))
+            .map(|&(kind, name)| (kind, open(), PathBuf::from(format!("/proc/42/ns/{name}"))))
+            .collect();
+        ExecTarget {
+            namespaces,
+            root: open(),
+            root_path: PathBuf::from("/proc/42/root"),
+        }
+    }
+
+    #[test]
+    fn exec_setup_order() {
+        let bundle = TempDir::new("exec-order");
+        let spec = spec::parse(FULL_CONFIG.as_bytes(), bundle.path()).unwrap();
+        let target = exec_target(
+            &bundle,
+            &[
+                NamespaceKind::User,
+                NamespaceKind::Mount,
+                NamespaceKind::Pid,
+            ],
+        );
+        let sys = Recorder::default();
+
+        let capabilities = exec_join(&sys, &spec.process, &target).unwrap();
+        sys.record("fork", String::new()).unwrap();
+        let ready = || Ok(sys.record("ready", String::new())?);
+        let error = exec_init(
+            &sys,
+            &spec.process,
+            spec.seccomp.as_ref(),
+            capabilities.as_ref(),
+            &target,
+            ready,
+        )
+        .unwrap_err();
+
+        assert_eq!(error.to_string(), "exec");
+        let filter = spec.seccomp.as_ref().unwrap().program().len();
+        let expected = [
+            // The exec intermediate, still in husk's namespaces.
+            "set_non_dumpable".to_owned(),
+            "mark_fds_cloexec".into(),
+            "write_file /proc/self/oom_score_adj 500".into(),
+            "cap_last_cap".into(),
+            "setns CLONE_NEWUSER /proc/42/ns/user".into(),
+            "setns CLONE_NEWNS /proc/42/ns/mnt".into(),
+            "setns CLONE_NEWPID /proc/42/ns/pid".into(),
+            "fork".into(),
+            // The exec init, in the container's PID namespace: what the
+            // container init does from its working directory on.
+            "enter_root /proc/42/root".into(),
+            "chdir /".into(),
+            "set_rlimit RLIMIT_NOFILE 1024 2048".into(),
+            "set_rlimit RLIMIT_CORE 0 0".into(),
+            "set_no_new_privs".into(),
+            "drop_bounding keep CAP_CHOWN|CAP_KILL|CAP_NET_BIND_SERVICE up to 40".into(),
+            "set_keep_caps".into(),
+            "set_user 1000:1000 []".into(),
+            "set_capabilities effective CAP_KILL permitted CAP_KILL|CAP_NET_BIND_SERVICE \
+             inheritable CAP_NET_BIND_SERVICE"
+                .into(),
+            "set_ambient CAP_NET_BIND_SERVICE".into(),
+            "ready".into(),
+            "reset_signals".into(),
+            format!("install_seccomp {filter} instructions"),
+            r#"exec "/bin/app" ["/bin/app"] []"#.into(),
+        ];
+        assert_eq!(*sys.calls.borrow(), expected);
+    }
+
+    #[test]
+    fn exec_of_a_minimal_process_joins_and_execs() {
+        let bundle = TempDir::new("exec-minimal");
+        let spec = spec::parse(CONFIG.as_bytes(), bundle.path()).unwrap();
+        let target = exec_target(&bundle, &[NamespaceKind::Mount, NamespaceKind::Uts]);
+        let sys = Recorder {
+            fail: Some("enter_root"),
+            ..Recorder::default()
+        };
+
+        let capabilities = exec_join(&sys, &spec.process, &target).unwrap();
+        let error = exec_init(
+            &sys,
+            &spec.process,
+            None,
+            capabilities.as_ref(),
+            &target,
+            || Ok(sys.record("ready", String::new())?),
+        )
+        .unwrap_err();
+
+        assert_eq!(
+            crate::error_chain(&error),
+            "enter_root: EPERM: Operation not permitted"
+        );
+        let expected = [
+            "set_non_dumpable",
+            "mark_fds_cloexec",
+            "setns CLONE_NEWNS /proc/42/ns/mnt",
+            "setns CLONE_NEWUTS /proc/42/ns/uts",
+            "enter_root /proc/42/root",
+        ];
+        assert_eq!(*sys.calls.borrow(), expected);
+    }
+
+    #[test]
+    fn exec_target_joins_the_namespaces_that_are_not_ours() {
+        let tmp = TempDir::new("exec-target");
+        let proc_root = tmp.path();
+        fs::create_dir_all(proc_root.join("self/ns")).unwrap();
+        fs::create_dir_all(proc_root.join("42/ns")).unwrap();
+        fs::create_dir(proc_root.join("42/root")).unwrap();
+        for name in ["user", "mnt", "pid", "uts", "ipc", "net"] {
+            fs::write(proc_root.join("self/ns").join(name), "").unwrap();
+        }
+        // The same file is the same namespace; this kernel has no cgroup namespace.
+        for name in ["mnt", "pid", "uts"] {
+            fs::write(proc_root.join("42/ns").join(name), "").unwrap();
+        }
+        for name in ["user", "ipc", "net"] {
+            fs::hard_link(
+                proc_root.join("self/ns").join(name),
+                proc_root.join("42/ns").join(name),
+            )
+            .unwrap();
+        }
+
+        let target = ExecTarget::open(proc_root, Pid::from_raw(42)).unwrap();
+
+        let kinds: Vec<_> = target.kinds().collect();
+        assert_eq!(
+            kinds,
+            [NamespaceKind::Mount, NamespaceKind::Pid, NamespaceKind::Uts]
+        );
+        assert_eq!(target.root_path, proc_root.join("42/root"));
+        fs::remove_file(proc_root.join("42/ns/uts")).unwrap();
+        let error = ExecTarget::open(proc_root, Pid::from_raw(42)).unwrap_err();
+        assert!(
+            crate::error_chain(&error).starts_with(&format!(
+                "opening namespace {}/42/ns/uts: ",
+                proc_root.display()
+            )),
+            "{error}"
+        );
+    }
+
     #[test]
     fn program_lookup() {
         let root = TempDir::new("path");
@@ -1411,7 +1842,10 @@ mod tests {
                 r#"{{"ociVersion": "1.0.0", "process": {{"args": ["a"], "cwd": "{dest}"}},
                 "root": {{"path": "/"}}, "linux": {{"namespaces": [{{"type": "mount"}}]}}}}"#
             );
-            let cwd = spec::parse(json.as_bytes(), Path::new("/")).unwrap().cwd;
+            let cwd = spec::parse(json.as_bytes(), Path::new("/"))
+                .unwrap()
+                .process
+                .cwd;
             resolve_in_root(r, &cwd).map_err(|e| crate::error_chain(&e))
         };
 

@@ -1,5 +1,5 @@
 //! The OCI lifecycle, as runc and crun speak it: `create`, `start`, `state`,
-//! `kill`, `delete`, `run` and `list`.
+//! `kill`, `delete`, `run`, `exec` and `list`.
 //!
 //! Between commands a container is a directory in the [`StateDir`] plus its
 //! init process. Status is never stored; it is read off the world each time:
@@ -422,6 +422,70 @@ pub fn run(
         remove(host, &record, cgroup)?;
     }
     result
+}
+
+/// `exec`: runs a process in a created or running container (runc's
+/// contract): the process of `process_file`, else the container's
+/// `config.json` process (from the bundle in its record), changed by
+/// `overrides`, with the container's seccomp filter, in its cgroup and in the
+/// namespaces of its init that are not husk's own. In the foreground, waits for
+/// it and returns its exit status; with `detach`, returns 0 once it runs. The
+/// pid file gets its pid in husk's PID namespace.
+pub fn exec(
+    host: &Host,
+    id: &ContainerId,
+    process_file: Option<&Path>,
+    overrides: &spec::ProcessOverrides,
+    pid_file: Option<&Path>,
+    detach: bool,
+) -> Result<u8, Error> {
+    const COMMAND: &str = "exec in";
+    let record = host.state.load(id)?;
+    let status = host.status(&record);
+    let (Status::Created | Status::Running, Some(init)) = (status, record.pid) else {
+        return Err(wrong_status(id, COMMAND, status));
+    };
+    let spec = spec::load(&record.bundle)?;
+    let process = match process_file {
+        Some(path) => spec::load_process(path)?,
+        None => spec.process.clone(),
+    }
+    .overridden(overrides);
+    let cgroup = host.cgroup(&record)?;
+    let target =
+        container::ExecTarget::open(&host.proc_root, Pid::from_raw(init)).map_err(|error| {
+            match error {
+                // The init is ending: its namespaces are gone before it is.
+                container::ContainerError::OpenNamespace { source, .. }
+                | container::ContainerError::OpenRoot { source, .. }
+                    if source.kind() == io::ErrorKind::NotFound =>
+                {
+                    wrong_status(id, COMMAND, Status::Stopped)
+                }
+                error => error.into(),
+            }
+        })?;
+    // The files opened must be the init's, not those of a process that got its
+    // pid after it ended.
+    if !host.is_alive(init, record.start_time) {
+        return Err(wrong_status(id, COMMAND, Status::Stopped));
+    }
+    let (seccomp, dir) = (spec.seccomp.as_ref(), cgroup_dir(&cgroup));
+    let write_pid = |pid: Pid| match pid_file {
+        Some(path) => write_pid_file(path, pid.as_raw()).map_err(Error::from),
+        None => Ok(()),
+    };
+    if !detach {
+        return container::exec(&target, &process, seccomp, dir, write_pid);
+    }
+    let pid = container::spawn_exec(&target, &process, seccomp, dir)
+        .and_then(container::Spawned::exec_result)?;
+    if let Err(error) = write_pid(pid) {
+        // Nobody would know of the process otherwise.
+        let _ = sys::forward_signal(pid, Signal::SIGKILL);
+        return Err(error);
+    }
+    Ok(0)
 }
 
 /// `spec`: writes the default `config.json` into `bundle`, never over one.
@@ -901,9 +965,24 @@ mod tests {
         );
         let err = start(&host, &rec.id).unwrap_err().to_string();
         assert_eq!(err, "cannot start container c: it is running");
+        // exec reads the config of the bundle the record names.
+        let none = spec::ProcessOverrides::default();
+        let err = exec(&host, &rec.id, None, &none, None, false).unwrap_err();
+        assert_eq!(err.to_string(), "reading /b/config.json");
         fake_process(&tmp, 42, 'Z', 100);
         let err = kill(&host, &rec.id, Signal::SIGTERM).unwrap_err();
         assert_eq!(err.to_string(), "cannot kill container c: it is stopped");
+        let none = spec::ProcessOverrides::default();
+        let err = exec(&host, &rec.id, None, &none, None, false).unwrap_err();
+        assert_eq!(err.to_string(), "cannot exec in container c: it is stopped");
+        let creating = record("c", None, 0);
+        host.state.save(&creating).unwrap();
+        let err = exec(&host, &rec.id, None, &none, None, false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot exec in container c: it is creating"
+        );
+        host.state.save(&rec).unwrap();
         delete(&host, &rec.id, false).unwrap();
         assert!(!host.state.dir(&rec.id).exists());
     }

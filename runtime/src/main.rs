@@ -65,6 +65,16 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
                 args.detach,
             )
         }
+        Command::Exec(exec) => {
+            return lifecycle::exec(
+                &host,
+                &exec.id,
+                exec.process_file.as_deref(),
+                &exec.overrides,
+                exec.pid_file.as_deref(),
+                exec.detach,
+            )
+        }
         Command::Spec { bundle } => lifecycle::write_default_config(bundle)?,
         Command::Features => println!("{}", husk::template::features()),
         Command::Update { id, resources } => {

@@ -66,14 +66,8 @@ pub const MAX_READONLY_PATHS: usize = 64;
 /// A validated container configuration.
 #[derive(Debug)]
 pub struct ContainerSpec {
-    /// `process.args`, never empty.
-    pub args: Vec<CString>,
-    /// `process.env`, each entry `NAME=VALUE`.
-    pub env: Vec<CString>,
-    /// `process.cwd`.
-    pub cwd: ContainerPath,
-    /// `process.user`; root when absent.
-    pub user: User,
+    /// `process`: what the container runs.
+    pub process: Process,
     /// `root.path`, resolved against the bundle directory.
     pub root: PathBuf,
     /// `root.readonly`.
@@ -88,15 +82,6 @@ pub struct ContainerSpec {
     pub cgroups_path: Option<String>,
     /// `linux.resources`: the container cgroup's limits.
     pub resources: Resources,
-    /// `process.rlimits`, each type at most once.
-    pub rlimits: Vec<Rlimit>,
-    /// `process.oomScoreAdj`, -1000 to 1000.
-    pub oom_score_adj: Option<i32>,
-    /// `process.noNewPrivileges`.
-    pub no_new_privileges: bool,
-    /// `process.capabilities`; when absent the process keeps the capabilities
-    /// its user gets from the kernel (all of them for root, as with runc).
-    pub capabilities: Option<Capabilities>,
     /// `linux.seccomp`, compiled for the architecture husk runs on.
     pub seccomp: Option<seccomp::Filter>,
     /// `linux.sysctl`: only keys of the container's IPC namespace or of a new
@@ -106,6 +91,44 @@ pub struct ContainerSpec {
     pub masked_paths: Vec<ContainerPath>,
     /// `linux.readonlyPaths`.
     pub readonly_paths: Vec<ContainerPath>,
+}
+
+/// A validated `process` object: `config.json`'s, or the file of `husk exec
+/// --process`, which has the same shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Process {
+    /// `args`, never empty.
+    pub args: Vec<CString>,
+    /// `env`, each entry `NAME=VALUE`.
+    pub env: Vec<CString>,
+    /// `cwd`.
+    pub cwd: ContainerPath,
+    /// `user`; root when absent.
+    pub user: User,
+    /// `rlimits`, each type at most once.
+    pub rlimits: Vec<Rlimit>,
+    /// `oomScoreAdj`, -1000 to 1000.
+    pub oom_score_adj: Option<i32>,
+    /// `noNewPrivileges`.
+    pub no_new_privileges: bool,
+    /// `capabilities`; when absent the process keeps the capabilities its
+    /// user gets from the kernel (all of them for root, as with runc).
+    pub capabilities: Option<Capabilities>,
+}
+
+/// What `husk exec`'s flags change in a [`Process`]; what they leave out stays.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessOverrides {
+    /// The command and its arguments, unless empty.
+    pub args: Vec<CString>,
+    /// `NAME=VALUE` entries: each replaces the variable of its name, or is appended.
+    pub env: Vec<CString>,
+    /// The working directory.
+    pub cwd: Option<ContainerPath>,
+    /// The user id.
+    pub uid: Option<u32>,
+    /// The group id.
+    pub gid: Option<u32>,
 }
 
 /// One entry of `process.rlimits`.
@@ -301,24 +324,19 @@ pub enum SpecError {
     Cgroup(CgroupError),
     /// `linux.seccomp` was rejected or could not be compiled.
     Seccomp(SeccompError),
+    /// A process file (`husk exec --process`) was rejected; its properties are
+    /// named relative to the process object (`args`, not `process.args`).
+    ProcessFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: Box<SpecError>,
+    },
 }
 
 /// Reads and validates `<bundle>/config.json`; `bundle` should be absolute.
 pub fn load(bundle: &Path) -> Result<ContainerSpec, SpecError> {
-    let path = bundle.join("config.json");
-    let read_error = |source| SpecError::Read {
-        path: path.clone(),
-        source,
-    };
-    let file = std::fs::File::open(&path).map_err(read_error)?;
-    let mut json = Vec::new();
-    let limit = MAX_CONFIG_BYTES as u64 + 1;
-    file.take(limit)
-        .read_to_end(&mut json)
-        .map_err(read_error)?;
-    if json.len() > MAX_CONFIG_BYTES {
-        return Err(SpecError::TooBig { path });
-    }
+    let json = read_bounded(&bundle.join("config.json"))?;
     parse(&json, bundle)
 }
 
@@ -329,21 +347,102 @@ pub fn parse(json: &[u8], bundle: &Path) -> Result<ContainerSpec, SpecError> {
     convert(wire, bundle)
 }
 
+/// Reads and validates a process file (`husk exec --process`): a `process`
+/// object as `config.json` has it, at most [`MAX_CONFIG_BYTES`] long.
+pub fn load_process(path: &Path) -> Result<Process, SpecError> {
+    let json = read_bounded(path)?;
+    parse_process(&json, path)
+}
+
+/// Validates the JSON text of a process file, with the wire structs and
+/// checks of `config.json`'s `process`; `path` only names it in errors.
+pub fn parse_process(json: &[u8], path: &Path) -> Result<Process, SpecError> {
+    let in_file = |error: SpecError| SpecError::ProcessFile {
+        path: path.to_owned(),
+        error: Box::new(error.relative_to("process")),
+    };
+    let (wire, _) = serde_json_core::from_slice::<WireProcess<'_>>(json)
+        .map_err(|e| in_file(SpecError::Json(e)))?;
+    if let Some(name) = wire.unsupported() {
+        return Err(in_file(SpecError::Unsupported(Field::new(name))));
+    }
+    convert_process(wire).map_err(in_file)
+}
+
+/// The contents of `path`, refused if larger than [`MAX_CONFIG_BYTES`].
+fn read_bounded(path: &Path) -> Result<Vec<u8>, SpecError> {
+    let read_error = |source| SpecError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut json = Vec::new();
+    let limit = MAX_CONFIG_BYTES as u64 + 1;
+    file.take(limit)
+        .read_to_end(&mut json)
+        .map_err(read_error)?;
+    if json.len() > MAX_CONFIG_BYTES {
+        return Err(SpecError::TooBig {
+            path: path.to_owned(),
+        });
+    }
+    Ok(json)
+}
+
+impl Process {
+    /// The process with `overrides` applied, as `husk exec`'s flags apply to
+    /// the process it starts from.
+    pub fn overridden(mut self, overrides: &ProcessOverrides) -> Self {
+        if !overrides.args.is_empty() {
+            self.args.clone_from(&overrides.args);
+        }
+        for entry in &overrides.env {
+            let name = env_name(entry);
+            match self.env.iter_mut().find(|e| env_name(e) == name) {
+                Some(existing) => existing.clone_from(entry),
+                None => self.env.push(entry.clone()),
+            }
+        }
+        if let Some(cwd) = &overrides.cwd {
+            self.cwd = cwd.clone();
+        }
+        if let Some(uid) = overrides.uid {
+            self.user.uid = uid;
+        }
+        if let Some(gid) = overrides.gid {
+            self.user.gid = gid;
+        }
+        self
+    }
+}
+
+/// The name of an environment entry: what comes before its first `=`.
+fn env_name(entry: &CString) -> &[u8] {
+    let bytes = entry.as_bytes();
+    bytes.split(|&b| b == b'=').next().unwrap_or(bytes)
+}
+
 impl ContainerPath {
     /// The path, starting with `/`.
     pub fn as_path(&self) -> &Path {
         &self.0
     }
 
-    fn parse(field: Field, path: String) -> Result<Self, SpecError> {
-        let path = PathBuf::from(path);
+    /// `path` normalised, or why it is not a container path ("must be an
+    /// absolute path").
+    pub fn new(path: impl Into<PathBuf>) -> Result<Self, &'static str> {
+        let path = path.into();
         if !path.is_absolute() {
-            return Err(invalid(field, "must be an absolute path"));
+            return Err("must be an absolute path");
         }
         if path.components().any(|c| c == Component::ParentDir) {
-            return Err(invalid(field, "must not contain '..'"));
+            return Err("must not contain '..'");
         }
         Ok(Self(path.components().collect()))
+    }
+
+    fn parse(field: Field, path: String) -> Result<Self, SpecError> {
+        Self::new(path).map_err(|reason| invalid(field, reason))
     }
 }
 
@@ -565,6 +664,61 @@ impl FsType {
     }
 }
 
+impl SpecError {
+    /// The error with its properties named relative to `parent`: `args`
+    /// rather than `process.args`.
+    fn relative_to(self, parent: &str) -> Self {
+        let field = |field: Field| field.relative_to(parent);
+        match self {
+            Self::Missing(f) => Self::Missing(field(f)),
+            Self::Unsupported(f) => Self::Unsupported(field(f)),
+            Self::UnsupportedValue { field: f, value } => Self::UnsupportedValue {
+                field: field(f),
+                value,
+            },
+            Self::Wire(e) => Self::Wire(e.relative_to(parent)),
+            Self::Invalid { field: f, reason } => Self::Invalid {
+                field: field(f),
+                reason,
+            },
+            Self::Value {
+                field: f,
+                value,
+                reason,
+            } => Self::Value {
+                field: field(f),
+                value,
+                reason,
+            },
+            other => other,
+        }
+    }
+
+    /// What is wrong inside the document, without naming the document.
+    fn fmt_inside(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Json(e) => write!(f, "invalid JSON: {e}"),
+            Self::Missing(field) => write!(f, "{field} is required"),
+            Self::Unsupported(field) => write!(f, "{field} is not supported yet"),
+            Self::UnsupportedValue { field, value } => {
+                write!(f, "{field}: {value} is not supported yet")
+            }
+            Self::Wire(e) => write!(f, "{e}"),
+            Self::Invalid { field, reason } => write!(f, "{field} {reason}"),
+            Self::Value {
+                field,
+                value,
+                reason,
+            } => write!(f, "{field}: {value} {reason}"),
+            Self::Cgroup(e) => write!(f, "{e}"),
+            Self::Seccomp(e) => write!(f, "{e}"),
+            Self::Read { .. } | Self::TooBig { .. } | Self::ProcessFile { .. } => {
+                write!(f, "{self}")
+            }
+        }
+    }
+}
+
 impl fmt::Display for SpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -574,21 +728,14 @@ impl fmt::Display for SpecError {
                 "{} is larger than {MAX_CONFIG_BYTES} bytes",
                 path.display()
             ),
-            Self::Json(e) => write!(f, "config.json: invalid JSON: {e}"),
-            Self::Missing(field) => write!(f, "config.json: {field} is required"),
-            Self::Unsupported(field) => write!(f, "config.json: {field} is not supported yet"),
-            Self::UnsupportedValue { field, value } => {
-                write!(f, "config.json: {field}: {value} is not supported yet")
+            Self::ProcessFile { path, error } => {
+                write!(f, "{}: ", path.display())?;
+                error.fmt_inside(f)
             }
-            Self::Wire(e) => write!(f, "config.json: {e}"),
-            Self::Invalid { field, reason } => write!(f, "config.json: {field} {reason}"),
-            Self::Value {
-                field,
-                value,
-                reason,
-            } => write!(f, "config.json: {field}: {value} {reason}"),
-            Self::Cgroup(e) => write!(f, "config.json: {e}"),
-            Self::Seccomp(e) => write!(f, "config.json: {e}"),
+            inside => {
+                f.write_str("config.json: ")?;
+                inside.fmt_inside(f)
+            }
         }
     }
 }
@@ -599,6 +746,7 @@ impl std::error::Error for SpecError {
             Self::Read { source, .. } => Some(source),
             Self::Cgroup(e) => e.source(),
             Self::Seccomp(e) => e.source(),
+            Self::ProcessFile { error, .. } => error.source(),
             _ => None,
         }
     }
@@ -818,26 +966,8 @@ fn convert(wire: WireConfig<'_>, bundle: &Path) -> Result<ContainerSpec, SpecErr
 
     let process = wire
         .process
-        .ok_or(SpecError::Missing(Field::new("process")))?;
-    let args = convert_args(process.args)?;
-    let env = convert_env(process.env)?;
-    const CWD: Field = Field::new("process.cwd");
-    let cwd = ContainerPath::parse(CWD, unescape(CWD, required(CWD, process.cwd)?, MAX_PATH)?)?;
-    let user = process
-        .user
-        .map(convert_user)
-        .transpose()?
-        .unwrap_or_default();
-    let rlimits = convert_rlimits(process.rlimits)?;
-    let capabilities = process.capabilities.map(convert_capabilities).transpose()?;
-    const OOM_SCORE_ADJ: Field = Field::new("process.oomScoreAdj");
-    let oom_score_adj = process
-        .oom_score_adj
-        .map(|adj| match adj {
-            -1000..=1000 => Ok(adj),
-            _ => Err(invalid(OOM_SCORE_ADJ, "must be between -1000 and 1000")),
-        })
-        .transpose()?;
+        .ok_or(SpecError::Missing(Field::new("process")))
+        .and_then(convert_process)?;
 
     let root = wire.root.ok_or(SpecError::Missing(Field::new("root")))?;
     const ROOT_PATH: Field = Field::new("root.path");
@@ -883,10 +1013,7 @@ fn convert(wire: WireConfig<'_>, bundle: &Path) -> Result<ContainerSpec, SpecErr
     };
 
     Ok(ContainerSpec {
-        args,
-        env,
-        cwd,
-        user,
+        process,
         root: bundle.join(root_path),
         root_readonly: root.readonly.unwrap_or(false),
         hostname,
@@ -894,14 +1021,42 @@ fn convert(wire: WireConfig<'_>, bundle: &Path) -> Result<ContainerSpec, SpecErr
         mounts,
         cgroups_path,
         resources,
-        rlimits,
-        oom_score_adj,
-        no_new_privileges: process.no_new_privileges.unwrap_or(false),
-        capabilities,
         seccomp,
         sysctl,
         masked_paths,
         readonly_paths,
+    })
+}
+
+fn convert_process(process: WireProcess<'_>) -> Result<Process, SpecError> {
+    let args = convert_args(process.args)?;
+    let env = convert_env(process.env)?;
+    const CWD: Field = Field::new("process.cwd");
+    let cwd = ContainerPath::parse(CWD, unescape(CWD, required(CWD, process.cwd)?, MAX_PATH)?)?;
+    let user = process
+        .user
+        .map(convert_user)
+        .transpose()?
+        .unwrap_or_default();
+    let rlimits = convert_rlimits(process.rlimits)?;
+    let capabilities = process.capabilities.map(convert_capabilities).transpose()?;
+    const OOM_SCORE_ADJ: Field = Field::new("process.oomScoreAdj");
+    let oom_score_adj = process
+        .oom_score_adj
+        .map(|adj| match adj {
+            -1000..=1000 => Ok(adj),
+            _ => Err(invalid(OOM_SCORE_ADJ, "must be between -1000 and 1000")),
+        })
+        .transpose()?;
+    Ok(Process {
+        args,
+        env,
+        cwd,
+        user,
+        rlimits,
+        oom_score_adj,
+        no_new_privileges: process.no_new_privileges.unwrap_or(false),
+        capabilities,
     })
 }
 
@@ -1378,10 +1533,10 @@ mod tests {
     #[test]
     fn minimal_config() {
         let spec = parse_str(&config(PROCESS, "")).unwrap();
-        assert_eq!(spec.args, [c"sh", c"-c", c"echo \"hi\""]);
-        assert!(spec.env.is_empty());
-        assert_eq!(spec.cwd.as_path(), Path::new("/"));
-        assert_eq!(spec.user, User::default());
+        assert_eq!(spec.process.args, [c"sh", c"-c", c"echo \"hi\""]);
+        assert!(spec.process.env.is_empty());
+        assert_eq!(spec.process.cwd.as_path(), Path::new("/"));
+        assert_eq!(spec.process.user, User::default());
         assert_eq!(spec.root, Path::new("/bundles/b1/rootfs"));
         assert!(!spec.root_readonly);
         assert_eq!(spec.hostname, None);
@@ -1419,7 +1574,7 @@ mod tests {
         }"#;
         let spec = parse_str(json).unwrap();
         assert_eq!(
-            spec.user,
+            spec.process.user,
             User {
                 uid: 1000,
                 gid: 100,
@@ -1427,8 +1582,8 @@ mod tests {
                 umask: Some(18)
             }
         );
-        assert_eq!(spec.env, [c"PATH=/usr/bin:/bin", c"EMPTY="]);
-        assert_eq!(spec.cwd.as_path(), Path::new("/srv/app"));
+        assert_eq!(spec.process.env, [c"PATH=/usr/bin:/bin", c"EMPTY="]);
+        assert_eq!(spec.process.cwd.as_path(), Path::new("/srv/app"));
         assert_eq!(spec.root, Path::new("/abs/rootfs"));
         assert!(spec.root_readonly);
         assert_eq!(spec.hostname.as_deref(), Some("box"));
@@ -1551,7 +1706,7 @@ mod tests {
         let args = vec!["\"a\""; MAX_ARGS].join(",");
         let process = format!(r#""args": [{args}], "cwd": "/""#);
         assert_eq!(
-            parse_str(&config(&process, "")).unwrap().args.len(),
+            parse_str(&config(&process, "")).unwrap().process.args.len(),
             MAX_ARGS
         );
     }
@@ -1729,12 +1884,12 @@ mod tests {
             r#""/sys/fs/cgroup", "type": "tmpfs""#,
         );
         let spec = parse_str(&accepted).unwrap();
-        assert_eq!(spec.rlimits.len(), 1);
+        assert_eq!(spec.process.rlimits.len(), 1);
         assert_eq!(spec.masked_paths.len(), 3);
         assert_eq!(spec.readonly_paths.len(), 3);
-        assert!(spec.no_new_privileges);
+        assert!(spec.process.no_new_privileges);
         assert_eq!(
-            spec.capabilities.unwrap().inheritable.to_string(),
+            spec.process.capabilities.unwrap().inheritable.to_string(),
             "CAP_KILL|CAP_NET_BIND_SERVICE|CAP_AUDIT_WRITE"
         );
     }
@@ -1757,7 +1912,7 @@ mod tests {
         );
         let spec = parse_str(&json).unwrap();
         assert_eq!(
-            spec.rlimits,
+            spec.process.rlimits,
             [
                 Rlimit {
                     name: "RLIMIT_NOFILE",
@@ -1808,11 +1963,11 @@ mod tests {
             "",
         ))
         .unwrap();
-        assert_eq!(spec.oom_score_adj, Some(-1000));
-        assert!(spec.no_new_privileges);
+        assert_eq!(spec.process.oom_score_adj, Some(-1000));
+        assert!(spec.process.no_new_privileges);
         let spec = parse_str(&with("", "")).unwrap();
-        assert_eq!(spec.oom_score_adj, None);
-        assert!(!spec.no_new_privileges);
+        assert_eq!(spec.process.oom_score_adj, None);
+        assert!(!spec.process.no_new_privileges);
         assert_eq!(
             error(&with(r#", "oomScoreAdj": 1001"#, "")),
             "config.json: process.oomScoreAdj must be between -1000 and 1000"
@@ -1827,7 +1982,7 @@ mod tests {
                 "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL"]}"#,
             "",
         );
-        let caps = parse_str(&json).unwrap().capabilities.unwrap();
+        let caps = parse_str(&json).unwrap().process.capabilities.unwrap();
         assert_eq!(caps.bounding.bits(), 1 | 1 << 5 | 1 << 40);
         assert_eq!(
             caps.bounding.to_string(),
@@ -1844,7 +1999,7 @@ mod tests {
 
         let spec = parse_str(&with(r#", "capabilities": {}"#, "")).unwrap();
         assert_eq!(
-            spec.capabilities,
+            spec.process.capabilities,
             Some(Capabilities::default()),
             "absent sets are empty"
         );
@@ -2045,5 +2200,137 @@ mod tests {
             mounts(r#"{"destination": "/dev/shm", "type": "tmpfs"}"#),
             None
         );
+    }
+
+    fn process_file(json: &str) -> Result<Process, String> {
+        parse_process(json.as_bytes(), Path::new("/p.json")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_process_file_is_checked_as_config_jsons_process() {
+        let process = process_file(
+            r#"{"args": ["sh", "-c", "id"], "env": ["A=1"], "cwd": "/tmp",
+                "user": {"uid": 1000, "gid": 100}, "noNewPrivileges": true,
+                "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 20}],
+                "capabilities": {"bounding": ["CAP_KILL"]}, "oomScoreAdj": 3,
+                "futureField": 1}"#,
+        )
+        .unwrap();
+        let in_config = parse_str(&config(
+            r#""args": ["sh", "-c", "id"], "env": ["A=1"], "cwd": "/tmp",
+                "user": {"uid": 1000, "gid": 100}, "noNewPrivileges": true,
+                "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 20}],
+                "capabilities": {"bounding": ["CAP_KILL"]}, "oomScoreAdj": 3"#,
+            "",
+        ))
+        .unwrap()
+        .process;
+        assert_eq!(process, in_config);
+    }
+
+    #[test]
+    fn process_file_errors_name_the_file_and_the_field() {
+        for (json, expected) in [
+            (r#"{"cwd": "/"}"#, "/p.json: args is required"),
+            (
+                r#"{"args": [], "cwd": "/"}"#,
+                "/p.json: args must not be empty",
+            ),
+            (
+                r#"{"args": ["a"], "cwd": "tmp"}"#,
+                "/p.json: cwd must be an absolute path",
+            ),
+            (
+                r#"{"args": ["a"], "cwd": "/", "env": ["A"]}"#,
+                "/p.json: env[0] must have the form NAME=VALUE",
+            ),
+            (
+                r#"{"args": ["a"], "cwd": "/", "user": {"uid": 1}}"#,
+                "/p.json: user.gid is required",
+            ),
+            (
+                r#"{"args": ["a"], "cwd": "/", "terminal": true}"#,
+                "/p.json: terminal is not supported yet",
+            ),
+            (
+                r#"{"args": ["a"], "cwd": "/", "apparmorProfile": "x"}"#,
+                "/p.json: apparmorProfile is not supported yet",
+            ),
+            (
+                r#"{"args": ["a"], "cwd": "/", "capabilities": {"effective": ["CAP_NOPE"]}}"#,
+                "/p.json: capabilities.effective[0]: CAP_NOPE is not a capability",
+            ),
+            (
+                r#"{"args": ["a"], "cwd": "/", "oomScoreAdj": 1001}"#,
+                "/p.json: oomScoreAdj must be between -1000 and 1000",
+            ),
+            (
+                r#"{"args": ["a\u0000"], "cwd": "/"}"#,
+                "/p.json: args[0] contains a NUL byte",
+            ),
+            (
+                r#"{"args": ["a"]"#,
+                "/p.json: invalid JSON: EOF while parsing an object.",
+            ),
+        ] {
+            assert_eq!(process_file(json).unwrap_err(), expected, "{json}");
+        }
+        let many = format!(
+            r#"{{"args": [{}], "cwd": "/"}}"#,
+            vec![r#""a""#; MAX_ARGS + 1].join(",")
+        );
+        assert_eq!(
+            process_file(&many).unwrap_err(),
+            format!("/p.json: args has more than {MAX_ARGS} entries")
+        );
+    }
+
+    #[test]
+    fn overrides_replace_what_they_set() {
+        let base = parse_str(&config(
+            r#""args": ["sleep", "1"], "env": ["PATH=/bin", "A=1", "A2=x"], "cwd": "/",
+                "user": {"uid": 5, "gid": 6, "additionalGids": [7]}, "noNewPrivileges": true"#,
+            "",
+        ))
+        .unwrap()
+        .process;
+        assert_eq!(base.clone().overridden(&ProcessOverrides::default()), base);
+
+        let overridden = base.clone().overridden(&ProcessOverrides {
+            args: vec![c"sh".into(), c"-c".into(), c"true".into()],
+            env: vec![c"A=2".into(), c"B=3=4".into(), c"A=5".into()],
+            cwd: Some(ContainerPath::new("/tmp/").unwrap()),
+            uid: Some(1000),
+            gid: None,
+        });
+        assert_eq!(overridden.args, [c"sh", c"-c", c"true"]);
+        assert_eq!(overridden.env, [c"PATH=/bin", c"A=5", c"A2=x", c"B=3=4"]);
+        assert_eq!(overridden.cwd.as_path(), Path::new("/tmp"));
+        assert_eq!(
+            overridden.user,
+            User {
+                uid: 1000,
+                gid: 6,
+                additional_gids: vec![7],
+                umask: None
+            }
+        );
+        assert!(overridden.no_new_privileges, "flags leave the rest alone");
+        let regrouped = base.overridden(&ProcessOverrides {
+            gid: Some(0),
+            ..ProcessOverrides::default()
+        });
+        assert_eq!((regrouped.user.uid, regrouped.user.gid), (5, 0));
+        assert_eq!(regrouped.args, [c"sleep", c"1"]);
+    }
+
+    #[test]
+    fn container_paths() {
+        assert_eq!(
+            ContainerPath::new("/a/./b/").unwrap().as_path(),
+            Path::new("/a/b")
+        );
+        assert_eq!(ContainerPath::new("a"), Err("must be an absolute path"));
+        assert_eq!(ContainerPath::new("/a/../b"), Err("must not contain '..'"));
     }
 }

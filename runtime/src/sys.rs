@@ -289,6 +289,21 @@ impl Syscalls for Linux {
         check("signal", None, sigpipe).map(drop)
     }
 
+    fn set_non_dumpable(&self) -> Result<(), SysError> {
+        let result = nix::sys::prctl::set_dumpable(false);
+        check("prctl(PR_SET_DUMPABLE)", None, result)
+    }
+
+    fn setns(&self, namespace: &File, kind: CloneFlags, path: &Path) -> Result<(), SysError> {
+        setns(namespace, kind, path)
+    }
+
+    fn enter_root(&self, root: &File, path: &Path) -> Result<(), SysError> {
+        use std::os::fd::AsRawFd;
+        check("fchdir", Some(path), nix::unistd::fchdir(root.as_raw_fd()))?;
+        check("chroot", Some(path), nix::unistd::chroot("."))
+    }
+
     /// nix builds the argument arrays (an allocation) and calls execve(2).
     fn exec(
         &self,

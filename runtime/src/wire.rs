@@ -90,6 +90,23 @@ impl Field {
         Self { parts }
     }
 
+    /// The same property named from `parent`, an object on its dotted path:
+    /// `process.user.uid` relative to `process` is `user.uid`. A path that
+    /// does not start with `parent.` is left as it is.
+    pub fn relative_to(self, parent: &str) -> Self {
+        let mut parts = self.parts;
+        if let Some((name, index)) = parts[0] {
+            let relative = name
+                .strip_prefix(parent)
+                .and_then(|rest| rest.strip_prefix('.'))
+                .filter(|rest| !rest.is_empty());
+            if let Some(relative) = relative {
+                parts[0] = Some((relative, index));
+            }
+        }
+        Self { parts }
+    }
+
     /// How many parts the path has, at least one.
     const fn depth(&self) -> usize {
         let mut depth = 1;
@@ -112,6 +129,26 @@ impl fmt::Display for Field {
             }
         }
         Ok(())
+    }
+}
+
+impl WireError {
+    /// The error with its field named relative to `parent` ([`Field::relative_to`]).
+    pub fn relative_to(self, parent: &str) -> Self {
+        match self {
+            Self::TooMany { field, max } => Self::TooMany {
+                field: field.relative_to(parent),
+                max,
+            },
+            Self::TooLong { field, max } => Self::TooLong {
+                field: field.relative_to(parent),
+                max,
+            },
+            Self::Invalid { field, reason } => Self::Invalid {
+                field: field.relative_to(parent),
+                reason,
+            },
+        }
     }
 }
 
@@ -383,6 +420,13 @@ mod tests {
             LIST.at(2).member("b").at(0).member("c").to_string(),
             "a.list[2].b[0].c"
         );
+        assert_eq!(
+            LIST.at(2).member("b").relative_to("a").to_string(),
+            "list[2].b"
+        );
+        assert_eq!(LIST.relative_to("a.list").to_string(), "a.list");
+        assert_eq!(LIST.relative_to("a.l").to_string(), "a.list");
+        assert_eq!(LIST.relative_to("b").to_string(), "a.list");
     }
 
     #[test]

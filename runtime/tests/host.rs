@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{Read, Write};
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
@@ -1164,4 +1164,280 @@ fn dev_tmpfs_gets_the_minimal_devices() {
         .map(|entry| entry.unwrap().file_name())
         .collect();
     assert_eq!(dev, ["keep"]);
+}
+
+/// A container that sleeps, for `exec` to run processes in.
+const SLEEPER: Config<'static> = Config {
+    args: &["sleep", "1000"],
+    ..DEFAULT
+};
+
+/// Starts `bundle`'s container of `config` detached and returns its init's pid.
+fn run_detached(bundle: &Bundle, config: &Config<'_>) -> i32 {
+    bundle.write_config(config);
+    let dir = bundle.dir.to_str().unwrap();
+    success(bundle.husk(&["run", "-d", "--bundle", dir, bundle.name]));
+    let (status, pid) = state_of(bundle);
+    assert_eq!(status, "running");
+    pid
+}
+
+/// The namespace `/proc/<pid>/ns/<kind>` names, such as `pid:[4026532184]`.
+fn namespace_of(pid: &str, kind: &str) -> String {
+    let link = fs::read_link(format!("/proc/{pid}/ns/{kind}")).unwrap();
+    link.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn exec_runs_in_the_containers_namespaces() {
+    let Some(bundle) = Bundle::new("exec_namespaces") else {
+        return;
+    };
+    let init = run_detached(&bundle, &SLEEPER).to_string();
+    let kinds = ["pid", "mnt", "uts", "ipc", "net", "user", "cgroup"];
+    let script = format!(
+        "echo $$; hostname; cat /marker; echo; echo $PATH; \
+         for ns in {}; do readlink /proc/self/ns/$ns; done",
+        kinds.join(" ")
+    );
+    let out = success(bundle.husk(&["exec", bundle.name, "sh", "-c", &script]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4 + kinds.len(), "{out}");
+    let pid: i32 = lines[0].parse().unwrap();
+    assert!(
+        pid > 1,
+        "the process should not be the container's init: {pid}"
+    );
+    assert_eq!(lines[1..4], ["box", "exec_namespaces", "/bin"]);
+    // The container's new namespaces are joined; husk's own others are kept.
+    for (kind, inside) in kinds.iter().zip(&lines[4..]) {
+        assert_eq!(*inside, namespace_of(&init, kind), "{kind} namespace");
+    }
+    assert_ne!(namespace_of(&init, "pid"), namespace_of("self", "pid"));
+}
+
+#[test]
+fn exec_exit_status_and_process_flags() {
+    let Some(bundle) = Bundle::new("exec_flags") else {
+        return;
+    };
+    fs::create_dir(bundle.rootfs().join("tmp")).unwrap();
+    run_detached(&bundle, &SLEEPER);
+    let id = bundle.name;
+    assert_eq!(bundle.husk(&["exec", id, "sh", "-c", "exit 3"]).status, 3);
+    assert_eq!(
+        success(bundle.husk(&["exec", "--cwd", "/tmp", id, "sh", "-c", "pwd"])),
+        "/tmp\n"
+    );
+    assert_eq!(
+        success(bundle.husk(&["exec", "--env", "A=B", id, "sh", "-c", "echo $A $PATH"])),
+        "B /bin\n"
+    );
+    assert_eq!(
+        success(bundle.husk(&["exec", "--user", "1000", id, "id", "-u"])),
+        "1000\n"
+    );
+    assert_eq!(
+        success(bundle.husk(&["exec", "-u", "1000:5", id, "sh", "-c", "id -u; id -g"])),
+        "1000\n5\n"
+    );
+    let missing = bundle.husk(&["exec", id, "no-such-program"]);
+    assert_eq!(missing.status, 1);
+    assert_eq!(
+        missing.stderr,
+        "husk: exec: no-such-program: executable file not found in $PATH\n"
+    );
+    let no_dir = bundle.husk(&["exec", "--cwd", "/nowhere", id, "true"]);
+    assert_eq!(no_dir.status, 1);
+    assert_eq!(
+        no_dir.stderr,
+        "husk: chdir: /nowhere: ENOENT: No such file or directory\n"
+    );
+}
+
+#[test]
+fn exec_process_file() {
+    let Some(bundle) = Bundle::new("exec_process_file") else {
+        return;
+    };
+    fs::create_dir(bundle.rootfs().join("tmp")).unwrap();
+    run_detached(&bundle, &SLEEPER);
+    let file = bundle.dir.join("process.json");
+    let path = file.to_str().unwrap();
+    fs::write(
+        &file,
+        r#"{"args": ["sh", "-c", "echo $X; pwd; id -u"], "env": ["PATH=/bin", "X=file"],
+            "cwd": "/tmp", "user": {"uid": 1000, "gid": 1000}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        success(bundle.husk(&["exec", "--process", path, bundle.name])),
+        "file\n/tmp\n1000\n"
+    );
+    // The flags change the process of the file.
+    assert_eq!(
+        success(bundle.husk(&[
+            "exec",
+            "-p",
+            path,
+            "--env",
+            "X=flag",
+            "-u",
+            "0",
+            bundle.name
+        ])),
+        "flag\n/tmp\n0\n"
+    );
+
+    fs::write(
+        &file,
+        r#"{"args": ["true"], "cwd": "/", "user": {"uid": 1}}"#,
+    )
+    .unwrap();
+    let bad = bundle.husk(&["exec", "--process", path, bundle.name]);
+    assert_eq!(bad.status, 1);
+    assert_eq!(bad.stderr, format!("husk: {path}: user.gid is required\n"));
+    fs::write(&file, r#"{"args": [], "cwd": "/"}"#).unwrap();
+    let bad = bundle.husk(&["exec", "--process", path, bundle.name]);
+    assert_eq!(
+        bad.stderr,
+        format!("husk: {path}: args must not be empty\n")
+    );
+}
+
+#[test]
+fn exec_detach_leaves_the_process_in_the_containers_cgroup() {
+    let Some(bundle) = Bundle::new("exec_detach") else {
+        return;
+    };
+    let init = run_detached(&bundle, &SLEEPER).to_string();
+    let pid_file = bundle.dir.join("exec.pid");
+    let out = success(bundle.husk(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        bundle.name,
+        "sleep",
+        "999",
+    ]));
+    assert_eq!(out, "", "exec --detach prints nothing");
+    let pid = fs::read_to_string(&pid_file).unwrap();
+    assert!(process_exists(pid.parse().unwrap()), "the process runs");
+    assert_eq!(
+        fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap(),
+        "sleep\0999\0"
+    );
+    assert_eq!(namespace_of(&pid, "pid"), namespace_of(&init, "pid"));
+    // Its program is the container's, never the host's husk.
+    let file = |path: &Path| {
+        let meta = fs::metadata(path).unwrap();
+        (meta.dev(), meta.ino())
+    };
+    let exe = file(Path::new(&format!("/proc/{pid}/exe")));
+    assert_eq!(exe, file(&bundle.rootfs().join("bin/busybox")));
+    assert_ne!(exe, file(Path::new(HUSK)));
+    let Some(root) = cgroup_root() else {
+        eprintln!("SKIP exec_detach (cgroup part): no cgroup v2 hierarchy mounted");
+        return;
+    };
+    let cgroup = root.join("husk").join(bundle.name);
+    let procs = fs::read_to_string(cgroup.join("cgroup.procs")).unwrap();
+    assert!(
+        procs.lines().any(|p| p == pid),
+        "{pid} should be in {cgroup:?}: {procs}"
+    );
+    let inside = success(bundle.husk(&["exec", bundle.name, "cat", "/proc/self/cgroup"]));
+    assert!(
+        inside
+            .lines()
+            .any(|l| l == format!("0::/husk/{}", bundle.name)),
+        "{inside}"
+    );
+}
+
+#[test]
+fn exec_is_refused_unless_the_container_runs() {
+    let Some(bundle) = Bundle::new("exec_refused") else {
+        return;
+    };
+    run_detached(&bundle, &SLEEPER);
+    let id = bundle.name;
+    if cgroup_root().is_some() {
+        success(bundle.husk(&["pause", id]));
+        let paused = bundle.husk(&["exec", id, "true"]);
+        assert_eq!(paused.status, 1);
+        assert_eq!(
+            paused.stderr,
+            "husk: cannot exec in container exec_refused: it is paused\n"
+        );
+        success(bundle.husk(&["resume", id]));
+    } else {
+        eprintln!("SKIP exec_refused (paused part): no cgroup v2 hierarchy mounted");
+    }
+    success(bundle.husk(&["kill", id, "KILL"]));
+    let deadline = Instant::now() + TIMEOUT;
+    while state_of(&bundle).0 != "stopped" {
+        assert!(Instant::now() < deadline, "the container did not stop");
+        sleep(Duration::from_millis(10));
+    }
+    let stopped = bundle.husk(&["exec", id, "true"]);
+    assert_eq!(stopped.status, 1);
+    assert_eq!(
+        stopped.stderr,
+        "husk: cannot exec in container exec_refused: it is stopped\n"
+    );
+    let unknown = bundle.husk(&["exec", "nonexistent", "true"]);
+    assert_eq!(
+        unknown.stderr,
+        "husk: container nonexistent does not exist\n"
+    );
+}
+
+#[test]
+fn exec_forwards_sigterm_and_leaks_no_descriptor() {
+    let Some(bundle) = Bundle::new("exec_signals") else {
+        return;
+    };
+    run_detached(&bundle, &SLEEPER);
+    let root = bundle.state_root();
+    // A descriptor husk's caller leaked (7, not close-on-exec) stays outside.
+    let leaky = format!(
+        "exec 7</dev/null; exec {HUSK} --root {} exec {} ls /proc/self/fd",
+        root.display(),
+        bundle.name
+    );
+    let fds = finish(
+        Command::new("/bin/sh")
+            .args(["-c", &leaky])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // ls's own directory descriptor is 3.
+    assert_eq!(success(fds), "0\n1\n2\n3\n");
+
+    let pid_file = bundle.dir.join("fg.pid");
+    let husk = Command::new(HUSK)
+        .arg("--root")
+        .arg(&root)
+        .args(["exec", "--pid-file"])
+        .arg(&pid_file)
+        .args([bundle.name, "sleep", "30"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    // The pid file is written once the process runs.
+    while !pid_file.exists() {
+        assert!(Instant::now() < deadline, "the process never started");
+        sleep(Duration::from_millis(10));
+    }
+    kill(Pid::from_raw(husk.id() as i32), Signal::SIGTERM).unwrap();
+    let outcome = finish(husk);
+    assert_eq!(outcome.status, 128 + 15, "stderr: {}", outcome.stderr);
 }
