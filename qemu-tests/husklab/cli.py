@@ -118,7 +118,8 @@ def run_one(board, selected, timeouts, args):
     os.makedirs(out_dir, exist_ok=True)
     console_log = os.path.join(out_dir, "console.log")
     open(console_log, "w").close()
-    husk_dir = os.path.join(ROOT, "target", "cross", arch)
+    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+    husk_dir = os.path.join(target, "cross", arch)
     result = runner.ArchResult(arch)
     try:
         if not os.path.exists(os.path.join(husk_dir, "husk")):
