@@ -113,6 +113,8 @@ pub struct ExecCommand {
     pub detach: bool,
     /// Where to write the process's pid.
     pub pid_file: Option<PathBuf>,
+    /// The unix socket to send the terminal's master to.
+    pub console_socket: Option<PathBuf>,
 }
 
 /// Where `update` takes the new limits from.
@@ -181,7 +183,7 @@ pub struct CreateArgs {
     /// write the container's pid to this file
     #[argh(option)]
     pub pid_file: Option<PathBuf>,
-    /// a unix socket to send the terminal to (not supported yet)
+    /// the unix socket to send the terminal's master to (process.terminal)
     #[argh(option)]
     pub console_socket: Option<PathBuf>,
     /// container id: 1 to 64 of A-Z a-z 0-9 _ . -, not starting with '.'
@@ -202,7 +204,7 @@ pub struct RunArgs {
     /// return once the container runs, leaving it running
     #[argh(switch, short = 'd')]
     pub detach: bool,
-    /// a unix socket to send the terminal to (not supported yet)
+    /// the unix socket to send the terminal's master to (process.terminal)
     #[argh(option)]
     pub console_socket: Option<PathBuf>,
     /// container id: 1 to 64 of A-Z a-z 0-9 _ . -, not starting with '.'
@@ -238,6 +240,9 @@ struct ExecArgs {
     /// write the process's pid to this file
     #[argh(option)]
     pid_file: Option<PathBuf>,
+    /// the unix socket to send the terminal's master to (process.terminal)
+    #[argh(option)]
+    console_socket: Option<PathBuf>,
     /// the container id
     #[argh(positional)]
     id: ContainerId,
@@ -414,14 +419,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
     let command = match husk.command {
         _ if husk.version => Command::Version,
         None => return Err(usage("no command given")),
-        Some(Subcommand::Create(args)) => {
-            refuse_console_socket(args.console_socket.is_some())?;
-            Command::Create(args)
-        }
-        Some(Subcommand::Run(args)) => {
-            refuse_console_socket(args.console_socket.is_some())?;
-            Command::Run(args)
-        }
+        Some(Subcommand::Create(args)) => Command::Create(args),
+        Some(Subcommand::Run(args)) => Command::Run(args),
         Some(Subcommand::Exec(args)) => Command::Exec(exec_command(args)?),
         Some(Subcommand::Start(args)) => Command::Start(args.id),
         Some(Subcommand::State(args)) => Command::State(args.id),
@@ -529,6 +528,7 @@ fn exec_command(args: ExecArgs) -> Result<ExecCommand, EarlyExit> {
         },
         detach: args.detach,
         pid_file: args.pid_file,
+        console_socket: args.console_socket,
     })
 }
 
@@ -602,16 +602,6 @@ fn json_format(command: &str, format: &str) -> Result<bool, EarlyExit> {
         other => Err(usage(&format!(
             "{command}: --format must be table or json, not {other:?}"
         ))),
-    }
-}
-
-fn refuse_console_socket(given: bool) -> Result<(), EarlyExit> {
-    if given {
-        Err(usage(
-            "--console-socket is not supported yet (process.terminal must be false)",
-        ))
-    } else {
-        Ok(())
     }
 }
 
@@ -711,6 +701,7 @@ mod tests {
         };
         assert_eq!(create.bundle, PathBuf::from("/b"));
         assert_eq!(create.pid_file, Some(PathBuf::from("/p")));
+        assert_eq!(create.console_socket, None);
         assert_eq!(command(&["start", "c1"]), Command::Start(id("c1")));
         assert_eq!(command(&["state", "c1"]), Command::State(id("c1")));
         assert_eq!(
@@ -809,6 +800,24 @@ mod tests {
     }
 
     #[test]
+    fn console_socket() {
+        let Command::Create(create) = command(&["create", "--console-socket", "/s.sock", "c1"])
+        else {
+            panic!("create --console-socket should parse");
+        };
+        assert_eq!(create.console_socket, Some(PathBuf::from("/s.sock")));
+        let Command::Run(run) = command(&["run", "--console-socket", "/s.sock", "c1"]) else {
+            panic!("run --console-socket should parse");
+        };
+        assert_eq!(run.console_socket, Some(PathBuf::from("/s.sock")));
+        let Command::Exec(exec) = command(&["exec", "--console-socket", "/s.sock", "c1", "sh"])
+        else {
+            panic!("exec --console-socket should parse");
+        };
+        assert_eq!(exec.console_socket, Some(PathBuf::from("/s.sock")));
+    }
+
+    #[test]
     fn exec() {
         let args = |args: &[&CStr]| args.iter().map(|&a| a.to_owned()).collect::<Vec<_>>();
         assert_eq!(
@@ -822,6 +831,7 @@ mod tests {
                 },
                 detach: false,
                 pid_file: None,
+                console_socket: None,
             })
         );
         // Flags come before the id; after the command, they are the command's.
@@ -856,6 +866,7 @@ mod tests {
                 },
                 detach: true,
                 pid_file: Some(PathBuf::from("/p")),
+                console_socket: None,
             })
         );
         let Command::Exec(exec) = command(&["exec", "--process", "/p.json", "--user", "7", "c1"])
@@ -922,7 +933,7 @@ mod tests {
             &["kill", "a", "NOPE"],
             &["list", "-f", "yaml"],
             &["--log-format", "xml", "list"],
-            &["create", "--console-socket", "/s", "a"],
+            &["create", "--console-socket", "a"],
             &["spec", "--rootless"],
             &["update", "c1"],
             &["update", "-r", "f", "--memory", "1", "c1"],

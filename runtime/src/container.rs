@@ -31,6 +31,7 @@ use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
@@ -44,8 +45,8 @@ use nix::unistd::{ForkResult, Pid};
 
 use crate::seccomp::Filter;
 use crate::spec::{
-    CapSet, Capabilities, ContainerPath, ContainerSpec, Mount, MountKind, NamespaceKind,
-    NamespaceSet, Process, Rlimit, User,
+    CapSet, Capabilities, ConsoleSize, ContainerPath, ContainerSpec, Mount, MountKind,
+    NamespaceKind, NamespaceSet, Process, Rlimit, User,
 };
 use crate::sys::{self, SysError};
 
@@ -126,6 +127,16 @@ pub trait Syscalls {
     /// `fchdir(2)` to `root` (the directory opened from `path`), then
     /// `chroot(".")`: makes it both the working and the root directory.
     fn enter_root(&self, root: &File, path: &Path) -> Result<(), SysError>;
+    /// Opens a new pseudo-terminal from `/dev/ptmx` of the current root
+    /// (close-on-exec, not the controlling terminal), unlocks it, sets its size
+    /// if given, and returns the master and the path of its peer.
+    fn open_pty(&self, size: Option<ConsoleSize>) -> Result<(OwnedFd, PathBuf), SysError>;
+    /// `setsid(2)`, opens `peer`, makes it the controlling terminal
+    /// (`TIOCSCTTY`) and `dup2`s it onto descriptors 0, 1 and 2.
+    fn set_controlling_terminal(&self, peer: &Path) -> Result<(), SysError>;
+    /// `sendmsg(2)` of `fd` with `SCM_RIGHTS` over the connected unix socket
+    /// `socket`, which was connected to `path`.
+    fn send_fd(&self, socket: &OwnedFd, fd: &OwnedFd, path: &Path) -> Result<(), SysError>;
     /// `execve(2)`: returns only on failure.
     fn exec(
         &self,
@@ -178,6 +189,13 @@ pub enum ContainerError {
         /// `process.args[0]`.
         program: String,
     },
+    /// Connecting to the `--console-socket` failed.
+    ConsoleSocket {
+        /// The socket.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
     /// Reading from (or writing to) the container's setup processes failed.
     ReadReport(io::Error),
     /// Opening the fifo `start` writes to failed.
@@ -202,6 +220,35 @@ pub enum ContainerError {
     SetupExited(u8),
 }
 
+/// The `--console-socket` of a process whose `process.terminal` is true,
+/// connected by husk before it forks (the path is the host's), and inherited,
+/// close-on-exec, by the process that sends the terminal's master over it.
+#[derive(Debug)]
+pub struct ConsoleSocket {
+    socket: OwnedFd,
+    path: PathBuf,
+}
+
+impl ConsoleSocket {
+    /// Connects to the unix stream socket at `path`.
+    pub fn connect(path: &Path) -> Result<Self, ContainerError> {
+        let stream = std::os::unix::net::UnixStream::connect(path).map_err(|source| {
+            ContainerError::ConsoleSocket {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
+        Ok(Self {
+            socket: stream.into(),
+            path: path.to_owned(),
+        })
+    }
+}
+
+/// Where the container init binds the terminal's peer when `/dev` is the
+/// minimal tmpfs, as runc does.
+const DEV_CONSOLE: &str = "/dev/console";
+
 /// The report the container init sends when its setup is done.
 const READY: u8 = b'R';
 /// The report a setup process sends before an error message.
@@ -222,13 +269,15 @@ pub struct Spawned {
 /// forks are in it from their first instruction, and a new cgroup namespace is
 /// rooted there. With `exec_fifo`, the init then waits until a byte is written to that fifo
 /// (`husk start`) before it executes the container process; without, it
-/// executes it at once. The caller must be single-threaded. A caller that wants
+/// executes it at once. With `console`, the init sends its terminal's master
+/// there. The caller must be single-threaded. A caller that wants
 /// to wait for the container must be a child subreaper, since the init's parent
 /// (the intermediate) exits.
 pub fn spawn(
     spec: &ContainerSpec,
     cgroup: Option<&Path>,
     exec_fifo: Option<&Path>,
+    console: Option<&ConsoleSocket>,
 ) -> Result<Spawned, ContainerError> {
     let (pid_read, pid_write) = sys::pipe()?;
     let (report_read, report_write) = sys::pipe()?;
@@ -236,7 +285,7 @@ pub fn spawn(
     let intermediate = match forked {
         ForkResult::Child => {
             drop((pid_read, report_read));
-            intermediate(spec, to_join, exec_fifo, pid_write, report_write)
+            intermediate(spec, to_join, exec_fifo, console, pid_write, report_write)
         }
         ForkResult::Parent { child } => child,
     };
@@ -247,13 +296,15 @@ pub fn spawn(
 /// Starts `process` in the container whose init `target` was opened from,
 /// with the container's seccomp filter `seccomp`, and returns once it is
 /// ready to `execve` (see [`exec_join`] and [`exec_init`]). With `cgroup`,
-/// the exec intermediate is forked into that cgroup, as in [`spawn`]. The
+/// the exec intermediate is forked into that cgroup, as in [`spawn`]; with
+/// `console`, the exec init sends its terminal's master there. The
 /// caller must be single-threaded, and a child subreaper to wait for the process.
 pub fn spawn_exec(
     target: &ExecTarget,
     process: &Process,
     seccomp: Option<&Filter>,
     cgroup: Option<&Path>,
+    console: Option<&ConsoleSocket>,
 ) -> Result<Spawned, ContainerError> {
     let (pid_read, pid_write) = sys::pipe()?;
     let (report_read, report_write) = sys::pipe()?;
@@ -261,7 +312,15 @@ pub fn spawn_exec(
     let intermediate = match forked {
         ForkResult::Child => {
             drop((pid_read, report_read));
-            exec_intermediate(target, process, seccomp, to_join, pid_write, report_write)
+            exec_intermediate(
+                target,
+                process,
+                seccomp,
+                to_join,
+                console,
+                pid_write,
+                report_write,
+            )
         }
         ForkResult::Parent { child } => child,
     };
@@ -344,9 +403,10 @@ impl Spawned {
 pub fn run<E: From<ContainerError>>(
     spec: &ContainerSpec,
     cgroup: Option<&Path>,
+    console: Option<&ConsoleSocket>,
     started: impl FnOnce(Pid) -> Result<(), E>,
 ) -> Result<u8, E> {
-    foreground(|| spawn(spec, cgroup, None), started)
+    foreground(|| spawn(spec, cgroup, None, console), started)
 }
 
 /// Runs `process` in a running container in the foreground, as [`run`] runs
@@ -356,9 +416,13 @@ pub fn exec<E: From<ContainerError>>(
     process: &Process,
     seccomp: Option<&Filter>,
     cgroup: Option<&Path>,
+    console: Option<&ConsoleSocket>,
     started: impl FnOnce(Pid) -> Result<(), E>,
 ) -> Result<u8, E> {
-    foreground(|| spawn_exec(target, process, seccomp, cgroup), started)
+    foreground(
+        || spawn_exec(target, process, seccomp, cgroup, console),
+        started,
+    )
 }
 
 /// As a child subreaper with SIGINT, SIGTERM and SIGCHLD blocked, calls
@@ -480,7 +544,10 @@ impl ExecTarget {
 ///    read-only if asked; the hostname.
 /// 5. `linux.sysctl` through the container's own `/proc/sys` (its namespaces),
 ///    then `linux.readonlyPaths` (after the sysctls, since `/proc/sys` is
-///    usually one of them), then the working directory.
+///    usually one of them); with a console socket, the terminal (see
+///    [`attach_terminal`]: a pty of the container's own `/dev/ptmx`, so of its
+///    devpts instance, with the peer bound over `/dev/console` when `/dev` is
+///    the minimal tmpfs); then the working directory.
 /// 6. Still privileged: `process.rlimits` (raising a hard limit needs
 ///    `CAP_SYS_RESOURCE`), no_new_privs, and the seccomp filter if
 ///    `noNewPrivileges` is false (without no_new_privs, installing it needs
@@ -496,6 +563,7 @@ impl ExecTarget {
 pub fn init(
     sys: &impl Syscalls,
     spec: &ContainerSpec,
+    console: Option<&ConsoleSocket>,
     ready: impl FnOnce() -> Result<(), ContainerError>,
 ) -> Result<Infallible, ContainerError> {
     let root = spec.root.as_path();
@@ -537,6 +605,10 @@ pub fn init(
     }
     for path in &spec.readonly_paths {
         make_readonly(sys, path)?;
+    }
+    if let Some(socket) = console {
+        let dev_console = spec.dev_tmpfs().map(|_| Path::new(DEV_CONSOLE));
+        attach_terminal(sys, &spec.process, socket, dev_console)?;
     }
     start_process(
         sys,
@@ -619,6 +691,31 @@ fn start_process(
     Ok(sys.exec(&path, &process.args, &process.env)?)
 }
 
+/// Gives the process a new pseudo-terminal, made after the mounts and
+/// `pivot_root` so that `/dev/ptmx` is the container's (with runc's mounts,
+/// `pts/ptmx` of its own `newinstance` devpts; there is no fallback to the
+/// host's `/dev/ptmx`, whose peers a container without that devpts could not
+/// see): opens and unlocks it with `process.consoleSize`, makes the peer the
+/// controlling terminal and descriptors 0, 1 and 2, binds the peer over
+/// `dev_console` if given, sends the master over the console socket and
+/// closes it, so the container keeps no master open.
+fn attach_terminal(
+    sys: &impl Syscalls,
+    process: &Process,
+    console: &ConsoleSocket,
+    dev_console: Option<&Path>,
+) -> Result<(), ContainerError> {
+    let (master, peer) = sys.open_pty(process.console_size)?;
+    sys.set_controlling_terminal(&peer)?;
+    if let Some(target) = dev_console {
+        sys.create_file(target)?;
+        sys.mount(Some(&peer), target, None, MsFlags::MS_BIND, None)?;
+    }
+    sys.send_fd(&console.socket, &master, &console.path)?;
+    drop(master);
+    Ok(())
+}
+
 /// The first half of `husk exec`'s setup, in the exec intermediate, while it
 /// is still in husk's namespaces: makes itself non-dumpable (before anything
 /// else, so that once it is visible in the container's PID namespace no
@@ -652,9 +749,13 @@ pub fn exec_init(
     seccomp: Option<&Filter>,
     capabilities: Option<&KernelCapabilities>,
     target: &ExecTarget,
+    console: Option<&ConsoleSocket>,
     ready: impl FnOnce() -> Result<(), ContainerError>,
 ) -> Result<Infallible, ContainerError> {
     sys.enter_root(&target.root, &target.root_path)?;
+    if let Some(socket) = console {
+        attach_terminal(sys, process, socket, None)?;
+    }
     start_process(sys, process, seccomp, capabilities, ready)
 }
 
@@ -874,6 +975,9 @@ impl fmt::Display for ContainerError {
             Self::ProgramNotFound { program } => {
                 write!(f, "exec: {program}: executable file not found in $PATH")
             }
+            Self::ConsoleSocket { path, .. } => {
+                write!(f, "connecting to console socket {}", path.display())
+            }
             Self::ReadReport(_) => f.write_str("reading the container setup report"),
             Self::OpenExecFifo { path, .. } => write!(f, "opening {}", path.display()),
             Self::WaitStart(_) => f.write_str("waiting for start"),
@@ -892,6 +996,7 @@ impl std::error::Error for ContainerError {
             Self::Sys(e) => e.source(),
             Self::OpenNamespace { source, .. }
             | Self::OpenRoot { source, .. }
+            | Self::ConsoleSocket { source, .. }
             | Self::ResolveDestination { source, .. }
             | Self::BindSource { source, .. }
             | Self::OpenExecFifo { source, .. }
@@ -917,6 +1022,7 @@ fn intermediate(
     spec: &ContainerSpec,
     cgroup: Option<&Path>,
     exec_fifo: Option<&Path>,
+    console: Option<&ConsoleSocket>,
     mut pid_write: File,
     mut report_write: File,
 ) -> ! {
@@ -945,7 +1051,7 @@ fn intermediate(
         Ok((fifo, ForkResult::Child)) => {
             drop(pid_write);
             let ready = || handshake(&mut report_write, fifo);
-            let Err(error) = init(&sys::Linux, spec, ready);
+            let Err(error) = init(&sys::Linux, spec, console, ready);
             exit_reporting(&mut report_write, &error)
         }
         Ok((_, ForkResult::Parent { child })) => {
@@ -964,6 +1070,7 @@ fn exec_intermediate(
     process: &Process,
     seccomp: Option<&Filter>,
     cgroup: Option<&Path>,
+    console: Option<&ConsoleSocket>,
     mut pid_write: File,
     mut report_write: File,
 ) -> ! {
@@ -984,6 +1091,7 @@ fn exec_intermediate(
                 seccomp,
                 capabilities.as_ref(),
                 target,
+                console,
                 ready,
             );
             exit_reporting(&mut report_write, &error)
@@ -1311,6 +1419,21 @@ mod tests {
             self.record("enter_root", path.display().to_string())
         }
 
+        fn open_pty(&self, size: Option<ConsoleSize>) -> Result<(OwnedFd, PathBuf), SysError> {
+            let size = size.map_or("-".into(), |s| format!("{}x{}", s.height, s.width));
+            self.record("open_pty", size)?;
+            let master = File::open("/dev/null").expect("/dev/null opens");
+            Ok((master.into(), PathBuf::from("/dev/pts/0")))
+        }
+
+        fn set_controlling_terminal(&self, peer: &Path) -> Result<(), SysError> {
+            self.record("set_controlling_terminal", peer.display().to_string())
+        }
+
+        fn send_fd(&self, _: &OwnedFd, _: &OwnedFd, path: &Path) -> Result<(), SysError> {
+            self.record("send_fd", path.display().to_string())
+        }
+
         fn exec(
             &self,
             program: &CStr,
@@ -1345,7 +1468,13 @@ mod tests {
         let spec = spec::parse(CONFIG.as_bytes(), bundle.path()).unwrap();
         let sys = Recorder::default();
 
-        let error = init(&sys, &spec, || Ok(sys.record("ready", String::new())?)).unwrap_err();
+        let error = init(
+            &sys,
+            &spec,
+            None,
+            || Ok(sys.record("ready", String::new())?),
+        )
+        .unwrap_err();
 
         assert_eq!(error.to_string(), "exec");
         let b = bundle.path().display();
@@ -1437,7 +1566,13 @@ mod tests {
             ..Recorder::default()
         };
 
-        let error = init(&sys, &spec, || Ok(sys.record("ready", String::new())?)).unwrap_err();
+        let error = init(
+            &sys,
+            &spec,
+            None,
+            || Ok(sys.record("ready", String::new())?),
+        )
+        .unwrap_err();
 
         assert_eq!(error.to_string(), "exec");
         let filter = spec.seccomp.as_ref().unwrap().program().len();
@@ -1495,6 +1630,113 @@ mod tests {
         assert_eq!(*sys.calls.borrow(), expected);
     }
 
+    /// A console socket for the recorder, which sends nothing over it.
+    fn console_socket() -> ConsoleSocket {
+        ConsoleSocket {
+            socket: File::open("/dev/null").unwrap().into(),
+            path: PathBuf::from("/run/console.sock"),
+        }
+    }
+
+    #[test]
+    fn setup_order_with_a_terminal() {
+        let bundle = TempDir::new("terminal-order");
+        let json = r#"{"ociVersion": "1.0.0",
+            "process": {"args": ["/bin/sh"], "cwd": "/", "terminal": true,
+                        "consoleSize": {"height": 24, "width": 80}},
+            "root": {"path": "rootfs"}, "linux": {"namespaces": [{"type": "mount"}],
+                                                  "readonlyPaths": ["/proc/sys"]},
+            "mounts": [{"destination": "/dev", "type": "tmpfs"},
+                       {"destination": "/dev/pts", "type": "devpts",
+                        "options": ["newinstance", "ptmxmode=0666"]}]}"#;
+        let spec = spec::parse(json.as_bytes(), bundle.path()).unwrap();
+        let r = format!("{}/rootfs", bundle.path().display());
+        let sys = Recorder::default();
+        let console = console_socket();
+
+        let error = init(&sys, &spec, Some(&console), || {
+            Ok(sys.record("ready", String::new())?)
+        })
+        .unwrap_err();
+
+        assert_eq!(error.to_string(), "exec");
+        let calls = sys.calls.borrow();
+        let tail: Vec<&str> = calls
+            .iter()
+            .map(String::as_str)
+            .skip_while(|c| !c.starts_with("mount - /proc/sys "))
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                "mount - /proc/sys - MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC|MS_REMOUNT|MS_BIND -",
+                // After every mount and pivot_root: the container's devpts.
+                "open_pty 24x80",
+                "set_controlling_terminal /dev/pts/0",
+                "create_file /dev/console",
+                "mount /dev/pts/0 /dev/console - MS_BIND -",
+                "send_fd /run/console.sock",
+                "chdir /",
+                "set_user 0:0 []",
+                "ready",
+                "reset_signals",
+                r#"exec "/bin/sh" ["/bin/sh"] []"#,
+            ]
+        );
+        assert!(calls.contains(&format!(
+            "mount devpts {r}/dev/pts devpts  newinstance,ptmxmode=0666"
+        )));
+        let pivot = calls.iter().position(|c| c == "pivot_root . .").unwrap();
+        let pty = calls
+            .iter()
+            .position(|c| c.starts_with("open_pty"))
+            .unwrap();
+        assert!(pivot < pty);
+    }
+
+    #[test]
+    fn exec_with_a_terminal_binds_no_console() {
+        let bundle = TempDir::new("exec-terminal");
+        let json = r#"{"ociVersion": "1.0.0",
+            "process": {"args": ["/bin/sh"], "cwd": "/", "terminal": true},
+            "root": {"path": "rootfs"}, "linux": {"namespaces": [{"type": "mount"}]},
+            "mounts": [{"destination": "/dev", "type": "tmpfs"}]}"#;
+        let spec = spec::parse(json.as_bytes(), bundle.path()).unwrap();
+        let target = exec_target(&bundle, &[NamespaceKind::Mount]);
+        let sys = Recorder::default();
+        let console = console_socket();
+
+        let capabilities = exec_join(&sys, &spec.process, &target).unwrap();
+        exec_init(
+            &sys,
+            &spec.process,
+            None,
+            capabilities.as_ref(),
+            &target,
+            Some(&console),
+            || Ok(sys.record("ready", String::new())?),
+        )
+        .unwrap_err();
+
+        let calls = sys.calls.borrow();
+        let tail: Vec<&str> = calls
+            .iter()
+            .map(String::as_str)
+            .skip_while(|c| !c.starts_with("enter_root"))
+            .take(5)
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                "enter_root /proc/42/root",
+                "open_pty -",
+                "set_controlling_terminal /dev/pts/0",
+                "send_fd /run/console.sock",
+                "chdir /",
+            ]
+        );
+    }
+
     #[test]
     fn seccomp_without_no_new_privs_is_installed_while_privileged() {
         let bundle = TempDir::new("early-seccomp");
@@ -1502,7 +1744,13 @@ mod tests {
         let spec = spec::parse(json.as_bytes(), bundle.path()).unwrap();
         let sys = Recorder::default();
 
-        init(&sys, &spec, || Ok(sys.record("ready", String::new())?)).unwrap_err();
+        init(
+            &sys,
+            &spec,
+            None,
+            || Ok(sys.record("ready", String::new())?),
+        )
+        .unwrap_err();
 
         let calls = sys.calls.borrow();
         let tail: Vec<&str> = calls
@@ -1540,7 +1788,13 @@ mod tests {
             ..Recorder::default()
         };
 
-        init(&sys, &spec, || Ok(sys.record("ready", String::new())?)).unwrap_err();
+        init(
+            &sys,
+            &spec,
+            None,
+            || Ok(sys.record("ready", String::new())?),
+        )
+        .unwrap_err();
 
         assert!(sys.calls.borrow().contains(
             &"drop_bounding keep CAP_CHOWN|CAP_KILL|CAP_NET_BIND_SERVICE up to 37".into()
@@ -1565,7 +1819,13 @@ mod tests {
             ..Recorder::default()
         };
 
-        init(&sys, &spec, || Ok(sys.record("ready", String::new())?)).unwrap_err();
+        init(
+            &sys,
+            &spec,
+            None,
+            || Ok(sys.record("ready", String::new())?),
+        )
+        .unwrap_err();
 
         let calls = sys.calls.borrow();
         let dev: Vec<&str> = calls
@@ -1602,7 +1862,13 @@ mod tests {
         let spec = spec::parse(json.as_bytes(), bundle.path()).unwrap();
         let sys = Recorder::default();
 
-        init(&sys, &spec, || Ok(sys.record("ready", String::new())?)).unwrap_err();
+        init(
+            &sys,
+            &spec,
+            None,
+            || Ok(sys.record("ready", String::new())?),
+        )
+        .unwrap_err();
 
         let calls = sys.calls.borrow();
         assert!(!calls
@@ -1621,7 +1887,13 @@ mod tests {
             ..Recorder::default()
         };
 
-        let error = init(&sys, &spec, || Ok(sys.record("ready", String::new())?)).unwrap_err();
+        let error = init(
+            &sys,
+            &spec,
+            None,
+            || Ok(sys.record("ready", String::new())?),
+        )
+        .unwrap_err();
 
         assert_eq!(
             crate::error_chain(&error),
@@ -1668,6 +1940,7 @@ mod tests {
             spec.seccomp.as_ref(),
             capabilities.as_ref(),
             &target,
+            None,
             ready,
         )
         .unwrap_err();
@@ -1723,6 +1996,7 @@ mod tests {
             None,
             capabilities.as_ref(),
             &target,
+            None,
             || Ok(sys.record("ready", String::new())?),
         )
         .unwrap_err();

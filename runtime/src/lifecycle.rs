@@ -119,6 +119,10 @@ pub enum LifecycleError {
     NoCgroupRoot,
     /// A cgroup operation failed.
     Cgroup(CgroupError),
+    /// `process.terminal` is true, but no `--console-socket` was given.
+    TerminalWithoutSocket,
+    /// `--console-socket` was given, but `process.terminal` is not true.
+    SocketWithoutTerminal,
     /// Writing a default `config.json` failed (or one exists).
     WriteConfig {
         /// The file.
@@ -196,13 +200,15 @@ pub fn create(
     id: &ContainerId,
     bundle: &Path,
     pid_file: Option<&Path>,
+    console_socket: Option<&Path>,
 ) -> Result<(), Error> {
     let (bundle, spec) = load_bundle(bundle)?;
+    let console = console(&spec.process, console_socket)?;
     let (mut record, cgroup) = claim(host, id, &bundle, &spec)?;
     let fifo = host.state.exec_fifo(id);
     let result = sys::mkfifo(&fifo)
         .map_err(container::ContainerError::from)
-        .and_then(|()| container::spawn(&spec, cgroup_dir(&cgroup), Some(&fifo)))
+        .and_then(|()| container::spawn(&spec, cgroup_dir(&cgroup), Some(&fifo), console.as_ref()))
         .map_err(Error::from)
         .and_then(|spawned| recorded_or_killed(host, &mut record, spawned.pid, pid_file));
     if result.is_err() {
@@ -403,18 +409,20 @@ pub fn run(
     bundle: &Path,
     pid_file: Option<&Path>,
     detach: bool,
+    console_socket: Option<&Path>,
 ) -> Result<u8, Error> {
     let (bundle, spec) = load_bundle(bundle)?;
+    let console = console(&spec.process, console_socket)?;
     let (mut record, cgroup) = claim(host, id, &bundle, &spec)?;
     let dir = cgroup_dir(&cgroup);
     let result = if detach {
-        container::spawn(&spec, dir, None)
+        container::spawn(&spec, dir, None, console.as_ref())
             .and_then(container::Spawned::exec_result)
             .map_err(Error::from)
             .and_then(|pid| recorded_or_killed(host, &mut record, pid, pid_file))
             .map(|()| 0)
     } else {
-        container::run(&spec, dir, |pid| {
+        container::run(&spec, dir, console.as_ref(), |pid| {
             record_pid(host, &mut record, pid, pid_file)
         })
     };
@@ -438,6 +446,7 @@ pub fn exec(
     overrides: &spec::ProcessOverrides,
     pid_file: Option<&Path>,
     detach: bool,
+    console_socket: Option<&Path>,
 ) -> Result<u8, Error> {
     const COMMAND: &str = "exec in";
     let record = host.state.load(id)?;
@@ -451,6 +460,7 @@ pub fn exec(
         None => spec.process.clone(),
     }
     .overridden(overrides);
+    let console = console(&process, console_socket)?;
     let cgroup = host.cgroup(&record)?;
     let target =
         container::ExecTarget::open(&host.proc_root, Pid::from_raw(init)).map_err(|error| {
@@ -476,9 +486,9 @@ pub fn exec(
         None => Ok(()),
     };
     if !detach {
-        return container::exec(&target, &process, seccomp, dir, write_pid);
+        return container::exec(&target, &process, seccomp, dir, console.as_ref(), write_pid);
     }
-    let pid = container::spawn_exec(&target, &process, seccomp, dir)
+    let pid = container::spawn_exec(&target, &process, seccomp, dir, console.as_ref())
         .and_then(container::Spawned::exec_result)?;
     if let Err(error) = write_pid(pid) {
         // Nobody would know of the process otherwise.
@@ -593,6 +603,27 @@ pub fn rfc3339(secs: u64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// runc's rule: `process.terminal` and `--console-socket` go together.
+fn check_terminal(process: &spec::Process, console_socket: Option<&Path>) -> Result<(), Error> {
+    match (process.terminal, console_socket) {
+        (true, None) => Err(LifecycleError::TerminalWithoutSocket.into()),
+        (false, Some(_)) => Err(LifecycleError::SocketWithoutTerminal.into()),
+        _ => Ok(()),
+    }
+}
+
+/// The console socket `process` needs, connected before anything is made, so
+/// that a bad one leaves nothing behind.
+fn console(
+    process: &spec::Process,
+    console_socket: Option<&Path>,
+) -> Result<Option<container::ConsoleSocket>, Error> {
+    check_terminal(process, console_socket)?;
+    Ok(console_socket
+        .map(container::ConsoleSocket::connect)
+        .transpose()?)
 }
 
 fn load_bundle(bundle: &Path) -> Result<(PathBuf, spec::ContainerSpec), Error> {
@@ -863,6 +894,12 @@ impl fmt::Display for LifecycleError {
                  (looked at {})",
                 CGROUP_ROOTS.join(", ")
             ),
+            Self::TerminalWithoutSocket => f.write_str(
+                "process.terminal is true: give --console-socket to receive the terminal",
+            ),
+            Self::SocketWithoutTerminal => {
+                f.write_str("--console-socket given, but process.terminal is false")
+            }
             Self::Cgroup(e) => e.fmt(f),
             Self::WriteConfig { path, source } if source.kind() == io::ErrorKind::AlreadyExists => {
                 write!(f, "{} exists already: remove it first", path.display())
@@ -967,17 +1004,17 @@ mod tests {
         assert_eq!(err, "cannot start container c: it is running");
         // exec reads the config of the bundle the record names.
         let none = spec::ProcessOverrides::default();
-        let err = exec(&host, &rec.id, None, &none, None, false).unwrap_err();
+        let err = exec(&host, &rec.id, None, &none, None, false, None).unwrap_err();
         assert_eq!(err.to_string(), "reading /b/config.json");
         fake_process(&tmp, 42, 'Z', 100);
         let err = kill(&host, &rec.id, Signal::SIGTERM).unwrap_err();
         assert_eq!(err.to_string(), "cannot kill container c: it is stopped");
         let none = spec::ProcessOverrides::default();
-        let err = exec(&host, &rec.id, None, &none, None, false).unwrap_err();
+        let err = exec(&host, &rec.id, None, &none, None, false, None).unwrap_err();
         assert_eq!(err.to_string(), "cannot exec in container c: it is stopped");
         let creating = record("c", None, 0);
         host.state.save(&creating).unwrap();
-        let err = exec(&host, &rec.id, None, &none, None, false).unwrap_err();
+        let err = exec(&host, &rec.id, None, &none, None, false, None).unwrap_err();
         assert_eq!(
             err.to_string(),
             "cannot exec in container c: it is creating"
@@ -985,6 +1022,34 @@ mod tests {
         host.state.save(&rec).unwrap();
         delete(&host, &rec.id, false).unwrap();
         assert!(!host.state.dir(&rec.id).exists());
+    }
+
+    #[test]
+    fn terminal_and_console_socket_go_together() {
+        let bundle = TempDir::new("terminal");
+        let process = |terminal: bool| {
+            let json = format!(r#"{{"args": ["sh"], "cwd": "/", "terminal": {terminal}}}"#);
+            spec::parse_process(json.as_bytes(), Path::new("/p.json")).unwrap()
+        };
+        let socket = bundle.path().join("console.sock");
+        let error = |terminal, socket: Option<&Path>| {
+            crate::error_chain(&console(&process(terminal), socket).unwrap_err())
+        };
+        assert_eq!(
+            error(true, None),
+            "process.terminal is true: give --console-socket to receive the terminal"
+        );
+        assert_eq!(
+            error(false, Some(&socket)),
+            "--console-socket given, but process.terminal is false"
+        );
+        assert!(console(&process(false), None).unwrap().is_none());
+        assert!(error(true, Some(&socket)).starts_with(&format!(
+            "connecting to console socket {}: ",
+            socket.display()
+        )));
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        assert!(console(&process(true), Some(&socket)).unwrap().is_some());
     }
 
     #[test]

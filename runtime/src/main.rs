@@ -28,9 +28,13 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
     let host = Host::new(&invocation.root);
     match &invocation.command {
         Command::Version => println!("{}", cli::version()),
-        Command::Create(args) => {
-            lifecycle::create(&host, &args.id, &args.bundle, args.pid_file.as_deref())?
-        }
+        Command::Create(args) => lifecycle::create(
+            &host,
+            &args.id,
+            &args.bundle,
+            args.pid_file.as_deref(),
+            args.console_socket.as_deref(),
+        )?,
         Command::Start(id) => lifecycle::start(&host, id)?,
         Command::State(id) => println!("{}", lifecycle::state(&host, id)?),
         Command::Kill {
@@ -63,6 +67,7 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
                 &args.bundle,
                 args.pid_file.as_deref(),
                 args.detach,
+                args.console_socket.as_deref(),
             )
         }
         Command::Exec(exec) => {
@@ -73,6 +78,7 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
                 &exec.overrides,
                 exec.pid_file.as_deref(),
                 exec.detach,
+                exec.console_socket.as_deref(),
             )
         }
         Command::Spec { bundle } => lifecycle::write_default_config(bundle)?,

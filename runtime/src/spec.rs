@@ -114,6 +114,20 @@ pub struct Process {
     /// `capabilities`; when absent the process keeps the capabilities its
     /// user gets from the kernel (all of them for root, as with runc).
     pub capabilities: Option<Capabilities>,
+    /// `terminal`: the process gets a new pseudo-terminal as its controlling
+    /// terminal and standard streams, whose master goes to `--console-socket`.
+    pub terminal: bool,
+    /// `consoleSize`: the terminal's size, set when it is made.
+    pub console_size: Option<ConsoleSize>,
+}
+
+/// `process.consoleSize`, in character cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsoleSize {
+    /// `height`: rows.
+    pub height: u16,
+    /// `width`: columns.
+    pub width: u16,
 }
 
 /// What `husk exec`'s flags change in a [`Process`]; what they leave out stays.
@@ -784,7 +798,7 @@ struct WireConfig<'a> {
 #[serde(rename_all = "camelCase")]
 struct WireProcess<'a> {
     terminal: Option<bool>,
-    console_size: Option<IgnoredAny>,
+    console_size: Option<WireConsoleSize>,
     user: Option<WireUser>,
     #[serde(borrow)]
     args: Option<Capped<EscapedStr<'a>, MAX_ARGS>>,
@@ -804,6 +818,12 @@ struct WireProcess<'a> {
     scheduler: Option<IgnoredAny>,
     #[serde(rename = "execCPUAffinity")]
     exec_cpu_affinity: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct WireConsoleSize {
+    height: Option<u32>,
+    width: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -919,8 +939,6 @@ fn reject_unsupported(wire: &WireConfig<'_>) -> Result<(), SpecError> {
 impl WireProcess<'_> {
     fn unsupported(&self) -> Option<&'static str> {
         first_present(&[
-            ("process.terminal", self.terminal == Some(true)),
-            ("process.consoleSize", self.console_size.is_some()),
             ("process.apparmorProfile", self.apparmor_profile.is_some()),
             ("process.selinuxLabel", self.selinux_label.is_some()),
             ("process.ioPriority", self.io_priority.is_some()),
@@ -1048,6 +1066,7 @@ fn convert_process(process: WireProcess<'_>) -> Result<Process, SpecError> {
             _ => Err(invalid(OOM_SCORE_ADJ, "must be between -1000 and 1000")),
         })
         .transpose()?;
+    let console_size = process.console_size.map(convert_console_size).transpose()?;
     Ok(Process {
         args,
         env,
@@ -1057,6 +1076,18 @@ fn convert_process(process: WireProcess<'_>) -> Result<Process, SpecError> {
         oom_score_adj,
         no_new_privileges: process.no_new_privileges.unwrap_or(false),
         capabilities,
+        terminal: process.terminal.unwrap_or(false),
+        console_size,
+    })
+}
+
+fn convert_console_size(size: WireConsoleSize) -> Result<ConsoleSize, SpecError> {
+    let cells = |field: Field, value: Option<u32>| {
+        u16::try_from(required(field, value)?).map_err(|_| invalid(field, "must be at most 65535"))
+    };
+    Ok(ConsoleSize {
+        height: cells(Field::new("process.consoleSize.height"), size.height)?,
+        width: cells(Field::new("process.consoleSize.width"), size.width)?,
     })
 }
 
@@ -1531,6 +1562,37 @@ mod tests {
     const PROCESS: &str = r#""args": ["sh", "-c", "echo \"hi\""], "cwd": "/""#;
 
     #[test]
+    fn terminal_and_console_size() {
+        let spec = parse_str(&config(PROCESS, "")).unwrap();
+        assert!(!spec.process.terminal);
+        assert_eq!(spec.process.console_size, None);
+        let process =
+            format!(r#""terminal": true, "consoleSize": {{"height": 24, "width": 80}}, {PROCESS}"#);
+        let spec = parse_str(&config(&process, "")).unwrap();
+        assert!(spec.process.terminal);
+        assert_eq!(
+            spec.process.console_size,
+            Some(ConsoleSize {
+                height: 24,
+                width: 80
+            })
+        );
+        for (size, expected) in [
+            (
+                r#"{"width": 80}"#,
+                "config.json: process.consoleSize.height is required",
+            ),
+            (
+                r#"{"height": 70000, "width": 80}"#,
+                "config.json: process.consoleSize.height must be at most 65535",
+            ),
+        ] {
+            let process = format!(r#""consoleSize": {size}, {PROCESS}"#);
+            assert_eq!(error(&config(&process, "")), expected);
+        }
+    }
+
+    #[test]
     fn minimal_config() {
         let spec = parse_str(&config(PROCESS, "")).unwrap();
         assert_eq!(spec.process.args, [c"sh", c"-c", c"echo \"hi\""]);
@@ -1648,7 +1710,6 @@ mod tests {
     #[test]
     fn unsupported_fields_are_named() {
         let cases = [
-            (r#""terminal": true,"#, "", "process.terminal"),
             (r#""apparmorProfile": "x","#, "", "process.apparmorProfile"),
             ("", r#", "hooks": {"prestart": []}"#, "hooks"),
         ];
@@ -1855,18 +1916,13 @@ mod tests {
 
     #[test]
     fn runc_default_names_first_unsupported_field() {
-        assert_eq!(
-            error(RUNC_DEFAULT),
-            "config.json: process.terminal is not supported yet"
-        );
-        let without_terminal = RUNC_DEFAULT.replace(r#""terminal": true"#, r#""terminal": false"#);
         // runc warns and goes on when it cannot raise an ambient capability.
         assert_eq!(
-            error(&without_terminal),
+            error(RUNC_DEFAULT),
             "config.json: process.capabilities.ambient[0]: CAP_AUDIT_WRITE \
              must also be in permitted and inheritable"
         );
-        let without_ambient = without_terminal.replace(r#""ambient""#, r#""inheritable""#);
+        let without_ambient = RUNC_DEFAULT.replace(r#""ambient""#, r#""inheritable""#);
         assert_eq!(
             error(&without_ambient),
             "config.json: linux.resources.devices: device rules need eBPF, not supported yet"
@@ -2249,8 +2305,8 @@ mod tests {
                 "/p.json: user.gid is required",
             ),
             (
-                r#"{"args": ["a"], "cwd": "/", "terminal": true}"#,
-                "/p.json: terminal is not supported yet",
+                r#"{"args": ["a"], "cwd": "/", "consoleSize": {"height": 24}}"#,
+                "/p.json: consoleSize.width is required",
             ),
             (
                 r#"{"args": ["a"], "cwd": "/", "apparmorProfile": "x"}"#,

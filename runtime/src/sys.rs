@@ -1,8 +1,9 @@
 //! Every system call husk makes, and all of its `unsafe` code.
 //!
 //! Calls go through nix; libc is used directly only where nix has no wrapper:
-//! `_exit(2)`, `seccomp(2)`, `capset(2)`, and the prctls `PR_SET_SECCOMP`,
-//! `PR_CAPBSET_DROP` and `PR_CAP_AMBIENT`. Every result passes through `check`,
+//! `_exit(2)`, `seccomp(2)`, `capset(2)`, the prctls `PR_SET_SECCOMP`,
+//! `PR_CAPBSET_DROP` and `PR_CAP_AMBIENT`, and the terminal ioctls
+//! `TIOCSCTTY` and `TIOCSWINSZ`. Every result passes through `check`,
 //! which names the operation and the path or name it was applied to.
 //!
 //! Capabilities are set with `capset(2)` and `prctl(2)` here rather than with
@@ -14,6 +15,7 @@ use std::ffi::{CStr, CString, OsStr};
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -29,7 +31,7 @@ use nix::unistd::{ForkResult, Gid, Pid, Uid};
 
 use crate::container::Syscalls;
 use crate::seccomp::Filter;
-use crate::spec::{CapSet, Capabilities, Capability, Rlimit, User};
+use crate::spec::{CapSet, Capabilities, Capability, ConsoleSize, Rlimit, User};
 
 /// A failed system call: what was done, to which path or named object (a
 /// resource limit, a capability), and the errno.
@@ -299,9 +301,79 @@ impl Syscalls for Linux {
     }
 
     fn enter_root(&self, root: &File, path: &Path) -> Result<(), SysError> {
-        use std::os::fd::AsRawFd;
         check("fchdir", Some(path), nix::unistd::fchdir(root.as_raw_fd()))?;
         check("chroot", Some(path), nix::unistd::chroot("."))
+    }
+
+    fn open_pty(&self, size: Option<ConsoleSize>) -> Result<(OwnedFd, PathBuf), SysError> {
+        let ptmx = Path::new("/dev/ptmx");
+        let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+        let master = check("open", Some(ptmx), nix::pty::posix_openpt(flags))?;
+        check("unlockpt", Some(ptmx), nix::pty::unlockpt(&master))?;
+        let peer = PathBuf::from(check("ptsname", Some(ptmx), nix::pty::ptsname_r(&master))?);
+        // SAFETY: into_raw_fd hands over the open descriptor, which nothing
+        // else owns, so the OwnedFd closes it exactly once.
+        let master = unsafe { OwnedFd::from_raw_fd(master.into_raw_fd()) };
+        if let Some(size) = size {
+            let winsize = libc::winsize {
+                ws_row: size.height,
+                ws_col: size.width,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            // SAFETY: TIOCSWINSZ reads one `struct winsize`, which outlives
+            // the call, from a descriptor that is open; nix has no wrapper.
+            let result = unsafe {
+                libc::ioctl(
+                    master.as_raw_fd(),
+                    libc::TIOCSWINSZ,
+                    &winsize as *const libc::winsize,
+                )
+            };
+            check("ioctl(TIOCSWINSZ)", Some(&peer), Errno::result(result))?;
+        }
+        Ok((master, peer))
+    }
+
+    fn set_controlling_terminal(&self, peer: &Path) -> Result<(), SysError> {
+        check("setsid", None, nix::unistd::setsid())?;
+        let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+        let fd = check(
+            "open",
+            Some(peer),
+            nix::fcntl::open(peer, flags, Mode::empty()),
+        )?;
+        // SAFETY: open returned a descriptor nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: TIOCSCTTY takes an integer (0: do not steal the terminal
+        // from another session) and no pointers; nix has no wrapper.
+        let result = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0 as libc::c_int) };
+        check("ioctl(TIOCSCTTY)", Some(peer), Errno::result(result))?;
+        for target in 0..=2 {
+            // dup2 leaves the copies open across execve; `fd` itself closes here.
+            check(
+                "dup2",
+                Some(peer),
+                nix::unistd::dup2(fd.as_raw_fd(), target),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn send_fd(&self, socket: &OwnedFd, fd: &OwnedFd, path: &Path) -> Result<(), SysError> {
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
+        let fds = [fd.as_raw_fd()];
+        // One byte of data: a message with only ancillary data may be dropped.
+        let data = [std::io::IoSlice::new(b"\0")];
+        let rights = [ControlMessage::ScmRights(&fds)];
+        let sent = sendmsg::<UnixAddr>(
+            socket.as_raw_fd(),
+            &data,
+            &rights,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        );
+        check("sendmsg", Some(path), sent).map(drop)
     }
 
     /// nix builds the argument arrays (an allocation) and calls execve(2).

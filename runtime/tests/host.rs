@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,7 +20,8 @@ use nix::unistd::Pid;
 const HUSK: &str = env!("CARGO_BIN_EXE_husk");
 const BUSYBOX: &str = "/bin/busybox";
 const APPLETS: &[&str] = &[
-    "sh", "cat", "echo", "hostname", "id", "ls", "mkdir", "mount", "readlink", "sleep", "touch",
+    "sh", "cat", "echo", "hostname", "id", "ls", "mkdir", "mount", "readlink", "sleep", "stty",
+    "touch", "tty",
 ];
 /// Longest a container of these tests may run.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -705,6 +707,126 @@ fn delete_force_kills_a_running_container() {
     assert!(!process_exists(pid));
     assert!(!bundle.state_root().join("force").exists());
     assert_eq!(mount_count(), mounts, "no mount may be left on the host");
+}
+
+/// `/dev` as runc's default config has it: the minimal tmpfs and a devpts
+/// instance of the container's own.
+const DEV_AND_DEVPTS: &str = r#", {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+                      "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+                    {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+                     "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}"#;
+
+/// Accepts the connection husk made to `listener` and receives the
+/// descriptor sent over it with `SCM_RIGHTS` (a raw descriptor: owning it
+/// would take `unsafe`, which the tests do not use).
+fn receive_fd(listener: &std::os::unix::net::UnixListener) -> RawFd {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
+    let (stream, _) = listener.accept().unwrap();
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!(RawFd);
+    let flags = MsgFlags::MSG_CMSG_CLOEXEC;
+    let msg = recvmsg::<UnixAddr>(stream.as_raw_fd(), &mut iov, Some(&mut space), flags).unwrap();
+    let fd = msg.cmsgs().unwrap().find_map(|cmsg| match cmsg {
+        ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+        _ => None,
+    });
+    fd.expect("a descriptor sent with SCM_RIGHTS")
+}
+
+/// Everything read from the terminal master `master` until its peer is
+/// closed by everyone (EIO) or [`TIMEOUT`]; then closes it.
+fn read_terminal(master: RawFd) -> String {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    fcntl(master, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + TIMEOUT;
+    let mut buf = [0; 1024];
+    loop {
+        match nix::unistd::read(master, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(nix::errno::Errno::EAGAIN) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the terminal stayed open: {out:?}"
+                );
+                sleep(Duration::from_millis(10));
+            }
+            // Linux: no peer is open any more.
+            Err(nix::errno::Errno::EIO) => break,
+            Err(e) => panic!("reading the terminal: {e}"),
+        }
+    }
+    nix::unistd::close(master).unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn terminal_is_sent_to_the_console_socket() {
+    let Some(bundle) = Bundle::new("terminal") else {
+        return;
+    };
+    bundle.write_config(&Config {
+        args: &["sh", "-c", "tty; stty size; echo hello"],
+        process: r#", "terminal": true, "consoleSize": {"height": 24, "width": 80}"#,
+        mounts: DEV_AND_DEVPTS,
+        ..DEFAULT
+    });
+    let socket = bundle.dir.join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let dir = bundle.dir.to_str().unwrap();
+
+    success(bundle.husk(&[
+        "create",
+        "--bundle",
+        dir,
+        "--console-socket",
+        socket.to_str().unwrap(),
+        "terminal",
+    ]));
+    let master = receive_fd(&listener);
+    success(bundle.husk(&["start", "terminal"]));
+    let out = read_terminal(master);
+
+    let lines: Vec<&str> = out.lines().map(|l| l.trim_end_matches('\r')).collect();
+    assert_eq!(lines, ["/dev/pts/0", "24 80", "hello"], "{out:?}");
+}
+
+#[test]
+fn a_terminal_without_a_console_socket_is_refused() {
+    let Some(bundle) = Bundle::new("terminal_without_socket") else {
+        return;
+    };
+    bundle.write_config(&Config {
+        process: r#", "terminal": true"#,
+        mounts: DEV_AND_DEVPTS,
+        ..DEFAULT
+    });
+    let dir = bundle.dir.to_str().unwrap();
+    let outcome = bundle.husk(&["run", "--bundle", dir, "terminal_without_socket"]);
+    assert_eq!(outcome.status, 1);
+    assert_eq!(
+        outcome.stderr,
+        "husk: process.terminal is true: give --console-socket to receive the terminal\n"
+    );
+    assert!(!bundle.state_root().join("terminal_without_socket").exists());
+    bundle.write_config(&DEFAULT);
+    let socket = bundle.dir.join("console.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let outcome = bundle.husk(&[
+        "run",
+        "--bundle",
+        dir,
+        "--console-socket",
+        socket.to_str().unwrap(),
+        "terminal_without_socket",
+    ]);
+    assert_eq!(
+        outcome.stderr,
+        "husk: --console-socket given, but process.terminal is false\n"
+    );
+    assert!(!bundle.state_root().join("terminal_without_socket").exists());
 }
 
 #[test]
