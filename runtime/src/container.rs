@@ -397,16 +397,15 @@ impl Spawned {
     }
 }
 
-/// Runs the container of `spec` in the foreground and returns its exit status
-/// (128 + the signal if it was killed). `started` is told the init's pid once
-/// the container process runs. The caller must be single-threaded.
+/// Runs a container in the foreground and returns its exit status (128 + the
+/// signal if it was killed): `spawn` sets it up (see [`spawn`]; it may also
+/// record and start it), and `started` is told the pid once the container
+/// process runs. The caller must be single-threaded.
 pub fn run<E: From<ContainerError>>(
-    spec: &ContainerSpec,
-    cgroup: Option<&Path>,
-    console: Option<&ConsoleSocket>,
+    spawn: impl FnOnce() -> Result<Spawned, E>,
     started: impl FnOnce(Pid) -> Result<(), E>,
 ) -> Result<u8, E> {
-    foreground(|| spawn(spec, cgroup, None, console), started)
+    foreground(spawn, started)
 }
 
 /// Runs `process` in a running container in the foreground, as [`run`] runs
@@ -420,7 +419,7 @@ pub fn exec<E: From<ContainerError>>(
     started: impl FnOnce(Pid) -> Result<(), E>,
 ) -> Result<u8, E> {
     foreground(
-        || spawn_exec(target, process, seccomp, cgroup, console),
+        || Ok(spawn_exec(target, process, seccomp, cgroup, console)?),
         started,
     )
 }
@@ -429,7 +428,7 @@ pub fn exec<E: From<ContainerError>>(
 /// `spawn`, waits for the exec of the process it started, tells `started` its
 /// pid, forwards SIGINT and SIGTERM to it and returns its exit status.
 fn foreground<E: From<ContainerError>>(
-    spawn: impl FnOnce() -> Result<Spawned, ContainerError>,
+    spawn: impl FnOnce() -> Result<Spawned, E>,
     started: impl FnOnce(Pid) -> Result<(), E>,
 ) -> Result<u8, E> {
     let mut signals = SigSet::empty();

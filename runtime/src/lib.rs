@@ -10,6 +10,7 @@
 pub mod cgroup;
 pub mod cli;
 pub mod container;
+pub mod hooks;
 pub mod lifecycle;
 pub mod seccomp;
 pub mod spec;

@@ -31,6 +31,7 @@ use serde::Serialize;
 
 use crate::cgroup::{self, Cgroup, CgroupError, CgroupPath, HostFs, FREEZE_POLL, REMOVE_POLL};
 use crate::container::{self, ContainerId};
+use crate::hooks::{self, HookError};
 use crate::spec;
 use crate::state::{Record, StateDir, StateError};
 use crate::sys;
@@ -113,6 +114,8 @@ pub enum LifecycleError {
     },
     /// A signal name or number is not one husk knows.
     BadSignal(String),
+    /// A hook failed.
+    Hook(HookError),
     /// The container has no cgroup, which the command needs.
     NoCgroup(ContainerId),
     /// No cgroup v2 hierarchy is mounted, but the config sets limits.
@@ -210,7 +213,9 @@ pub fn create(
         .map_err(container::ContainerError::from)
         .and_then(|()| container::spawn(&spec, cgroup_dir(&cgroup), Some(&fifo), console.as_ref()))
         .map_err(Error::from)
-        .and_then(|spawned| recorded_or_killed(host, &mut record, spawned.pid, pid_file));
+        .and_then(|spawned| {
+            prepared_or_killed(host, &mut record, spawned.pid, pid_file, &spec, None)
+        });
     if result.is_err() {
         let _ = remove(host, &record, cgroup);
     }
@@ -224,9 +229,15 @@ pub fn start(host: &Host, id: &ContainerId) -> Result<(), Error> {
     if status != Status::Created {
         return Err(wrong_status(id, "start", status));
     }
-    let fifo = host.state.exec_fifo(id);
+    release(id, &host.state.exec_fifo(id))?;
+    run_hooks_warning(&record, Status::Running, |h| &h.poststart, "poststart");
+    Ok(())
+}
+
+/// Lets the init waiting on `fifo` execute the container process.
+fn release(id: &ContainerId, fifo: &Path) -> Result<(), Error> {
     let fifo_error = |source| LifecycleError::ExecFifo {
-        path: fifo.clone(),
+        path: fifo.to_owned(),
         source,
     };
     // Non-blocking: if the init is gone there is no reader and this fails at
@@ -234,14 +245,40 @@ pub fn start(host: &Host, id: &ContainerId) -> Result<(), Error> {
     let mut writer = File::options()
         .write(true)
         .custom_flags(libc::O_NONBLOCK)
-        .open(&fifo)
+        .open(fifo)
         .map_err(|e| match e.raw_os_error() {
             Some(libc::ENXIO) => wrong_status(id, "start", Status::Stopped),
             _ => fifo_error(e).into(),
         })?;
     writer.write_all(&[0]).map_err(fifo_error)?;
-    fs::remove_file(&fifo).map_err(fifo_error)?;
+    fs::remove_file(fifo).map_err(fifo_error)?;
     Ok(())
+}
+
+/// The container's state as hooks get it, with the status of their moment.
+fn hook_state(record: &Record, status: Status) -> String {
+    state_json(&Summary {
+        record: record.clone(),
+        status,
+        oom_kills: None,
+    })
+}
+
+/// Runs the `poststart` or `poststop` hooks of the container's config (read
+/// again from its bundle); failures are warnings, as the OCI spec asks.
+fn run_hooks_warning(
+    record: &Record,
+    status: Status,
+    kind: impl FnOnce(&spec::Hooks) -> &Vec<spec::Hook>,
+    name: &'static str,
+) {
+    match spec::load(&record.bundle) {
+        Ok(spec) => hooks::run_all_warning(name, kind(&spec.hooks), &hook_state(record, status)),
+        Err(e) => eprintln!(
+            "husk: warning: {name} hooks not run: {}",
+            crate::error_chain(&e)
+        ),
+    }
 }
 
 /// `state`: the OCI state of a container, as one line of JSON.
@@ -384,7 +421,9 @@ pub fn delete(host: &Host, id: &ContainerId, force: bool) -> Result<(), Error> {
         _ => return Err(wrong_status(id, "delete", status)),
     }
     let cgroup = host.cgroup(&record)?;
-    remove(host, &record, cgroup)
+    remove(host, &record, cgroup)?;
+    run_hooks_warning(&record, Status::Stopped, |h| &h.poststop, "poststop");
+    Ok(())
 }
 
 /// Kills whatever is left in the container's cgroup, removes the cgroup and
@@ -415,19 +454,51 @@ pub fn run(
     let console = console(&spec.process, console_socket)?;
     let (mut record, cgroup) = claim(host, id, &bundle, &spec)?;
     let dir = cgroup_dir(&cgroup);
+    // createRuntime hooks run between setup and start: only then does the
+    // init wait on the exec fifo, as for create.
+    let fifo = (!spec.hooks.create_runtime.is_empty()).then(|| host.state.exec_fifo(id));
+    let made: Result<(), Error> = match &fifo {
+        Some(fifo) => sys::mkfifo(fifo).map_err(|e| container::ContainerError::from(e).into()),
+        None => Ok(()),
+    };
+    let claimed = record.clone();
+    let spawn = || -> Result<container::Spawned, Error> {
+        made?;
+        let spawned = container::spawn(&spec, dir, fifo.as_deref(), console.as_ref())?;
+        prepared_or_killed(
+            host,
+            &mut record,
+            spawned.pid,
+            pid_file,
+            &spec,
+            fifo.as_deref(),
+        )?;
+        Ok(spawned)
+    };
+    let poststart = |pid: Pid| {
+        let mut running = claimed.clone();
+        running.pid = Some(pid.as_raw());
+        let state = hook_state(&running, Status::Running);
+        hooks::run_all_warning("poststart", &spec.hooks.poststart, &state);
+        Ok::<(), Error>(())
+    };
     let result = if detach {
-        container::spawn(&spec, dir, None, console.as_ref())
-            .and_then(container::Spawned::exec_result)
-            .map_err(Error::from)
-            .and_then(|pid| recorded_or_killed(host, &mut record, pid, pid_file))
+        spawn()
+            .and_then(|spawned| Ok(spawned.exec_result()?))
+            .and_then(poststart)
             .map(|()| 0)
     } else {
-        container::run(&spec, dir, console.as_ref(), |pid| {
-            record_pid(host, &mut record, pid, pid_file)
-        })
+        container::run(spawn, poststart)
     };
     if result.is_err() || !detach {
         remove(host, &record, cgroup)?;
+    }
+    if !detach && result.is_ok() {
+        hooks::run_all_warning(
+            "poststop",
+            &spec.hooks.poststop,
+            &hook_state(&record, Status::Stopped),
+        );
     }
     result
 }
@@ -705,19 +776,30 @@ fn recorded_cgroup_path(relative: &str) -> Result<CgroupPath, Error> {
     .map_err(|e| LifecycleError::Cgroup(e).into())
 }
 
-/// Records the init's pid; if that fails, kills the init, which nothing would
-/// know of otherwise.
-fn recorded_or_killed(
+/// Records the init's pid, runs the createRuntime hooks and, with `release`,
+/// lets the init waiting on that fifo start the process. If any of it fails,
+/// kills the init, which nothing would know of otherwise.
+fn prepared_or_killed(
     host: &Host,
     record: &mut Record,
     pid: Pid,
     pid_file: Option<&Path>,
+    spec: &spec::ContainerSpec,
+    release_fifo: Option<&Path>,
 ) -> Result<(), Error> {
-    let recorded = record_pid(host, record, pid, pid_file);
-    if recorded.is_err() {
+    let prepared = record_pid(host, record, pid, pid_file).and_then(|()| {
+        let state = hook_state(record, Status::Creating);
+        hooks::run_all("createRuntime", &spec.hooks.create_runtime, &state)
+            .map_err(LifecycleError::Hook)?;
+        match release_fifo {
+            Some(fifo) => release(&record.id, fifo),
+            None => Ok(()),
+        }
+    });
+    if prepared.is_err() {
         let _ = sys::forward_signal(pid, Signal::SIGKILL);
     }
-    recorded
+    prepared
 }
 
 fn record_pid(
@@ -814,8 +896,11 @@ struct WireState<'a> {
 fn state_json(summary: &Summary) -> String {
     let (record, status) = (&summary.record, summary.status);
     let pid = match status {
-        Status::Created | Status::Running | Status::Paused => record.pid.unwrap_or(0),
-        Status::Creating | Status::Stopped => 0,
+        // Creating with a pid: the state createRuntime hooks get.
+        Status::Creating | Status::Created | Status::Running | Status::Paused => {
+            record.pid.unwrap_or(0)
+        }
+        Status::Stopped => 0,
     };
     let created = rfc3339(record.created);
     let wire = WireState {
@@ -887,6 +972,7 @@ impl fmt::Display for LifecycleError {
                 KILL_WAIT.as_secs()
             ),
             Self::BadSignal(text) => write!(f, "unknown signal {text:?}"),
+            Self::Hook(e) => e.fmt(f),
             Self::NoCgroup(id) => write!(f, "container {} has no cgroup", id.as_str()),
             Self::NoCgroupRoot => write!(
                 f,
@@ -917,6 +1003,7 @@ impl std::error::Error for LifecycleError {
                 Some(source)
             }
             Self::Cgroup(e) => e.source(),
+            Self::Hook(e) => e.source(),
             _ => None,
         }
     }

@@ -50,6 +50,11 @@ pub const MAX_NAMESPACES: usize = 8;
 pub const MAX_GROUPS: usize = 32;
 /// Longest hostname, in bytes (Linux `HOST_NAME_MAX`).
 pub const MAX_HOSTNAME: usize = 64;
+/// Most hooks of one kind in `hooks`.
+pub const MAX_HOOKS: usize = 16;
+/// Most arguments or environment entries of one hook.
+pub const MAX_HOOK_STRINGS: usize = 64;
+
 /// Most entries in `process.rlimits` (Linux has 16 resource limits).
 pub const MAX_RLIMITS: usize = 16;
 /// Most entries in one set of `process.capabilities` (Linux has 41 capabilities).
@@ -91,6 +96,35 @@ pub struct ContainerSpec {
     pub masked_paths: Vec<ContainerPath>,
     /// `linux.readonlyPaths`.
     pub readonly_paths: Vec<ContainerPath>,
+    /// `hooks` run in husk's namespaces.
+    pub hooks: Hooks,
+}
+
+/// The `hooks` husk runs, in its own (the runtime's) namespaces. The kinds
+/// that run inside the container's namespaces (`createContainer`,
+/// `startContainer`) are refused by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hooks {
+    /// `prestart` (deprecated) then `createRuntime`: after the container is
+    /// set up, before its process starts.
+    pub create_runtime: Vec<Hook>,
+    /// `poststart`: after the process has started.
+    pub poststart: Vec<Hook>,
+    /// `poststop`: after the container is deleted.
+    pub poststop: Vec<Hook>,
+}
+
+/// One hook: a program run with the container's state on its standard input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    /// `path`: the absolute path of the program, in husk's namespaces.
+    pub path: PathBuf,
+    /// `args`, `args[0]` included (empty: the path alone).
+    pub args: Vec<String>,
+    /// `env`, each `NAME=VALUE`: the hook's whole environment.
+    pub env: Vec<String>,
+    /// `timeout`: how long it may run before it is killed.
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// A validated `process` object: `config.json`'s, or the file of `husk exec
@@ -789,9 +823,36 @@ struct WireConfig<'a> {
     domainname: Option<IgnoredAny>,
     #[serde(borrow)]
     mounts: Option<HeapCapped<WireMount<'a>, MAX_MOUNTS>>,
-    hooks: Option<IgnoredAny>,
+    #[serde(borrow)]
+    hooks: Option<WireHooks<'a>>,
     #[serde(borrow)]
     linux: Option<WireLinux<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireHooks<'a> {
+    #[serde(borrow)]
+    prestart: Option<HeapCapped<WireHook<'a>, MAX_HOOKS>>,
+    #[serde(borrow)]
+    create_runtime: Option<HeapCapped<WireHook<'a>, MAX_HOOKS>>,
+    create_container: Option<IgnoredAny>,
+    start_container: Option<IgnoredAny>,
+    #[serde(borrow)]
+    poststart: Option<HeapCapped<WireHook<'a>, MAX_HOOKS>>,
+    #[serde(borrow)]
+    poststop: Option<HeapCapped<WireHook<'a>, MAX_HOOKS>>,
+}
+
+#[derive(Deserialize)]
+struct WireHook<'a> {
+    #[serde(borrow)]
+    path: Option<EscapedStr<'a>>,
+    #[serde(borrow)]
+    args: Option<Capped<EscapedStr<'a>, MAX_HOOK_STRINGS>>,
+    #[serde(borrow)]
+    env: Option<Capped<EscapedStr<'a>, MAX_HOOK_STRINGS>>,
+    timeout: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -926,7 +987,18 @@ fn reject_unsupported(wire: &WireConfig<'_>) -> Result<(), SpecError> {
         .or_else(|| {
             first_present(&[
                 ("domainname", wire.domainname.is_some()),
-                ("hooks", wire.hooks.is_some()),
+                (
+                    "hooks.createContainer",
+                    wire.hooks
+                        .as_ref()
+                        .is_some_and(|h| h.create_container.is_some()),
+                ),
+                (
+                    "hooks.startContainer",
+                    wire.hooks
+                        .as_ref()
+                        .is_some_and(|h| h.start_container.is_some()),
+                ),
             ])
         })
         .or_else(|| wire.linux.as_ref().and_then(WireLinux::unsupported));
@@ -986,6 +1058,11 @@ fn convert(wire: WireConfig<'_>, bundle: &Path) -> Result<ContainerSpec, SpecErr
         .process
         .ok_or(SpecError::Missing(Field::new("process")))
         .and_then(convert_process)?;
+    let hooks = wire
+        .hooks
+        .map(convert_hooks)
+        .transpose()?
+        .unwrap_or_default();
 
     let root = wire.root.ok_or(SpecError::Missing(Field::new("root")))?;
     const ROOT_PATH: Field = Field::new("root.path");
@@ -1043,6 +1120,71 @@ fn convert(wire: WireConfig<'_>, bundle: &Path) -> Result<ContainerSpec, SpecErr
         sysctl,
         masked_paths,
         readonly_paths,
+        hooks,
+    })
+}
+
+fn convert_hooks(wire: WireHooks<'_>) -> Result<Hooks, SpecError> {
+    let kind = |field: Field, list: Option<HeapCapped<WireHook<'_>, MAX_HOOKS>>| {
+        list.unwrap_or_default()
+            .into_items(field)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, hook)| convert_hook(field.at(i), hook))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let mut create_runtime = kind(Field::new("hooks.prestart"), wire.prestart)?;
+    create_runtime.extend(kind(
+        Field::new("hooks.createRuntime"),
+        wire.create_runtime,
+    )?);
+    Ok(Hooks {
+        create_runtime,
+        poststart: kind(Field::new("hooks.poststart"), wire.poststart)?,
+        poststop: kind(Field::new("hooks.poststop"), wire.poststop)?,
+    })
+}
+
+fn convert_hook(field: Field, wire: WireHook<'_>) -> Result<Hook, SpecError> {
+    let path_field = field.member("path");
+    let path = unescape(path_field, required(path_field, wire.path)?, MAX_PATH)?;
+    if !path.starts_with('/') {
+        return Err(invalid(path_field, "must be an absolute path"));
+    }
+    let strings = |member: &'static str, list: Option<Capped<EscapedStr<'_>, MAX_HOOK_STRINGS>>| {
+        let list_field = field.member(member);
+        list.unwrap_or_default()
+            .into_items(list_field)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| c_string(list_field.at(i), s).map(|c| c.to_string_lossy().into_owned()))
+            .collect::<Result<Vec<_>, SpecError>>()
+    };
+    let env = strings("env", wire.env)?;
+    if let Some(i) = env
+        .iter()
+        .position(|e| e.find('=').is_none_or(|at| at == 0))
+    {
+        return Err(invalid(
+            field.member("env").at(i),
+            "must have the form NAME=VALUE",
+        ));
+    }
+    let timeout = match wire.timeout {
+        None => None,
+        Some(secs @ 1..) => Some(std::time::Duration::from_secs(secs as u64)),
+        Some(_) => {
+            return Err(invalid(
+                field.member("timeout"),
+                "must be greater than zero",
+            ))
+        }
+    };
+    Ok(Hook {
+        path: PathBuf::from(path),
+        args: strings("args", wire.args)?,
+        env,
+        timeout,
     })
 }
 
@@ -1711,7 +1853,16 @@ mod tests {
     fn unsupported_fields_are_named() {
         let cases = [
             (r#""apparmorProfile": "x","#, "", "process.apparmorProfile"),
-            ("", r#", "hooks": {"prestart": []}"#, "hooks"),
+            (
+                "",
+                r#", "hooks": {"createContainer": []}"#,
+                "hooks.createContainer",
+            ),
+            (
+                "",
+                r#", "hooks": {"startContainer": []}"#,
+                "hooks.startContainer",
+            ),
         ];
         for (process, extra, field) in cases {
             let json = config(&format!("{process}{PROCESS}"), extra);
@@ -2388,5 +2539,53 @@ mod tests {
         );
         assert_eq!(ContainerPath::new("a"), Err("must be an absolute path"));
         assert_eq!(ContainerPath::new("/a/../b"), Err("must not contain '..'"));
+    }
+
+    #[test]
+    fn hooks_are_parsed_and_checked() {
+        let hooks = r#", "hooks": {
+            "prestart": [{"path": "/bin/a"}],
+            "createRuntime": [{"path": "/bin/b", "args": ["b", "-x"], "env": ["K=V"], "timeout": 5}],
+            "poststart": [{"path": "/bin/c"}],
+            "poststop": [{"path": "/bin/d"}]}"#;
+        let spec = parse_str(&config(r#""args": ["sh"], "cwd": "/""#, hooks)).unwrap();
+        let paths = |hooks: &[Hook]| hooks.iter().map(|h| h.path.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            paths(&spec.hooks.create_runtime),
+            ["/bin/a", "/bin/b"].map(PathBuf::from)
+        );
+        assert_eq!(spec.hooks.create_runtime[1].args, ["b", "-x"]);
+        assert_eq!(spec.hooks.create_runtime[1].env, ["K=V"]);
+        assert_eq!(
+            spec.hooks.create_runtime[1].timeout,
+            Some(std::time::Duration::from_secs(5))
+        );
+        assert_eq!(paths(&spec.hooks.poststart), [PathBuf::from("/bin/c")]);
+        assert_eq!(paths(&spec.hooks.poststop), [PathBuf::from("/bin/d")]);
+        for (hook, message) in [
+            (
+                r#"{"args": []}"#,
+                "config.json: hooks.poststart[0].path is required",
+            ),
+            (
+                r#"{"path": "bin/x"}"#,
+                "config.json: hooks.poststart[0].path must be an absolute path",
+            ),
+            (
+                r#"{"path": "/x", "timeout": 0}"#,
+                "config.json: hooks.poststart[0].timeout must be greater than zero",
+            ),
+            (
+                r#"{"path": "/x", "env": ["NOEQUALS"]}"#,
+                "config.json: hooks.poststart[0].env[0] must have the form NAME=VALUE",
+            ),
+        ] {
+            let extra = format!(r#", "hooks": {{"poststart": [{hook}]}}"#);
+            assert_eq!(
+                error(&config(r#""args": ["sh"], "cwd": "/""#, &extra)),
+                message,
+                "{hook}"
+            );
+        }
     }
 }

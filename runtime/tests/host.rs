@@ -1563,3 +1563,84 @@ fn exec_forwards_sigterm_and_leaks_no_descriptor() {
     let outcome = finish(husk);
     assert_eq!(outcome.status, 128 + 15, "stderr: {}", outcome.stderr);
 }
+
+/// Adds `hooks` (a JSON object) to the bundle's config.json.
+fn add_hooks(bundle: &Bundle, hooks: &str) {
+    let path = bundle.dir.join("config.json");
+    let config = fs::read_to_string(&path).unwrap();
+    let config = config.replacen(
+        "\"mounts\":",
+        &format!("\"hooks\": {hooks}, \"mounts\":"),
+        1,
+    );
+    fs::write(path, config).unwrap();
+}
+
+#[test]
+fn hooks_run_in_order_with_the_state() {
+    let Some(bundle) = Bundle::new("hooks") else {
+        return;
+    };
+    bundle.write_config(&Config {
+        args: &["sh", "-c", "echo container >> /log/order"],
+        mounts: r#", {"destination": "/log", "source": "log", "options": ["bind"]}"#,
+        ..DEFAULT
+    });
+    fs::create_dir(bundle.dir.join("log")).unwrap();
+    let log = bundle.dir.join("log");
+    let hook = |name: &str| {
+        format!(
+            r#"{{"path": "/bin/sh", "args": ["sh", "-c", "cat > {0}/{name}.json; echo {name} >> {0}/order"]}}"#,
+            log.display()
+        )
+    };
+    add_hooks(
+        &bundle,
+        &format!(
+            r#"{{"createRuntime": [{}], "poststart": [{}], "poststop": [{}]}}"#,
+            hook("createRuntime"),
+            hook("poststart"),
+            hook("poststop")
+        ),
+    );
+    let dir = bundle.dir.to_str().unwrap();
+    success(bundle.husk(&["run", "--bundle", dir, "hooks"]));
+    let order = fs::read_to_string(log.join("order")).unwrap();
+    // poststart may run before or after the short-lived process writes.
+    let order: Vec<&str> = order.lines().filter(|l| *l != "container").collect();
+    assert_eq!(order, ["createRuntime", "poststart", "poststop"]);
+    let state = fs::read_to_string(log.join("createRuntime.json")).unwrap();
+    assert!(
+        state.contains(r#""id":"hooks","status":"creating""#),
+        "{state}"
+    );
+    assert!(!state.contains(r#""pid":0"#), "{state}");
+    let state = fs::read_to_string(log.join("poststop.json")).unwrap();
+    assert!(state.contains(r#""status":"stopped""#), "{state}");
+    assert!(fs::read_to_string(log.join("order"))
+        .unwrap()
+        .contains("container"));
+}
+
+#[test]
+fn a_failing_create_runtime_hook_fails_the_create_and_leaves_nothing() {
+    let Some(bundle) = Bundle::new("hook_fails") else {
+        return;
+    };
+    fs::create_dir(bundle.dir.join("out")).unwrap();
+    bundle.write_config(&MARK_AND_SLEEP);
+    add_hooks(
+        &bundle,
+        r#"{"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}]}"#,
+    );
+    let dir = bundle.dir.to_str().unwrap();
+    let outcome = bundle.husk(&["create", "--bundle", dir, "hook_fails"]);
+    assert_eq!(outcome.status, 1);
+    assert_eq!(
+        outcome.stderr,
+        "husk: createRuntime hook /bin/sh failed (exit status: 3)\n"
+    );
+    assert!(!bundle.state_root().join("hook_fails").exists());
+    sleep(Duration::from_millis(200));
+    assert!(!bundle.dir.join("out/started").exists());
+}
