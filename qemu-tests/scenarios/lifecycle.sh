@@ -76,3 +76,16 @@ husk delete life || fail "husk delete exited with $?"
 [ ! -d $cg ] || fail "delete left the cgroup $cg"
 husk state life 2> err.txt && fail "state of a deleted container succeeded"
 expect_eq "state after delete" "$(cat err.txt)" "husk: container life does not exist"
+
+step "--init: a small PID 1 that forwards signals and reaps"
+make_bundle sleeper sleeper '["/bin/sleep", "1000"]'
+husk run -d --bundle sleeper plain || fail "husk run -d exited with $?"
+husk kill plain TERM
+sleep 0.5
+expect_eq "sleep as PID 1 ignores TERM" "$(status_of plain)" running
+husk delete --force plain || fail "husk delete --force exited with $?"
+husk run -d --init --bundle sleeper withinit || fail "husk run -d --init exited with $?"
+husk kill withinit TERM
+wait_status withinit stopped
+echo "ok: with --init, TERM reached the process and the container stopped"
+husk delete withinit || fail "husk delete exited with $?"

@@ -186,6 +186,9 @@ pub struct CreateArgs {
     /// the unix socket to send the terminal's master to (process.terminal)
     #[argh(option)]
     pub console_socket: Option<PathBuf>,
+    /// run a small init as PID 1 that reaps and forwards signals
+    #[argh(switch)]
+    pub init: bool,
     /// container id: 1 to 64 of A-Z a-z 0-9 _ . -, not starting with '.'
     #[argh(positional)]
     pub id: ContainerId,
@@ -207,6 +210,9 @@ pub struct RunArgs {
     /// the unix socket to send the terminal's master to (process.terminal)
     #[argh(option)]
     pub console_socket: Option<PathBuf>,
+    /// run a small init as PID 1 that reaps and forwards signals
+    #[argh(switch)]
+    pub init: bool,
     /// container id: 1 to 64 of A-Z a-z 0-9 _ . -, not starting with '.'
     #[argh(positional)]
     pub id: ContainerId,
@@ -797,6 +803,10 @@ mod tests {
         };
         assert_eq!(run.bundle, PathBuf::from("/b"));
         assert!(run.detach);
+        let Command::Run(run) = command(&["run", "--init", "x"]) else {
+            panic!("run --init should parse");
+        };
+        assert!(run.init);
     }
 
     #[test]

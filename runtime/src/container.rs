@@ -117,6 +117,10 @@ pub trait Syscalls {
     /// Restores what a fresh process expects and husk changed: an empty
     /// signal mask and the default SIGPIPE action (Rust ignores SIGPIPE).
     fn reset_signals(&self) -> Result<(), SysError>;
+    /// `--init`: forks. The parent stays PID 1 of the container as a small
+    /// init: non-dumpable, it reaps every child and forwards every signal to
+    /// the one it forked, and exits with that one's status. Returns in the child.
+    fn become_reaper(&self) -> Result<(), SysError>;
     /// `prctl(PR_SET_DUMPABLE, 0)`: no core dumps, and no other process
     /// without `CAP_SYS_PTRACE` may ptrace this one or open its `/proc/<pid>`
     /// files such as `exe`; `execve` of a readable binary makes it dumpable again.
@@ -614,6 +618,7 @@ pub fn init(
         &spec.process,
         spec.seccomp.as_ref(),
         capabilities.as_ref(),
+        spec.reaper,
         ready,
     )
 }
@@ -651,6 +656,7 @@ fn start_process(
     process: &Process,
     seccomp: Option<&Filter>,
     capabilities: Option<&KernelCapabilities>,
+    reaper: bool,
     ready: impl FnOnce() -> Result<(), ContainerError>,
 ) -> Result<Infallible, ContainerError> {
     sys.chdir(process.cwd.as_path())?;
@@ -683,6 +689,9 @@ fn start_process(
         }
     })?;
     ready()?;
+    if reaper {
+        sys.become_reaper()?;
+    }
     sys.reset_signals()?;
     if let Some(filter) = late_filter {
         sys.install_seccomp(filter)?;
@@ -755,7 +764,7 @@ pub fn exec_init(
     if let Some(socket) = console {
         attach_terminal(sys, process, socket, None)?;
     }
-    start_process(sys, process, seccomp, capabilities, ready)
+    start_process(sys, process, seccomp, capabilities, false, ready)
 }
 
 /// The device nodes of a minimal `/dev`: name, major, minor (as runc makes them).
@@ -1405,6 +1414,10 @@ mod tests {
             self.record("reset_signals", String::new())
         }
 
+        fn become_reaper(&self) -> Result<(), SysError> {
+            self.record("become_reaper", String::new())
+        }
+
         fn set_non_dumpable(&self) -> Result<(), SysError> {
             self.record("set_non_dumpable", String::new())
         }
@@ -1873,6 +1886,40 @@ mod tests {
         assert!(!calls
             .iter()
             .any(|c| c.starts_with("mknod_char") || c.starts_with("symlink")));
+    }
+
+    #[test]
+    fn with_init_the_reaper_forks_after_start_and_before_exec() {
+        let bundle = TempDir::new("reaper");
+        let json = r#"{"ociVersion": "1.0.0", "process": {"args": ["/bin/sh"], "cwd": "/"},
+            "root": {"path": "rootfs"}, "linux": {"namespaces": [{"type": "mount"}]}}"#;
+        let mut spec = spec::parse(json.as_bytes(), bundle.path()).unwrap();
+        spec.reaper = true;
+        let sys = Recorder::default();
+
+        let error = init(
+            &sys,
+            &spec,
+            None,
+            || Ok(sys.record("ready", String::new())?),
+        )
+        .unwrap_err();
+
+        assert_eq!(error.to_string(), "exec");
+        let calls = sys.calls.borrow();
+        let tail: Vec<&str> = calls[calls.len() - 4..]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                "ready",
+                "become_reaper",
+                "reset_signals",
+                r#"exec "/bin/sh" ["/bin/sh"] []"#
+            ]
+        );
     }
 
     #[test]

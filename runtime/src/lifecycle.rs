@@ -204,8 +204,10 @@ pub fn create(
     bundle: &Path,
     pid_file: Option<&Path>,
     console_socket: Option<&Path>,
+    init: bool,
 ) -> Result<(), Error> {
-    let (bundle, spec) = load_bundle(bundle)?;
+    let (bundle, mut spec) = load_bundle(bundle)?;
+    spec.reaper = init;
     let console = console(&spec.process, console_socket)?;
     let (mut record, cgroup) = claim(host, id, &bundle, &spec)?;
     let fifo = host.state.exec_fifo(id);
@@ -449,8 +451,10 @@ pub fn run(
     pid_file: Option<&Path>,
     detach: bool,
     console_socket: Option<&Path>,
+    init: bool,
 ) -> Result<u8, Error> {
-    let (bundle, spec) = load_bundle(bundle)?;
+    let (bundle, mut spec) = load_bundle(bundle)?;
+    spec.reaper = init;
     let console = console(&spec.process, console_socket)?;
     let (mut record, cgroup) = claim(host, id, &bundle, &spec)?;
     let dir = cgroup_dir(&cgroup);

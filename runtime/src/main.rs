@@ -34,6 +34,7 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
             &args.bundle,
             args.pid_file.as_deref(),
             args.console_socket.as_deref(),
+            args.init,
         )?,
         Command::Start(id) => lifecycle::start(&host, id)?,
         Command::State(id) => println!("{}", lifecycle::state(&host, id)?),
@@ -68,6 +69,7 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
                 args.pid_file.as_deref(),
                 args.detach,
                 args.console_socket.as_deref(),
+                args.init,
             )
         }
         Command::Exec(exec) => {

@@ -98,6 +98,9 @@ pub struct ContainerSpec {
     pub readonly_paths: Vec<ContainerPath>,
     /// `hooks` run in husk's namespaces.
     pub hooks: Hooks,
+    /// Not from `config.json`: `--init` asks for a small PID 1 that reaps
+    /// and forwards signals, for programs that cannot.
+    pub reaper: bool,
 }
 
 /// The `hooks` husk runs, in its own (the runtime's) namespaces. The kinds
@@ -1121,6 +1124,7 @@ fn convert(wire: WireConfig<'_>, bundle: &Path) -> Result<ContainerSpec, SpecErr
         masked_paths,
         readonly_paths,
         hooks,
+        reaper: false,
     })
 }
 

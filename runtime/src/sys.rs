@@ -291,6 +291,25 @@ impl Syscalls for Linux {
         check("signal", None, sigpipe).map(drop)
     }
 
+    fn become_reaper(&self) -> Result<(), SysError> {
+        // Blocked before the fork, so a signal sent meanwhile waits for the
+        // loop instead of meeting PID 1's default (ignore) disposition.
+        let all = SigSet::all();
+        let blocked = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None);
+        check("sigprocmask", None, blocked)?;
+        match fork()? {
+            ForkResult::Child => Ok(()),
+            ForkResult::Parent { child } => {
+                // Nothing in the container may open /proc/1/exe (husk) or ptrace it.
+                let _ = nix::sys::prctl::set_dumpable(false);
+                // This process never executes: close what it inherited (the
+                // report pipe, whose end husk waits for, and the exec fifo).
+                close_fds_above_stdio();
+                exit_now(i32::from(reap_as_init(child, &all)))
+            }
+        }
+    }
+
     fn set_non_dumpable(&self) -> Result<(), SysError> {
         let result = nix::sys::prctl::set_dumpable(false);
         check("prctl(PR_SET_DUMPABLE)", None, result)
@@ -393,6 +412,49 @@ impl Syscalls for Linux {
 pub fn mkfifo(path: &Path) -> Result<(), SysError> {
     let mode = Mode::S_IRUSR | Mode::S_IWUSR;
     check("mkfifo", Some(path), nix::unistd::mkfifo(path, mode))
+}
+
+/// Closes every descriptor above 2: `close_range(2)` (Linux 5.9), else one by
+/// one up to the soft descriptor limit. libc directly: nix has no close_range.
+fn close_fds_above_stdio() {
+    // SAFETY: close_range takes two integers and flags and touches no memory of
+    // ours; the descriptors it closes are owned by nothing in this process that
+    // runs afterwards (the reaper loop uses none).
+    let result = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    if result != 0 {
+        let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map_or(1024, |(soft, _)| soft.min(65536));
+        for fd in 3..limit as i32 {
+            let _ = nix::unistd::close(fd);
+        }
+    }
+}
+
+/// The loop of `--init`'s PID 1: forwards every signal to `child`, reaps every
+/// child that ends, and returns `child`'s status the way a shell reports it.
+fn reap_as_init(child: Pid, signals: &SigSet) -> u8 {
+    loop {
+        let Ok(signal) = signals.wait() else {
+            continue;
+        };
+        if signal != Signal::SIGCHLD {
+            // The child may be gone already; then its SIGCHLD is on its way.
+            let _ = nix::sys::signal::kill(child, signal);
+            continue;
+        }
+        loop {
+            let any = Pid::from_raw(-1);
+            match nix::sys::wait::waitpid(any, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(status) if status.pid() == Some(child) => {
+                    if let Some(code) = exit_code(status) {
+                        return code;
+                    }
+                }
+                Ok(_) => {}
+            }
+        }
+    }
 }
 
 /// Forks the calling process.

@@ -1644,3 +1644,65 @@ fn a_failing_create_runtime_hook_fails_the_create_and_leaves_nothing() {
     sleep(Duration::from_millis(200));
     assert!(!bundle.dir.join("out/started").exists());
 }
+
+/// How many zombie children the process `parent` has (zombies are in no
+/// cgroup's `cgroup.procs`, so this scans /proc for their parent pid).
+fn zombie_children(parent: i32) -> usize {
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| fs::read_to_string(entry.ok()?.path().join("stat")).ok())
+        .filter(|stat| {
+            let Some(rest) = stat.rfind(')').map(|at| &stat[at + 1..]) else {
+                return false;
+            };
+            let mut fields = rest.split_whitespace();
+            let state = fields.next();
+            let ppid = fields.next().and_then(|p| p.parse::<i32>().ok());
+            state == Some("Z") && ppid == Some(parent)
+        })
+        .count()
+}
+
+#[test]
+fn init_reaps_orphans_and_forwards_signals() {
+    let Some(bundle) = Bundle::new("reaper") else {
+        return;
+    };
+    if cgroup_root().is_none() {
+        eprintln!("SKIP reaper: no cgroup v2 hierarchy mounted");
+        return;
+    }
+    // An orphan that ends soon, under a PID 1 that never reaps (sleep).
+    bundle.write_config(&Config {
+        args: &["sh", "-c", "(sleep 0.1 &); exec sleep 1000"],
+        // busybox sh gives background jobs /dev/null as stdin.
+        mounts: r#", {"destination": "/dev/null", "source": "/dev/null", "options": ["bind"]}"#,
+        ..DEFAULT
+    });
+    let dir = bundle.dir.to_str().unwrap();
+    success(bundle.husk(&["run", "-d", "--bundle", dir, "reaper"]));
+    sleep(Duration::from_millis(600));
+    let (_, init) = state_of(&bundle);
+    assert_eq!(
+        zombie_children(init),
+        1,
+        "without --init the orphan stays a zombie"
+    );
+    // SIGTERM to a PID 1 without a handler is dropped.
+    success(bundle.husk(&["kill", "reaper", "TERM"]));
+    sleep(Duration::from_millis(300));
+    assert_eq!(state_of(&bundle).0, "running");
+    success(bundle.husk(&["delete", "--force", "reaper"]));
+
+    success(bundle.husk(&["run", "-d", "--init", "--bundle", dir, "reaper"]));
+    sleep(Duration::from_millis(600));
+    let (_, init) = state_of(&bundle);
+    assert_eq!(zombie_children(init), 0, "with --init the orphan is reaped");
+    success(bundle.husk(&["kill", "reaper", "TERM"]));
+    let deadline = Instant::now() + TIMEOUT;
+    while state_of(&bundle).0 != "stopped" {
+        assert!(Instant::now() < deadline, "--init did not forward SIGTERM");
+        sleep(Duration::from_millis(10));
+    }
+    success(bundle.husk(&["delete", "reaper"]));
+}
