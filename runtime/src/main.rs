@@ -146,10 +146,20 @@ fn append_log(path: &Path, format: LogFormat, message: &str) -> std::io::Result<
     let time = lifecycle::rfc3339(now);
     let line = match format {
         LogFormat::Text => format!("{time} error: {message}\n"),
-        LogFormat::Json => format!(
-            "{{\"level\":\"error\",\"msg\":\"{}\",\"time\":\"{time}\"}}\n",
-            json_escape(message)
-        ),
+        LogFormat::Json => {
+            let record = LogRecord {
+                level: "error",
+                msg: message,
+                time: &time,
+            };
+            // Escaping at most sextuples a character (\u00XX).
+            let mut buf = vec![0; 6 * message.len() + 128];
+            let len =
+                serde_json_core::to_slice(&record, &mut buf).map_err(std::io::Error::other)?;
+            buf.truncate(len);
+            buf.push(b'\n');
+            String::from_utf8_lossy(&buf).into_owned()
+        }
     };
     let mut file = std::fs::File::options()
         .append(true)
@@ -158,15 +168,10 @@ fn append_log(path: &Path, format: LogFormat, message: &str) -> std::io::Result<
     file.write_all(line.as_bytes())
 }
 
-fn json_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
+/// One `--log-format json` line, as runc writes them.
+#[derive(serde::Serialize)]
+struct LogRecord<'a> {
+    level: &'a str,
+    msg: &'a str,
+    time: &'a str,
 }

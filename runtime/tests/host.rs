@@ -1706,3 +1706,30 @@ fn init_reaps_orphans_and_forwards_signals() {
     }
     success(bundle.husk(&["delete", "reaper"]));
 }
+
+#[test]
+fn errors_are_also_logged_as_json_lines() {
+    let dir = std::env::temp_dir().join(format!("husk-log-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("log.json");
+    let out = Command::new(HUSK)
+        .arg("--root")
+        .arg(dir.join("state"))
+        .arg("--log")
+        .arg(&log)
+        .args(["--log-format", "json", "state", "no-such"])
+        .output()
+        .unwrap();
+    let line = fs::read_to_string(&log).unwrap();
+    fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "husk: container no-such does not exist\n"
+    );
+    assert!(
+        line.starts_with(r#"{"level":"error","msg":"container no-such does not exist","time":""#)
+            && line.ends_with("Z\"}\n"),
+        "{line}"
+    );
+}
