@@ -267,13 +267,17 @@ fn hook_state(record: &Record, status: Status) -> String {
 }
 
 /// Runs the `poststart` or `poststop` hooks of the container's config (read
-/// again from its bundle); failures are warnings, as the OCI spec asks.
+/// again from its bundle, only if it had such hooks at create); failures are
+/// warnings, as the OCI spec asks.
 fn run_hooks_warning(
     record: &Record,
     status: Status,
     kind: impl FnOnce(&spec::Hooks) -> &Vec<spec::Hook>,
     name: &'static str,
 ) {
+    if !record.hooks {
+        return;
+    }
     match spec::load(&record.bundle) {
         Ok(spec) => hooks::run_all_warning(name, kind(&spec.hooks), &hook_state(record, status)),
         Err(e) => eprintln!(
@@ -746,6 +750,7 @@ fn claim(
         cgroup: path
             .as_ref()
             .map(|p| p.relative().to_string_lossy().into_owned()),
+        hooks: !(spec.hooks.poststart.is_empty() && spec.hooks.poststop.is_empty()),
     };
     let made = host
         .state
@@ -1045,6 +1050,7 @@ mod tests {
             start_time,
             created: 0,
             cgroup: None,
+            hooks: false,
         }
     }
 

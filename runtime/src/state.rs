@@ -56,6 +56,9 @@ pub struct Record {
     pub created: u64,
     /// The container's cgroup below the cgroup v2 root, if it has one.
     pub cgroup: Option<String>,
+    /// Whether its config has `poststart` or `poststop` hooks, so that `start`
+    /// and `delete` read the config again only when they must.
+    pub hooks: bool,
 }
 
 /// Why the state directory could not be used.
@@ -226,6 +229,7 @@ struct WireRecordOut<'a> {
     start_time: u64,
     created: u64,
     cgroup: Option<&'a str>,
+    hooks: bool,
 }
 
 #[derive(Deserialize)]
@@ -242,6 +246,7 @@ struct WireRecordIn<'a> {
     created: u64,
     #[serde(borrow)]
     cgroup: Option<EscapedStr<'a>>,
+    hooks: Option<bool>,
 }
 
 fn encode(record: &Record) -> Result<Vec<u8>, ()> {
@@ -254,6 +259,7 @@ fn encode(record: &Record) -> Result<Vec<u8>, ()> {
         start_time: record.start_time,
         created: record.created,
         cgroup: record.cgroup.as_deref(),
+        hooks: record.hooks,
     };
     let mut buf = vec![0; MAX_STATE_BYTES];
     let len = serde_json_core::to_slice(&wire, &mut buf).map_err(drop)?;
@@ -279,6 +285,7 @@ fn decode(text: &[u8]) -> Result<Record, &'static str> {
         start_time: wire.start_time,
         created: wire.created,
         cgroup: wire.cgroup.map(unescape).transpose()?,
+        hooks: wire.hooks.unwrap_or(false),
     })
 }
 
@@ -330,6 +337,7 @@ mod tests {
             start_time: 987_654,
             created: 1_800_000_000,
             cgroup: Some("husk/web-1".into()),
+            hooks: true,
         }
     }
 

@@ -1733,3 +1733,34 @@ fn errors_are_also_logged_as_json_lines() {
         "{line}"
     );
 }
+
+#[test]
+fn start_and_delete_run_poststart_and_poststop_hooks() {
+    let Some(bundle) = Bundle::new("hooks_split") else {
+        return;
+    };
+    fs::create_dir(bundle.dir.join("out")).unwrap();
+    bundle.write_config(&MARK_AND_SLEEP);
+    let log = bundle.dir.join("order");
+    let hook = |name: &str| {
+        format!(
+            r#"{{"path": "/bin/sh", "args": ["sh", "-c", "echo {name} >> {}"]}}"#,
+            log.display()
+        )
+    };
+    add_hooks(
+        &bundle,
+        &format!(
+            r#"{{"poststart": [{}], "poststop": [{}]}}"#,
+            hook("poststart"),
+            hook("poststop")
+        ),
+    );
+    let dir = bundle.dir.to_str().unwrap();
+    success(bundle.husk(&["create", "--bundle", dir, "hooks_split"]));
+    assert!(!log.exists());
+    success(bundle.husk(&["start", "hooks_split"]));
+    assert_eq!(fs::read_to_string(&log).unwrap(), "poststart\n");
+    success(bundle.husk(&["delete", "--force", "hooks_split"]));
+    assert_eq!(fs::read_to_string(&log).unwrap(), "poststart\npoststop\n");
+}
