@@ -107,10 +107,6 @@ def main(argv=None):
     return report(results, args.out, time.monotonic() - started)
 
 
-def host_arch():
-    machine = os.uname().machine
-    return {"aarch64": "aarch64", "x86_64": "x86_64", "riscv64": "riscv64"}.get(machine, machine)
-
 
 def run_one(board, selected, timeouts, args):
     arch = board.arch
@@ -124,7 +120,7 @@ def run_one(board, selected, timeouts, args):
     try:
         if not os.path.exists(os.path.join(husk_dir, "husk")):
             raise RuntimeError(f"{husk_dir}/husk missing: run cross/build {arch}")
-        tools = args.host_tool if arch == host_arch() else []
+        tools = args.host_tool if arch == os.uname().machine else []
         guest = runner.prepare(board, args.cache, husk_dir, selected, out_dir,
                                lambda m: say(f"{arch}: {m}"), tools)
         say(f"{arch}: booting {board.name} with {guest.kernel['package']} {guest.kernel['version']}")
