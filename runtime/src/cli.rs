@@ -13,13 +13,13 @@ use nix::sys::signal::Signal;
 use crate::container::ContainerId;
 use crate::lifecycle;
 use crate::spec::{ContainerPath, ProcessOverrides};
-use crate::state::DEFAULT_ROOT;
 
 /// A parsed command line: the global options and the command.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Invocation {
-    /// The state directory (`--root`).
-    pub root: PathBuf,
+    /// The state directory (`--root`); `None` for the default
+    /// ([`crate::state::default_root`]).
+    pub root: Option<PathBuf>,
     /// Where errors are also written (`--log`), and how (`--log-format`).
     pub log: Option<(PathBuf, LogFormat)>,
     /// What to do.
@@ -90,6 +90,8 @@ pub enum Command {
     Spec {
         /// The bundle directory.
         bundle: PathBuf,
+        /// For the user husk runs as, mapped to root in a user namespace.
+        rootless: bool,
     },
     /// List containers.
     List {
@@ -141,7 +143,7 @@ struct Husk {
     /// print the version and exit
     #[argh(switch)]
     version: bool,
-    /// state directory (default: /run/husk)
+    /// state directory (default: /run/husk; $XDG_RUNTIME_DIR/husk when not root)
     #[argh(option)]
     root: Option<PathBuf>,
     /// also write errors to this file
@@ -381,7 +383,7 @@ struct SpecArgs {
     /// the bundle directory (default: .)
     #[argh(option, short = 'b', default = "PathBuf::from(\".\")")]
     bundle: PathBuf,
-    /// a config for an unprivileged user (not supported yet)
+    /// a config for the user running husk, as root of a user namespace
     #[argh(switch)]
     rootless: bool,
 }
@@ -451,24 +453,17 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
         },
         Some(Subcommand::Update(args)) => update_command(args)?,
         Some(Subcommand::Features(FeaturesArgs {})) => Command::Features,
-        Some(Subcommand::Spec(args)) => {
-            if args.rootless {
-                return Err(usage(
-                    "spec --rootless: rootless containers are not supported yet \
-                     (they need user namespace uid/gid mappings)",
-                ));
-            }
-            Command::Spec {
-                bundle: args.bundle,
-            }
-        }
+        Some(Subcommand::Spec(args)) => Command::Spec {
+            bundle: args.bundle,
+            rootless: args.rootless,
+        },
         Some(Subcommand::List(args)) => Command::List {
             json: json_format("list", &args.format)?,
             quiet: args.quiet,
         },
     };
     Ok(Invocation {
-        root: husk.root.unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
+        root: husk.root,
         log: husk.log.map(|path| (path, log_format)),
         command,
     })
@@ -692,10 +687,10 @@ mod tests {
             "list",
         ])
         .unwrap();
-        assert_eq!(inv.root, PathBuf::from("/tmp/r"));
+        assert_eq!(inv.root, Some(PathBuf::from("/tmp/r")));
         assert_eq!(inv.log, Some((PathBuf::from("/l"), LogFormat::Json)));
         let inv = parse_args(&["state", "a"]).unwrap();
-        assert_eq!(inv.root, PathBuf::from(DEFAULT_ROOT));
+        assert_eq!(inv.root, None);
         assert_eq!(inv.log, None);
     }
 
@@ -763,7 +758,15 @@ mod tests {
         assert_eq!(
             command(&["spec", "-b", "/b"]),
             Command::Spec {
-                bundle: PathBuf::from("/b")
+                bundle: PathBuf::from("/b"),
+                rootless: false,
+            }
+        );
+        assert_eq!(
+            command(&["spec", "--rootless"]),
+            Command::Spec {
+                bundle: PathBuf::from("."),
+                rootless: true,
             }
         );
         assert_eq!(command(&["resume", "c1"]), Command::Resume(id("c1")));
@@ -944,7 +947,6 @@ mod tests {
             &["list", "-f", "yaml"],
             &["--log-format", "xml", "list"],
             &["create", "--console-socket", "a"],
-            &["spec", "--rootless"],
             &["update", "c1"],
             &["update", "-r", "f", "--memory", "1", "c1"],
             &["update", "--cpuset-cpus", "0\"x", "c1"],

@@ -8,9 +8,12 @@
 //! 1. **husk** blocks SIGINT, SIGTERM and SIGCHLD, makes itself a child
 //!    subreaper and forks the intermediate. Its own namespaces never change.
 //! 2. The **intermediate** joins the namespaces given by path (`setns`, the user
-//!    namespace first), creates the new ones with one `unshare` (a new PID
-//!    namespace takes effect for its children), forks the container init, sends
-//!    the init's pid to husk over a pipe and exits. The init is reparented to husk.
+//!    namespace first). A new user namespace it creates alone, then waits
+//!    while husk writes its maps ([`crate::userns`]; sync point 0), and
+//!    becomes its root. It creates the other new namespaces with one
+//!    `unshare` (a new PID namespace takes effect for its children), forks the
+//!    container init, sends the init's pid to husk over a pipe and exits. The
+//!    init is reparented to husk.
 //! 3. The **container init** (PID 1 if the config asks for a new PID namespace)
 //!    sets the container up ([`init`]) and `execve`s the container process. A setup error is written to a
 //!    close-on-exec pipe that husk reads to its end: end of file without a message
@@ -45,10 +48,11 @@ use nix::unistd::{ForkResult, Pid};
 
 use crate::seccomp::Filter;
 use crate::spec::{
-    CapSet, Capabilities, ConsoleSize, ContainerPath, ContainerSpec, Mount, MountKind,
+    CapSet, Capabilities, ConsoleSize, ContainerPath, ContainerSpec, IdMappings, Mount, MountKind,
     NamespaceKind, NamespaceSet, Process, Rlimit, User,
 };
 use crate::sys::{self, SysError};
+use crate::userns;
 
 /// Searched for the container's program when its environment has no `PATH`.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -80,6 +84,9 @@ pub trait Syscalls {
     ) -> Result<(), SysError>;
     /// `umount2(2)` with `MNT_DETACH`.
     fn umount_detach(&self, target: &Path) -> Result<(), SysError>;
+    /// The flags of the mount at `path` that a bind remount must repeat
+    /// (`statvfs(2)`: ro, nosuid, nodev, noexec and the atime flags).
+    fn mount_flags(&self, path: &Path) -> Result<MsFlags, SysError>;
     /// `pivot_root(2)`.
     fn pivot_root(&self, new_root: &Path, put_old: &Path) -> Result<(), SysError>;
     /// `chdir(2)`.
@@ -218,6 +225,10 @@ pub enum ContainerError {
         /// The I/O error.
         source: io::Error,
     },
+    /// Writing the maps of the container's new user namespace failed.
+    MapIds(crate::userns::MapError),
+    /// The intermediate's user namespace got no maps: husk failed to write them.
+    NotMapped,
     /// A setup process reported this error (already formatted, as one line).
     Reported(String),
     /// A setup process exited with this status without reporting an error.
@@ -285,16 +296,109 @@ pub fn spawn(
 ) -> Result<Spawned, ContainerError> {
     let (pid_read, pid_write) = sys::pipe()?;
     let (report_read, report_write) = sys::pipe()?;
+    let userns = spec
+        .id_mappings
+        .as_ref()
+        .map(|_| UsernsSync::new())
+        .transpose()?;
     let (forked, to_join) = fork_intermediate(cgroup)?;
     let intermediate = match forked {
         ForkResult::Child => {
             drop((pid_read, report_read));
-            intermediate(spec, to_join, exec_fifo, console, pid_write, report_write)
+            let userns = userns.map(UsernsSync::intermediate_side);
+            intermediate(
+                spec,
+                to_join,
+                exec_fifo,
+                console,
+                userns,
+                pid_write,
+                report_write,
+            )
         }
         ForkResult::Parent { child } => child,
     };
     drop((pid_write, report_write));
+    if let (Some(sync), Some(maps)) = (userns, &spec.id_mappings) {
+        if let Err(error) = sync.map(intermediate, maps) {
+            // The intermediate reads end of file and exits; its report is ours.
+            let _ = sys::wait(intermediate);
+            return Err(error);
+        }
+    }
     await_ready(intermediate, pid_read, report_read)
+}
+
+/// The two pipes of sync point 0, between husk and the intermediate: the
+/// intermediate says it has made the user namespace, husk answers once it has
+/// written the maps.
+struct UsernsSync {
+    made: (File, File),
+    mapped: (File, File),
+}
+
+/// The intermediate's ends of [`UsernsSync`].
+struct UsernsSyncChild {
+    made: File,
+    mapped: File,
+}
+
+impl UsernsSync {
+    fn new() -> Result<Self, ContainerError> {
+        Ok(Self {
+            made: sys::pipe()?,
+            mapped: sys::pipe()?,
+        })
+    }
+
+    fn intermediate_side(self) -> UsernsSyncChild {
+        UsernsSyncChild {
+            made: self.made.1,
+            mapped: self.mapped.0,
+        }
+    }
+
+    /// Waits for the intermediate's user namespace and writes its maps. If
+    /// the intermediate exits first, returns without error: its report says why.
+    fn map(self, intermediate: Pid, maps: &IdMappings) -> Result<(), ContainerError> {
+        let (mut made, _) = self.made;
+        let (_, mut mapped) = self.mapped;
+        let mut byte = [0; 1];
+        if made.read(&mut byte).map_err(ContainerError::ReadReport)? == 0 {
+            return Ok(());
+        }
+        let writer = userns::Writer::choose(maps, sys::effective_uid(), sys::effective_gid());
+        userns::write(Path::new("/proc"), intermediate, maps, writer)
+            .map_err(ContainerError::MapIds)?;
+        mapped
+            .write_all(&[READY])
+            .map_err(ContainerError::ReadReport)
+    }
+}
+
+impl UsernsSyncChild {
+    /// In the intermediate: makes the user namespace, waits for its maps, and
+    /// becomes the namespace's root where root is mapped, so that what the
+    /// init creates has an owner inside.
+    fn enter(mut self, maps: &IdMappings) -> Result<(), ContainerError> {
+        sys::unshare(CloneFlags::CLONE_NEWUSER)?;
+        self.made
+            .write_all(&[READY])
+            .map_err(ContainerError::ReadReport)?;
+        let mut byte = [0; 1];
+        if self
+            .mapped
+            .read(&mut byte)
+            .map_err(ContainerError::ReadReport)?
+            == 0
+        {
+            return Err(ContainerError::NotMapped);
+        }
+        if maps.host_uid(0).is_some() && maps.host_gid(0).is_some() {
+            sys::become_root()?;
+        }
+        Ok(())
+    }
 }
 
 /// Starts `process` in the container whose init `target` was opened from,
@@ -597,8 +701,7 @@ pub fn init(
     sys.pivot_root(Path::new("."), Path::new("."))?;
     sys.umount_detach(Path::new("."))?;
     if spec.root_readonly {
-        let readonly = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-        sys.mount(None, Path::new("/"), None, readonly, None)?;
+        remount(sys, Path::new("/"), MsFlags::MS_RDONLY)?;
     }
     if let Some(hostname) = &spec.hostname {
         sys.sethostname(hostname)?;
@@ -842,13 +945,18 @@ fn make_readonly(sys: &impl Syscalls, path: &ContainerPath) -> Result<(), Contai
         Err(e) if e.errno() == Errno::ENOENT => return Ok(()),
         result => result?,
     }
-    let readonly = MsFlags::MS_BIND
-        | MsFlags::MS_REMOUNT
-        | MsFlags::MS_RDONLY
-        | MsFlags::MS_NOSUID
-        | MsFlags::MS_NODEV
-        | MsFlags::MS_NOEXEC;
-    Ok(sys.mount(None, path, None, readonly, None)?)
+    let readonly = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    remount(sys, path, readonly)
+}
+
+/// Remounts the bind mount at `path` with `flags` added to the ones it has.
+/// The kernel refuses, in a user namespace, a remount that would drop a flag
+/// locked by the mount namespace's owner (such as nosuid on a host mount, or
+/// its atime flag), so they are repeated.
+fn remount(sys: &impl Syscalls, path: &Path, flags: MsFlags) -> Result<(), ContainerError> {
+    let kept = sys.mount_flags(path)?;
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | kept;
+    Ok(sys.mount(None, path, None, flags, None)?)
 }
 
 /// Where `execve` should find `program`: `program` itself if it contains a `/`,
@@ -990,6 +1098,8 @@ impl fmt::Display for ContainerError {
             Self::OpenExecFifo { path, .. } => write!(f, "opening {}", path.display()),
             Self::WaitStart(_) => f.write_str("waiting for start"),
             Self::JoinCgroup { path, .. } => write!(f, "joining cgroup: {}", path.display()),
+            Self::MapIds(_) => f.write_str("mapping the user namespace's ids"),
+            Self::NotMapped => f.write_str("the new user namespace was not given its id maps"),
             Self::Reported(message) => f.write_str(message),
             Self::SetupExited(status) => {
                 write!(f, "container setup exited with status {status}")
@@ -1011,7 +1121,9 @@ impl std::error::Error for ContainerError {
             | Self::JoinCgroup { source, .. }
             | Self::WaitStart(source)
             | Self::ReadReport(source) => Some(source),
+            Self::MapIds(e) => Some(e),
             Self::DestinationEscapes { .. }
+            | Self::NotMapped
             | Self::ProgramNotFound { .. }
             | Self::Reported(_)
             | Self::SetupExited(_) => None,
@@ -1031,6 +1143,7 @@ fn intermediate(
     cgroup: Option<&Path>,
     exec_fifo: Option<&Path>,
     console: Option<&ConsoleSocket>,
+    userns: Option<UsernsSyncChild>,
     mut pid_write: File,
     mut report_write: File,
 ) -> ! {
@@ -1052,7 +1165,7 @@ fn intermediate(
         if let Some(dir) = cgroup {
             join_cgroup(dir)?;
         }
-        enter_namespaces(&spec.namespaces)?;
+        enter_namespaces(&spec.namespaces, userns, spec.id_mappings.as_ref())?;
         Ok((fifo, sys::fork()?))
     });
     match forked {
@@ -1140,9 +1253,14 @@ fn handshake(report: &mut File, fifo: Option<File>) -> Result<(), ContainerError
 }
 
 /// Joins the namespaces given by path, user namespace first (it governs what
-/// the others allow), then creates the new ones. Every namespace file is
-/// opened before the first `setns` changes what may be opened.
-fn enter_namespaces(namespaces: &NamespaceSet) -> Result<(), ContainerError> {
+/// the others allow), then creates the new ones: a new user namespace first,
+/// with its maps (sync point 0), so that it owns the others. Every namespace
+/// file is opened before the first `setns` changes what may be opened.
+fn enter_namespaces(
+    namespaces: &NamespaceSet,
+    userns: Option<UsernsSyncChild>,
+    maps: Option<&IdMappings>,
+) -> Result<(), ContainerError> {
     let mut joins = Vec::new();
     let mut new = CloneFlags::empty();
     for ns in namespaces.iter() {
@@ -1160,6 +1278,10 @@ fn enter_namespaces(namespaces: &NamespaceSet) -> Result<(), ContainerError> {
     joins.sort_by_key(|(kind, ..)| *kind != NamespaceKind::User);
     for (kind, file, path) in &joins {
         sys::setns(file, clone_flag(*kind), path)?;
+    }
+    if let (Some(sync), Some(maps)) = (userns, maps) {
+        sync.enter(maps)?;
+        new.remove(CloneFlags::CLONE_NEWUSER);
     }
     Ok(sys::unshare(new)?)
 }
@@ -1229,8 +1351,7 @@ fn mount_below(sys: &impl Syscalls, root: &Path, mount: &Mount) -> Result<(), Co
             )?;
             // A bind mount takes flags such as ro or nosuid only when remounted.
             if !mount.flags.is_empty() {
-                let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | mount.flags;
-                sys.mount(None, &target, None, flags, None)?;
+                remount(sys, &target, mount.flags)?;
             }
         }
         MountKind::Fs { fstype, source } => {
@@ -1268,6 +1389,8 @@ mod tests {
         errnos: Vec<(String, Errno)>,
         /// What `cap_last_cap` returns; 40 (Linux 5.9 and later) if `None`.
         last_cap: Option<u8>,
+        /// What `mount_flags` returns; none if `None`.
+        mount_flags: Option<MsFlags>,
     }
 
     impl Recorder {
@@ -1321,6 +1444,11 @@ mod tests {
 
         fn umount_detach(&self, target: &Path) -> Result<(), SysError> {
             self.record("umount_detach", target.display().to_string())
+        }
+
+        fn mount_flags(&self, path: &Path) -> Result<MsFlags, SysError> {
+            self.record("statvfs", path.display().to_string())?;
+            Ok(self.mount_flags.unwrap_or(MsFlags::empty()))
         }
 
         fn pivot_root(&self, new_root: &Path, put_old: &Path) -> Result<(), SysError> {
@@ -1501,6 +1629,7 @@ mod tests {
             format!("mount tmpfs {r}/dev tmpfs MS_NOSUID mode=755"),
             format!("mkdir_all {r}/data"),
             format!("mount {b}/data {r}/data - MS_BIND|MS_REC -"),
+            format!("statvfs {r}/data"),
             format!("mount - {r}/data - MS_RDONLY|MS_REMOUNT|MS_BIND -"),
             format!("create_file {r}/etc/conf"),
             format!("mount {b}/conf {r}/etc/conf - MS_BIND -"),
@@ -1520,6 +1649,7 @@ mod tests {
             format!("chdir {r}"),
             "pivot_root . .".into(),
             "umount_detach .".into(),
+            "statvfs /".into(),
             "mount - / - MS_RDONLY|MS_REMOUNT|MS_BIND -".into(),
             "sethostname box".into(),
             "chdir /srv".into(),
@@ -1620,6 +1750,7 @@ mod tests {
             "write_file /proc/sys/kernel/shmmax 65536".into(),
             "write_file /proc/sys/net/ipv4/ip_forward 1".into(),
             "mount /proc/sys /proc/sys - MS_BIND|MS_REC -".into(),
+            "statvfs /proc/sys".into(),
             "mount - /proc/sys - MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC|MS_REMOUNT|MS_BIND -"
                 .into(),
             "mount /proc/nope /proc/nope - MS_BIND|MS_REC -".into(),
@@ -1811,6 +1942,46 @@ mod tests {
         assert!(sys.calls.borrow().contains(
             &"drop_bounding keep CAP_CHOWN|CAP_KILL|CAP_NET_BIND_SERVICE up to 37".into()
         ));
+    }
+
+    #[test]
+    fn remounts_repeat_the_flags_the_mount_has() {
+        // In a user namespace, nosuid, nodev and the atime flag of a host
+        // mount are locked: a remount must repeat them or fail with EPERM.
+        let bundle = TempDir::new("remount-kept");
+        fs::create_dir(bundle.path().join("data")).unwrap();
+        let json = r#"{"ociVersion": "1.0.0", "process": {"args": ["/bin/sh"], "cwd": "/"},
+            "root": {"path": "rootfs", "readonly": true},
+            "linux": {"namespaces": [{"type": "mount"}]},
+            "mounts": [{"destination": "/data", "source": "data", "options": ["bind", "ro"]}]}"#;
+        let spec = spec::parse(json.as_bytes(), bundle.path()).unwrap();
+        let r = format!("{}/rootfs", bundle.path().display());
+        let sys = Recorder {
+            mount_flags: Some(MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_RELATIME),
+            ..Recorder::default()
+        };
+        init(
+            &sys,
+            &spec,
+            None,
+            || Ok(sys.record("ready", String::new())?),
+        )
+        .unwrap_err();
+        let calls = sys.calls.borrow();
+        let remounts: Vec<&str> = calls
+            .iter()
+            .map(String::as_str)
+            .filter(|c| c.contains("MS_REMOUNT"))
+            .collect();
+        assert_eq!(
+            remounts,
+            [
+                format!(
+                    "mount - {r}/data - MS_RDONLY|MS_NOSUID|MS_NODEV|MS_REMOUNT|MS_BIND|MS_RELATIME -"
+                ),
+                "mount - / - MS_RDONLY|MS_NOSUID|MS_NODEV|MS_REMOUNT|MS_BIND|MS_RELATIME -".into(),
+            ]
+        );
     }
 
     #[test]

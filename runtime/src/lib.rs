@@ -20,6 +20,7 @@ pub mod sys;
 pub mod template;
 #[cfg(test)]
 mod testutil;
+pub mod userns;
 pub mod wire;
 
 use std::fmt;

@@ -60,6 +60,8 @@ pub struct Host {
     pub cgroup_root: Option<PathBuf>,
     /// The default parent of container cgroups, relative to `cgroup_root`.
     pub cgroup_parent: String,
+    /// husk's effective uid: other than 0, containers are rootless.
+    pub euid: u32,
 }
 
 /// The status of a container, as the OCI runtime spec names it.
@@ -120,6 +122,19 @@ pub enum LifecycleError {
     NoCgroup(ContainerId),
     /// No cgroup v2 hierarchy is mounted, but the config sets limits.
     NoCgroupRoot,
+    /// husk is not root, and the config has no user namespace to be root in.
+    RootlessWithoutUserns {
+        /// husk's effective uid.
+        uid: u32,
+    },
+    /// husk is not root, the config sets limits, and the cgroup parent is not
+    /// delegated to husk's user.
+    RootlessCgroup {
+        /// husk's effective uid.
+        uid: u32,
+        /// The directory husk would have to create the cgroup in.
+        dir: PathBuf,
+    },
     /// A cgroup operation failed.
     Cgroup(CgroupError),
     /// `process.terminal` is true, but no `--console-socket` was given.
@@ -159,6 +174,7 @@ impl Host {
                 .map(PathBuf::from)
                 .find(|dir| dir.join("cgroup.controllers").exists()),
             cgroup_parent: DEFAULT_CGROUP_PARENT.to_owned(),
+            euid: sys::effective_uid(),
         }
     }
 
@@ -578,7 +594,10 @@ pub fn exec(
 }
 
 /// `spec`: writes the default `config.json` into `bundle`, never over one.
-pub fn write_default_config(bundle: &Path) -> Result<(), Error> {
+pub fn write_default_config(
+    bundle: &Path,
+    rootless: Option<crate::template::Rootless>,
+) -> Result<(), Error> {
     let path = bundle.join("config.json");
     let error = |source| LifecycleError::WriteConfig {
         path: path.clone(),
@@ -589,7 +608,7 @@ pub fn write_default_config(bundle: &Path) -> Result<(), Error> {
         .create_new(true)
         .open(&path)
         .map_err(error)?;
-    file.write_all(crate::template::default_config().as_bytes())
+    file.write_all(crate::template::default_config(rootless).as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| {
             let _ = fs::remove_file(&path);
@@ -723,15 +742,20 @@ fn claim(
     bundle: &Path,
     spec: &spec::ContainerSpec,
 ) -> Result<(Record, Option<Cgroup<HostFs>>), Error> {
+    let rootless = host.euid != 0;
+    if rootless && !spec.namespaces.contains(spec::NamespaceKind::User) {
+        return Err(LifecycleError::RootlessWithoutUserns { uid: host.euid }.into());
+    }
     let path = match &host.cgroup_root {
-        Some(_) => Some(
-            cgroup::resolve_path(
+        Some(root) => {
+            let path = cgroup::resolve_path(
                 spec.cgroups_path.as_deref(),
                 &host.cgroup_parent,
                 id.as_str(),
             )
-            .map_err(spec::SpecError::Cgroup)?,
-        ),
+            .map_err(spec::SpecError::Cgroup)?;
+            rootless_cgroup(host, root, path, &spec.resources)?
+        }
         None if spec.resources != cgroup::Resources::default() => {
             return Err(LifecycleError::NoCgroupRoot.into())
         }
@@ -768,6 +792,40 @@ fn claim(
             let _ = host.state.remove(id);
             Err(e)
         }
+    }
+}
+
+/// The cgroup `path` a container gets. Where husk is not root, as runc does
+/// rootless: the cgroup where its user may create it (a parent delegated by
+/// `chown`, as systemd's `Delegate=yes` does); elsewhere, none at all if the
+/// config sets no limits, and an error naming the directory if it does.
+fn rootless_cgroup(
+    host: &Host,
+    root: &Path,
+    path: CgroupPath,
+    resources: &cgroup::Resources,
+) -> Result<Option<CgroupPath>, Error> {
+    if host.euid == 0 {
+        return Ok(Some(path));
+    }
+    let full = root.join(path.relative());
+    // The directory husk would create the first missing cgroup in.
+    let dir = full
+        .ancestors()
+        .skip(1)
+        .take_while(|dir| dir.starts_with(root))
+        .find(|dir| dir.is_dir())
+        .unwrap_or(root);
+    if sys::writable(dir) {
+        Ok(Some(path))
+    } else if *resources == cgroup::Resources::default() {
+        Ok(None)
+    } else {
+        Err(LifecycleError::RootlessCgroup {
+            uid: host.euid,
+            dir: dir.to_owned(),
+        }
+        .into())
     }
 }
 
@@ -989,6 +1047,17 @@ impl fmt::Display for LifecycleError {
                  (looked at {})",
                 CGROUP_ROOTS.join(", ")
             ),
+            Self::RootlessWithoutUserns { uid } => write!(
+                f,
+                "running as uid {uid}, not root: config.json needs a new user namespace \
+                 with uid and gid maps ('husk spec --rootless' writes one)"
+            ),
+            Self::RootlessCgroup { uid, dir } => write!(
+                f,
+                "running as uid {uid}, not root: config.json sets linux.resources, but \
+                 {} is not writable; delegate it to this user (chown) or remove the limits",
+                dir.display()
+            ),
             Self::TerminalWithoutSocket => f.write_str(
                 "process.terminal is true: give --console-socket to receive the terminal",
             ),
@@ -1029,7 +1098,30 @@ mod tests {
             proc_root: tmp.path().join("proc"),
             cgroup_root: None,
             cgroup_parent: DEFAULT_CGROUP_PARENT.to_owned(),
+            euid: 0,
         }
+    }
+
+    #[test]
+    fn rootless_needs_a_user_namespace_and_leaves_nothing_behind() {
+        let tmp = TempDir::new("rootless");
+        let host = Host {
+            euid: 1000,
+            ..host(&tmp)
+        };
+        let bundle = tmp.path().join("bundle");
+        fs::create_dir_all(bundle.join("rootfs")).unwrap();
+        let json = r#"{"ociVersion": "1.0.2", "process": {"args": ["sh"], "cwd": "/"},
+            "root": {"path": "rootfs"}, "linux": {"namespaces": [{"type": "mount"}]}}"#;
+        fs::write(bundle.join("config.json"), json).unwrap();
+        let id: ContainerId = "c".parse().unwrap();
+        let error = create(&host, &id, &bundle, None, None, false).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "running as uid 1000, not root: config.json needs a new user namespace \
+             with uid and gid maps ('husk spec --rootless' writes one)"
+        );
+        assert!(!host.state.dir(&id).exists());
     }
 
     /// A fake /proc/<pid>/stat with the given state letter and start time.

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use husk::cli::{self, Command, EarlyExit, Invocation, LogFormat, ResourcesSource};
 use husk::lifecycle::{self, Host};
+use husk::state;
 
 fn main() -> ExitCode {
     let invocation = match cli::parse(std::env::args_os()) {
@@ -25,9 +26,37 @@ fn main() -> ExitCode {
 }
 
 fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
-    let host = Host::new(&invocation.root);
+    // The commands that need no state directory.
     match &invocation.command {
-        Command::Version => println!("{}", cli::version()),
+        Command::Version => {
+            println!("{}", cli::version());
+            return Ok(0);
+        }
+        Command::Spec { bundle, rootless } => {
+            let rootless = rootless.then(|| husk::template::Rootless {
+                uid: husk::sys::effective_uid(),
+                gid: husk::sys::effective_gid(),
+            });
+            lifecycle::write_default_config(bundle, rootless)?;
+            return Ok(0);
+        }
+        Command::Features => {
+            println!("{}", husk::template::features());
+            return Ok(0);
+        }
+        _ => {}
+    }
+    let root = match &invocation.root {
+        Some(root) => root.clone(),
+        None => state::default_root(
+            husk::sys::effective_uid(),
+            std::env::var_os("XDG_RUNTIME_DIR").as_deref(),
+        )?,
+    };
+    let host = Host::new(&root);
+    match &invocation.command {
+        // Answered above, before the state directory is looked for.
+        Command::Version | Command::Spec { .. } | Command::Features => {}
         Command::Create(args) => lifecycle::create(
             &host,
             &args.id,
@@ -83,8 +112,6 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
                 exec.console_socket.as_deref(),
             )
         }
-        Command::Spec { bundle } => lifecycle::write_default_config(bundle)?,
-        Command::Features => println!("{}", husk::template::features()),
         Command::Update { id, resources } => {
             let json = match resources {
                 ResourcesSource::Flags(json) => json.clone().into_bytes(),

@@ -67,6 +67,9 @@ pub const MAX_SYSCTL_NAME: usize = 256;
 pub const MAX_MASKED_PATHS: usize = 64;
 /// Most entries in `linux.readonlyPaths` (Docker's default has 5).
 pub const MAX_READONLY_PATHS: usize = 64;
+/// Most lines in `linux.uidMappings` or `linux.gidMappings`: the kernel's own
+/// limit for `uid_map` and `gid_map` (since Linux 4.15).
+pub const MAX_ID_MAPPINGS: usize = 340;
 
 /// A validated container configuration.
 #[derive(Debug)]
@@ -81,6 +84,9 @@ pub struct ContainerSpec {
     pub hostname: Option<String>,
     /// `linux.namespaces`; always includes a new mount namespace.
     pub namespaces: NamespaceSet,
+    /// `linux.uidMappings` and `linux.gidMappings`: present exactly when the
+    /// container has a new user namespace.
+    pub id_mappings: Option<IdMappings>,
     /// `mounts`, in order.
     pub mounts: Vec<Mount>,
     /// `linux.cgroupsPath`, resolved later against the runtime's defaults.
@@ -272,6 +278,56 @@ pub struct Namespace {
     pub kind: NamespaceKind,
     /// A namespace file such as `/proc/1234/ns/net` to join instead of creating one.
     pub path: Option<PathBuf>,
+}
+
+/// One line of a user namespace's `uid_map` or `gid_map`: `size` ids from
+/// `container_id` in the namespace are `host_id`... on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdMapping {
+    /// The first id inside the container.
+    pub container_id: u32,
+    /// The id it is on the host (in husk's user namespace).
+    pub host_id: u32,
+    /// How many consecutive ids; at least 1.
+    pub size: u32,
+}
+
+/// The uid and gid maps of a new user namespace; neither is empty, and the
+/// ranges of each overlap neither inside nor outside the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdMappings {
+    /// `linux.uidMappings`.
+    pub uids: Vec<IdMapping>,
+    /// `linux.gidMappings`.
+    pub gids: Vec<IdMapping>,
+}
+
+impl IdMappings {
+    /// The host uid that container uid `id` is, if it is mapped.
+    pub fn host_uid(&self, id: u32) -> Option<u32> {
+        IdMapping::host_id_of(&self.uids, id)
+    }
+
+    /// The host gid that container gid `id` is, if it is mapped.
+    pub fn host_gid(&self, id: u32) -> Option<u32> {
+        IdMapping::host_id_of(&self.gids, id)
+    }
+}
+
+impl IdMapping {
+    fn host_id_of(map: &[IdMapping], id: u32) -> Option<u32> {
+        map.iter().find_map(|m| {
+            let offset = id.checked_sub(m.container_id)?;
+            (offset < m.size).then(|| m.host_id + offset)
+        })
+    }
+
+    /// The map in the kernel's format: one `container host size` line each.
+    pub fn kernel_format(map: &[IdMapping]) -> String {
+        map.iter()
+            .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
+            .collect()
+    }
 }
 
 /// The namespaces of a container, at most one of each kind.
@@ -948,8 +1004,8 @@ struct WireMount<'a> {
 struct WireLinux<'a> {
     #[serde(borrow)]
     namespaces: Option<Capped<WireNamespace<'a>, MAX_NAMESPACES>>,
-    uid_mappings: Option<IgnoredAny>,
-    gid_mappings: Option<IgnoredAny>,
+    uid_mappings: Option<HeapCapped<WireIdMapping, MAX_ID_MAPPINGS>>,
+    gid_mappings: Option<HeapCapped<WireIdMapping, MAX_ID_MAPPINGS>>,
     time_offsets: Option<IgnoredAny>,
     /// Only an empty list is accepted: any entry overflows the capacity of 0.
     devices: Option<Capped<IgnoredAny, 0>>,
@@ -971,6 +1027,15 @@ struct WireLinux<'a> {
     personality: Option<IgnoredAny>,
     memory_policy: Option<IgnoredAny>,
     net_devices: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct WireIdMapping {
+    #[serde(rename = "containerID")]
+    container_id: Option<u32>,
+    #[serde(rename = "hostID")]
+    host_id: Option<u32>,
+    size: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -1026,8 +1091,6 @@ impl WireProcess<'_> {
 impl WireLinux<'_> {
     fn unsupported(&self) -> Option<&'static str> {
         first_present(&[
-            ("linux.uidMappings", self.uid_mappings.is_some()),
-            ("linux.gidMappings", self.gid_mappings.is_some()),
             ("linux.timeOffsets", self.time_offsets.is_some()),
             (
                 "linux.devices",
@@ -1073,6 +1136,7 @@ fn convert(wire: WireConfig<'_>, bundle: &Path) -> Result<ContainerSpec, SpecErr
 
     let linux = wire.linux.unwrap_or_default();
     let namespaces = convert_namespaces(linux.namespaces)?;
+    let id_mappings = convert_id_mappings(&namespaces, linux.uid_mappings, linux.gid_mappings)?;
     const CGROUPS_PATH: Field = Field::new("linux.cgroupsPath");
     let cgroups_path = linux
         .cgroups_path
@@ -1116,6 +1180,7 @@ fn convert(wire: WireConfig<'_>, bundle: &Path) -> Result<ContainerSpec, SpecErr
         root_readonly: root.readonly.unwrap_or(false),
         hostname,
         namespaces,
+        id_mappings,
         mounts,
         cgroups_path,
         resources,
@@ -1514,13 +1579,75 @@ fn convert_namespaces(
         Some(Namespace { path: None, .. }) => {}
         _ => return Err(invalid(NAMESPACES, "must include a new mount namespace")),
     }
-    if let Some(Namespace { path: None, .. }) = set.get(NamespaceKind::User) {
-        return Err(SpecError::UnsupportedValue {
-            field: NAMESPACES,
-            value: "a new user namespace".into(),
-        });
-    }
     Ok(set)
+}
+
+/// `linux.uidMappings` and `linux.gidMappings`: both required with a new user
+/// namespace, refused without one (a joined namespace has its maps already).
+fn convert_id_mappings(
+    namespaces: &NamespaceSet,
+    uids: Option<HeapCapped<WireIdMapping, MAX_ID_MAPPINGS>>,
+    gids: Option<HeapCapped<WireIdMapping, MAX_ID_MAPPINGS>>,
+) -> Result<Option<IdMappings>, SpecError> {
+    const UIDS: Field = Field::new("linux.uidMappings");
+    const GIDS: Field = Field::new("linux.gidMappings");
+    let uids = uids.map(|m| convert_id_map(UIDS, m)).transpose()?;
+    let gids = gids.map(|m| convert_id_map(GIDS, m)).transpose()?;
+    let new_user = matches!(
+        namespaces.get(NamespaceKind::User),
+        Some(Namespace { path: None, .. })
+    );
+    match (new_user, uids, gids) {
+        (true, Some(uids), Some(gids)) => Ok(Some(IdMappings { uids, gids })),
+        (true, None, _) => Err(invalid(UIDS, "is required with a new user namespace")),
+        (true, _, None) => Err(invalid(GIDS, "is required with a new user namespace")),
+        (false, Some(_), _) => Err(invalid(UIDS, "needs a new user namespace")),
+        (false, _, Some(_)) => Err(invalid(GIDS, "needs a new user namespace")),
+        (false, None, None) => Ok(None),
+    }
+}
+
+fn convert_id_map(
+    field: Field,
+    wire: HeapCapped<WireIdMapping, MAX_ID_MAPPINGS>,
+) -> Result<Vec<IdMapping>, SpecError> {
+    let wire = wire.into_items(field)?;
+    if wire.is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    let mut map: Vec<IdMapping> = Vec::with_capacity(wire.len());
+    for (i, line) in wire.into_iter().enumerate() {
+        let at = field.at(i);
+        let mapping = IdMapping {
+            container_id: required(at.member("containerID"), line.container_id)?,
+            host_id: required(at.member("hostID"), line.host_id)?,
+            size: required(at.member("size"), line.size)?,
+        };
+        let end = |start: u32| u64::from(start) + u64::from(mapping.size);
+        if mapping.size == 0 {
+            return Err(invalid(at.member("size"), "must be at least 1"));
+        }
+        if end(mapping.container_id) > 1 << 32 || end(mapping.host_id) > 1 << 32 {
+            return Err(invalid(at, "goes past the last 32-bit id"));
+        }
+        let overlaps = |a: u32, b: u32, b_size: u32| {
+            u64::from(a) < u64::from(b) + u64::from(b_size) && u64::from(b) < end(a)
+        };
+        if map
+            .iter()
+            .any(|m| overlaps(mapping.container_id, m.container_id, m.size))
+        {
+            return Err(invalid(at, "overlaps an earlier line inside the container"));
+        }
+        if map
+            .iter()
+            .any(|m| overlaps(mapping.host_id, m.host_id, m.size))
+        {
+            return Err(invalid(at, "overlaps an earlier line on the host"));
+        }
+        map.push(mapping);
+    }
+    Ok(map)
 }
 
 fn convert_mount(field: Field, wire: WireMount<'_>, bundle: &Path) -> Result<Mount, SpecError> {
@@ -1973,7 +2100,7 @@ mod tests {
             ),
             (
                 config(PROCESS, "").replace(r#"{"type": "uts"}"#, r#"{"type": "user"}"#),
-                "linux.namespaces: a new user namespace is not supported yet",
+                "linux.uidMappings is required with a new user namespace",
             ),
             (
                 config(PROCESS, "").replace(r#"{"type": "uts"}"#, r#"{"type": "time"}"#),
@@ -1990,6 +2117,104 @@ mod tests {
         for (json, message) in cases {
             assert_eq!(error(&json), format!("config.json: {message}"));
         }
+    }
+
+    #[test]
+    fn user_namespace_maps() {
+        let with = |namespace: &str, maps: &str| {
+            config(PROCESS, "").replace(
+                r#"{"type": "uts"}]"#,
+                &format!(r#"{{"type": "uts"}}, {namespace}]{maps}"#),
+            )
+        };
+        const USER: &str = r#"{"type": "user"}"#;
+        let maps = r#", "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+            "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 1000},
+                            {"containerID": 1000, "hostID": 5, "size": 1}]"#;
+        let spec = parse_str(&with(USER, maps)).unwrap();
+        let ids = spec.id_mappings.unwrap();
+        assert_eq!(ids.host_uid(0), Some(100000));
+        assert_eq!(ids.host_uid(65535), Some(165535));
+        assert_eq!(ids.host_uid(65536), None);
+        assert_eq!(ids.host_gid(1000), Some(5));
+        assert_eq!(
+            IdMapping::kernel_format(&ids.gids),
+            "0 100000 1000\n1000 5 1\n"
+        );
+
+        let uids_only = r#", "uidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]"#;
+        let line = |l: &str| format!(r#", "uidMappings": [{l}], "gidMappings": [{l}]"#);
+        let ok = r#"{"containerID": 0, "hostID": 1000, "size": 1}"#;
+        let cases = [
+            (
+                with(USER, uids_only),
+                "linux.gidMappings is required with a new user namespace",
+            ),
+            (
+                with(r#"{"type": "network"}"#, maps),
+                "linux.uidMappings needs a new user namespace",
+            ),
+            (
+                with(r#"{"type": "user", "path": "/proc/1/ns/user"}"#, maps),
+                "linux.uidMappings needs a new user namespace",
+            ),
+            (with(USER, &line("")), "linux.uidMappings must not be empty"),
+            (
+                with(USER, &line(r#"{"containerID": 0, "hostID": 1000}"#)),
+                "linux.uidMappings[0].size is required",
+            ),
+            (
+                with(
+                    USER,
+                    &line(r#"{"containerID": 0, "hostID": 1000, "size": 0}"#),
+                ),
+                "linux.uidMappings[0].size must be at least 1",
+            ),
+            (
+                with(
+                    USER,
+                    &line(r#"{"containerID": 4294967295, "hostID": 1, "size": 2}"#),
+                ),
+                "linux.uidMappings[0] goes past the last 32-bit id",
+            ),
+            (
+                with(
+                    USER,
+                    &line(&format!(
+                        r#"{ok}, {{"containerID": 0, "hostID": 5, "size": 1}}"#
+                    )),
+                ),
+                "linux.uidMappings[1] overlaps an earlier line inside the container",
+            ),
+            (
+                with(
+                    USER,
+                    &line(&format!(
+                        r#"{ok}, {{"containerID": 1, "hostID": 999, "size": 2}}"#
+                    )),
+                ),
+                "linux.uidMappings[1] overlaps an earlier line on the host",
+            ),
+            (
+                with(
+                    USER,
+                    &line(r#"{"containerID": -1, "hostID": 1, "size": 1}"#),
+                ),
+                "invalid JSON",
+            ),
+        ];
+        for (json, message) in cases {
+            let error = error(&json);
+            assert!(
+                error.starts_with(&format!("config.json: {message}")),
+                "{error}"
+            );
+        }
+        let many = vec![ok; MAX_ID_MAPPINGS + 1].join(",");
+        assert_eq!(
+            error(&with(USER, &line(&many))),
+            format!("config.json: linux.uidMappings has more than {MAX_ID_MAPPINGS} entries")
+        );
     }
 
     #[test]

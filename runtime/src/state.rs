@@ -10,6 +10,7 @@
 //! A directory without `state.json` is a create that was interrupted before the
 //! record was first written; `delete --force` removes it.
 
+use std::ffi::OsStr;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -22,7 +23,7 @@ use serde_json_core::str::EscapedStr;
 use crate::container::ContainerId;
 use crate::wire::{self, Field};
 
-/// Where state lives unless `--root` says otherwise.
+/// Where state lives unless `--root` says otherwise (for root; see [`default_root`]).
 pub const DEFAULT_ROOT: &str = "/run/husk";
 /// Largest `state.json` read, in bytes.
 pub const MAX_STATE_BYTES: usize = 16 * 1024;
@@ -79,6 +80,12 @@ pub enum StateError {
         /// The I/O error.
         source: io::Error,
     },
+    /// husk runs as a user other than root, without `--root` or
+    /// `XDG_RUNTIME_DIR` to say where that user's state goes.
+    NoDefaultRoot {
+        /// The effective uid.
+        uid: u32,
+    },
     /// `state.json` is not a record this husk can read.
     Corrupt {
         /// The file.
@@ -86,6 +93,17 @@ pub enum StateError {
         /// What is wrong with it.
         reason: &'static str,
     },
+}
+
+/// The state directory when `--root` is not given: [`DEFAULT_ROOT`] for
+/// root; `$XDG_RUNTIME_DIR/husk` for any other user (rootless containers,
+/// as runc has them), with `runtime_dir` the value of that variable.
+pub fn default_root(euid: u32, runtime_dir: Option<&OsStr>) -> Result<PathBuf, StateError> {
+    match runtime_dir {
+        _ if euid == 0 => Ok(PathBuf::from(DEFAULT_ROOT)),
+        Some(dir) if Path::new(dir).is_absolute() => Ok(Path::new(dir).join("husk")),
+        _ => Err(StateError::NoDefaultRoot { uid: euid }),
+    }
 }
 
 impl StateDir {
@@ -310,6 +328,11 @@ impl fmt::Display for StateError {
             ),
             Self::Io { op, path, .. } => write!(f, "{op} {}", path.display()),
             Self::Corrupt { path, reason } => write!(f, "{}: {reason}", path.display()),
+            Self::NoDefaultRoot { uid } => write!(
+                f,
+                "running as uid {uid}, not root: give --root DIR or set XDG_RUNTIME_DIR \
+                 for the state directory"
+            ),
         }
     }
 }
@@ -338,6 +361,24 @@ mod tests {
             created: 1_800_000_000,
             cgroup: Some("husk/web-1".into()),
             hooks: true,
+        }
+    }
+
+    #[test]
+    fn the_default_root_follows_the_user() {
+        assert_eq!(default_root(0, None).unwrap(), PathBuf::from(DEFAULT_ROOT));
+        let xdg = Some(OsStr::new("/run/user/1000"));
+        assert_eq!(default_root(0, xdg).unwrap(), PathBuf::from(DEFAULT_ROOT));
+        assert_eq!(
+            default_root(1000, xdg).unwrap(),
+            PathBuf::from("/run/user/1000/husk")
+        );
+        for unusable in [None, Some(OsStr::new("")), Some(OsStr::new("run/user"))] {
+            assert_eq!(
+                default_root(1000, unusable).unwrap_err().to_string(),
+                "running as uid 1000, not root: give --root DIR or set XDG_RUNTIME_DIR \
+                 for the state directory"
+            );
         }
     }
 

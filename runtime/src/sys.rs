@@ -107,6 +107,24 @@ impl Syscalls for Linux {
         check("umount", Some(target), result)
     }
 
+    fn mount_flags(&self, path: &Path) -> Result<MsFlags, SysError> {
+        use nix::sys::statvfs::FsFlags;
+        let flags = check("statvfs", Some(path), nix::sys::statvfs::statvfs(path))?.flags();
+        let pairs = [
+            (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+            (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+            (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+            (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+            (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+            (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+            (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        ];
+        Ok(pairs
+            .iter()
+            .filter(|(st, _)| flags.contains(*st))
+            .fold(MsFlags::empty(), |all, (_, ms)| all | *ms))
+    }
+
     fn pivot_root(&self, new_root: &Path, put_old: &Path) -> Result<(), SysError> {
         let result = nix::unistd::pivot_root(new_root, put_old);
         check("pivot_root", Some(new_root), result)
@@ -275,7 +293,14 @@ impl Syscalls for Linux {
             .copied()
             .map(Gid::from_raw)
             .collect();
-        check("setgroups", None, nix::unistd::setgroups(&groups))?;
+        match nix::unistd::setgroups(&groups) {
+            // In a user namespace whose `setgroups` is `deny` (one an
+            // unprivileged husk mapped), setgroups(2) fails with EPERM. With
+            // no additional gids asked, the process keeps the groups it has,
+            // which are its own on the host and nobody's in the namespace.
+            Err(Errno::EPERM) if groups.is_empty() => {}
+            other => check("setgroups", None, other)?,
+        }
         let gid = Gid::from_raw(user.gid);
         check("setresgid", None, nix::unistd::setresgid(gid, gid, gid))?;
         let uid = Uid::from_raw(user.uid);
@@ -557,6 +582,34 @@ pub fn set_child_subreaper() -> Result<(), SysError> {
 /// Joins the namespace `file` (opened from `path`) refers to.
 pub fn setns(file: &File, kind: CloneFlags, path: &Path) -> Result<(), SysError> {
     check("setns", Some(path), nix::sched::setns(file, kind))
+}
+
+/// Whether the calling process may create entries in the directory `dir`
+/// (`faccessat(2)` with its effective ids).
+pub fn writable(dir: &Path) -> bool {
+    use nix::fcntl::AtFlags;
+    use nix::unistd::AccessFlags;
+    let access = AccessFlags::W_OK | AccessFlags::X_OK;
+    nix::unistd::faccessat(None, dir, access, AtFlags::AT_EACCESS).is_ok()
+}
+
+/// The calling process's effective uid.
+pub fn effective_uid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+/// The calling process's effective gid.
+pub fn effective_gid() -> u32 {
+    nix::unistd::getegid().as_raw()
+}
+
+/// Becomes uid and gid 0 of the calling process's user namespace (where they
+/// are mapped and the process holds `CAP_SETUID` and `CAP_SETGID` there).
+pub fn become_root() -> Result<(), SysError> {
+    let root = Gid::from_raw(0);
+    check("setresgid", None, nix::unistd::setresgid(root, root, root))?;
+    let root = Uid::from_raw(0);
+    check("setresuid", None, nix::unistd::setresuid(root, root, root))
 }
 
 /// Moves the calling process into new namespaces (new PID namespace: its children).

@@ -51,12 +51,48 @@ pub const READONLY_PATHS: [&str; 6] = [
     "/proc/interrupts",
 ];
 
-/// The default `config.json`, as pretty-printed JSON text.
-pub fn default_config() -> String {
+/// The user `husk spec --rootless` writes a config for: the container's
+/// root is this uid and gid on the host, and nothing else is mapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rootless {
+    /// The host uid of the container's root.
+    pub uid: u32,
+    /// The host gid of the container's root.
+    pub gid: u32,
+}
+
+/// The default `config.json`, as pretty-printed JSON text. With `rootless`,
+/// what runc's `spec --rootless` changes: a new user namespace mapping only
+/// that user's ids to root, no network namespace (an unprivileged user could
+/// not connect it), `/sys` bound from the host (sysfs cannot be mounted
+/// without a network namespace of one's own), no `gid=` mount option (gid 5
+/// is not mapped) and no `linux.resources` (the cgroup may not be delegated).
+pub fn default_config(rootless: Option<Rootless>) -> String {
     let caps = json_list(&DEFAULT_CAPABILITIES, 10);
     let masked = json_list(&MASKED_PATHS, 6);
     let readonly = json_list(&READONLY_PATHS, 6);
     let seccomp = seccomp::default_profile().trim().replace('\n', "\n    ");
+    let (devpts_gid, sys, namespaces, ids) = match rootless {
+        None => (
+            r#", "gid=5""#.to_owned(),
+            r#"{"destination": "/sys", "type": "sysfs", "source": "sysfs",
+      "options": ["nosuid", "noexec", "nodev", "ro"]}"#,
+            r#"{"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+      {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}"#,
+            r#""resources": {"pids": {"limit": 1024}},"#.to_owned(),
+        ),
+        Some(Rootless { uid, gid }) => (
+            String::new(),
+            r#"{"destination": "/sys", "type": "none", "source": "/sys",
+      "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}"#,
+            r#"{"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
+      {"type": "mount"}, {"type": "cgroup"}, {"type": "user"}"#,
+            format!(
+                r#""uidMappings": [{{"containerID": 0, "hostID": {uid}, "size": 1}}],
+    "gidMappings": [{{"containerID": 0, "hostID": {gid}, "size": 1}}],"#
+            ),
+        ),
+    };
     format!(
         r#"{{
   "ociVersion": "1.2.0",
@@ -84,22 +120,20 @@ pub fn default_config() -> String {
     {{"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
       "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}},
     {{"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-      "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}},
+      "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"{devpts_gid}]}},
     {{"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
       "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}},
     {{"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
       "options": ["nosuid", "noexec", "nodev"]}},
-    {{"destination": "/sys", "type": "sysfs", "source": "sysfs",
-      "options": ["nosuid", "noexec", "nodev", "ro"]}},
+    {sys},
     {{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
       "options": ["nosuid", "nodev", "mode=1777", "size=16m"]}}
   ],
   "linux": {{
     "namespaces": [
-      {{"type": "pid"}}, {{"type": "network"}}, {{"type": "ipc"}},
-      {{"type": "uts"}}, {{"type": "mount"}}, {{"type": "cgroup"}}
+      {namespaces}
     ],
-    "resources": {{"pids": {{"limit": 1024}}}},
+    {ids}
     "maskedPaths": {masked},
     "readonlyPaths": {readonly},
     "seccomp": {seccomp}
@@ -136,7 +170,7 @@ pub const SECCOMP_OPERATORS: [&str; 7] = [
 pub const SECCOMP_FLAGS: [&str; 2] = ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"];
 
 /// The namespaces husk can create for a container.
-pub const NAMESPACES: [&str; 6] = ["cgroup", "ipc", "mount", "network", "pid", "uts"];
+pub const NAMESPACES: [&str; 7] = ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"];
 
 /// What `husk features` prints: the OCI runtime features document.
 pub fn features() -> String {
@@ -187,16 +221,49 @@ fn json_list(items: &[&str], per_line: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cgroup::Resources;
+    use crate::spec::{MountKind, NamespaceKind};
     use std::path::Path;
 
     #[test]
     fn the_default_config_is_valid_json_of_the_expected_shape() {
-        let config = default_config();
+        let config = default_config(None);
         // The wire parser of config.json checks the JSON and every field husk knows.
         let spec = crate::spec::parse(config.as_bytes(), Path::new("/bundle"));
         let spec = spec.expect("husk must accept the config it writes");
         assert!(spec.root_readonly);
         assert_eq!(spec.hostname.as_deref(), Some("husk"));
+        assert_eq!(spec.id_mappings, None);
+        assert!(spec.namespaces.contains(NamespaceKind::Net));
+        assert_ne!(spec.resources, Resources::default());
+    }
+
+    #[test]
+    fn the_rootless_config_maps_only_the_user() {
+        let rootless = Rootless {
+            uid: 1000,
+            gid: 100,
+        };
+        let config = default_config(Some(rootless));
+        let spec = crate::spec::parse(config.as_bytes(), Path::new("/bundle"));
+        let spec = spec.expect("husk must accept the rootless config it writes");
+        let ids = spec.id_mappings.expect("a new user namespace");
+        assert_eq!((ids.host_uid(0), ids.host_uid(1)), (Some(1000), None));
+        assert_eq!((ids.host_gid(0), ids.host_gid(1)), (Some(100), None));
+        assert!(!spec.namespaces.contains(NamespaceKind::Net));
+        assert_eq!(spec.resources, Resources::default());
+        let sys = spec
+            .mounts
+            .iter()
+            .find(|m| m.destination.as_path() == Path::new("/sys"));
+        assert!(matches!(
+            sys.map(|m| &m.kind),
+            Some(MountKind::Bind {
+                recursive: true,
+                ..
+            })
+        ));
+        assert!(!config.contains("gid="), "gid 5 is not mapped");
     }
 
     #[test]
@@ -233,10 +300,16 @@ mod tests {
             } else {
                 format!(r#", {{"type": "{ns}"}}"#)
             };
+            let maps = if ns == "user" {
+                r#", "uidMappings": [{"containerID": 0, "hostID": 1, "size": 1}],
+                "gidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]"#
+            } else {
+                ""
+            };
             let config = format!(
                 r#"{{"ociVersion": "1.0.0", "process": {{"args": ["sh"], "cwd": "/"}},
                 "root": {{"path": "rootfs"}},
-                "linux": {{"namespaces": [{{"type": "mount"}}{extra}]}}}}"#
+                "linux": {{"namespaces": [{{"type": "mount"}}{extra}]{maps}}}}}"#
             );
             let parsed = crate::spec::parse(config.as_bytes(), Path::new("/b"));
             assert!(parsed.is_ok(), "{ns}: {:?}", parsed.err());

@@ -1764,3 +1764,171 @@ fn start_and_delete_run_poststart_and_poststop_hooks() {
     success(bundle.husk(&["delete", "--force", "hooks_split"]));
     assert_eq!(fs::read_to_string(&log).unwrap(), "poststart\npoststop\n");
 }
+
+/// `linux` members that map container ids 0..65535 to host ids from 100000.
+const SUBORDINATE_MAPS: &str = r#", "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+    "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]"#;
+
+/// The `Uid:` line's ids of `/proc/<pid>/status`, as the host sees them.
+fn host_uids(pid: i32) -> String {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status_field(&status, "Uid").to_owned()
+}
+
+#[test]
+fn user_namespace_maps_root_to_a_host_range() {
+    let Some(bundle) = Bundle::new("userns") else {
+        return;
+    };
+    // Container root cannot create mount points in a rootfs owned by the
+    // host's root, which it does not map.
+    fs::create_dir(bundle.rootfs().join("proc")).unwrap();
+    let config = Config {
+        args: &["sh", "-c", "exec sleep 1000"],
+        namespaces: &["pid", "mount", "uts", "ipc", "network", "user"],
+        linux: SUBORDINATE_MAPS,
+        ..DEFAULT
+    };
+    bundle.write_config(&config);
+    let dir = bundle.dir.to_str().unwrap();
+    success(bundle.husk(&["run", "--detach", "--bundle", dir, "userns"]));
+    let (_, pid) = state_of(&bundle);
+    // Container root is host uid 100000, in every one of its four ids.
+    assert_eq!(host_uids(pid), "100000\t100000\t100000\t100000");
+    let inside = success(bundle.husk(&[
+        "exec",
+        "userns",
+        "sh",
+        "-c",
+        "id; cat /proc/self/uid_map; ls -ln /marker",
+    ]));
+    let lines: Vec<&str> = inside.lines().collect();
+    assert_eq!(lines[0], "uid=0 gid=0", "{inside}");
+    let map: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(map, ["0", "100000", "65536"]);
+    // A file of the host's root is nobody's inside.
+    assert!(lines[2].contains(" 65534 "), "{inside}");
+    success(bundle.husk(&["delete", "--force", "userns"]));
+    assert!(!process_exists(pid));
+}
+
+#[test]
+fn maps_without_a_new_user_namespace_are_refused() {
+    let Some(bundle) = Bundle::new("maps_no_userns") else {
+        return;
+    };
+    let outcome = bundle.run(&Config {
+        linux: SUBORDINATE_MAPS,
+        ..DEFAULT
+    });
+    assert_eq!(outcome.status, 1);
+    assert_eq!(
+        outcome.stderr,
+        "husk: config.json: linux.uidMappings needs a new user namespace\n"
+    );
+}
+
+/// The uid and gid the rootless tests run husk as; no such user need exist.
+const ROOTLESS_ID: u32 = 4321;
+
+/// Runs `husk ARGS...` as [`ROOTLESS_ID`] (std drops the supplementary groups) and
+/// `XDG_RUNTIME_DIR` at `runtime_dir`.
+fn husk_rootless(runtime_dir: &Path, args: &[&str]) -> Outcome {
+    use std::os::unix::process::CommandExt;
+    let output = Command::new(HUSK)
+        .args(args)
+        .env_clear()
+        .env("XDG_RUNTIME_DIR", runtime_dir)
+        .uid(ROOTLESS_ID)
+        .gid(ROOTLESS_ID)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    Outcome {
+        status: output
+            .status
+            .code()
+            .expect("husk itself should not be killed"),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+#[test]
+fn rootless_runs_the_default_rootless_config() {
+    let Some(bundle) = Bundle::new("rootless") else {
+        return;
+    };
+    let max = fs::read_to_string("/proc/sys/user/max_user_namespaces").unwrap_or_default();
+    if max.trim() == "0" {
+        writeln!(
+            std::io::stderr(),
+            "SKIP rootless: user namespaces are disabled"
+        )
+        .unwrap();
+        return;
+    }
+    let runtime_dir = bundle.dir.join("xdg");
+    fs::create_dir(&runtime_dir).unwrap();
+    let chown = |path: &Path| std::os::unix::fs::chown(path, Some(ROOTLESS_ID), Some(ROOTLESS_ID));
+    chown(&runtime_dir).unwrap();
+    chown(&bundle.dir).unwrap();
+    for dir in ["dev", "sys", "tmp", "proc"] {
+        fs::create_dir_all(bundle.rootfs().join(dir)).unwrap();
+    }
+    let dir = bundle.dir.to_str().unwrap();
+    success(husk_rootless(
+        &runtime_dir,
+        &["spec", "--rootless", "--bundle", dir],
+    ));
+    let config = fs::read_to_string(bundle.dir.join("config.json")).unwrap();
+    let script = "id; cat /proc/self/uid_map; echo x > /dev/null && ls /sys/class >/dev/null \
+                  && echo dev-and-sys; touch /x";
+    let config = config.replace(
+        r#""args": ["sh"]"#,
+        &format!(r#""args": ["sh", "-c", "{script}"]"#),
+    );
+    fs::write(bundle.dir.join("config.json"), &config).unwrap();
+
+    let outcome = husk_rootless(&runtime_dir, &["run", "--bundle", dir, "rootless"]);
+    let lines: Vec<&str> = outcome.stdout.lines().collect();
+    assert_eq!(lines.first(), Some(&"uid=0 gid=0"), "{}", outcome.stderr);
+    let map: Vec<String> = lines[1].split_whitespace().map(str::to_owned).collect();
+    assert_eq!(map, ["0", &ROOTLESS_ID.to_string(), "1"]);
+    assert_eq!(lines[2], "dev-and-sys");
+    // The default root is read-only, in a user namespace too.
+    assert_eq!(outcome.stderr, "touch: /x: Read-only file system\n");
+    assert_eq!(outcome.status, 1);
+    assert!(
+        !runtime_dir.join("husk/rootless").exists(),
+        "run removes its state"
+    );
+
+    // Limits need a cgroup this user may create.
+    if let Some(root) = cgroup_root() {
+        let limited = config.replace(
+            r#""uidMappings""#,
+            r#""resources": {"pids": {"limit": 10}}, "uidMappings""#,
+        );
+        assert_ne!(limited, config);
+        fs::write(bundle.dir.join("config.json"), limited).unwrap();
+        let refused = husk_rootless(&runtime_dir, &["run", "--bundle", dir, "rootless"]);
+        assert_eq!(refused.status, 1);
+        // The directory named is the cgroup root, or the husk parent below
+        // it if another test made that.
+        let expected = format!(
+            "husk: running as uid {ROOTLESS_ID}, not root: config.json sets linux.resources, \
+             but {}",
+            root.display()
+        );
+        assert!(refused.stderr.starts_with(&expected), "{}", refused.stderr);
+        assert!(
+            refused.stderr.ends_with(
+                " is not writable; delegate it to this user (chown) or remove the limits\n"
+            ),
+            "{}",
+            refused.stderr
+        );
+        assert!(!runtime_dir.join("husk/rootless").exists());
+    }
+}
