@@ -117,12 +117,18 @@ impl Syscalls for Linux {
             (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
             (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
             (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-            (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
         ];
-        Ok(pairs
+        let kept = pairs
             .iter()
             .filter(|(st, _)| flags.contains(*st))
-            .fold(MsFlags::empty(), |all, (_, ms)| all | *ms))
+            .fold(MsFlags::empty(), |all, (_, ms)| all | *ms);
+        // ST_RELATIME (Linux's 0x1000): musl's headers, and so nix on musl,
+        // do not name it.
+        const ST_RELATIME: libc::c_ulong = 0x1000;
+        if flags.bits() & ST_RELATIME != 0 {
+            return Ok(kept | MsFlags::MS_RELATIME);
+        }
+        Ok(kept)
     }
 
     fn pivot_root(&self, new_root: &Path, put_old: &Path) -> Result<(), SysError> {

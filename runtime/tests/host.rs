@@ -1932,3 +1932,86 @@ fn rootless_runs_the_default_rootless_config() {
         assert!(!runtime_dir.join("husk/rootless").exists());
     }
 }
+
+/// Pids of the processes whose command line mentions `word`.
+fn processes_mentioning(word: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.split(|&b| b == 0).any(|arg| arg == word.as_bytes()))
+        })
+        .collect()
+}
+
+#[test]
+fn killing_husk_mid_create_leaves_nothing_delete_force_cannot_clean() {
+    let Some(bundle) = Bundle::new("killcreate") else {
+        return;
+    };
+    let Some(root) = cgroup_root() else {
+        eprintln!("SKIP killcreate: no cgroup v2 hierarchy mounted (a container init orphaned by a killed create is found through its cgroup)");
+        return;
+    };
+    bundle.write_config(&Config {
+        args: &["sleep", "1000"],
+        ..DEFAULT
+    });
+    let dir = bundle.dir.to_str().unwrap();
+    let mounts = mount_count();
+    // SIGKILL after these many microseconds: from before husk has read the
+    // config to after it has recorded the init (a create takes a few ms).
+    let delays = [
+        0, 100, 300, 600, 1000, 1500, 2000, 3000, 4000, 6000, 9000, 15000, 40000,
+    ];
+    let mut states = Vec::new();
+    for (n, delay) in delays.iter().enumerate() {
+        let id = format!("killcreate{n}");
+        let mut husk = Command::new(HUSK)
+            .arg("--root")
+            .arg(bundle.state_root())
+            .args(["create", "--bundle", dir, &id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        sleep(Duration::from_micros(*delay));
+        let _ = husk.kill();
+        husk.wait().unwrap();
+        states.push(bundle.state_root().join(&id).exists());
+
+        let deleted = bundle.husk(&["delete", "--force", &id]);
+        let gone = format!("husk: container {id} does not exist\n");
+        assert!(
+            deleted.status == 0 || deleted.stderr == gone,
+            "delete --force after a kill at {delay} µs: {}",
+            deleted.stderr
+        );
+        assert!(
+            !bundle.state_root().join(&id).exists(),
+            "state of {id} left"
+        );
+        assert!(!root.join("husk").join(&id).exists(), "cgroup of {id} left");
+        // The init of a killed create runs husk's code until start: its
+        // command line is the create's, with the id.
+        let deadline = Instant::now() + TIMEOUT;
+        while !processes_mentioning(&id).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "processes of {id} left: {:?}",
+                processes_mentioning(&id)
+            );
+            sleep(Duration::from_millis(10));
+        }
+        assert_eq!(mount_count(), mounts, "no mount may be left on the host");
+    }
+    // The kills must have hit both before and after the state was recorded.
+    assert!(
+        states.contains(&true),
+        "no kill came after the record: {states:?}"
+    );
+}
