@@ -48,8 +48,8 @@ use nix::unistd::{ForkResult, Pid};
 
 use crate::seccomp::Filter;
 use crate::spec::{
-    CapSet, Capabilities, ConsoleSize, ContainerPath, ContainerSpec, IdMappings, Mount, MountKind,
-    NamespaceKind, NamespaceSet, Process, Rlimit, User,
+    CapSet, Capabilities, ConsoleSize, ContainerPath, ContainerSpec, Hook, IdMappings, Mount,
+    MountKind, NamespaceKind, NamespaceSet, Process, Rlimit, User,
 };
 use crate::sys::{self, SysError};
 use crate::userns;
@@ -87,6 +87,13 @@ pub trait Syscalls {
     /// The flags of the mount at `path` that a bind remount must repeat
     /// (`statvfs(2)`: ro, nosuid, nodev, noexec and the atime flags).
     fn mount_flags(&self, path: &Path) -> Result<MsFlags, SysError>;
+    /// Runs an OCI hook from inside the container's namespaces
+    /// ([`crate::hooks`]): `createContainer` before `pivot_root`,
+    /// `startContainer` just before the container process.
+    fn run_hook(&self, kind: &'static str, hook: &Hook, state: &str) -> Result<(), ContainerError>;
+    /// The calling process's pid in its own PID namespace (the pid in the
+    /// state in-container hooks get, as runc gives it).
+    fn own_pid(&self) -> i32;
     /// `pivot_root(2)`.
     fn pivot_root(&self, new_root: &Path, put_old: &Path) -> Result<(), SysError>;
     /// `chdir(2)`.
@@ -229,6 +236,8 @@ pub enum ContainerError {
     MapIds(crate::userns::MapError),
     /// The intermediate's user namespace got no maps: husk failed to write them.
     NotMapped,
+    /// A `createContainer` or `startContainer` hook failed.
+    Hook(crate::hooks::HookError),
     /// A setup process reported this error (already formatted, as one line).
     Reported(String),
     /// A setup process exited with this status without reporting an error.
@@ -290,6 +299,7 @@ pub struct Spawned {
 /// (the intermediate) exits.
 pub fn spawn(
     spec: &ContainerSpec,
+    hook_state: &HookState<'_>,
     cgroup: Option<&Path>,
     exec_fifo: Option<&Path>,
     console: Option<&ConsoleSocket>,
@@ -306,11 +316,12 @@ pub fn spawn(
         ForkResult::Child => {
             drop((pid_read, report_read));
             let userns = userns.map(UsernsSync::intermediate_side);
+            let context = (hook_state, console);
             intermediate(
                 spec,
                 to_join,
                 exec_fifo,
-                console,
+                context,
                 userns,
                 pid_write,
                 report_write,
@@ -670,6 +681,7 @@ impl ExecTarget {
 pub fn init(
     sys: &impl Syscalls,
     spec: &ContainerSpec,
+    hook_state: &HookState<'_>,
     console: Option<&ConsoleSocket>,
     ready: impl FnOnce() -> Result<(), ContainerError>,
 ) -> Result<Infallible, ContainerError> {
@@ -695,6 +707,12 @@ pub fn init(
     for path in &spec.masked_paths {
         mask(sys, root, path)?;
     }
+    if !spec.hooks.create_container.is_empty() {
+        let state = hook_state("creating", sys.own_pid());
+        for hook in &spec.hooks.create_container {
+            sys.run_hook("createContainer", hook, &state)?;
+        }
+    }
     // The old root ends up stacked on the new one at "."; detaching it leaves
     // the new root alone, with no directory needed for the old one.
     sys.chdir(root)?;
@@ -716,15 +734,30 @@ pub fn init(
         let dev_console = spec.dev_tmpfs().map(|_| Path::new(DEV_CONSOLE));
         attach_terminal(sys, &spec.process, socket, dev_console)?;
     }
+    let start_hooks = &spec.hooks.start_container;
     start_process(
         sys,
         &spec.process,
         spec.seccomp.as_ref(),
         capabilities.as_ref(),
         spec.reaper,
-        ready,
+        || {
+            ready()?;
+            if !start_hooks.is_empty() {
+                let state = hook_state("created", sys.own_pid());
+                for hook in start_hooks {
+                    sys.run_hook("startContainer", hook, &state)?;
+                }
+            }
+            Ok(())
+        },
     )
 }
+
+/// The container's OCI state as in-container hooks get it, from the status
+/// (`creating` for `createContainer`, `created` for `startContainer`) and the
+/// pid of the process that runs them, in the container's PID namespace.
+pub type HookState<'a> = dyn Fn(&'static str, i32) -> String + 'a;
 
 /// The capability sets to apply, limited to the kernel's last capability,
 /// which is read while the host's `/proc` is still at `/proc`.
@@ -1100,6 +1133,7 @@ impl fmt::Display for ContainerError {
             Self::JoinCgroup { path, .. } => write!(f, "joining cgroup: {}", path.display()),
             Self::MapIds(_) => f.write_str("mapping the user namespace's ids"),
             Self::NotMapped => f.write_str("the new user namespace was not given its id maps"),
+            Self::Hook(e) => e.fmt(f),
             Self::Reported(message) => f.write_str(message),
             Self::SetupExited(status) => {
                 write!(f, "container setup exited with status {status}")
@@ -1122,6 +1156,7 @@ impl std::error::Error for ContainerError {
             | Self::WaitStart(source)
             | Self::ReadReport(source) => Some(source),
             Self::MapIds(e) => Some(e),
+            Self::Hook(e) => e.source(),
             Self::DestinationEscapes { .. }
             | Self::NotMapped
             | Self::ProgramNotFound { .. }
@@ -1142,7 +1177,7 @@ fn intermediate(
     spec: &ContainerSpec,
     cgroup: Option<&Path>,
     exec_fifo: Option<&Path>,
-    console: Option<&ConsoleSocket>,
+    (hook_state, console): (&HookState<'_>, Option<&ConsoleSocket>),
     userns: Option<UsernsSyncChild>,
     mut pid_write: File,
     mut report_write: File,
@@ -1172,7 +1207,7 @@ fn intermediate(
         Ok((fifo, ForkResult::Child)) => {
             drop(pid_write);
             let ready = || handshake(&mut report_write, fifo);
-            let Err(error) = init(&sys::Linux, spec, console, ready);
+            let Err(error) = init(&sys::Linux, spec, hook_state, console, ready);
             exit_reporting(&mut report_write, &error)
         }
         Ok((_, ForkResult::Parent { child })) => {
@@ -1379,6 +1414,11 @@ mod tests {
     use crate::spec;
     use crate::testutil::TempDir;
 
+    /// The hook state of tests without in-container hooks.
+    fn no_hook_state(_: &'static str, _: i32) -> String {
+        unreachable!("no in-container hooks")
+    }
+
     /// Records every call as a line of text; fails the call named `fail`
     /// with EPERM, and a call whose line starts with a prefix in `errnos`
     /// with its errno.
@@ -1444,6 +1484,19 @@ mod tests {
 
         fn umount_detach(&self, target: &Path) -> Result<(), SysError> {
             self.record("umount_detach", target.display().to_string())
+        }
+
+        fn run_hook(
+            &self,
+            kind: &'static str,
+            hook: &Hook,
+            state: &str,
+        ) -> Result<(), ContainerError> {
+            Ok(self.record("hook", format!("{kind} {} {state}", hook.path.display()))?)
+        }
+
+        fn own_pid(&self) -> i32 {
+            1
         }
 
         fn mount_flags(&self, path: &Path) -> Result<MsFlags, SysError> {
@@ -1608,12 +1661,9 @@ mod tests {
         let spec = spec::parse(CONFIG.as_bytes(), bundle.path()).unwrap();
         let sys = Recorder::default();
 
-        let error = init(
-            &sys,
-            &spec,
-            None,
-            || Ok(sys.record("ready", String::new())?),
-        )
+        let error = init(&sys, &spec, &no_hook_state, None, || {
+            Ok(sys.record("ready", String::new())?)
+        })
         .unwrap_err();
 
         assert_eq!(error.to_string(), "exec");
@@ -1708,12 +1758,9 @@ mod tests {
             ..Recorder::default()
         };
 
-        let error = init(
-            &sys,
-            &spec,
-            None,
-            || Ok(sys.record("ready", String::new())?),
-        )
+        let error = init(&sys, &spec, &no_hook_state, None, || {
+            Ok(sys.record("ready", String::new())?)
+        })
         .unwrap_err();
 
         assert_eq!(error.to_string(), "exec");
@@ -1797,7 +1844,7 @@ mod tests {
         let sys = Recorder::default();
         let console = console_socket();
 
-        let error = init(&sys, &spec, Some(&console), || {
+        let error = init(&sys, &spec, &no_hook_state, Some(&console), || {
             Ok(sys.record("ready", String::new())?)
         })
         .unwrap_err();
@@ -1887,12 +1934,9 @@ mod tests {
         let spec = spec::parse(json.as_bytes(), bundle.path()).unwrap();
         let sys = Recorder::default();
 
-        init(
-            &sys,
-            &spec,
-            None,
-            || Ok(sys.record("ready", String::new())?),
-        )
+        init(&sys, &spec, &no_hook_state, None, || {
+            Ok(sys.record("ready", String::new())?)
+        })
         .unwrap_err();
 
         let calls = sys.calls.borrow();
@@ -1931,12 +1975,9 @@ mod tests {
             ..Recorder::default()
         };
 
-        init(
-            &sys,
-            &spec,
-            None,
-            || Ok(sys.record("ready", String::new())?),
-        )
+        init(&sys, &spec, &no_hook_state, None, || {
+            Ok(sys.record("ready", String::new())?)
+        })
         .unwrap_err();
 
         assert!(sys.calls.borrow().contains(
@@ -1960,12 +2001,9 @@ mod tests {
             mount_flags: Some(MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_RELATIME),
             ..Recorder::default()
         };
-        init(
-            &sys,
-            &spec,
-            None,
-            || Ok(sys.record("ready", String::new())?),
-        )
+        init(&sys, &spec, &no_hook_state, None, || {
+            Ok(sys.record("ready", String::new())?)
+        })
         .unwrap_err();
         let calls = sys.calls.borrow();
         let remounts: Vec<&str> = calls
@@ -2002,12 +2040,9 @@ mod tests {
             ..Recorder::default()
         };
 
-        init(
-            &sys,
-            &spec,
-            None,
-            || Ok(sys.record("ready", String::new())?),
-        )
+        init(&sys, &spec, &no_hook_state, None, || {
+            Ok(sys.record("ready", String::new())?)
+        })
         .unwrap_err();
 
         let calls = sys.calls.borrow();
@@ -2045,12 +2080,9 @@ mod tests {
         let spec = spec::parse(json.as_bytes(), bundle.path()).unwrap();
         let sys = Recorder::default();
 
-        init(
-            &sys,
-            &spec,
-            None,
-            || Ok(sys.record("ready", String::new())?),
-        )
+        init(&sys, &spec, &no_hook_state, None, || {
+            Ok(sys.record("ready", String::new())?)
+        })
         .unwrap_err();
 
         let calls = sys.calls.borrow();
@@ -2068,12 +2100,9 @@ mod tests {
         spec.reaper = true;
         let sys = Recorder::default();
 
-        let error = init(
-            &sys,
-            &spec,
-            None,
-            || Ok(sys.record("ready", String::new())?),
-        )
+        let error = init(&sys, &spec, &no_hook_state, None, || {
+            Ok(sys.record("ready", String::new())?)
+        })
         .unwrap_err();
 
         assert_eq!(error.to_string(), "exec");
@@ -2094,6 +2123,50 @@ mod tests {
     }
 
     #[test]
+    fn in_container_hooks_run_before_pivot_and_after_start() {
+        let bundle = TempDir::new("in-container-hooks");
+        let json = r#"{"ociVersion": "1.0.0", "process": {"args": ["/bin/sh"], "cwd": "/"},
+            "root": {"path": "rootfs"}, "linux": {"namespaces": [{"type": "mount"}]},
+            "hooks": {"createContainer": [{"path": "/host/net-setup"}],
+                      "startContainer": [{"path": "/bin/a"}, {"path": "/bin/b"}]}}"#;
+        let mut spec = spec::parse(json.as_bytes(), bundle.path()).unwrap();
+        spec.reaper = true;
+        let sys = Recorder::default();
+        let state = |status: &'static str, pid: i32| format!("{status}@{pid}");
+
+        init(&sys, &spec, &state, None, || {
+            Ok(sys.record("ready", String::new())?)
+        })
+        .unwrap_err();
+
+        let calls = sys.calls.borrow();
+        let at = |prefix: &str| calls.iter().position(|c| c.starts_with(prefix)).unwrap();
+        let create = at("hook createContainer");
+        assert_eq!(
+            calls[create],
+            "hook createContainer /host/net-setup creating@1"
+        );
+        // After every mount, before the old root (where its path is) goes.
+        assert!(
+            create > at("mount /") && create < at("pivot_root"),
+            "{calls:?}"
+        );
+        let tail: Vec<&str> = calls[at("set_user")..].iter().map(String::as_str).collect();
+        assert_eq!(
+            tail,
+            [
+                "set_user 0:0 []",
+                "ready",
+                "hook startContainer /bin/a created@1",
+                "hook startContainer /bin/b created@1",
+                "become_reaper",
+                "reset_signals",
+                r#"exec "/bin/sh" ["/bin/sh"] []"#
+            ]
+        );
+    }
+
+    #[test]
     fn setup_stops_at_first_failure() {
         let bundle = TempDir::new("failure");
         let json = r#"{"ociVersion": "1.0.0", "process": {"args": ["/bin/sh"], "cwd": "/"},
@@ -2104,12 +2177,9 @@ mod tests {
             ..Recorder::default()
         };
 
-        let error = init(
-            &sys,
-            &spec,
-            None,
-            || Ok(sys.record("ready", String::new())?),
-        )
+        let error = init(&sys, &spec, &no_hook_state, None, || {
+            Ok(sys.record("ready", String::new())?)
+        })
         .unwrap_err();
 
         assert_eq!(

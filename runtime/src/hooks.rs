@@ -10,6 +10,13 @@
 //! runs `createRuntime` after its init has pivoted into the new root rather
 //! than just before: the container's namespaces exist either way, which is what
 //! such hooks (network setup) need.
+//!
+//! `createContainer` and `startContainer` are run by the container's init
+//! (`container::init`, through its `Syscalls`), in the container's
+//! namespaces: the first after the mounts and before `pivot_root`, so its path
+//! is the host's; the second after `start`, as the process's user, just
+//! before the process, so its path is the container's. Their state has the
+//! pid the init has in the container (1 in a new PID namespace), as runc's.
 
 use std::fmt;
 use std::io::{self, Write};

@@ -227,9 +227,14 @@ pub fn create(
     let console = console(&spec.process, console_socket)?;
     let (mut record, cgroup) = claim(host, id, &bundle, &spec)?;
     let fifo = host.state.exec_fifo(id);
+    let claimed = record.clone();
+    let state = in_container_state(&claimed);
     let result = sys::mkfifo(&fifo)
         .map_err(container::ContainerError::from)
-        .and_then(|()| container::spawn(&spec, cgroup_dir(&cgroup), Some(&fifo), console.as_ref()))
+        .and_then(|()| {
+            let dir = cgroup_dir(&cgroup);
+            container::spawn(&spec, &state, dir, Some(&fifo), console.as_ref())
+        })
         .map_err(Error::from)
         .and_then(|spawned| {
             prepared_or_killed(host, &mut record, spawned.pid, pid_file, &spec, None)
@@ -280,6 +285,23 @@ fn hook_state(record: &Record, status: Status) -> String {
         status,
         oom_kills: None,
     })
+}
+
+/// The state `createContainer` and `startContainer` hooks get, rendered in
+/// the container's init: `record` with the status the init names and the pid
+/// it has in the container's PID namespace (as runc gives them).
+fn in_container_state(record: &Record) -> impl Fn(&'static str, i32) -> String + '_ {
+    move |status, pid| {
+        let status = match status {
+            "creating" => Status::Creating,
+            _ => Status::Created,
+        };
+        let record = Record {
+            pid: Some(pid),
+            ..record.clone()
+        };
+        hook_state(&record, status)
+    }
 }
 
 /// Runs the `poststart` or `poststop` hooks of the container's config (read
@@ -486,9 +508,10 @@ pub fn run(
         None => Ok(()),
     };
     let claimed = record.clone();
+    let state = in_container_state(&claimed);
     let spawn = || -> Result<container::Spawned, Error> {
         made?;
-        let spawned = container::spawn(&spec, dir, fifo.as_deref(), console.as_ref())?;
+        let spawned = container::spawn(&spec, &state, dir, fifo.as_deref(), console.as_ref())?;
         prepared_or_killed(
             host,
             &mut record,

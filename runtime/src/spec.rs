@@ -109,14 +109,20 @@ pub struct ContainerSpec {
     pub reaper: bool,
 }
 
-/// The `hooks` husk runs, in its own (the runtime's) namespaces. The kinds
-/// that run inside the container's namespaces (`createContainer`,
-/// `startContainer`) are refused by name.
+/// The `hooks` of `config.json`: `createRuntime`, `poststart` and `poststop`
+/// run by husk in its own (the runtime's) namespaces, `createContainer` and
+/// `startContainer` by the container's init in the container's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Hooks {
     /// `prestart` (deprecated) then `createRuntime`: after the container is
     /// set up, before its process starts.
     pub create_runtime: Vec<Hook>,
+    /// `createContainer`: in the container's namespaces after its mounts,
+    /// before `pivot_root` (so `path` is the host's), run by its init.
+    pub create_container: Vec<Hook>,
+    /// `startContainer`: in the container, as its process's user, after
+    /// `start` and just before the process (so `path` is the container's).
+    pub start_container: Vec<Hook>,
     /// `poststart`: after the process has started.
     pub poststart: Vec<Hook>,
     /// `poststop`: after the container is deleted.
@@ -895,8 +901,10 @@ struct WireHooks<'a> {
     prestart: Option<HeapCapped<WireHook<'a>, MAX_HOOKS>>,
     #[serde(borrow)]
     create_runtime: Option<HeapCapped<WireHook<'a>, MAX_HOOKS>>,
-    create_container: Option<IgnoredAny>,
-    start_container: Option<IgnoredAny>,
+    #[serde(borrow)]
+    create_container: Option<HeapCapped<WireHook<'a>, MAX_HOOKS>>,
+    #[serde(borrow)]
+    start_container: Option<HeapCapped<WireHook<'a>, MAX_HOOKS>>,
     #[serde(borrow)]
     poststart: Option<HeapCapped<WireHook<'a>, MAX_HOOKS>>,
     #[serde(borrow)]
@@ -1052,23 +1060,7 @@ fn reject_unsupported(wire: &WireConfig<'_>) -> Result<(), SpecError> {
         .process
         .as_ref()
         .and_then(WireProcess::unsupported)
-        .or_else(|| {
-            first_present(&[
-                ("domainname", wire.domainname.is_some()),
-                (
-                    "hooks.createContainer",
-                    wire.hooks
-                        .as_ref()
-                        .is_some_and(|h| h.create_container.is_some()),
-                ),
-                (
-                    "hooks.startContainer",
-                    wire.hooks
-                        .as_ref()
-                        .is_some_and(|h| h.start_container.is_some()),
-                ),
-            ])
-        })
+        .or_else(|| first_present(&[("domainname", wire.domainname.is_some())]))
         .or_else(|| wire.linux.as_ref().and_then(WireLinux::unsupported));
     match unsupported {
         Some(name) => Err(SpecError::Unsupported(Field::new(name))),
@@ -1209,6 +1201,8 @@ fn convert_hooks(wire: WireHooks<'_>) -> Result<Hooks, SpecError> {
     )?);
     Ok(Hooks {
         create_runtime,
+        create_container: kind(Field::new("hooks.createContainer"), wire.create_container)?,
+        start_container: kind(Field::new("hooks.startContainer"), wire.start_container)?,
         poststart: kind(Field::new("hooks.poststart"), wire.poststart)?,
         poststop: kind(Field::new("hooks.poststop"), wire.poststop)?,
     })
@@ -1984,16 +1978,7 @@ mod tests {
     fn unsupported_fields_are_named() {
         let cases = [
             (r#""apparmorProfile": "x","#, "", "process.apparmorProfile"),
-            (
-                "",
-                r#", "hooks": {"createContainer": []}"#,
-                "hooks.createContainer",
-            ),
-            (
-                "",
-                r#", "hooks": {"startContainer": []}"#,
-                "hooks.startContainer",
-            ),
+            (r#""scheduler": {},"#, "", "process.scheduler"),
         ];
         for (process, extra, field) in cases {
             let json = config(&format!("{process}{PROCESS}"), extra);
@@ -2775,6 +2760,8 @@ mod tests {
         let hooks = r#", "hooks": {
             "prestart": [{"path": "/bin/a"}],
             "createRuntime": [{"path": "/bin/b", "args": ["b", "-x"], "env": ["K=V"], "timeout": 5}],
+            "createContainer": [{"path": "/bin/e"}],
+            "startContainer": [{"path": "/bin/f"}, {"path": "/bin/g"}],
             "poststart": [{"path": "/bin/c"}],
             "poststop": [{"path": "/bin/d"}]}"#;
         let spec = parse_str(&config(r#""args": ["sh"], "cwd": "/""#, hooks)).unwrap();
@@ -2788,6 +2775,14 @@ mod tests {
         assert_eq!(
             spec.hooks.create_runtime[1].timeout,
             Some(std::time::Duration::from_secs(5))
+        );
+        assert_eq!(
+            paths(&spec.hooks.create_container),
+            [PathBuf::from("/bin/e")]
+        );
+        assert_eq!(
+            paths(&spec.hooks.start_container),
+            ["/bin/f", "/bin/g"].map(PathBuf::from)
         );
         assert_eq!(paths(&spec.hooks.poststart), [PathBuf::from("/bin/c")]);
         assert_eq!(paths(&spec.hooks.poststop), [PathBuf::from("/bin/d")]);

@@ -107,6 +107,20 @@ impl Syscalls for Linux {
         check("umount", Some(target), result)
     }
 
+    fn run_hook(
+        &self,
+        kind: &'static str,
+        hook: &crate::spec::Hook,
+        state: &str,
+    ) -> Result<(), crate::container::ContainerError> {
+        crate::hooks::run_all(kind, std::slice::from_ref(hook), state)
+            .map_err(crate::container::ContainerError::Hook)
+    }
+
+    fn own_pid(&self) -> i32 {
+        nix::unistd::getpid().as_raw()
+    }
+
     fn mount_flags(&self, path: &Path) -> Result<MsFlags, SysError> {
         use nix::sys::statvfs::FsFlags;
         let flags = check("statvfs", Some(path), nix::sys::statvfs::statvfs(path))?.flags();

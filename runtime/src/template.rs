@@ -169,6 +169,16 @@ pub const SECCOMP_OPERATORS: [&str; 7] = [
 /// The seccomp filter flags husk accepts.
 pub const SECCOMP_FLAGS: [&str; 2] = ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"];
 
+/// The hooks husk runs.
+pub const HOOKS: [&str; 6] = [
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+];
+
 /// The namespaces husk can create for a container.
 pub const NAMESPACES: [&str; 7] = ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"];
 
@@ -180,7 +190,7 @@ pub fn features() -> String {
     };
     format!(
         concat!(
-            r#"{{"ociVersionMin":"1.0.0","ociVersionMax":"{max}","hooks":[],"#,
+            r#"{{"ociVersionMin":"1.0.0","ociVersionMax":"{max}","hooks":{hooks},"#,
             r#""mountOptions":{mounts},"linux":{{"namespaces":{namespaces},"#,
             r#""capabilities":{caps},"#,
             r#""cgroup":{{"v1":false,"v2":true,"systemd":false,"systemdUser":false,"rdma":false}},"#,
@@ -191,6 +201,7 @@ pub fn features() -> String {
             r#""annotations":{{"io.github.husk.version":"{version}"}}}}"#
         ),
         max = crate::lifecycle::OCI_VERSION,
+        hooks = list(&mut HOOKS.iter().copied()),
         mounts = list(&mut crate::spec::mount_option_names()),
         namespaces = list(&mut NAMESPACES.iter().copied()),
         caps = list(&mut crate::spec::CAPABILITY_NAMES.iter().copied()),
@@ -294,6 +305,18 @@ mod tests {
             format!("[{}]", quoted.join(","))
         });
         assert!(seccomp::parse(flags.as_bytes()).is_ok(), "{flags}");
+        let hooks: Vec<String> = HOOKS
+            .iter()
+            .map(|kind| format!(r#""{kind}": [{{"path": "/bin/true"}}]"#))
+            .collect();
+        let config = format!(
+            r#"{{"ociVersion": "1.0.0", "process": {{"args": ["sh"], "cwd": "/"}},
+            "root": {{"path": "rootfs"}}, "hooks": {{{}}},
+            "linux": {{"namespaces": [{{"type": "mount"}}]}}}}"#,
+            hooks.join(", ")
+        );
+        let parsed = crate::spec::parse(config.as_bytes(), Path::new("/b"));
+        assert!(parsed.is_ok(), "hooks: {:?}", parsed.err());
         for ns in NAMESPACES {
             let extra = if ns == "mount" {
                 String::new()

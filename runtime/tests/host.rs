@@ -2015,3 +2015,61 @@ fn killing_husk_mid_create_leaves_nothing_delete_force_cannot_clean() {
         "no kill came after the record: {states:?}"
     );
 }
+
+#[test]
+fn in_container_hooks_run_in_the_containers_namespaces() {
+    let Some(bundle) = Bundle::new("inhooks") else {
+        return;
+    };
+    bundle.write_config(&Config {
+        args: &["sh", "-c", "echo container >> /log/order"],
+        mounts: r#", {"destination": "/log", "source": "log", "options": ["bind"]}"#,
+        ..DEFAULT
+    });
+    let log = bundle.dir.join("log");
+    fs::create_dir(&log).unwrap();
+    // createContainer's path is the host's (/bin/sh, dash or whatever it is)
+    // and it writes to the host's path of the log; startContainer's path is
+    // the container's busybox, and it writes to the container's /log.
+    let create = format!(
+        r#"{{"path": "/bin/sh", "args": ["sh", "-c", "cat > {0}/create.json; readlink /proc/self/ns/mnt > {0}/create.mnt; echo createContainer >> {0}/order"]}}"#,
+        log.display()
+    );
+    let start = r#"{"path": "/bin/sh", "args": ["sh", "-c", "cat > /log/start.json; echo startContainer >> /log/order"]}"#;
+    add_hooks(
+        &bundle,
+        &format!(r#"{{"createContainer": [{create}], "startContainer": [{start}]}}"#),
+    );
+    let dir = bundle.dir.to_str().unwrap();
+    success(bundle.husk(&["run", "--bundle", dir, "inhooks"]));
+    let order = fs::read_to_string(log.join("order")).unwrap();
+    assert_eq!(order, "createContainer\nstartContainer\ncontainer\n");
+    let host_mnt = fs::read_link("/proc/self/ns/mnt").unwrap();
+    let hook_mnt = fs::read_to_string(log.join("create.mnt")).unwrap();
+    assert_ne!(
+        hook_mnt.trim(),
+        host_mnt.to_str().unwrap(),
+        "createContainer ran in the host's mount namespace"
+    );
+    for (file, status) in [("create.json", "creating"), ("start.json", "created")] {
+        let state = fs::read_to_string(log.join(file)).unwrap();
+        assert!(
+            state.contains(&format!(r#""id":"inhooks","status":"{status}","pid":1,"#)),
+            "{state}"
+        );
+    }
+
+    // A failing one fails the run and leaves nothing.
+    bundle.write_config(&DEFAULT);
+    add_hooks(
+        &bundle,
+        r#"{"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 4"]}]}"#,
+    );
+    let outcome = bundle.husk(&["run", "--bundle", dir, "inhooks"]);
+    assert_eq!(outcome.status, 1);
+    assert_eq!(
+        outcome.stderr,
+        "husk: startContainer hook /bin/sh failed (exit status: 4)\n"
+    );
+    assert!(!bundle.state_root().join("inhooks").exists());
+}
