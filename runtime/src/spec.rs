@@ -385,6 +385,10 @@ pub enum FsType {
     Devpts,
     /// `mqueue`
     Mqueue,
+    /// `cgroup2` (also for the type `cgroup`: husk knows cgroup v2 only),
+    /// only in a new cgroup namespace, where it shows the container's own
+    /// cgroup as the root.
+    Cgroup2,
 }
 
 /// Why `config.json` was rejected.
@@ -761,16 +765,21 @@ impl FsType {
             Self::Sysfs => "sysfs",
             Self::Devpts => "devpts",
             Self::Mqueue => "mqueue",
+            Self::Cgroup2 => "cgroup2",
         }
     }
 
     fn from_name(name: &str) -> Option<Self> {
+        if name == "cgroup" {
+            return Some(Self::Cgroup2);
+        }
         [
             Self::Proc,
             Self::Tmpfs,
             Self::Sysfs,
             Self::Devpts,
             Self::Mqueue,
+            Self::Cgroup2,
         ]
         .into_iter()
         .find(|fs| fs.name() == name)
@@ -1161,6 +1170,25 @@ fn convert(wire: WireConfig<'_>, bundle: &Path) -> Result<ContainerSpec, SpecErr
         .enumerate()
         .map(|(i, m)| convert_mount(Field::new("mounts").at(i), m, bundle))
         .collect::<Result<Vec<_>, _>>()?;
+    let new_cgroupns = matches!(
+        namespaces.get(NamespaceKind::Cgroup),
+        Some(Namespace { path: None, .. })
+    );
+    let cgroup_mount = mounts.iter().position(|m| {
+        matches!(
+            m.kind,
+            MountKind::Fs {
+                fstype: FsType::Cgroup2,
+                ..
+            }
+        )
+    });
+    if let (Some(i), false) = (cgroup_mount, new_cgroupns) {
+        return Err(invalid(
+            Field::new("mounts").at(i).member("type"),
+            "needs a new cgroup namespace (without one, cgroup2 shows the host's whole hierarchy)",
+        ));
+    }
     let sysctl = match linux.sysctl {
         Some(sysctl) => convert_sysctl(sysctl, &namespaces, &mounts)?,
         None => Vec::new(),
@@ -2014,8 +2042,18 @@ mod tests {
         let mount = r#", "mounts": [{"destination": "/c", "type": "cgroup"}]"#;
         assert_eq!(
             error(&config(PROCESS, mount)),
-            "config.json: mounts[0].type: cgroup is not supported yet"
+            "config.json: mounts[0].type needs a new cgroup namespace \
+             (without one, cgroup2 shows the host's whole hierarchy)"
         );
+        let json = config(PROCESS, mount).replace(r#"{"type": "uts"}"#, r#"{"type": "cgroup"}"#);
+        let spec = parse_str(&json).unwrap();
+        assert!(matches!(
+            &spec.mounts[0].kind,
+            MountKind::Fs {
+                fstype: FsType::Cgroup2,
+                source
+            } if source == "cgroup"
+        ));
         let mount = r#", "mounts": [{"destination": "/d", "source": "d", "options": ["rbind", "rprivate"]}]"#;
         assert_eq!(
             error(&config(PROCESS, mount)),
@@ -2296,15 +2334,14 @@ mod tests {
             r#""resources": {"devices": [{"allow": false, "access": "rwm"}]},"#,
             "",
         );
-        assert_eq!(
-            error(&without_devices),
-            "config.json: mounts[6].type: cgroup is not supported yet"
-        );
-        let accepted = without_devices.replace(
-            r#""/sys/fs/cgroup", "type": "cgroup""#,
-            r#""/sys/fs/cgroup", "type": "tmpfs""#,
-        );
-        let spec = parse_str(&accepted).unwrap();
+        let spec = parse_str(&without_devices).unwrap();
+        assert!(matches!(
+            spec.mounts[6].kind,
+            MountKind::Fs {
+                fstype: FsType::Cgroup2,
+                ..
+            }
+        ));
         assert_eq!(spec.process.rlimits.len(), 1);
         assert_eq!(spec.masked_paths.len(), 3);
         assert_eq!(spec.readonly_paths.len(), 3);

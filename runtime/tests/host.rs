@@ -21,7 +21,7 @@ const HUSK: &str = env!("CARGO_BIN_EXE_husk");
 const BUSYBOX: &str = "/bin/busybox";
 const APPLETS: &[&str] = &[
     "sh", "cat", "echo", "hostname", "id", "ls", "mkdir", "mount", "readlink", "sleep", "stty",
-    "touch", "tty",
+    "touch", "tty", "wc",
 ];
 /// Longest a container of these tests may run.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -2072,4 +2072,42 @@ fn in_container_hooks_run_in_the_containers_namespaces() {
         "husk: startContainer hook /bin/sh failed (exit status: 4)\n"
     );
     assert!(!bundle.state_root().join("inhooks").exists());
+}
+
+#[test]
+fn a_cgroup_mount_shows_the_containers_own_cgroup() {
+    let Some(bundle) = Bundle::new("cgroupmount") else {
+        return;
+    };
+    if cgroup_root().is_none() {
+        eprintln!("SKIP cgroupmount: no cgroup v2 hierarchy mounted");
+        return;
+    }
+    let outcome = bundle.run(&Config {
+        args: &[
+            "sh",
+            "-c",
+            "while read -r line; do case $line in 0::*) echo $line;; esac; done < /proc/self/cgroup; \
+             cat /sys/fs/cgroup/cgroup.procs | wc -l; \
+             mkdir /sys/fs/cgroup/x 2>&1 && echo writable || echo read-only",
+        ],
+        namespaces: &["pid", "mount", "uts", "ipc", "network", "cgroup"],
+        mounts: r#", {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                      "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}"#,
+        ..DEFAULT
+    });
+    // The container's cgroup (v2: the line 0::) is the root of what it
+    // sees, and holds only the container's processes (sh, cat and wc at most).
+    let out = success(outcome);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0::/", "{out}");
+    let procs: usize = lines[1].trim().parse().unwrap();
+    assert!((1..=3).contains(&procs), "{out}");
+    assert_eq!(
+        lines[2..],
+        [
+            "mkdir: can't create directory '/sys/fs/cgroup/x': Read-only file system",
+            "read-only"
+        ]
+    );
 }
