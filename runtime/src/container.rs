@@ -1318,6 +1318,16 @@ fn enter_namespaces(
         sync.enter(maps)?;
         new.remove(CloneFlags::CLONE_NEWUSER);
     }
+    // As in `exec_join`: the init runs husk's code in the container's PID
+    // namespace until its exec; non-dumpable, no process there without
+    // CAP_SYS_PTRACE in husk's user namespace may open its /proc/<pid>/exe
+    // (the host's husk) or ptrace it. The flag passes to the init and ends at
+    // its exec. Only for root: an unprivileged husk maps the namespace first
+    // (its /proc files must stay its own), and its containers cannot write a
+    // binary of root's anyway.
+    if sys::effective_uid() == 0 {
+        sys::Linux.set_non_dumpable()?;
+    }
     Ok(sys::unshare(new)?)
 }
 
