@@ -618,14 +618,17 @@ fn convert_cpu(wire: WireCpu<'_>) -> Result<Cpu, CgroupError> {
     })
 }
 
-/// crun's linear map of cgroup v1 `cpu.shares` (2 to 262144) onto `cpu.weight`
-/// (1 to 10000); values outside the range are clamped.
+/// cgroup v1 `cpu.shares` (2 to 262144, default 1024) as `cpu.weight` (1 to
+/// 10000, default 100), by the map crun 1.23 and runc 1.3.2 moved to: with
+/// `l = log2(shares)`, `ceil(10^((l² + 125 l) / 612 - 7/34))`, a curve through
+/// both ranges' ends and their defaults (the old linear map made 1024 a weight
+/// of 39, below every process outside the container). Values outside the
+/// range are clamped.
 fn shares_to_weight(shares: u64) -> u64 {
-    match shares {
-        ..=2 => 1,
-        262_144.. => 10_000,
-        _ => 1 + ((shares - 2) * 9999) / 262_142,
-    }
+    let l = (shares.clamp(2, 262_144) as f64).log2();
+    let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+    // In range by construction: 10^0 to 10^4.
+    (10f64.powf(exponent).ceil() as u64).clamp(1, 10_000)
 }
 
 /// crun's and runc's linear map of cgroup v1 `blkio.weight` (10 to 1000) onto

@@ -117,7 +117,7 @@ fn create_on_a_lab_guest_writes_every_resource() {
             "/sys/fs/cgroup/husk/c1/memory.max <- 268435456",
             "/sys/fs/cgroup/husk/c1/memory.swap.max <- 268435456",
             "/sys/fs/cgroup/husk/c1/pids.max <- 32",
-            "/sys/fs/cgroup/husk/c1/cpu.weight <- 20",
+            "/sys/fs/cgroup/husk/c1/cpu.weight <- 59",
             "/sys/fs/cgroup/husk/c1/cpu.max <- 25000 100000",
             "/sys/fs/cgroup/husk/c1/io.weight <- default 910",
             "/sys/fs/cgroup/husk/c1/io.max <- 254:0 wbps=1000000",

@@ -58,7 +58,7 @@ fn every_resource_in_write_order() {
             "memory.low=268435456",
             "memory.swap.max=536870912",
             "pids.max=64",
-            "cpu.weight=39",
+            "cpu.weight=100",
             "cpu.max=50000 100000",
             "cpu.max.burst=10000",
             "cpu.idle=0",
@@ -146,22 +146,32 @@ fn pids_limit() {
 }
 
 #[test]
-fn cpu_shares_to_weight_like_crun() {
+fn cpu_shares_to_weight_like_crun_and_runc() {
     let weight = |shares: u64| settings(&format!(r#"{{"cpu": {{"shares": {shares}}}}}"#));
     assert_eq!(weight(0), Vec::<String>::new(), "0 means unset");
+    // Values of the formula as crun 1.23 and runc 1.3.2 document it (checked
+    // with Python's math), out-of-range values clamped.
     for (shares, weight) in [
         (1, 1),
         (2, 1),
-        (3, 1),
-        (1024, 39),
-        (131_072, 5000),
-        (262_143, 9999),
+        (3, 2),
+        (512, 59),
+        (1024, 100),
+        (4096, 303),
+        (131_072, 5478),
+        (262_143, 10_000),
         (262_144, 10_000),
         (1_000_000, 10_000),
     ] {
         assert_eq!(shares_to_weight(shares), weight, "shares {shares}");
     }
-    assert_eq!(weight(2048), ["cpu.weight=79"]);
+    let mut last = 0;
+    for shares in (2..=262_144).step_by(97) {
+        let weight = shares_to_weight(shares);
+        assert!(weight >= last && weight <= 10_000, "shares {shares}");
+        last = weight;
+    }
+    assert_eq!(weight(2048), ["cpu.weight=174"]);
 }
 
 #[test]
