@@ -408,6 +408,8 @@ pub enum SpecError {
     },
     /// The file is not JSON of the expected shape.
     Json(serde_json_core::de::Error),
+    /// An object of the document has a key twice.
+    DuplicateKey(wire::DuplicateKey),
     /// A required property is absent.
     Missing(Field),
     /// A property husk does not implement yet is present.
@@ -459,7 +461,8 @@ pub fn load(bundle: &Path) -> Result<ContainerSpec, SpecError> {
 
 /// Validates the JSON text of a `config.json` from the bundle directory `bundle`.
 pub fn parse(json: &[u8], bundle: &Path) -> Result<ContainerSpec, SpecError> {
-    let (wire, _) = serde_json_core::from_slice::<WireConfig<'_>>(json).map_err(SpecError::Json)?;
+    let (wire, _) =
+        serde_json_core::from_slice::<WireConfig<'_>>(json).map_err(|e| json_error(json, e))?;
     reject_unsupported(&wire)?;
     convert(wire, bundle)
 }
@@ -479,11 +482,20 @@ pub fn parse_process(json: &[u8], path: &Path) -> Result<Process, SpecError> {
         error: Box::new(error.relative_to("process")),
     };
     let (wire, _) = serde_json_core::from_slice::<WireProcess<'_>>(json)
-        .map_err(|e| in_file(SpecError::Json(e)))?;
+        .map_err(|e| in_file(json_error(json, e)))?;
     if let Some(name) = wire.unsupported() {
         return Err(in_file(SpecError::Unsupported(Field::new(name))));
     }
     convert_process(wire).map_err(in_file)
+}
+
+/// A parse error of serde-json-core, which names no property: where it is a
+/// key given twice (its generic "does not match" error), the key and object.
+fn json_error(json: &[u8], error: serde_json_core::de::Error) -> SpecError {
+    match wire::duplicate_key(json) {
+        Some(duplicate) => SpecError::DuplicateKey(duplicate),
+        None => SpecError::Json(error),
+    }
 }
 
 /// The contents of `path`, refused if larger than [`MAX_CONFIG_BYTES`].
@@ -820,6 +832,7 @@ impl SpecError {
     fn fmt_inside(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Json(e) => write!(f, "invalid JSON: {e}"),
+            Self::DuplicateKey(d) => write!(f, "invalid JSON: {d}"),
             Self::Missing(field) => write!(f, "{field} is required"),
             Self::Unsupported(field) => write!(f, "{field} is not supported yet"),
             Self::UnsupportedValue { field, value } => {
@@ -2083,6 +2096,20 @@ mod tests {
         assert_eq!(
             error(&config(&process, "")),
             "config.json: process.args[0] is longer than 4096 bytes"
+        );
+    }
+
+    #[test]
+    fn a_key_given_twice_is_named() {
+        let json = config(PROCESS, "").replace(r#""cwd": "/""#, r#""cwd": "/", "cwd": "/tmp""#);
+        assert_eq!(
+            error(&json),
+            r#"config.json: invalid JSON: process has the key "cwd" twice"#
+        );
+        let json = config(PROCESS, r#", "hostname": "a", "hostname": "b""#);
+        assert_eq!(
+            error(&json),
+            r#"config.json: invalid JSON: the key "hostname" appears twice"#
         );
     }
 

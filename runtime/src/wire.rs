@@ -391,9 +391,137 @@ pub(crate) fn unescape_with_nul(
     Ok(text)
 }
 
+/// Deepest nesting [`duplicate_key`] follows; a deeper document is not searched.
+pub const MAX_SCAN_DEPTH: usize = 32;
+
+/// A key that a JSON object has twice: serde-json-core refuses such a
+/// document with its generic "does not match" error, so the parse error path
+/// looks for one to name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateKey {
+    /// The object, as a property path (`linux.namespaces[1]`), empty for the
+    /// document itself.
+    pub object: String,
+    /// The key, as written (still escaped).
+    pub key: String,
+}
+
+/// The first key repeated within one object of the JSON text `json`, if any.
+/// Only for error messages: it assumes nothing of the text, stops at anything
+/// it does not understand, and compares keys as written.
+pub fn duplicate_key(json: &[u8]) -> Option<DuplicateKey> {
+    let mut stack: Vec<Frame<'_>> = Vec::new();
+    let mut at = 0;
+    while at < json.len() {
+        match json[at] {
+            b'{' | b'[' if stack.len() >= MAX_SCAN_DEPTH => return None,
+            b'{' => stack.push(Frame::Object {
+                keys: Vec::new(),
+                key_next: true,
+            }),
+            b'[' => stack.push(Frame::Array { index: 0 }),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Object { key_next, .. }) => *key_next = true,
+                Some(Frame::Array { index }) => *index += 1,
+                None => return None,
+            },
+            b'"' => {
+                let start = at + 1;
+                let mut end = start;
+                while end < json.len() && json[end] != b'"' {
+                    end += if json[end] == b'\\' { 2 } else { 1 };
+                }
+                let text = json.get(start..end)?;
+                if let Some(Frame::Object { keys, key_next }) = stack.last_mut() {
+                    if *key_next {
+                        if keys.contains(&text) {
+                            return Some(DuplicateKey {
+                                object: scan_path(&stack),
+                                key: String::from_utf8_lossy(text).into_owned(),
+                            });
+                        }
+                        keys.push(text);
+                        *key_next = false;
+                    }
+                }
+                at = end;
+            }
+            _ => {}
+        }
+        at += 1;
+    }
+    None
+}
+
+/// An object or array [`duplicate_key`] is inside of.
+enum Frame<'a> {
+    Object { keys: Vec<&'a [u8]>, key_next: bool },
+    Array { index: usize },
+}
+
+/// The property path of the innermost frame of `stack`: each enclosing
+/// object's last key and each enclosing array's index.
+fn scan_path(stack: &[Frame<'_>]) -> String {
+    let mut path = String::new();
+    for (depth, frame) in stack.iter().enumerate() {
+        let innermost = depth + 1 == stack.len();
+        match frame {
+            Frame::Object { keys, .. } if !innermost => {
+                if let Some(key) = keys.last() {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(&String::from_utf8_lossy(key));
+                }
+            }
+            Frame::Array { index } if depth > 0 => path.push_str(&format!("[{index}]")),
+            _ => {}
+        }
+    }
+    path
+}
+
+impl fmt::Display for DuplicateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.object.is_empty() {
+            write!(f, "the key {:?} appears twice", self.key)
+        } else {
+            write!(f, "{} has the key {:?} twice", self.object, self.key)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duplicate_keys_are_found_with_their_object() {
+        let find = |json: &str| duplicate_key(json.as_bytes()).map(|d| d.to_string());
+        assert_eq!(
+            find(r#"{"a": 1, "b": {"c": 2}, "a": 3}"#).as_deref(),
+            Some(r#"the key "a" appears twice"#)
+        );
+        let json =
+            r#"{"linux": {"namespaces": [{"type": "pid"}, {"type": "uts", "type": "ipc"}]}}"#;
+        assert_eq!(
+            find(json).as_deref(),
+            Some(r#"linux.namespaces[1] has the key "type" twice"#)
+        );
+        // Values, escaped quotes and keys of sibling objects are not keys twice.
+        let json = r#"{"a": "a", "b": "x\"a\"", "c": [{"a": 1}, {"a": 2}], "d": {"a": {"a": 1}}}"#;
+        assert_eq!(find(json), None);
+        assert_eq!(
+            find(r#"{"a": [1, 2, {"x": 1, "x": 2}]}"#).as_deref(),
+            Some(r#"a[2] has the key "x" twice"#)
+        );
+        // Broken or too deep text is not searched.
+        assert_eq!(find(r#"{"a": "#), None);
+        assert_eq!(find(&"[".repeat(MAX_SCAN_DEPTH + 1)), None);
+    }
 
     #[derive(Deserialize)]
     struct Doc<'a> {

@@ -98,6 +98,8 @@ pub struct Stats {
 pub enum CgroupError {
     /// `linux.resources` is not JSON of the expected shape.
     Json(serde_json_core::de::Error),
+    /// An object of `linux.resources` has a key twice.
+    DuplicateKey(crate::wire::DuplicateKey),
     /// A required property is absent.
     Missing(Field),
     /// A property set to a value that cgroup v2 has no equivalent for.
@@ -486,6 +488,7 @@ impl fmt::Display for CgroupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Json(e) => write!(f, "linux.resources: invalid JSON: {e}"),
+            Self::DuplicateKey(d) => write!(f, "linux.resources: invalid JSON: {d}"),
             Self::Missing(field) => write!(f, "{field} is required"),
             Self::NotOnV2(field) => write!(f, "{field} is not supported on cgroup v2"),
             Self::Unsupported(field) => write!(f, "{field} is not supported yet"),

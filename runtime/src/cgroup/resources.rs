@@ -184,8 +184,12 @@ pub struct Setting {
 
 /// Validates the JSON text of a `linux.resources` object.
 pub fn parse_resources(json: &[u8]) -> Result<Resources, CgroupError> {
-    let (wire, _) =
-        serde_json_core::from_slice::<WireResources<'_>>(json).map_err(CgroupError::Json)?;
+    let (wire, _) = serde_json_core::from_slice::<WireResources<'_>>(json).map_err(|e| {
+        match crate::wire::duplicate_key(json) {
+            Some(duplicate) => CgroupError::DuplicateKey(duplicate),
+            None => CgroupError::Json(e),
+        }
+    })?;
     Resources::from_wire(wire)
 }
 

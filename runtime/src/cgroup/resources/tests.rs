@@ -481,3 +481,11 @@ fn invalid_json_is_reported() {
     assert!(error(r#"{"pids": {"limit": 1.5}}"#).starts_with("linux.resources: invalid JSON"));
     assert!(error("[").starts_with("linux.resources: invalid JSON"));
 }
+
+#[test]
+fn a_key_given_twice_is_named() {
+    assert_eq!(
+        error(r#"{"pids": {"limit": 1, "limit": 2}}"#),
+        r#"linux.resources: invalid JSON: pids has the key "limit" twice"#
+    );
+}
