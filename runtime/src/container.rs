@@ -653,7 +653,7 @@ impl ExecTarget {
 ///    `CAP_SYS_RESOURCE`, so before any privilege is dropped; the container
 ///    may have no `/proc`), and, if `process.capabilities` is set, the kernel's
 ///    last capability is read.
-/// 3. Mounts, below the rootfs: `/` private, the rootfs bound onto itself,
+/// 3. Mounts, below the rootfs: `/` private (`linux.rootfsPropagation`), the rootfs bound onto itself,
 ///    `mounts` in order, the minimal `/dev` if `mounts` put a tmpfs there,
 ///    then `linux.maskedPaths` (after `mounts`, so `/proc/kcore` and the like
 ///    exist; before `pivot_root`, so the host's `/dev/null` can be bound over
@@ -687,9 +687,9 @@ pub fn init(
 ) -> Result<Infallible, ContainerError> {
     let root = spec.root.as_path();
     let capabilities = prepare(sys, &spec.process)?;
-    // Nothing below may propagate to the mount namespace husk came from.
-    let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
-    sys.mount(None, Path::new("/"), None, private, None)?;
+    // By default (rprivate) nothing below propagates to the mount namespace
+    // husk came from, nor from it.
+    sys.mount(None, Path::new("/"), None, spec.rootfs_propagation, None)?;
     // pivot_root needs the new root to be a mount point.
     sys.mount(
         Some(root),
@@ -1411,6 +1411,9 @@ fn mount_below(sys: &impl Syscalls, root: &Path, mount: &Mount) -> Result<(), Co
                 data,
             )?;
         }
+    }
+    if !mount.propagation.is_empty() {
+        sys.mount(None, &target, None, mount.propagation, None)?;
     }
     Ok(())
 }

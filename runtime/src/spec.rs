@@ -89,6 +89,10 @@ pub struct ContainerSpec {
     pub id_mappings: Option<IdMappings>,
     /// `mounts`, in order.
     pub mounts: Vec<Mount>,
+    /// `linux.rootfsPropagation`: what the container's mount namespace makes
+    /// of `/` before anything else (default `rprivate`: nothing propagates
+    /// either way).
+    pub rootfs_propagation: MsFlags,
     /// `linux.cgroupsPath`, resolved later against the runtime's defaults.
     pub cgroups_path: Option<String>,
     /// `linux.resources`: the container cgroup's limits.
@@ -351,6 +355,9 @@ pub struct Mount {
     pub flags: MsFlags,
     /// Options that are not flags, comma-separated, passed to the filesystem.
     pub data: String,
+    /// A propagation option (`rprivate`, `slave`, ...), applied by a second
+    /// `mount(2)` once the mount is made; empty for none.
+    pub propagation: MsFlags,
 }
 
 /// What a [`Mount`] mounts.
@@ -1048,7 +1055,8 @@ struct WireLinux<'a> {
     sysctl: Option<CappedMap<'a, MAX_SYSCTLS>>,
     #[serde(borrow)]
     seccomp: Option<WireSeccomp<'a>>,
-    rootfs_propagation: Option<IgnoredAny>,
+    #[serde(borrow)]
+    rootfs_propagation: Option<EscapedStr<'a>>,
     #[serde(borrow)]
     masked_paths: Option<Capped<EscapedStr<'a>, MAX_MASKED_PATHS>>,
     #[serde(borrow)]
@@ -1111,7 +1119,6 @@ impl WireLinux<'_> {
                 self.devices.as_ref().is_some_and(Capped::overflowed),
             ),
             ("linux.intelRdt", self.intel_rdt.is_some()),
-            ("linux.rootfsPropagation", self.rootfs_propagation.is_some()),
             ("linux.mountLabel", self.mount_label.is_some()),
             ("linux.personality", self.personality.is_some()),
             ("linux.memoryPolicy", self.memory_policy.is_some()),
@@ -1187,6 +1194,25 @@ fn convert(wire: WireConfig<'_>, bundle: &Path) -> Result<ContainerSpec, SpecErr
         namespaces.get(NamespaceKind::Cgroup),
         Some(Namespace { path: None, .. })
     );
+    const ROOTFS_PROPAGATION: Field = Field::new("linux.rootfsPropagation");
+    let rootfs_propagation = match linux.rootfs_propagation {
+        None => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        Some(name) => {
+            let name = unescape(ROOTFS_PROPAGATION, name, MAX_STRING)?;
+            match propagation(&name) {
+                // pivot_root refuses a root under a shared mount; runc makes
+                // the rootfs's parent private for it, husk does not yet.
+                Some(flags) if !flags.contains(MsFlags::MS_SHARED) => flags,
+                Some(_) => {
+                    return Err(SpecError::UnsupportedValue {
+                        field: ROOTFS_PROPAGATION,
+                        value: name,
+                    })
+                }
+                None => return Err(invalid(ROOTFS_PROPAGATION, "is not a propagation option")),
+            }
+        }
+    };
     let cgroup_mount = mounts.iter().position(|m| {
         matches!(
             m.kind,
@@ -1215,6 +1241,7 @@ fn convert(wire: WireConfig<'_>, bundle: &Path) -> Result<ContainerSpec, SpecErr
         namespaces,
         id_mappings,
         mounts,
+        rootfs_propagation,
         cgroups_path,
         resources,
         seccomp,
@@ -1707,7 +1734,7 @@ fn convert_mount(field: Field, wire: WireMount<'_>, bundle: &Path) -> Result<Mou
         .into_iter()
         .map(|option| unescape(options_field, option, MAX_STRING))
         .collect::<Result<Vec<_>, _>>()?;
-    let options = parse_mount_options(options_field, options.iter().map(String::as_str))?;
+    let options = parse_mount_options(options.iter().map(String::as_str));
 
     let fstype = wire
         .kind
@@ -1745,6 +1772,7 @@ fn convert_mount(field: Field, wire: WireMount<'_>, bundle: &Path) -> Result<Mou
         kind,
         flags: options.flags,
         data: options.data,
+        propagation: options.propagation,
     })
 }
 
@@ -1755,6 +1783,8 @@ struct MountOptions {
     /// `Some(recursive)` for `bind` or `rbind`.
     bind: Option<bool>,
     data: String,
+    /// The last propagation option.
+    propagation: MsFlags,
 }
 
 /// Options that are mount flags: (name, flag, whether the option sets or clears it).
@@ -1780,17 +1810,26 @@ const FLAG_OPTIONS: &[(&str, MsFlags, bool)] = &[
     ("nostrictatime", MsFlags::MS_STRICTATIME, false),
 ];
 
-/// Propagation options need a separate `mount(2)` call that husk does not make yet.
-const PROPAGATION_OPTIONS: &[&str] = &[
-    "private",
-    "rprivate",
-    "shared",
-    "rshared",
-    "slave",
-    "rslave",
-    "unbindable",
-    "runbindable",
+/// Propagation options, and the flags of the `mount(2)` call that sets them
+/// (the `r` ones for the whole subtree).
+const PROPAGATION_OPTIONS: &[(&str, MsFlags)] = &[
+    ("private", MsFlags::MS_PRIVATE),
+    ("rprivate", MsFlags::MS_PRIVATE.union(MsFlags::MS_REC)),
+    ("shared", MsFlags::MS_SHARED),
+    ("rshared", MsFlags::MS_SHARED.union(MsFlags::MS_REC)),
+    ("slave", MsFlags::MS_SLAVE),
+    ("rslave", MsFlags::MS_SLAVE.union(MsFlags::MS_REC)),
+    ("unbindable", MsFlags::MS_UNBINDABLE),
+    ("runbindable", MsFlags::MS_UNBINDABLE.union(MsFlags::MS_REC)),
 ];
+
+/// The flags of a propagation option, if `name` is one.
+fn propagation(name: &str) -> Option<MsFlags> {
+    PROPAGATION_OPTIONS
+        .iter()
+        .find(|(option, _)| *option == name)
+        .map(|&(_, flags)| flags)
+}
 
 /// Splits options into flags and filesystem data (`mode=755`, `size=64k`,
 /// `newinstance`, anything unknown), which the kernel validates.
@@ -1800,27 +1839,23 @@ pub fn mount_option_names() -> impl Iterator<Item = &'static str> {
         .iter()
         .map(|&(name, ..)| name)
         .chain(["bind", "rbind"])
+        .chain(PROPAGATION_OPTIONS.iter().map(|&(name, _)| name))
 }
 
-fn parse_mount_options<'s>(
-    field: Field,
-    options: impl IntoIterator<Item = &'s str>,
-) -> Result<MountOptions, SpecError> {
+fn parse_mount_options<'s>(options: impl IntoIterator<Item = &'s str>) -> MountOptions {
     let mut parsed = MountOptions {
         flags: MsFlags::empty(),
         bind: None,
         data: String::new(),
+        propagation: MsFlags::empty(),
     };
     for option in options {
         if let Some(&(_, flag, set)) = FLAG_OPTIONS.iter().find(|(name, ..)| *name == option) {
             parsed.flags.set(flag, set);
         } else if option == "bind" || option == "rbind" {
             parsed.bind = Some(option == "rbind" || parsed.bind == Some(true));
-        } else if PROPAGATION_OPTIONS.contains(&option) {
-            return Err(SpecError::UnsupportedValue {
-                field,
-                value: option.into(),
-            });
+        } else if let Some(flags) = propagation(option) {
+            parsed.propagation = flags;
         } else {
             if !parsed.data.is_empty() {
                 parsed.data.push(',');
@@ -1828,7 +1863,7 @@ fn parse_mount_options<'s>(
             parsed.data.push_str(option);
         }
     }
-    Ok(parsed)
+    parsed
 }
 
 fn required<T>(field: Field, value: Option<T>) -> Result<T, SpecError> {
@@ -1969,6 +2004,7 @@ mod tests {
                 },
                 flags: MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
                 data: "mode=755,size=65536k".into(),
+                propagation: MsFlags::empty(),
             }
         );
         assert_eq!(
@@ -2067,10 +2103,34 @@ mod tests {
                 source
             } if source == "cgroup"
         ));
-        let mount = r#", "mounts": [{"destination": "/d", "source": "d", "options": ["rbind", "rprivate"]}]"#;
+        let mount =
+            r#", "mounts": [{"destination": "/d", "source": "d", "options": ["rbind", "rslave"]}]"#;
+        let spec = parse_str(&config(PROCESS, mount)).unwrap();
         assert_eq!(
-            error(&config(PROCESS, mount)),
-            "config.json: mounts[0].options: rprivate is not supported yet"
+            spec.mounts[0].propagation,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC
+        );
+        assert_eq!(
+            spec.rootfs_propagation,
+            MsFlags::MS_PRIVATE | MsFlags::MS_REC
+        );
+        let root = |value: &str| {
+            config(PROCESS, "").replace(
+                r#""linux": {"#,
+                &format!(r#""linux": {{"rootfsPropagation": "{value}", "#),
+            )
+        };
+        assert_eq!(
+            parse_str(&root("slave")).unwrap().rootfs_propagation,
+            MsFlags::MS_SLAVE
+        );
+        assert_eq!(
+            error(&root("rshared")),
+            "config.json: linux.rootfsPropagation: rshared is not supported yet"
+        );
+        assert_eq!(
+            error(&root("sideways")),
+            "config.json: linux.rootfsPropagation is not a propagation option"
         );
     }
 
@@ -2269,8 +2329,7 @@ mod tests {
 
     #[test]
     fn mount_options() {
-        let field = Field::new("mounts").at(0).member("options");
-        let parse = |options: &[&str]| parse_mount_options(field, options.iter().copied()).unwrap();
+        let parse = |options: &[&str]| parse_mount_options(options.iter().copied());
         assert_eq!(
             parse(&["nosuid", "noexec", "nodev", "ro", "relatime"]).flags,
             MsFlags::MS_NOSUID

@@ -2111,3 +2111,24 @@ fn a_cgroup_mount_shows_the_containers_own_cgroup() {
         ]
     );
 }
+
+#[test]
+fn mount_propagation_options_reach_the_kernel() {
+    let Some(bundle) = Bundle::new("propagation") else {
+        return;
+    };
+    fs::create_dir(bundle.dir.join("data")).unwrap();
+    let outcome = bundle.run(&Config {
+        args: &["cat", "/proc/self/mountinfo"],
+        mounts: r#", {"destination": "/data", "source": "data", "options": ["bind", "unbindable"]}"#,
+        linux: r#", "rootfsPropagation": "rslave""#,
+        ..DEFAULT
+    });
+    let mountinfo = success(outcome);
+    // Field 5 is the mount point; the optional fields follow field 6.
+    let data = mountinfo
+        .lines()
+        .find(|line| line.split(' ').nth(4) == Some("/data"))
+        .unwrap_or_else(|| panic!("no /data in {mountinfo}"));
+    assert!(data.contains(" unbindable "), "{data}");
+}
