@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Prints the build table and fails when a binary is not a static ELF for its arch.
+"""Prints the build table and fails when a binary is not a static ELF for its arch,
+or is larger than its size budget.
 
 Usage: elfcheck.py ARCH=PATH...   (ARCH is armv7, aarch64, riscv64 or x86_64)
 
@@ -19,6 +20,9 @@ TRIPLE = {
     "riscv64": "riscv64gc-unknown-linux-musl",
     "x86_64": "x86_64-unknown-linux-musl",
 }
+# Size budgets in bytes, by (arch, binary): issue 7's contract for the device
+# binary on the smallest target (without TLS: husk has none yet).
+BUDGETS = {("armv7", "husk"): 1024 * 1024}
 PT_DYNAMIC, PT_INTERP = 2, 3
 DT_NULL, DT_NEEDED = 0, 1
 
@@ -80,11 +84,17 @@ def main(args):
             bad.append(f"{path}: dynamically linked (interpreter: {interp}, libraries needed: {needed})")
         if machine != MACHINE[arch]:
             bad.append(f"{path}: ELF machine {machine}, expected {MACHINE[arch]} for {arch}")
-        rows.append((TRIPLE[arch], os.path.basename(path), len(data), "yes" if static else "NO"))
+        name = os.path.basename(path)
+        budget = BUDGETS.get((arch, name))
+        if budget is not None and len(data) > budget:
+            bad.append(f"{path}: {len(data):,} bytes, over its budget of {budget:,} bytes "
+                       f"by {len(data) - budget:,}")
+        rows.append((TRIPLE[arch], name, len(data), "yes" if static else "NO", budget))
 
-    print(f"{'target':<32} {'binary':<13} {'bytes':>9} {'KiB':>8}  static")
-    for triple, name, size, static in rows:
-        print(f"{triple:<32} {name:<13} {size:>9} {size / 1024:>8.1f}  {static}")
+    print(f"{'target':<32} {'binary':<13} {'bytes':>9} {'KiB':>8}  static  budget")
+    for triple, name, size, static, budget in rows:
+        within = f"{size / budget:.0%} of {budget:,}" if budget else ""
+        print(f"{triple:<32} {name:<13} {size:>9} {size / 1024:>8.1f}  {static:<6}  {within}")
     for line in bad:
         print(f"cross: error: {line}", file=sys.stderr)
     return 1 if bad else 0
