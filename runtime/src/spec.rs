@@ -2078,23 +2078,26 @@ mod tests {
              must also be in permitted and inheritable"
         );
         let without_ambient = RUNC_DEFAULT.replace(r#""ambient""#, r#""inheritable""#);
+        // Its device rules are enforced now; the cgroup mount is still refused.
         assert_eq!(
             error(&without_ambient),
-            "config.json: linux.resources.devices: device rules need eBPF, not supported yet"
-        );
-        let without_devices = without_ambient.replace(
-            r#""resources": {"devices": [{"allow": false, "access": "rwm"}]},"#,
-            "",
-        );
-        assert_eq!(
-            error(&without_devices),
             "config.json: mounts[6].type: cgroup is not supported yet"
         );
-        let accepted = without_devices.replace(
+        let accepted = without_ambient.replace(
             r#""/sys/fs/cgroup", "type": "cgroup""#,
             r#""/sys/fs/cgroup", "type": "tmpfs""#,
         );
         let spec = parse_str(&accepted).unwrap();
+        assert_eq!(
+            spec.resources.devices,
+            Some(vec![crate::cgroup::DeviceRule {
+                allow: false,
+                kind: crate::cgroup::DeviceType::All,
+                major: None,
+                minor: None,
+                access: crate::cgroup::Access::ALL,
+            }])
+        );
         assert_eq!(spec.process.rlimits.len(), 1);
         assert_eq!(spec.masked_paths.len(), 3);
         assert_eq!(spec.readonly_paths.len(), 3);
