@@ -32,7 +32,7 @@ use nix::unistd::{ForkResult, Gid, Pid, Uid};
 use crate::cgroup::Insn;
 use crate::container::Syscalls;
 use crate::seccomp::Filter;
-use crate::spec::{CapSet, Capabilities, Capability, ConsoleSize, Rlimit, User};
+use crate::spec::{CapSet, Capabilities, Capability, ConsoleSize, NodeKind, Rlimit, User};
 
 /// A failed system call: what was done, to which path or named object (a
 /// resource limit, a capability), and the errno.
@@ -154,13 +154,36 @@ impl Syscalls for Linux {
     }
 
     /// Also sets the mode exactly, whatever the umask.
-    fn mknod_char(&self, node: &Path, major: u32, minor: u32, mode: u32) -> Result<(), SysError> {
+    fn mknod(
+        &self,
+        node: &Path,
+        kind: NodeKind,
+        major: u32,
+        minor: u32,
+        mode: u32,
+    ) -> Result<(), SysError> {
+        let kind = match kind {
+            NodeKind::Char => SFlag::S_IFCHR,
+            NodeKind::Block => SFlag::S_IFBLK,
+            NodeKind::Fifo => SFlag::S_IFIFO,
+        };
         let dev = nix::sys::stat::makedev(major.into(), minor.into());
         let perm = Mode::from_bits_truncate(mode);
-        let made = nix::sys::stat::mknod(node, SFlag::S_IFCHR, perm, dev);
+        let made = nix::sys::stat::mknod(node, kind, perm, dev);
         check("mknod", Some(node), made)?;
         let chmod = fs::set_permissions(node, fs::Permissions::from_mode(mode));
         io_check("chmod", Some(node), chmod)
+    }
+
+    fn chown(&self, path: &Path, uid: u32, gid: u32) -> Result<(), SysError> {
+        let result = nix::unistd::fchownat(
+            None,
+            path,
+            Some(Uid::from_raw(uid)),
+            Some(Gid::from_raw(gid)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        );
+        check("chown", Some(path), result)
     }
 
     fn symlink(&self, target: &Path, link: &Path) -> Result<(), SysError> {
@@ -834,7 +857,13 @@ pub fn set_device_program(cgroup: &Path, program: &[Insn]) -> Result<(), SysErro
             Err(Errno::ENOENT) => continue,
             // SAFETY: see above: the descriptor is new and owned here.
             Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd as i32) },
-            Err(errno) => return Err(SysError::new("bpf(BPF_PROG_GET_FD_BY_ID)", Some(cgroup), errno)),
+            Err(errno) => {
+                return Err(SysError::new(
+                    "bpf(BPF_PROG_GET_FD_BY_ID)",
+                    Some(cgroup),
+                    errno,
+                ))
+            }
         };
         let mut detach = BpfProgAttach {
             target_fd: fd_u32(&dir),
@@ -854,7 +883,8 @@ pub fn set_device_program(cgroup: &Path, program: &[Insn]) -> Result<(), SysErro
 /// Loads `program` into the kernel and returns its descriptor.
 fn load_device_program(program: &[Insn]) -> Result<OwnedFd, SysError> {
     const OP: &str = "bpf(BPF_PROG_LOAD)";
-    let insn_cnt = u32::try_from(program.len()).map_err(|_| SysError::new(OP, None, Errno::E2BIG))?;
+    let insn_cnt =
+        u32::try_from(program.len()).map_err(|_| SysError::new(OP, None, Errno::E2BIG))?;
     let mut load = BpfProgLoad {
         prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
         insn_cnt,

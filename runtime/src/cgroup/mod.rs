@@ -534,9 +534,15 @@ impl fmt::Display for CgroupError {
             Self::NotOnV2(field) => write!(f, "{field} is not supported on cgroup v2"),
             Self::Unsupported(field) => write!(f, "{field} is not supported yet"),
             Self::DeviceProgram { dir, source } => {
-                write!(f, "attaching the device rules (eBPF) to cgroup {}", dir.display())?;
+                write!(
+                    f,
+                    "attaching the device rules (eBPF) to cgroup {}",
+                    dir.display()
+                )?;
                 if matches!(source.errno(), Errno::ENOSYS | Errno::EINVAL) {
-                    f.write_str(" (does the kernel have CONFIG_BPF_SYSCALL and CONFIG_CGROUP_BPF?)")?;
+                    f.write_str(
+                        " (does the kernel have CONFIG_BPF_SYSCALL and CONFIG_CGROUP_BPF?)",
+                    )?;
                 }
                 Ok(())
             }

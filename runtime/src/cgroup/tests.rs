@@ -498,7 +498,10 @@ fn every_new_cgroup_gets_a_device_filter() {
         compile(&with_defaults(&rules)),
         "the config's rules, then the defaults"
     );
-    assert!(kernel.take_writes().is_empty(), "no interface file is written");
+    assert!(
+        kernel.take_writes().is_empty(),
+        "no interface file is written"
+    );
     // Rules that allow everything need no filter.
     create(&kernel, "husk", "open", r#"{"devices": [{"allow": true}]}"#).unwrap();
     assert_eq!(kernel.device_program("/sys/fs/cgroup/husk/open"), None);
@@ -543,7 +546,11 @@ fn update_replaces_the_device_filter_only_when_given_rules() {
     let dir = "/sys/fs/cgroup/husk/c1";
     let at = path("husk", "c1");
     cgroup
-        .update(Path::new(ROOT), &at, &resources(r#"{"pids": {"limit": 7}}"#))
+        .update(
+            Path::new(ROOT),
+            &at,
+            &resources(r#"{"pids": {"limit": 7}}"#),
+        )
         .unwrap();
     assert_eq!(kernel.device_program(dir), compile(&DEFAULT_RULES));
     let json = r#"{"devices": [{"allow": true, "type": "b", "major": 8, "access": "r"}]}"#;

@@ -267,7 +267,11 @@ fn verdicts_of_typical_rule_lists() {
     ];
     for (rules, query, allowed) in cases {
         let all = with_defaults(rules);
-        assert_eq!(expected(&all, *query), *allowed, "reading {query:?} under {rules:?}");
+        assert_eq!(
+            expected(&all, *query),
+            *allowed,
+            "reading {query:?} under {rules:?}"
+        );
         let program = compile(&all);
         assert_eq!(
             verdict(program.as_deref(), *query),

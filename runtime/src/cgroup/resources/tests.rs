@@ -395,7 +395,13 @@ fn device_rules_are_validated_in_order() {
                 None,
                 Access::parse("rm").unwrap()
             ),
-            rule(true, DeviceType::Block, Some(4095), Some(1_048_575), Access::ALL),
+            rule(
+                true,
+                DeviceType::Block,
+                Some(4095),
+                Some(1_048_575),
+                Access::ALL
+            ),
             rule(false, DeviceType::All, None, None, Access::ALL),
         ]
     );
