@@ -26,7 +26,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json_core::str::EscapedStr;
 
-use crate::cgroup::{CgroupError, Resources, WireResources};
+use crate::cgroup::{Access, CgroupError, DeviceRule, DeviceType, Resources, WireResources};
 use crate::seccomp::{self, Arch, Profile, SeccompError, WireSeccomp};
 use crate::wire::{self, unescape, Capped, CappedMap, Field, HeapCapped, WireError};
 
@@ -252,6 +252,26 @@ pub struct DeviceNode {
     pub uid: u32,
     /// `gid` of the owner; 0 when absent.
     pub gid: u32,
+}
+
+impl DeviceNode {
+    /// The device rule that lets the container's init make this node (`m`),
+    /// which husk adds after `linux.resources.devices`; `None` for a fifo,
+    /// which the device rules do not cover.
+    fn mknod_rule(&self) -> Option<DeviceRule> {
+        let kind = match self.kind {
+            NodeKind::Char => DeviceType::Char,
+            NodeKind::Block => DeviceType::Block,
+            NodeKind::Fifo => return None,
+        };
+        Some(DeviceRule {
+            allow: true,
+            kind,
+            major: Some(self.major),
+            minor: Some(self.minor),
+            access: Access::MKNOD,
+        })
+    }
 }
 
 /// The file type of a [`DeviceNode`].
@@ -1124,14 +1144,19 @@ fn convert(wire: WireConfig<'_>, bundle: &Path) -> Result<ContainerSpec, SpecErr
         .cgroups_path
         .map(|p| unescape(CGROUPS_PATH, p, MAX_PATH))
         .transpose()?;
-    let resources = linux
+    let mut resources = linux
         .resources
         .map(Resources::from_wire)
         .transpose()
         .map_err(SpecError::Cgroup)?
         .unwrap_or_default();
     let seccomp = linux.seccomp.map(convert_seccomp).transpose()?;
-    let devices = linux.devices.map(convert_devices).transpose()?;
+    let devices = linux
+        .devices
+        .map(convert_devices)
+        .transpose()?
+        .unwrap_or_default();
+    resources.implied_devices = devices.iter().filter_map(DeviceNode::mknod_rule).collect();
     let masked_paths = convert_paths(Field::new("linux.maskedPaths"), linux.masked_paths)?;
     let readonly_paths = convert_paths(Field::new("linux.readonlyPaths"), linux.readonly_paths)?;
 
@@ -1170,7 +1195,7 @@ fn convert(wire: WireConfig<'_>, bundle: &Path) -> Result<ContainerSpec, SpecErr
         sysctl,
         masked_paths,
         readonly_paths,
-        devices: devices.unwrap_or_default(),
+        devices,
         hooks,
         reaper: false,
     })
@@ -1999,6 +2024,23 @@ mod tests {
                 node("/dev/pipe", NodeKind::Fifo, 0, 0, 0o666, 0, 0),
             ]
         );
+        // The init may make them (`m`), fifos aside; no rules were asked for.
+        let mknod = |kind, major, minor| DeviceRule {
+            allow: true,
+            kind,
+            major: Some(major),
+            minor: Some(minor),
+            access: Access::MKNOD,
+        };
+        assert_eq!(
+            spec.resources.implied_devices,
+            [
+                mknod(DeviceType::Char, 10, 229),
+                mknod(DeviceType::Block, 8, 0),
+                mknod(DeviceType::Char, 4, 1_048_575),
+            ]
+        );
+        assert_eq!(spec.resources.devices, None);
         assert!(parse_str(&with_devices("")).unwrap().devices.is_empty());
         for (device, message) in [
             (
@@ -2085,14 +2127,11 @@ mod tests {
                 format!("config.json: {field} is not supported yet")
             );
         }
-        for (linux, field) in [(r#""intelRdt": {}"#, "linux.intelRdt")] {
-            let json =
-                config(PROCESS, "").replace(r#""linux": {"#, &format!(r#""linux": {{{linux}, "#));
-            assert_eq!(
-                error(&json),
-                format!("config.json: {field} is not supported yet")
-            );
-        }
+        let json = config(PROCESS, "").replace(r#""linux": {"#, r#""linux": {"intelRdt": {}, "#);
+        assert_eq!(
+            error(&json),
+            "config.json: linux.intelRdt is not supported yet"
+        );
         let json = config(PROCESS, r#", "annotations": {"a": "b"}, "x-vendor": 1"#);
         assert!(
             parse_str(&json).is_ok(),

@@ -42,6 +42,11 @@ pub struct Resources {
     /// `devices`, in order; `None` when absent or empty (the container then
     /// gets the default rules only, where the kernel can enforce them).
     pub devices: Option<Vec<DeviceRule>>,
+    /// Not from `linux.resources`: rules after `devices` and before the
+    /// defaults that do not count as rules asked for. The runtime adds `m`
+    /// for the nodes `linux.devices` lists, so that the init, already in the
+    /// cgroup, can make them.
+    pub implied_devices: Vec<DeviceRule>,
     /// `memory`.
     pub memory: Memory,
     /// `pids.limit` as `pids.max`.
@@ -217,6 +222,7 @@ impl Resources {
         let unified = wire.unified.map(convert_unified).transpose()?;
         Ok(Self {
             devices,
+            implied_devices: Vec::new(),
             memory: memory.unwrap_or_default(),
             pids_max,
             cpu: cpu.unwrap_or_default(),

@@ -540,6 +540,35 @@ fn a_kernel_without_cgroup_bpf_fails_only_when_rules_are_asked_for() {
 }
 
 #[test]
+fn implied_rules_come_between_the_given_ones_and_the_defaults() {
+    let kernel = FakeKernel::new(ROOT, "");
+    let json = r#"{"devices": [{"allow": false, "access": "rwm"}]}"#;
+    let mut with_node = resources(json);
+    let mknod = DeviceRule {
+        allow: true,
+        kind: DeviceType::Char,
+        major: Some(10),
+        minor: Some(229),
+        access: Access::MKNOD,
+    };
+    with_node.implied_devices = vec![mknod];
+    Cgroup::create(&kernel, Path::new(ROOT), &path("husk", "c1"), &with_node).unwrap();
+    let mut rules = with_node.devices.clone().unwrap();
+    rules.push(mknod);
+    assert_eq!(
+        kernel.device_program("/sys/fs/cgroup/husk/c1"),
+        compile(&with_defaults(&rules))
+    );
+    // Implied rules alone are not rules asked for: skipped without eBPF.
+    kernel.fail_bpf(Errno::EINVAL);
+    let implied_only = Resources {
+        implied_devices: vec![mknod],
+        ..Resources::default()
+    };
+    Cgroup::create(&kernel, Path::new(ROOT), &path("husk", "c2"), &implied_only).unwrap();
+}
+
+#[test]
 fn update_replaces_the_device_filter_only_when_given_rules() {
     let kernel = FakeKernel::new(ROOT, ALL_CONTROLLERS);
     let cgroup = create(&kernel, "husk", "c1", "{}").unwrap();
