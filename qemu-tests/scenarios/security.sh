@@ -58,7 +58,8 @@ devices_bundle() {
                      {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 420}],
          "resources": {"devices": [{"allow": false, "access": "rwm"}'"$2"']}'
 }
-PROBE=': < /dev/kmsg && echo kmsg_read=ok; : > /dev/kmsg && echo kmsg_write=ok; echo x > /dev/null && echo null=ok; ls -ln /dev/kmsg'
+# (A failed redirection ends the shell, so each open is in a subshell.)
+PROBE='(true < /dev/kmsg) && echo kmsg_read=ok; (true > /dev/kmsg) && echo kmsg_write=ok; echo x > /dev/null && echo null=ok; ls -ln /dev/kmsg'
 
 step "linux.devices makes /dev/kmsg, the device rules deny opening it"
 devices_bundle denied '' "$PROBE"

@@ -1774,7 +1774,7 @@ fn device_rules_decide_which_nodes_open_and_can_be_made() {
         eprintln!("SKIP device_rules: no cgroup v2 hierarchy mounted");
         return;
     }
-    let script = "true < /dev/kmsg && echo kmsg_read; true > /dev/kmsg && echo kmsg_write; \
+    let script = "(true < /dev/kmsg) && echo kmsg_read; (true > /dev/kmsg) && echo kmsg_write; \
                   echo x > /dev/null && echo null_ok; \
                   mknod /dev/sda b 8 0 && echo mknod_disk; \
                   mknod /dev/zero2 c 1 5 && echo mknod_zero; \
