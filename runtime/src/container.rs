@@ -549,7 +549,9 @@ impl ExecTarget {
 ///    last capability is read.
 /// 3. Mounts, below the rootfs: `/` private, the rootfs bound onto itself,
 ///    `mounts` in order, the minimal `/dev` if `mounts` put a tmpfs there,
-///    then `linux.maskedPaths` (after `mounts`, so `/proc/kcore` and the like
+///    the `linux.devices` nodes (the init is already in the container's
+///    cgroup, so its device filter decides which it may `mknod`: the runtime
+///    allows `m` for exactly these), then `linux.maskedPaths` (after `mounts`, so `/proc/kcore` and the like
 ///    exist; before `pivot_root`, so the host's `/dev/null` can be bound over
 ///    files even when the container has none).
 /// 4. `pivot_root` into the rootfs, the old root detached; the root remounted

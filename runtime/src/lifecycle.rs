@@ -716,7 +716,9 @@ fn load_bundle(bundle: &Path) -> Result<(PathBuf, spec::ContainerSpec), Error> {
 
 /// Claims the container's directory, records it without a pid (so that an
 /// interrupted create is visible and `delete --force` can clean it up, cgroup
-/// included) and creates its cgroup with the configured limits.
+/// included) and creates its cgroup with the configured limits and device
+/// filter. Without a cgroup v2 hierarchy a config that asks for limits or
+/// device rules is refused; one that asks for neither runs without a cgroup.
 fn claim(
     host: &Host,
     id: &ContainerId,
@@ -732,7 +734,7 @@ fn claim(
             )
             .map_err(spec::SpecError::Cgroup)?,
         ),
-        None if spec.resources != cgroup::Resources::default() => {
+        None if spec.resources.asks_for_anything() => {
             return Err(LifecycleError::NoCgroupRoot.into())
         }
         None => None,

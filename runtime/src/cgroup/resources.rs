@@ -232,6 +232,16 @@ impl Resources {
         })
     }
 
+    /// Whether these resources ask anything of a cgroup: limits or device
+    /// rules. `implied_devices` alone does not.
+    pub fn asks_for_anything(&self) -> bool {
+        let asked = Self {
+            implied_devices: Vec::new(),
+            ..self.clone()
+        };
+        asked != Self::default()
+    }
+
     /// The interface files to write and their values, in the order to write them.
     pub fn settings(&self) -> Vec<Setting> {
         let mut settings = Vec::new();

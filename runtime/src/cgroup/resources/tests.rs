@@ -405,7 +405,16 @@ fn device_rules_are_validated_in_order() {
             rule(false, DeviceType::All, None, None, Access::ALL),
         ]
     );
-    // Device rules write no interface file: they are an eBPF program.
+    // Device rules write no interface file: they are an eBPF program; they
+    // ask something of the cgroup, implied rules alone do not.
+    let ruled = parse_resources(br#"{"devices": [{"allow": true, "access": "m"}]}"#).unwrap();
+    assert!(ruled.asks_for_anything());
+    let implied = Resources {
+        implied_devices: ruled.devices.unwrap(),
+        ..Resources::default()
+    };
+    assert!(!implied.asks_for_anything());
+    assert!(!Resources::default().asks_for_anything());
     assert!(settings(r#"{"devices": [{"allow": false, "access": "rwm"}]}"#).is_empty());
     for (number, member) in [
         (r#""major": -2"#, "major"),
