@@ -89,9 +89,12 @@ cat err.txt
 echo '{"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "rw"}]}' \
     | husk update --resources - upd || fail "husk update exited with $?"
 husk exec upd sh -c 'true < /dev/kmsg && true > /dev/kmsg' || fail "/dev/kmsg still refused after the update"
+echo '{"devices": [{"allow": true, "access": "rwm"}]}' | husk update --resources - upd \
+    || fail "husk update to allow all exited with $?"
+husk exec upd sh -c 'mknod /dev/sdz b 8 0 && rm /dev/sdz' || fail "mknod of a disk refused with every device allowed"
 echo '{"devices": [{"allow": false, "access": "rwm"}]}' | husk update --resources - upd \
     || fail "the second husk update exited with $?"
 husk exec upd sh -c 'true < /dev/kmsg' 2> /dev/null && fail "/dev/kmsg opened after the rules were taken back"
 husk exec upd sh -c 'echo x > /dev/null' || fail "/dev/null refused after the updates"
 husk kill upd KILL; husk delete --force upd || fail "husk delete exited with $?"
-echo "ok: update allowed /dev/kmsg, then denied it again"
+echo "ok: update allowed /dev/kmsg, then every device, then denied /dev/kmsg again"

@@ -824,26 +824,28 @@ struct BpfGetFdById {
 /// Makes `program` (a `BPF_PROG_TYPE_CGROUP_DEVICE` program) the device filter
 /// of the cgroup directory `cgroup`: loads it, attaches it with
 /// `BPF_F_ALLOW_MULTI`, then detaches the device programs that were attached
-/// there before. Between the two steps both apply, which only ever denies
-/// more. The attached program stays in the kernel, held by the cgroup, once
+/// there before (all of them when `program` is `None`). Between the two steps
+/// both apply, which only ever denies more. The attached program stays in the kernel, held by the cgroup, once
 /// its descriptor is closed. Without the `bpf` system call the load fails with
 /// `ENOSYS`; without `CONFIG_CGROUP_BPF`, with `EINVAL`.
-pub fn set_device_program(cgroup: &Path, program: &[Insn]) -> Result<(), SysError> {
+pub fn set_device_program(cgroup: &Path, program: Option<&[Insn]>) -> Result<(), SysError> {
     let dir = io_check("open", Some(cgroup), File::open(cgroup))?;
-    let loaded = load_device_program(program)?;
+    let loaded = program.map(load_device_program).transpose()?;
     let old = query_device_programs(&dir, cgroup)?;
-    let mut attach = BpfProgAttach {
-        target_fd: fd_u32(&dir),
-        attach_bpf_fd: fd_u32(&loaded),
-        attach_type: BPF_CGROUP_DEVICE,
-        attach_flags: BPF_F_ALLOW_MULTI,
-        ..BpfProgAttach::default()
-    };
-    // SAFETY: `attach` is a fully initialised `repr(C)` prefix of `union
-    // bpf_attr` of the size passed, holding two open descriptors; the kernel
-    // only reads it.
-    let result = unsafe { bpf(BPF_PROG_ATTACH, &mut attach) };
-    check("bpf(BPF_PROG_ATTACH)", Some(cgroup), result)?;
+    if let Some(loaded) = &loaded {
+        let mut attach = BpfProgAttach {
+            target_fd: fd_u32(&dir),
+            attach_bpf_fd: fd_u32(loaded),
+            attach_type: BPF_CGROUP_DEVICE,
+            attach_flags: BPF_F_ALLOW_MULTI,
+            ..BpfProgAttach::default()
+        };
+        // SAFETY: `attach` is a fully initialised `repr(C)` prefix of `union
+        // bpf_attr` of the size passed, holding two open descriptors; the
+        // kernel only reads it.
+        let result = unsafe { bpf(BPF_PROG_ATTACH, &mut attach) };
+        check("bpf(BPF_PROG_ATTACH)", Some(cgroup), result)?;
+    }
     for id in old {
         let mut by_id = BpfGetFdById {
             prog_id: id,

@@ -404,16 +404,22 @@ impl CgroupFs for FakeKernel {
         self.state.borrow_mut().now += interval;
     }
 
-    fn set_device_program(&self, dir: &Path, program: &[Insn]) -> Result<(), SysError> {
+    fn set_device_program(&self, dir: &Path, program: Option<&[Insn]>) -> Result<(), SysError> {
         let mut state = self.state.borrow_mut();
-        if let Some(errno) = state.bpf_error {
-            return Err(SysError::new("bpf(BPF_PROG_LOAD)", None, errno));
-        }
         if !state.dirs.contains_key(dir) {
             return Err(SysError::new("open", Some(dir), Errno::ENOENT));
         }
-        state.programs.insert(dir.to_path_buf(), program.to_vec());
-        Ok(())
+        match (program, state.bpf_error) {
+            (Some(_), Some(errno)) => Err(SysError::new("bpf(BPF_PROG_LOAD)", None, errno)),
+            (Some(program), None) => {
+                state.programs.insert(dir.to_path_buf(), program.to_vec());
+                Ok(())
+            }
+            (None, _) => {
+                state.programs.remove(dir);
+                Ok(())
+            }
+        }
     }
 }
 

@@ -29,8 +29,8 @@ pub trait CgroupFs {
     fn pause(&self, interval: Duration);
     /// Makes `program`, a `BPF_PROG_TYPE_CGROUP_DEVICE` program, the device
     /// filter of the cgroup directory `dir`, in place of the ones attached
-    /// there before.
-    fn set_device_program(&self, dir: &Path, program: &[Insn]) -> Result<(), SysError>;
+    /// there before; `None` detaches them and leaves no filter.
+    fn set_device_program(&self, dir: &Path, program: Option<&[Insn]>) -> Result<(), SysError>;
 }
 
 /// The running kernel's cgroup filesystem, through `std::fs`.
@@ -67,7 +67,7 @@ impl CgroupFs for HostFs {
         std::thread::sleep(interval);
     }
 
-    fn set_device_program(&self, dir: &Path, program: &[Insn]) -> Result<(), SysError> {
+    fn set_device_program(&self, dir: &Path, program: Option<&[Insn]>) -> Result<(), SysError> {
         sys::set_device_program(dir, program)
     }
 }
@@ -97,7 +97,7 @@ impl<T: CgroupFs + ?Sized> CgroupFs for &T {
         (**self).pause(interval);
     }
 
-    fn set_device_program(&self, dir: &Path, program: &[Insn]) -> Result<(), SysError> {
+    fn set_device_program(&self, dir: &Path, program: Option<&[Insn]>) -> Result<(), SysError> {
         (**self).set_device_program(dir, program)
     }
 }

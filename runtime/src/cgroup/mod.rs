@@ -282,7 +282,7 @@ impl<F: CgroupFs> Cgroup<F> {
         let applied = settings
             .iter()
             .try_for_each(|setting| cgroup.write(&setting.file, &setting.value))
-            .and_then(|()| cgroup.set_devices(resources));
+            .and_then(|()| cgroup.set_devices(resources, true));
         if let Err(error) = applied {
             // The first error is the one to report; the cgroup is new and
             // empty, so removing it can only fail if it is gone already.
@@ -315,26 +315,28 @@ impl<F: CgroupFs> Cgroup<F> {
             .iter()
             .try_for_each(|setting| self.write(&setting.file, &setting.value))?;
         match &resources.devices {
-            Some(_) => self.set_devices(resources),
+            Some(_) => self.set_devices(resources, false),
             None => Ok(()),
         }
     }
 
     /// Makes `resources.devices`, then `resources.implied_devices`, then
     /// [`DEFAULT_RULES`], the cgroup's device filter; no `devices` means no
-    /// rules asked for. Rules that allow every device need no filter, and
-    /// none is attached. When the kernel cannot run the filter
+    /// rules asked for. Rules that allow every device need no filter: a new
+    /// cgroup gets none, an existing one loses the one it had (`fresh` says
+    /// which). When the kernel cannot run the filter
     /// (no `bpf` system call, `ENOSYS`, or no `CONFIG_CGROUP_BPF`, `EINVAL`),
     /// given rules are an error, but the defaults alone are skipped: a kernel
     /// that cannot enforce them leaves device access as it was before husk
     /// had device rules, and only a config that asks for rules relies on them.
-    fn set_devices(&self, resources: &Resources) -> Result<(), CgroupError> {
+    fn set_devices(&self, resources: &Resources, fresh: bool) -> Result<(), CgroupError> {
         let rules = resources.devices.as_deref();
         let given = [rules.unwrap_or_default(), &resources.implied_devices].concat();
-        let Some(program) = compile(&with_defaults(&given)) else {
+        let program = compile(&with_defaults(&given));
+        if program.is_none() && fresh {
             return Ok(());
-        };
-        match self.fs.set_device_program(&self.dir, &program) {
+        }
+        match self.fs.set_device_program(&self.dir, program.as_deref()) {
             Err(e) if rules.is_none() && matches!(e.errno(), Errno::ENOSYS | Errno::EINVAL) => {
                 Ok(())
             }

@@ -588,6 +588,10 @@ fn update_replaces_the_device_filter_only_when_given_rules() {
         .unwrap();
     let rules = resources(json).devices.unwrap();
     assert_eq!(kernel.device_program(dir), compile(&with_defaults(&rules)));
+    // Rules that allow everything take the filter away.
+    let open = resources(r#"{"devices": [{"allow": true, "access": "rwm"}]}"#);
+    cgroup.update(Path::new(ROOT), &at, &open).unwrap();
+    assert_eq!(kernel.device_program(dir), None);
     // A kernel refusing the new filter fails the update, defaults or not.
     kernel.fail_bpf(Errno::EINVAL);
     let error = cgroup
