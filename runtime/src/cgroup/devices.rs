@@ -16,7 +16,9 @@
 //! names that access (runc and crun instead skip a rule that covers only part
 //! of the request, so a deny of `w` alone does not stop an `O_RDWR` open that
 //! an earlier rule allowed). The container always gets [`DEFAULT_RULES`],
-//! after its own rules, as runc appends its `AllowedDevices`.
+//! after its own rules, as runc appends its `AllowedDevices`; between the two
+//! the runtime puts `m` for the nodes of `linux.devices`
+//! ([`super::Resources::implied_devices`]).
 //!
 //! The program ([`compile`]) tests the rules from the last to the first,
 //! keeping the accesses still undecided in a register: a matching deny rule
