@@ -48,8 +48,8 @@ use nix::unistd::{ForkResult, Pid};
 
 use crate::seccomp::Filter;
 use crate::spec::{
-    CapSet, Capabilities, ConsoleSize, ContainerPath, ContainerSpec, Hook, IdMappings, Mount,
-    MountKind, NamespaceKind, NamespaceSet, Process, Rlimit, User,
+    CapSet, Capabilities, ConsoleSize, ContainerPath, ContainerSpec, DeviceNode, Hook, IdMappings,
+    Mount, MountKind, NamespaceKind, NamespaceSet, NodeKind, Process, Rlimit, User,
 };
 use crate::sys::{self, SysError};
 use crate::userns;
@@ -108,8 +108,17 @@ pub trait Syscalls {
     fn write_file(&self, file: &Path, contents: &str) -> Result<(), SysError>;
     /// The kernel's last capability, from `/proc/sys/kernel/cap_last_cap`.
     fn cap_last_cap(&self) -> Result<u8, SysError>;
-    /// `mknod(2)` of a character device with exactly the permissions `mode`.
-    fn mknod_char(&self, node: &Path, major: u32, minor: u32, mode: u32) -> Result<(), SysError>;
+    /// `mknod(2)` of a device node or fifo with exactly the permissions `mode`.
+    fn mknod(
+        &self,
+        node: &Path,
+        kind: NodeKind,
+        major: u32,
+        minor: u32,
+        mode: u32,
+    ) -> Result<(), SysError>;
+    /// `lchown(2)`.
+    fn chown(&self, path: &Path, uid: u32, gid: u32) -> Result<(), SysError>;
     /// `symlink(2)`: makes `link` point to `target`.
     fn symlink(&self, target: &Path, link: &Path) -> Result<(), SysError>;
     /// `setrlimit(2)`.
@@ -655,7 +664,9 @@ impl ExecTarget {
 ///    last capability is read.
 /// 3. Mounts, below the rootfs: `/` private (`linux.rootfsPropagation`), the rootfs bound onto itself,
 ///    `mounts` in order, the minimal `/dev` if `mounts` put a tmpfs there,
-///    then `linux.maskedPaths` (after `mounts`, so `/proc/kcore` and the like
+///    the `linux.devices` nodes (the init is already in the container's
+///    cgroup, so its device filter decides which it may `mknod`: the runtime
+///    allows `m` for exactly these), then `linux.maskedPaths` (after `mounts`, so `/proc/kcore` and the like
 ///    exist; before `pivot_root`, so the host's `/dev/null` can be bound over
 ///    files even when the container has none).
 /// 4. `pivot_root` into the rootfs, the old root detached; the root remounted
@@ -702,7 +713,10 @@ pub fn init(
         mount_below(sys, root, mount)?;
     }
     if let Some(dev) = spec.dev_tmpfs() {
-        populate_dev(sys, &resolve_in_root(root, dev)?)?;
+        populate_dev(sys, &resolve_in_root(root, dev)?, &spec.devices)?;
+    }
+    for node in &spec.devices {
+        make_device(sys, root, node)?;
     }
     for path in &spec.masked_paths {
         mask(sys, root, path)?;
@@ -925,13 +939,24 @@ const DEV_LINKS: [(&str, &str); 5] = [
 /// Fills the fresh tmpfs `dev` (the host path of the container's `/dev`) as
 /// runc does: the device nodes (or, where `mknod` is not permitted, as in a
 /// user namespace, the host's nodes bound over empty files), the links, and
-/// `shm`. What `mounts` already put there is left alone. The names are joined
-/// without resolving: the tmpfs holds no symbolic links, only what `mounts`
-/// created.
-fn populate_dev(sys: &impl Syscalls, dev: &Path) -> Result<(), ContainerError> {
+/// `shm`. What `mounts` already put there is left alone, and so are the nodes
+/// `linux.devices` lists (`devices`), which are made after with their own mode
+/// and owner. The names are joined without resolving: the tmpfs holds no
+/// symbolic links, only what `mounts` created.
+fn populate_dev(
+    sys: &impl Syscalls,
+    dev: &Path,
+    devices: &[DeviceNode],
+) -> Result<(), ContainerError> {
     for (name, major, minor) in DEVICES {
+        if devices
+            .iter()
+            .any(|d| d.path.as_path() == Path::new("/dev").join(name))
+        {
+            continue;
+        }
         let node = dev.join(name);
-        match sys.mknod_char(&node, major, minor, 0o666) {
+        match sys.mknod(&node, NodeKind::Char, major, minor, 0o666) {
             Err(e) if e.errno() == Errno::EEXIST => {}
             Err(e) if e.errno() == Errno::EPERM => {
                 sys.create_file(&node)?;
@@ -948,6 +973,28 @@ fn populate_dev(sys: &impl Syscalls, dev: &Path) -> Result<(), ContainerError> {
         }
     }
     Ok(sys.mkdir_all(&dev.join("shm"))?)
+}
+
+/// Makes the `linux.devices` entry `node` below `root`, as runc does: its
+/// path resolved like a mount destination, missing directories made, then
+/// `mknod` with the mode and `chown` to the owner; where `mknod` is refused
+/// (`EPERM`, as in a user namespace), the host's node of the same path bound
+/// over an empty file. A node that exists already is left as it is.
+fn make_device(sys: &impl Syscalls, root: &Path, node: &DeviceNode) -> Result<(), ContainerError> {
+    let target = resolve_in_root(root, &node.path)?;
+    if let Some(parent) = target.parent() {
+        sys.mkdir_all(parent)?;
+    }
+    match sys.mknod(&target, node.kind, node.major, node.minor, node.mode) {
+        Ok(()) => Ok(sys.chown(&target, node.uid, node.gid)?),
+        Err(e) if e.errno() == Errno::EEXIST => Ok(()),
+        Err(e) if e.errno() == Errno::EPERM => {
+            sys.create_file(&target)?;
+            let host = node.path.as_path();
+            Ok(sys.mount(Some(host), &target, None, MsFlags::MS_BIND, None)?)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Hides `path` (a `linux.maskedPaths` entry) below `root`: the host's
@@ -1549,15 +1596,25 @@ mod tests {
             Ok(self.last_cap.unwrap_or(40))
         }
 
-        fn mknod_char(
+        fn mknod(
             &self,
             node: &Path,
+            kind: NodeKind,
             major: u32,
             minor: u32,
             mode: u32,
         ) -> Result<(), SysError> {
-            let args = format!("{} {major}:{minor} {mode:o}", node.display());
-            self.record("mknod_char", args)
+            let kind = match kind {
+                NodeKind::Char => 'c',
+                NodeKind::Block => 'b',
+                NodeKind::Fifo => 'p',
+            };
+            let args = format!("{} {kind} {major}:{minor} {mode:o}", node.display());
+            self.record("mknod", args)
+        }
+
+        fn chown(&self, path: &Path, uid: u32, gid: u32) -> Result<(), SysError> {
+            self.record("chown", format!("{} {uid}:{gid}", path.display()))
         }
 
         fn symlink(&self, target: &Path, link: &Path) -> Result<(), SysError> {
@@ -1697,12 +1754,12 @@ mod tests {
             format!("create_file {r}/etc/conf"),
             format!("mount {b}/conf {r}/etc/conf - MS_BIND -"),
             // A tmpfs at /dev gets the minimal set of nodes and links.
-            format!("mknod_char {r}/dev/null 1:3 666"),
-            format!("mknod_char {r}/dev/zero 1:5 666"),
-            format!("mknod_char {r}/dev/full 1:7 666"),
-            format!("mknod_char {r}/dev/random 1:8 666"),
-            format!("mknod_char {r}/dev/urandom 1:9 666"),
-            format!("mknod_char {r}/dev/tty 5:0 666"),
+            format!("mknod {r}/dev/null c 1:3 666"),
+            format!("mknod {r}/dev/zero c 1:5 666"),
+            format!("mknod {r}/dev/full c 1:7 666"),
+            format!("mknod {r}/dev/random c 1:8 666"),
+            format!("mknod {r}/dev/urandom c 1:9 666"),
+            format!("mknod {r}/dev/tty c 5:0 666"),
             format!("symlink {r}/dev/fd -> /proc/self/fd"),
             format!("symlink {r}/dev/stdin -> /proc/self/fd/0"),
             format!("symlink {r}/dev/stdout -> /proc/self/fd/1"),
@@ -1749,6 +1806,11 @@ mod tests {
         ],
         "linux": {
             "namespaces": [{"type": "mount"}, {"type": "ipc"}, {"type": "network"}],
+            "devices": [
+                {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "gid": 5},
+                {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 384},
+                {"path": "/dev/disk/sda", "type": "b", "major": 8, "minor": 0}
+            ],
             "sysctl": {"kernel.shmmax": "65536", "net.ipv4.ip_forward": "1"},
             "seccomp": {"defaultAction": "SCMP_ACT_ALLOW",
                         "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]},
@@ -1788,18 +1850,28 @@ mod tests {
             format!("mount proc {r}/proc proc  -"),
             format!("mkdir_all {r}/dev"),
             format!("mount tmpfs {r}/dev tmpfs  mode=755"),
-            format!("mknod_char {r}/dev/null 1:3 666"),
-            format!("mknod_char {r}/dev/zero 1:5 666"),
-            format!("mknod_char {r}/dev/full 1:7 666"),
-            format!("mknod_char {r}/dev/random 1:8 666"),
-            format!("mknod_char {r}/dev/urandom 1:9 666"),
-            format!("mknod_char {r}/dev/tty 5:0 666"),
+            // linux.devices lists /dev/null: its own mode, after the links.
+            format!("mknod {r}/dev/zero c 1:5 666"),
+            format!("mknod {r}/dev/full c 1:7 666"),
+            format!("mknod {r}/dev/random c 1:8 666"),
+            format!("mknod {r}/dev/urandom c 1:9 666"),
+            format!("mknod {r}/dev/tty c 5:0 666"),
             format!("symlink {r}/dev/fd -> /proc/self/fd"),
             format!("symlink {r}/dev/stdin -> /proc/self/fd/0"),
             format!("symlink {r}/dev/stdout -> /proc/self/fd/1"),
             format!("symlink {r}/dev/stderr -> /proc/self/fd/2"),
             format!("symlink {r}/dev/ptmx -> pts/ptmx"),
             format!("mkdir_all {r}/dev/shm"),
+            // linux.devices after the minimal /dev, before the masks.
+            format!("mkdir_all {r}/dev"),
+            format!("mknod {r}/dev/fuse c 10:229 666"),
+            format!("chown {r}/dev/fuse 0:5"),
+            format!("mkdir_all {r}/dev"),
+            format!("mknod {r}/dev/null c 1:3 600"),
+            format!("chown {r}/dev/null 0:0"),
+            format!("mkdir_all {r}/dev/disk"),
+            format!("mknod {r}/dev/disk/sda b 8:0 666"),
+            format!("chown {r}/dev/disk/sda 0:0"),
             format!("mount /dev/null {r}/proc/kcore - MS_BIND -"),
             format!("mount /dev/null {r}/proc/acpi - MS_BIND -"),
             format!("mount tmpfs {r}/proc/acpi tmpfs MS_RDONLY -"),
@@ -2046,8 +2118,8 @@ mod tests {
         let r = format!("{}/rootfs", bundle.path().display());
         let sys = Recorder {
             errnos: vec![
-                (format!("mknod_char {r}/dev/null "), Errno::EEXIST),
-                ("mknod_char ".into(), Errno::EPERM),
+                (format!("mknod {r}/dev/null "), Errno::EEXIST),
+                ("mknod ".into(), Errno::EPERM),
                 (format!("symlink {r}/dev/fd "), Errno::EEXIST),
             ],
             ..Recorder::default()
@@ -2062,24 +2134,86 @@ mod tests {
         let dev: Vec<&str> = calls
             .iter()
             .map(String::as_str)
-            .skip_while(|c| !c.starts_with("mknod_char"))
+            .skip_while(|c| !c.starts_with("mknod "))
             .take(8)
             .collect();
         assert_eq!(
             dev,
             [
-                format!("mknod_char {r}/dev/null 1:3 666"),
-                format!("mknod_char {r}/dev/zero 1:5 666"),
+                format!("mknod {r}/dev/null c 1:3 666"),
+                format!("mknod {r}/dev/zero c 1:5 666"),
                 format!("create_file {r}/dev/zero"),
                 format!("mount /dev/zero {r}/dev/zero - MS_BIND -"),
-                format!("mknod_char {r}/dev/full 1:7 666"),
+                format!("mknod {r}/dev/full c 1:7 666"),
                 format!("create_file {r}/dev/full"),
                 format!("mount /dev/full {r}/dev/full - MS_BIND -"),
-                format!("mknod_char {r}/dev/random 1:8 666"),
+                format!("mknod {r}/dev/random c 1:8 666"),
             ]
         );
         assert!(calls.contains(&format!("symlink {r}/dev/stdin -> /proc/self/fd/0")));
         assert!(calls.contains(&format!("mkdir_all {r}/dev/shm")));
+    }
+
+    #[test]
+    fn linux_devices_are_bound_from_the_host_when_mknod_is_refused() {
+        let bundle = TempDir::new("devices-bind");
+        let json = r#"{"ociVersion": "1.0.0", "process": {"args": ["/bin/sh"], "cwd": "/"},
+            "root": {"path": "rootfs"}, "linux": {"namespaces": [{"type": "mount"}],
+            "devices": [{"path": "/dev/net/tun", "type": "c", "major": 10, "minor": 200},
+                        {"path": "/dev/kept", "type": "c", "major": 1, "minor": 11}]}}"#;
+        let spec = spec::parse(json.as_bytes(), bundle.path()).unwrap();
+        let r = format!("{}/rootfs", bundle.path().display());
+        let sys = Recorder {
+            errnos: vec![
+                (format!("mknod {r}/dev/net/tun "), Errno::EPERM),
+                // A node that is there already is left as it is.
+                (format!("mknod {r}/dev/kept "), Errno::EEXIST),
+            ],
+            ..Recorder::default()
+        };
+
+        init(&sys, &spec, &no_hook_state, None, || {
+            Ok(sys.record("ready", String::new())?)
+        })
+        .unwrap_err();
+
+        let calls = sys.calls.borrow();
+        let dev: Vec<&str> = calls
+            .iter()
+            .map(String::as_str)
+            .skip_while(|c| !c.starts_with("mkdir_all"))
+            .take_while(|c| !c.starts_with("chdir"))
+            .collect();
+        assert_eq!(
+            dev,
+            [
+                format!("mkdir_all {r}/dev/net"),
+                format!("mknod {r}/dev/net/tun c 10:200 666"),
+                format!("create_file {r}/dev/net/tun"),
+                format!("mount /dev/net/tun {r}/dev/net/tun - MS_BIND -"),
+                format!("mkdir_all {r}/dev"),
+                format!("mknod {r}/dev/kept c 1:11 666"),
+            ]
+        );
+    }
+
+    #[test]
+    fn linux_devices_do_not_escape_the_rootfs() {
+        let bundle = TempDir::new("devices-escape");
+        let rootfs = bundle.path().join("rootfs");
+        fs::create_dir_all(rootfs.join("dev")).unwrap();
+        std::os::unix::fs::symlink("../../..", rootfs.join("dev/up")).unwrap();
+        let json = r#"{"ociVersion": "1.0.0", "process": {"args": ["/bin/sh"], "cwd": "/"},
+            "root": {"path": "rootfs"}, "linux": {"namespaces": [{"type": "mount"}],
+            "devices": [{"path": "/dev/up/x", "type": "c", "major": 1, "minor": 3}]}}"#;
+        let spec = spec::parse(json.as_bytes(), bundle.path()).unwrap();
+        let sys = Recorder::default();
+        let error = init(&sys, &spec, &no_hook_state, None, || Ok(())).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "mount destination /dev/up/x leads out of the container root"
+        );
+        assert!(!sys.calls.borrow().iter().any(|c| c.starts_with("mknod")));
     }
 
     #[test]
@@ -2101,7 +2235,7 @@ mod tests {
         let calls = sys.calls.borrow();
         assert!(!calls
             .iter()
-            .any(|c| c.starts_with("mknod_char") || c.starts_with("symlink")));
+            .any(|c| c.starts_with("mknod ") || c.starts_with("symlink")));
     }
 
     #[test]

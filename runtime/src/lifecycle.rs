@@ -758,7 +758,9 @@ fn load_bundle(bundle: &Path) -> Result<(PathBuf, spec::ContainerSpec), Error> {
 
 /// Claims the container's directory, records it without a pid (so that an
 /// interrupted create is visible and `delete --force` can clean it up, cgroup
-/// included) and creates its cgroup with the configured limits.
+/// included) and creates its cgroup with the configured limits and device
+/// filter. Without a cgroup v2 hierarchy a config that asks for limits or
+/// device rules is refused; one that asks for neither runs without a cgroup.
 fn claim(
     host: &Host,
     id: &ContainerId,
@@ -779,7 +781,7 @@ fn claim(
             .map_err(spec::SpecError::Cgroup)?;
             rootless_cgroup(host, root, path, &spec.resources)?
         }
-        None if spec.resources != cgroup::Resources::default() => {
+        None if spec.resources.asks_for_anything() => {
             return Err(LifecycleError::NoCgroupRoot.into())
         }
         None => None,
@@ -841,7 +843,7 @@ fn rootless_cgroup(
         .unwrap_or(root);
     if sys::writable(dir) {
         Ok(Some(path))
-    } else if *resources == cgroup::Resources::default() {
+    } else if !resources.asks_for_anything() {
         Ok(None)
     } else {
         Err(LifecycleError::RootlessCgroup {

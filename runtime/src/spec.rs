@@ -26,7 +26,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json_core::str::EscapedStr;
 
-use crate::cgroup::{CgroupError, Resources, WireResources};
+use crate::cgroup::{Access, CgroupError, DeviceRule, DeviceType, Resources, WireResources};
 use crate::seccomp::{self, Arch, Profile, SeccompError, WireSeccomp};
 use crate::wire::{self, unescape, Capped, CappedMap, Field, HeapCapped, WireError};
 
@@ -63,6 +63,8 @@ pub const MAX_CAPABILITIES: usize = 64;
 pub const MAX_SYSCTLS: usize = 32;
 /// Longest key of `linux.sysctl`, in bytes.
 pub const MAX_SYSCTL_NAME: usize = 256;
+/// Most entries in `linux.devices`.
+pub const MAX_DEVICES: usize = 64;
 /// Most entries in `linux.maskedPaths` (Docker's default has 15).
 pub const MAX_MASKED_PATHS: usize = 64;
 /// Most entries in `linux.readonlyPaths` (Docker's default has 5).
@@ -106,6 +108,8 @@ pub struct ContainerSpec {
     pub masked_paths: Vec<ContainerPath>,
     /// `linux.readonlyPaths`.
     pub readonly_paths: Vec<ContainerPath>,
+    /// `linux.devices`: nodes made in the container's `/dev`.
+    pub devices: Vec<DeviceNode>,
     /// `hooks` run in husk's namespaces.
     pub hooks: Hooks,
     /// Not from `config.json`: `--init` asks for a small PID 1 that reaps
@@ -243,6 +247,58 @@ pub struct Sysctl {
     pub path: PathBuf,
     /// The value written.
     pub value: String,
+}
+
+/// One entry of `linux.devices`: a device node (or fifo) made in the
+/// container's `/dev`. Making it grants no access: `linux.resources.devices`
+/// decides that, as with runc.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceNode {
+    /// `path`: below `/dev`.
+    pub path: ContainerPath,
+    /// `type`.
+    pub kind: NodeKind,
+    /// `major` (0 for a fifo).
+    pub major: u32,
+    /// `minor` (0 for a fifo).
+    pub minor: u32,
+    /// `fileMode`'s permission bits; `0o666` when absent, as in runc.
+    pub mode: u32,
+    /// `uid` of the owner; 0 when absent.
+    pub uid: u32,
+    /// `gid` of the owner; 0 when absent.
+    pub gid: u32,
+}
+
+impl DeviceNode {
+    /// The device rule that lets the container's init make this node (`m`),
+    /// which husk adds after `linux.resources.devices`; `None` for a fifo,
+    /// which the device rules do not cover.
+    fn mknod_rule(&self) -> Option<DeviceRule> {
+        let kind = match self.kind {
+            NodeKind::Char => DeviceType::Char,
+            NodeKind::Block => DeviceType::Block,
+            NodeKind::Fifo => return None,
+        };
+        Some(DeviceRule {
+            allow: true,
+            kind,
+            major: Some(self.major),
+            minor: Some(self.minor),
+            access: Access::MKNOD,
+        })
+    }
+}
+
+/// The file type of a [`DeviceNode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// `c` or `u`: a character device.
+    Char,
+    /// `b`: a block device.
+    Block,
+    /// `p`: a fifo.
+    Fifo,
 }
 
 /// An absolute, normalised path inside the container, without `..`.
@@ -1044,8 +1100,8 @@ struct WireLinux<'a> {
     uid_mappings: Option<HeapCapped<WireIdMapping, MAX_ID_MAPPINGS>>,
     gid_mappings: Option<HeapCapped<WireIdMapping, MAX_ID_MAPPINGS>>,
     time_offsets: Option<IgnoredAny>,
-    /// Only an empty list is accepted: any entry overflows the capacity of 0.
-    devices: Option<Capped<IgnoredAny, 0>>,
+    #[serde(borrow)]
+    devices: Option<HeapCapped<WireDevice<'a>, MAX_DEVICES>>,
     #[serde(borrow)]
     cgroups_path: Option<EscapedStr<'a>>,
     #[serde(borrow)]
@@ -1074,6 +1130,20 @@ struct WireIdMapping {
     #[serde(rename = "hostID")]
     host_id: Option<u32>,
     size: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireDevice<'a> {
+    #[serde(borrow)]
+    path: Option<EscapedStr<'a>>,
+    #[serde(borrow, rename = "type")]
+    kind: Option<EscapedStr<'a>>,
+    major: Option<i64>,
+    minor: Option<i64>,
+    file_mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -1114,10 +1184,6 @@ impl WireLinux<'_> {
     fn unsupported(&self) -> Option<&'static str> {
         first_present(&[
             ("linux.timeOffsets", self.time_offsets.is_some()),
-            (
-                "linux.devices",
-                self.devices.as_ref().is_some_and(Capped::overflowed),
-            ),
             ("linux.intelRdt", self.intel_rdt.is_some()),
             ("linux.mountLabel", self.mount_label.is_some()),
             ("linux.personality", self.personality.is_some()),
@@ -1163,13 +1229,19 @@ fn convert(wire: WireConfig<'_>, bundle: &Path) -> Result<ContainerSpec, SpecErr
         .cgroups_path
         .map(|p| unescape(CGROUPS_PATH, p, MAX_PATH))
         .transpose()?;
-    let resources = linux
+    let mut resources = linux
         .resources
         .map(Resources::from_wire)
         .transpose()
         .map_err(SpecError::Cgroup)?
         .unwrap_or_default();
     let seccomp = linux.seccomp.map(convert_seccomp).transpose()?;
+    let devices = linux
+        .devices
+        .map(convert_devices)
+        .transpose()?
+        .unwrap_or_default();
+    resources.implied_devices = devices.iter().filter_map(DeviceNode::mknod_rule).collect();
     let masked_paths = convert_paths(Field::new("linux.maskedPaths"), linux.masked_paths)?;
     let readonly_paths = convert_paths(Field::new("linux.readonlyPaths"), linux.readonly_paths)?;
 
@@ -1248,9 +1320,73 @@ fn convert(wire: WireConfig<'_>, bundle: &Path) -> Result<ContainerSpec, SpecErr
         sysctl,
         masked_paths,
         readonly_paths,
+        devices,
         hooks,
         reaper: false,
     })
+}
+
+/// Validates `linux.devices` as runc reads it: `c` and `u` are character
+/// devices, `b` block devices, `p` fifos (whose numbers are ignored); the path
+/// must be below `/dev` and is resolved like a mount destination later; file
+/// type bits in `fileMode` are dropped.
+fn convert_devices(
+    devices: HeapCapped<WireDevice<'_>, MAX_DEVICES>,
+) -> Result<Vec<DeviceNode>, SpecError> {
+    const DEVICES: Field = Field::new("linux.devices");
+    const S_IFMT: u32 = 0o170_000;
+    let devices = devices.into_items(DEVICES)?;
+    let mut nodes: Vec<DeviceNode> = Vec::with_capacity(devices.len());
+    for (i, device) in devices.into_iter().enumerate() {
+        let field = DEVICES.at(i);
+        let path_field = field.member("path");
+        let path = unescape(path_field, required(path_field, device.path)?, MAX_PATH)?;
+        let path = ContainerPath::parse(path_field, path)?;
+        let mut components = path.as_path().components().skip(1);
+        if components.next() != Some(Component::Normal("dev".as_ref()))
+            || components.next().is_none()
+        {
+            return Err(invalid(path_field, "must be below /dev"));
+        }
+        if nodes.iter().any(|n| n.path == path) {
+            return Err(invalid(path_field, "is listed twice"));
+        }
+        let type_field = field.member("type");
+        let kind = unescape(type_field, required(type_field, device.kind)?, MAX_STRING)?;
+        let kind = match kind.as_str() {
+            "c" | "u" => NodeKind::Char,
+            "b" => NodeKind::Block,
+            "p" => NodeKind::Fifo,
+            _ => return Err(invalid(type_field, "must be c, u, b or p")),
+        };
+        let number = |member: &'static str, value: Option<i64>, max: u32| {
+            if kind == NodeKind::Fifo {
+                return Ok(0);
+            }
+            let field = field.member(member);
+            u32::try_from(required(field, value)?)
+                .ok()
+                .filter(|&n| n <= max)
+                .ok_or_else(|| invalid(field, "must be a device number"))
+        };
+        let major = number("major", device.major, crate::cgroup::MAX_MAJOR)?;
+        let minor = number("minor", device.minor, crate::cgroup::MAX_MINOR)?;
+        let mode = match device.file_mode.map(|m| m & !S_IFMT) {
+            None => 0o666,
+            Some(mode) if mode <= 0o7777 => mode,
+            Some(_) => return Err(invalid(field.member("fileMode"), "must be a file mode")),
+        };
+        nodes.push(DeviceNode {
+            path,
+            kind,
+            major,
+            minor,
+            mode,
+            uid: device.uid.unwrap_or(0),
+            gid: device.gid.unwrap_or(0),
+        });
+    }
+    Ok(nodes)
 }
 
 fn convert_hooks(wire: WireHooks<'_>) -> Result<Hooks, SpecError> {
@@ -2052,6 +2188,122 @@ mod tests {
     }
 
     #[test]
+    fn linux_devices() {
+        let with_devices = |devices: &str| {
+            config(PROCESS, "").replace(
+                r#""linux": {"#,
+                &format!(r#""linux": {{"devices": [{devices}], "#),
+            )
+        };
+        let spec = parse_str(&with_devices(
+            r#"{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229},
+               {"path": "/dev/./disks/sda", "type": "b", "major": 8, "minor": 0,
+                "fileMode": 8608, "uid": 1000, "gid": 6},
+               {"path": "/dev/ttyX", "type": "u", "major": 4, "minor": 1048575},
+               {"path": "/dev/pipe", "type": "p"}"#,
+        ))
+        .unwrap();
+        let node = |path: &str, kind, major, minor, mode, uid, gid| DeviceNode {
+            path: ContainerPath::new(path).unwrap(),
+            kind,
+            major,
+            minor,
+            mode,
+            uid,
+            gid,
+        };
+        assert_eq!(
+            spec.devices,
+            [
+                node("/dev/fuse", NodeKind::Char, 10, 229, 0o666, 0, 0),
+                // 8608 is S_IFBLK | 0o640: the file type bits are dropped.
+                node("/dev/disks/sda", NodeKind::Block, 8, 0, 0o640, 1000, 6),
+                node("/dev/ttyX", NodeKind::Char, 4, 1_048_575, 0o666, 0, 0),
+                node("/dev/pipe", NodeKind::Fifo, 0, 0, 0o666, 0, 0),
+            ]
+        );
+        // The init may make them (`m`), fifos aside; no rules were asked for.
+        let mknod = |kind, major, minor| DeviceRule {
+            allow: true,
+            kind,
+            major: Some(major),
+            minor: Some(minor),
+            access: Access::MKNOD,
+        };
+        assert_eq!(
+            spec.resources.implied_devices,
+            [
+                mknod(DeviceType::Char, 10, 229),
+                mknod(DeviceType::Block, 8, 0),
+                mknod(DeviceType::Char, 4, 1_048_575),
+            ]
+        );
+        assert_eq!(spec.resources.devices, None);
+        assert!(parse_str(&with_devices("")).unwrap().devices.is_empty());
+        for (device, message) in [
+            (
+                r#"{"type": "c", "major": 1, "minor": 3}"#,
+                "[0].path is required",
+            ),
+            (
+                r#"{"path": "/etc/x", "type": "c", "major": 1, "minor": 3}"#,
+                "[0].path must be below /dev",
+            ),
+            (
+                r#"{"path": "/dev", "type": "c", "major": 1, "minor": 3}"#,
+                "[0].path must be below /dev",
+            ),
+            (
+                r#"{"path": "/dev/../etc/x", "type": "c", "major": 1, "minor": 3}"#,
+                "[0].path must not contain '..'",
+            ),
+            (
+                r#"{"path": "dev/x", "type": "c", "major": 1, "minor": 3}"#,
+                "[0].path must be an absolute path",
+            ),
+            (
+                r#"{"path": "/dev/x", "major": 1, "minor": 3}"#,
+                "[0].type is required",
+            ),
+            (
+                r#"{"path": "/dev/x", "type": "s", "major": 1, "minor": 3}"#,
+                "[0].type must be c, u, b or p",
+            ),
+            (
+                r#"{"path": "/dev/x", "type": "c", "minor": 3}"#,
+                "[0].major is required",
+            ),
+            (
+                r#"{"path": "/dev/x", "type": "c", "major": 4096, "minor": 3}"#,
+                "[0].major must be a device number",
+            ),
+            (
+                r#"{"path": "/dev/x", "type": "b", "major": 8, "minor": -1}"#,
+                "[0].minor must be a device number",
+            ),
+            (
+                r#"{"path": "/dev/x", "type": "c", "major": 1, "minor": 3, "fileMode": 1048576}"#,
+                "[0].fileMode must be a file mode",
+            ),
+            (
+                r#"{"path": "/dev/x", "type": "p"}, {"path": "/dev//x", "type": "p"}"#,
+                "[1].path is listed twice",
+            ),
+        ] {
+            assert_eq!(
+                error(&with_devices(device)),
+                format!("config.json: linux.devices{message}"),
+                "{device}"
+            );
+        }
+        let many = vec![r#"{"path": "/dev/p", "type": "p"}"#; MAX_DEVICES + 1].join(",");
+        assert_eq!(
+            error(&with_devices(&many)),
+            "config.json: linux.devices has more than 64 entries"
+        );
+    }
+
+    #[test]
     fn unsupported_fields_are_named() {
         let cases = [
             (r#""apparmorProfile": "x","#, "", "process.apparmorProfile"),
@@ -2064,24 +2316,10 @@ mod tests {
                 format!("config.json: {field} is not supported yet")
             );
         }
-        for (linux, field) in [
-            (r#""intelRdt": {}"#, "linux.intelRdt"),
-            (
-                r#""devices": [{"path": "/dev/fuse", "type": "c"}]"#,
-                "linux.devices",
-            ),
-        ] {
-            let json =
-                config(PROCESS, "").replace(r#""linux": {"#, &format!(r#""linux": {{{linux}, "#));
-            assert_eq!(
-                error(&json),
-                format!("config.json: {field} is not supported yet")
-            );
-        }
-        let json = config(PROCESS, "").replace(r#""linux": {"#, r#""linux": {"devices": [], "#);
-        assert!(
-            parse_str(&json).is_ok(),
-            "an empty linux.devices is accepted"
+        let json = config(PROCESS, "").replace(r#""linux": {"#, r#""linux": {"intelRdt": {}, "#);
+        assert_eq!(
+            error(&json),
+            "config.json: linux.intelRdt is not supported yet"
         );
         let json = config(PROCESS, r#", "annotations": {"a": "b"}, "x-vendor": 1"#);
         assert!(
@@ -2412,15 +2650,8 @@ mod tests {
              must also be in permitted and inheritable"
         );
         let without_ambient = RUNC_DEFAULT.replace(r#""ambient""#, r#""inheritable""#);
-        assert_eq!(
-            error(&without_ambient),
-            "config.json: linux.resources.devices: device rules need eBPF, not supported yet"
-        );
-        let without_devices = without_ambient.replace(
-            r#""resources": {"devices": [{"allow": false, "access": "rwm"}]},"#,
-            "",
-        );
-        let spec = parse_str(&without_devices).unwrap();
+        // Its device rules are enforced and its cgroup mount is a cgroup2 one.
+        let spec = parse_str(&without_ambient).unwrap();
         assert!(matches!(
             spec.mounts[6].kind,
             MountKind::Fs {
@@ -2428,6 +2659,16 @@ mod tests {
                 ..
             }
         ));
+        assert_eq!(
+            spec.resources.devices,
+            Some(vec![crate::cgroup::DeviceRule {
+                allow: false,
+                kind: crate::cgroup::DeviceType::All,
+                major: None,
+                minor: None,
+                access: crate::cgroup::Access::ALL,
+            }])
+        );
         assert_eq!(spec.process.rlimits.len(), 1);
         assert_eq!(spec.masked_paths.len(), 3);
         assert_eq!(spec.readonly_paths.len(), 3);

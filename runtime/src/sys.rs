@@ -1,7 +1,7 @@
 //! Every system call husk makes, and all of its `unsafe` code.
 //!
 //! Calls go through nix; libc is used directly only where nix has no wrapper:
-//! `_exit(2)`, `seccomp(2)`, `capset(2)`, the prctls `PR_SET_SECCOMP`,
+//! `_exit(2)`, `seccomp(2)`, `bpf(2)`, `capset(2)`, the prctls `PR_SET_SECCOMP`,
 //! `PR_CAPBSET_DROP` and `PR_CAP_AMBIENT`, and the terminal ioctls
 //! `TIOCSCTTY` and `TIOCSWINSZ`. Every result passes through `check`,
 //! which names the operation and the path or name it was applied to.
@@ -29,9 +29,10 @@ use nix::sys::stat::{Mode, SFlag};
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Gid, Pid, Uid};
 
+use crate::cgroup::Insn;
 use crate::container::Syscalls;
 use crate::seccomp::Filter;
-use crate::spec::{CapSet, Capabilities, Capability, ConsoleSize, Rlimit, User};
+use crate::spec::{CapSet, Capabilities, Capability, ConsoleSize, NodeKind, Rlimit, User};
 
 /// A failed system call: what was done, to which path or named object (a
 /// resource limit, a capability), and the errno.
@@ -191,13 +192,36 @@ impl Syscalls for Linux {
     }
 
     /// Also sets the mode exactly, whatever the umask.
-    fn mknod_char(&self, node: &Path, major: u32, minor: u32, mode: u32) -> Result<(), SysError> {
+    fn mknod(
+        &self,
+        node: &Path,
+        kind: NodeKind,
+        major: u32,
+        minor: u32,
+        mode: u32,
+    ) -> Result<(), SysError> {
+        let kind = match kind {
+            NodeKind::Char => SFlag::S_IFCHR,
+            NodeKind::Block => SFlag::S_IFBLK,
+            NodeKind::Fifo => SFlag::S_IFIFO,
+        };
         let dev = nix::sys::stat::makedev(major.into(), minor.into());
         let perm = Mode::from_bits_truncate(mode);
-        let made = nix::sys::stat::mknod(node, SFlag::S_IFCHR, perm, dev);
+        let made = nix::sys::stat::mknod(node, kind, perm, dev);
         check("mknod", Some(node), made)?;
         let chmod = fs::set_permissions(node, fs::Permissions::from_mode(mode));
         io_check("chmod", Some(node), chmod)
+    }
+
+    fn chown(&self, path: &Path, uid: u32, gid: u32) -> Result<(), SysError> {
+        let result = nix::unistd::fchownat(
+            None,
+            path,
+            Some(Uid::from_raw(uid)),
+            Some(Gid::from_raw(gid)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        );
+        check("chown", Some(path), result)
     }
 
     fn symlink(&self, target: &Path, link: &Path) -> Result<(), SysError> {
@@ -803,4 +827,193 @@ pub fn install_seccomp(program: &[crate::seccomp::SockFilter], flags: u32) -> Re
         }
         result => check(OP, None, result.map(drop)),
     }
+}
+
+// bpf(2): the commands, program type, attach type and flags of <linux/bpf.h>.
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_PROG_ATTACH: libc::c_long = 8;
+const BPF_PROG_DETACH: libc::c_long = 9;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_PROG_QUERY: libc::c_long = 16;
+const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+const BPF_CGROUP_DEVICE: u32 = 6;
+const BPF_F_ALLOW_MULTI: u32 = 2;
+/// The most programs of one attach type on one cgroup (`BPF_CGROUP_MAX_PROGS`).
+const BPF_CGROUP_MAX_PROGS: usize = 64;
+/// The license the kernel is told; it matters only to programs that call
+/// GPL-only helpers, and the device program calls none.
+const BPF_LICENSE: &CStr = c"Apache-2.0";
+
+/// The `BPF_PROG_LOAD` member of `union bpf_attr`, up to `prog_flags`: no
+/// padding, so every byte the kernel reads is set. The kernel accepts a
+/// shorter `attr` than its own union and treats the rest as zero.
+#[repr(C)]
+#[derive(Default)]
+struct BpfProgLoad {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+}
+
+/// The `BPF_PROG_ATTACH` and `BPF_PROG_DETACH` member, up to `replace_bpf_fd`.
+#[repr(C)]
+#[derive(Default)]
+struct BpfProgAttach {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+    replace_bpf_fd: u32,
+}
+
+/// The `BPF_PROG_QUERY` member, up to `prog_cnt` and the padding after it.
+#[repr(C)]
+#[derive(Default)]
+struct BpfProgQuery {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+    padding: u32,
+}
+
+/// The `BPF_PROG_GET_FD_BY_ID` member.
+#[repr(C)]
+#[derive(Default)]
+struct BpfGetFdById {
+    prog_id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+/// Makes `program` (a `BPF_PROG_TYPE_CGROUP_DEVICE` program) the device filter
+/// of the cgroup directory `cgroup`: loads it, attaches it with
+/// `BPF_F_ALLOW_MULTI`, then detaches the device programs that were attached
+/// there before (all of them when `program` is `None`). Between the two steps
+/// both apply, which only ever denies more. The attached program stays in the kernel, held by the cgroup, once
+/// its descriptor is closed. Without the `bpf` system call the load fails with
+/// `ENOSYS`; without `CONFIG_CGROUP_BPF`, with `EINVAL`.
+pub fn set_device_program(cgroup: &Path, program: Option<&[Insn]>) -> Result<(), SysError> {
+    let dir = io_check("open", Some(cgroup), File::open(cgroup))?;
+    let loaded = program.map(load_device_program).transpose()?;
+    let old = query_device_programs(&dir, cgroup)?;
+    if let Some(loaded) = &loaded {
+        let mut attach = BpfProgAttach {
+            target_fd: fd_u32(&dir),
+            attach_bpf_fd: fd_u32(loaded),
+            attach_type: BPF_CGROUP_DEVICE,
+            attach_flags: BPF_F_ALLOW_MULTI,
+            ..BpfProgAttach::default()
+        };
+        // SAFETY: `attach` is a fully initialised `repr(C)` prefix of `union
+        // bpf_attr` of the size passed, holding two open descriptors; the
+        // kernel only reads it.
+        let result = unsafe { bpf(BPF_PROG_ATTACH, &mut attach) };
+        check("bpf(BPF_PROG_ATTACH)", Some(cgroup), result)?;
+    }
+    for id in old {
+        let mut by_id = BpfGetFdById {
+            prog_id: id,
+            ..BpfGetFdById::default()
+        };
+        // SAFETY: `by_id` is a fully initialised `repr(C)` prefix of `union
+        // bpf_attr` of the size passed; the kernel only reads it. A
+        // non-negative result is a new descriptor that nothing else owns.
+        let fd = match unsafe { bpf(BPF_PROG_GET_FD_BY_ID, &mut by_id) } {
+            // Detached meanwhile.
+            Err(Errno::ENOENT) => continue,
+            // SAFETY: see above: the descriptor is new and owned here.
+            Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd as i32) },
+            Err(errno) => {
+                return Err(SysError::new(
+                    "bpf(BPF_PROG_GET_FD_BY_ID)",
+                    Some(cgroup),
+                    errno,
+                ))
+            }
+        };
+        let mut detach = BpfProgAttach {
+            target_fd: fd_u32(&dir),
+            attach_bpf_fd: fd_u32(&fd),
+            attach_type: BPF_CGROUP_DEVICE,
+            ..BpfProgAttach::default()
+        };
+        // SAFETY: as for the attach: initialised, sized, read only.
+        match unsafe { bpf(BPF_PROG_DETACH, &mut detach) } {
+            Ok(_) | Err(Errno::ENOENT) => {}
+            Err(errno) => return Err(SysError::new("bpf(BPF_PROG_DETACH)", Some(cgroup), errno)),
+        }
+    }
+    Ok(())
+}
+
+/// Loads `program` into the kernel and returns its descriptor.
+fn load_device_program(program: &[Insn]) -> Result<OwnedFd, SysError> {
+    const OP: &str = "bpf(BPF_PROG_LOAD)";
+    let insn_cnt =
+        u32::try_from(program.len()).map_err(|_| SysError::new(OP, None, Errno::E2BIG))?;
+    let mut load = BpfProgLoad {
+        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
+        insn_cnt,
+        insns: program.as_ptr() as u64,
+        license: BPF_LICENSE.as_ptr() as u64,
+        ..BpfProgLoad::default()
+    };
+    // SAFETY: `load` is a fully initialised `repr(C)` prefix of `union
+    // bpf_attr` of the size passed; `insns` points to `insn_cnt` instructions
+    // laid out as `struct bpf_insn` (see `Insn`) and `license` to a NUL-ended
+    // string, both alive for the call; the kernel copies them and, with no log
+    // buffer, writes nothing of ours. A non-negative result is a new descriptor.
+    let fd = unsafe { bpf(BPF_PROG_LOAD, &mut load) };
+    let fd = check(OP, None, fd)?;
+    // SAFETY: the descriptor is new and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// The ids of the device programs attached to the cgroup `dir`.
+fn query_device_programs(dir: &File, path: &Path) -> Result<Vec<u32>, SysError> {
+    let mut ids = [0u32; BPF_CGROUP_MAX_PROGS];
+    let mut query = BpfProgQuery {
+        target_fd: fd_u32(dir),
+        attach_type: BPF_CGROUP_DEVICE,
+        prog_ids: ids.as_mut_ptr() as u64,
+        prog_cnt: BPF_CGROUP_MAX_PROGS as u32,
+        ..BpfProgQuery::default()
+    };
+    // SAFETY: `query` is a fully initialised `repr(C)` prefix of `union
+    // bpf_attr` of the size passed; `prog_ids` points to `prog_cnt` writable
+    // `u32`s alive for the call, and the kernel writes at most that many ids
+    // there and the count into `query`.
+    let result = unsafe { bpf(BPF_PROG_QUERY, &mut query) };
+    check("bpf(BPF_PROG_QUERY)", Some(path), result)?;
+    let count = (query.prog_cnt as usize).min(BPF_CGROUP_MAX_PROGS);
+    Ok(ids[..count].to_vec())
+}
+
+/// `bpf(cmd, attr, sizeof *attr)`.
+///
+/// # Safety
+///
+/// `attr` must be a `repr(C)` prefix of the member of `union bpf_attr` that
+/// `cmd` reads, with every byte initialised, and every pointer in it valid
+/// for what `cmd` does with it.
+unsafe fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> nix::Result<libc::c_long> {
+    let size = std::mem::size_of::<T>() as libc::c_uint;
+    // SAFETY: the caller vouches for `attr`; `size` is its size. The integer
+    // arguments are passed as the types the variadic `syscall` reads.
+    let result = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut T, size) };
+    Errno::result(result)
+}
+
+/// A descriptor as the `u32` `union bpf_attr` holds.
+fn fd_u32(fd: &impl AsRawFd) -> u32 {
+    fd.as_raw_fd() as u32
 }

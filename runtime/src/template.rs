@@ -2,20 +2,23 @@
 //!
 //! The default `config.json` is runc's default made safe for a device and
 //! limited to what husk honours: a read-only root, Docker's default
-//! capabilities, no new privileges, a file-descriptor limit, the masked and
-//! read-only `/proc` paths runc uses, and husk's default seccomp deny-list
-//! (`seccomp/default.json`). A unit test checks that husk accepts it.
+//! capabilities, no new privileges, a file-descriptor limit, runc's device
+//! rule (deny all, so only husk's default devices are allowed), the masked
+//! and read-only `/proc` paths runc uses, and husk's default seccomp
+//! deny-list (`seccomp/default.json`). A unit test checks that husk accepts it.
 
 use crate::seccomp;
 
-/// The capabilities the default process keeps: Docker's default set without
-/// CAP_MKNOD, since husk has no device cgroup yet (it needs eBPF) and a device
-/// node made in the container could be opened.
-pub const DEFAULT_CAPABILITIES: [&str; 13] = [
+/// The capabilities the default process keeps: Docker's default set.
+/// `CAP_MKNOD` is safe with the default device rule: a node the container
+/// makes of a device it is not allowed cannot be opened (nor made: `m` is
+/// denied too).
+pub const DEFAULT_CAPABILITIES: [&str; 14] = [
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_FSETID",
     "CAP_FOWNER",
+    "CAP_MKNOD",
     "CAP_NET_RAW",
     "CAP_SETGID",
     "CAP_SETUID",
@@ -79,7 +82,11 @@ pub fn default_config(rootless: Option<Rootless>) -> String {
       "options": ["nosuid", "noexec", "nodev", "ro"]}"#,
             r#"{"type": "pid"}, {"type": "network"}, {"type": "ipc"},
       {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}"#,
-            r#""resources": {"pids": {"limit": 1024}},"#.to_owned(),
+            r#""resources": {
+      "devices": [{"allow": false, "access": "rwm"}],
+      "pids": {"limit": 1024}
+    },"#
+            .to_owned(),
         ),
         Some(Rootless { uid, gid }) => (
             String::new(),
@@ -247,6 +254,16 @@ mod tests {
         assert_eq!(spec.id_mappings, None);
         assert!(spec.namespaces.contains(NamespaceKind::Net));
         assert_ne!(spec.resources, Resources::default());
+        let caps = spec.process.capabilities.expect("capabilities");
+        assert!(caps.bounding.to_string().contains("CAP_MKNOD"));
+        let deny_all = crate::cgroup::DeviceRule {
+            allow: false,
+            kind: crate::cgroup::DeviceType::All,
+            major: None,
+            minor: None,
+            access: crate::cgroup::Access::ALL,
+        };
+        assert_eq!(spec.resources.devices, Some(vec![deny_all]));
     }
 
     #[test]

@@ -194,11 +194,6 @@ impl<T, const N: usize> Capped<T, N> {
         too_many(field, N, self.overflow)?;
         Ok(self.items)
     }
-
-    /// Whether the array had more than `N` entries.
-    pub(crate) fn overflowed(&self) -> bool {
-        self.overflow
-    }
 }
 
 impl<T, const N: usize> HeapCapped<T, N> {
@@ -568,7 +563,6 @@ mod tests {
             max: 2,
         });
         let list = d.list.unwrap();
-        assert!(list.overflowed());
         assert_eq!(list.into_items(LIST).map(|_| ()), too_many);
         assert_eq!(d.heap.unwrap().into_items(LIST).map(|_| ()), too_many);
         let absent = doc("{}").list.unwrap_or_default();

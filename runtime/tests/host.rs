@@ -20,8 +20,8 @@ use nix::unistd::Pid;
 const HUSK: &str = env!("CARGO_BIN_EXE_husk");
 const BUSYBOX: &str = "/bin/busybox";
 const APPLETS: &[&str] = &[
-    "sh", "cat", "echo", "hostname", "id", "ls", "mkdir", "mount", "readlink", "sleep", "stty",
-    "touch", "tty", "wc",
+    "sh", "cat", "echo", "hostname", "id", "ls", "mkdir", "mknod", "mount", "readlink", "sleep",
+    "stty", "touch", "tty", "wc",
 ];
 /// Longest a container of these tests may run.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -2131,4 +2131,63 @@ fn mount_propagation_options_reach_the_kernel() {
         .find(|line| line.split(' ').nth(4) == Some("/data"))
         .unwrap_or_else(|| panic!("no /data in {mountinfo}"));
     assert!(data.contains(" unbindable "), "{data}");
+}
+
+#[test]
+fn device_rules_decide_which_nodes_open_and_can_be_made() {
+    let Some(bundle) = Bundle::new("device_rules") else {
+        return;
+    };
+    if cgroup_root().is_none() {
+        eprintln!("SKIP device_rules: no cgroup v2 hierarchy mounted");
+        return;
+    }
+    let script = "(true < /dev/kmsg) && echo kmsg_read; (true > /dev/kmsg) && echo kmsg_write; \
+                  echo x > /dev/null && echo null_ok; \
+                  mknod /dev/sda b 8 0 && echo mknod_disk; \
+                  mknod /dev/zero2 c 1 5 && echo mknod_zero; \
+                  ls -ln /dev/kmsg /dev/null";
+    let config = Config {
+        args: &["sh", "-c", script],
+        linux: r#", "devices": [
+                {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 416, "gid": 4},
+                {"path": "/dev/null", "type": "c", "major": 1, "minor": 3}],
+            "resources": {"devices": [
+                {"allow": false, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "r"}]}"#,
+        ..DEFAULT
+    };
+    let outcome = bundle.run(&config);
+    if outcome.stderr.contains("CONFIG_CGROUP_BPF") {
+        eprintln!(
+            "SKIP device_rules: this kernel cannot attach device programs: {}",
+            outcome.stderr.trim()
+        );
+        return;
+    }
+    assert_eq!(
+        outcome.status, 0,
+        "stdout: {}\nstderr: {}",
+        outcome.stdout, outcome.stderr
+    );
+    let lines: Vec<&str> = outcome.stdout.lines().collect();
+    assert_eq!(
+        lines[..3],
+        ["kmsg_read", "null_ok", "mknod_zero"],
+        "stderr: {}",
+        outcome.stderr
+    );
+    // ls -ln: mode, links, uid, gid, "major," minor, ...
+    let fields = |line: &str| -> Vec<String> {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        [f[0], f[2], f[3], f[4], f[5]].map(String::from).to_vec()
+    };
+    assert_eq!(fields(lines[3]), ["crw-r-----", "0", "4", "1,", "11"]);
+    assert_eq!(fields(lines[4]), ["crw-rw-rw-", "0", "0", "1,", "3"]);
+    let denied = outcome.stderr.matches("Operation not permitted").count();
+    assert_eq!(
+        denied, 2,
+        "the write of kmsg and the disk mknod: {}",
+        outcome.stderr
+    );
 }

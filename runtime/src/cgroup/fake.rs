@@ -9,6 +9,8 @@
 //!   and one with controllers enabled for its children cannot take processes
 //!   (both `EBUSY`, "no internal processes").
 //! - `rmdir` fails with `EBUSY` while the cgroup has processes or children.
+//! - A device program set on a cgroup replaces the one before; the kernel can
+//!   be made to refuse them, as one without eBPF does.
 //! - Time only passes in [`CgroupFs::pause`]: a freeze takes effect, and killed
 //!   processes leave, `settle` after the write.
 
@@ -20,7 +22,9 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
+use super::devices::Insn;
 use super::CgroupFs;
+use crate::sys::SysError;
 
 /// Controllers in the order the kernel lists them.
 const CONTROLLERS: &[&str] = &[
@@ -41,6 +45,10 @@ struct State {
     has_kill: bool,
     writes: Vec<String>,
     fail: Option<(PathBuf, Errno)>,
+    /// The device program of each cgroup that has one.
+    programs: BTreeMap<PathBuf, Vec<Insn>>,
+    /// What loading a device program fails with, if it does.
+    bpf_error: Option<Errno>,
 }
 
 #[derive(Debug, Default)]
@@ -84,6 +92,8 @@ impl FakeKernel {
                 has_kill: true,
                 writes: Vec::new(),
                 fail: None,
+                programs: BTreeMap::new(),
+                bpf_error: None,
             }),
         }
     }
@@ -110,6 +120,16 @@ impl FakeKernel {
     /// Writes to `file` fail with `errno`.
     pub fn fail_writes(&self, file: &str, errno: Errno) {
         self.state.borrow_mut().fail = Some((PathBuf::from(file), errno));
+    }
+
+    /// Loading device programs fails with `errno`.
+    pub fn fail_bpf(&self, errno: Errno) {
+        self.state.borrow_mut().bpf_error = Some(errno);
+    }
+
+    /// The device program attached to the cgroup `dir`, if any.
+    pub fn device_program(&self, dir: &str) -> Option<Vec<Insn>> {
+        self.state.borrow().programs.get(Path::new(dir)).cloned()
     }
 
     /// Every successful write so far as `<path> <- <value>`, and forgets them.
@@ -382,6 +402,24 @@ impl CgroupFs for FakeKernel {
 
     fn pause(&self, interval: Duration) {
         self.state.borrow_mut().now += interval;
+    }
+
+    fn set_device_program(&self, dir: &Path, program: Option<&[Insn]>) -> Result<(), SysError> {
+        let mut state = self.state.borrow_mut();
+        if !state.dirs.contains_key(dir) {
+            return Err(SysError::new("open", Some(dir), Errno::ENOENT));
+        }
+        match (program, state.bpf_error) {
+            (Some(_), Some(errno)) => Err(SysError::new("bpf(BPF_PROG_LOAD)", None, errno)),
+            (Some(program), None) => {
+                state.programs.insert(dir.to_path_buf(), program.to_vec());
+                Ok(())
+            }
+            (None, _) => {
+                state.programs.remove(dir);
+                Ok(())
+            }
+        }
     }
 }
 

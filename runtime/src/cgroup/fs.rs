@@ -5,6 +5,9 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::Duration;
 
+use super::devices::Insn;
+use crate::sys::{self, SysError};
+
 /// The cgroup filesystem as [`super::Cgroup`] uses it. [`HostFs`] is the
 /// kernel's; tests pass a fake that simulates the kernel's rules.
 ///
@@ -24,6 +27,10 @@ pub trait CgroupFs {
     fn exists(&self, path: &Path) -> bool;
     /// Waits `interval` before checking the kernel again.
     fn pause(&self, interval: Duration);
+    /// Makes `program`, a `BPF_PROG_TYPE_CGROUP_DEVICE` program, the device
+    /// filter of the cgroup directory `dir`, in place of the ones attached
+    /// there before; `None` detaches them and leaves no filter.
+    fn set_device_program(&self, dir: &Path, program: Option<&[Insn]>) -> Result<(), SysError>;
 }
 
 /// The running kernel's cgroup filesystem, through `std::fs`.
@@ -59,6 +66,10 @@ impl CgroupFs for HostFs {
     fn pause(&self, interval: Duration) {
         std::thread::sleep(interval);
     }
+
+    fn set_device_program(&self, dir: &Path, program: Option<&[Insn]>) -> Result<(), SysError> {
+        sys::set_device_program(dir, program)
+    }
 }
 
 impl<T: CgroupFs + ?Sized> CgroupFs for &T {
@@ -84,6 +95,10 @@ impl<T: CgroupFs + ?Sized> CgroupFs for &T {
 
     fn pause(&self, interval: Duration) {
         (**self).pause(interval);
+    }
+
+    fn set_device_program(&self, dir: &Path, program: Option<&[Insn]>) -> Result<(), SysError> {
+        (**self).set_device_program(dir, program)
     }
 }
 

@@ -14,14 +14,19 @@
 //!   with the controllers enabled in the parent, writes to missing files fail,
 //!   `rmdir` is refused while processes remain).
 //!
+//! - `linux.resources.devices` becomes an eBPF program ([`compile`], in
+//!   `devices.rs`) that [`CgroupFs::set_device_program`] attaches to the cgroup.
+//!
 //! There are no system calls here: signals are sent by a callback the caller
-//! passes to [`Cgroup::kill_all`], and waiting is [`CgroupFs::pause`].
+//! passes to [`Cgroup::kill_all`], waiting is [`CgroupFs::pause`], and the
+//! device program is loaded by [`CgroupFs::set_device_program`].
 //!
 //! Invariants: a controller is enabled in an ancestor's `cgroup.subtree_control`
 //! only if the resources need it, so a cgroup without limits can be created on a
 //! host whose cgroup v2 hierarchy has no controllers (a v1/v2 hybrid); a parent
 //! cgroup is never removed.
 
+mod devices;
 mod fs;
 mod path;
 mod resources;
@@ -31,8 +36,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use nix::errno::Errno;
 use nix::unistd::Pid;
 
+pub use self::devices::{
+    compile, with_defaults, Access, DeviceRule, DeviceType, Insn, DEFAULT_RULES, MAX_MAJOR,
+    MAX_MINOR,
+};
 pub use self::fs::{CgroupFs, HostFs};
 pub use self::path::{
     resolve_path, CgroupName, CgroupPath, RelativeCgroupPath, MAX_NAME, MAX_PARENT_DEPTH,
@@ -106,8 +116,13 @@ pub enum CgroupError {
     NotOnV2(Field),
     /// A property husk does not implement yet is present.
     Unsupported(Field),
-    /// `linux.resources.devices` restricts device access, which cgroup v2 does with eBPF.
-    DeviceRules,
+    /// The device rules could not be made the cgroup's eBPF device filter.
+    DeviceProgram {
+        /// The cgroup.
+        dir: PathBuf,
+        /// The `bpf` call that failed.
+        source: SysError,
+    },
     /// An array, map or string is over its capacity, or a string is malformed.
     Wire(WireError),
     /// A property has an invalid value.
@@ -266,13 +281,15 @@ impl<F: CgroupFs> Cgroup<F> {
             Err(source) => return Err(CgroupError::Mkdir { dir, source }),
         }
         let cgroup = Self { fs, dir };
-        for setting in &settings {
-            if let Err(error) = cgroup.write(&setting.file, &setting.value) {
-                // The write's error is the one to report; the cgroup is new and
-                // empty, so removing it can only fail if it is gone already.
-                let _ = cgroup.fs.rmdir(&cgroup.dir);
-                return Err(error);
-            }
+        let applied = settings
+            .iter()
+            .try_for_each(|setting| cgroup.write(&setting.file, &setting.value))
+            .and_then(|()| cgroup.set_devices(resources, true));
+        if let Err(error) = applied {
+            // The first error is the one to report; the cgroup is new and
+            // empty, so removing it can only fail if it is gone already.
+            let _ = cgroup.fs.rmdir(&cgroup.dir);
+            return Err(error);
         }
         Ok(cgroup)
     }
@@ -280,7 +297,8 @@ impl<F: CgroupFs> Cgroup<F> {
     /// Applies `resources` to this cgroup, which lives at `path` below the
     /// cgroup v2 mount `root`: the controllers they need are enabled in `root`
     /// and every parent first. Limits that `resources` leaves out keep their
-    /// values (`husk update`).
+    /// values (`husk update`); device rules, if given, replace the cgroup's
+    /// device filter (with the defaults after them, as at creation).
     pub fn update(
         &self,
         root: &Path,
@@ -297,7 +315,43 @@ impl<F: CgroupFs> Cgroup<F> {
         }
         settings
             .iter()
-            .try_for_each(|setting| self.write(&setting.file, &setting.value))
+            .try_for_each(|setting| self.write(&setting.file, &setting.value))?;
+        match &resources.devices {
+            Some(_) => self.set_devices(resources, false),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes `resources.devices`, then `resources.implied_devices`, then
+    /// [`DEFAULT_RULES`], the cgroup's device filter; no `devices` means no
+    /// rules asked for. Rules that allow every device need no filter: a new
+    /// cgroup gets none, an existing one loses the one it had (`fresh` says
+    /// which). When the kernel cannot run the filter
+    /// (no `bpf` system call, `ENOSYS`, or no `CONFIG_CGROUP_BPF`, `EINVAL`),
+    /// or will not let husk load it (`EPERM`: an unprivileged, rootless husk,
+    /// whose containers are in a user namespace, where the kernel makes no
+    /// device nodes anyway), given rules are an error, but the defaults alone
+    /// are skipped: device access stays as it was before husk had device
+    /// rules, and only a config that asks for rules relies on them.
+    fn set_devices(&self, resources: &Resources, fresh: bool) -> Result<(), CgroupError> {
+        let rules = resources.devices.as_deref();
+        let given = [rules.unwrap_or_default(), &resources.implied_devices].concat();
+        let program = compile(&with_defaults(&given));
+        if program.is_none() && fresh {
+            return Ok(());
+        }
+        match self.fs.set_device_program(&self.dir, program.as_deref()) {
+            Err(e)
+                if rules.is_none()
+                    && matches!(e.errno(), Errno::ENOSYS | Errno::EINVAL | Errno::EPERM) =>
+            {
+                Ok(())
+            }
+            result => result.map_err(|source| CgroupError::DeviceProgram {
+                dir: self.dir.clone(),
+                source,
+            }),
+        }
     }
 
     /// The existing cgroup `path` below the cgroup v2 mount `root`.
@@ -492,8 +546,18 @@ impl fmt::Display for CgroupError {
             Self::Missing(field) => write!(f, "{field} is required"),
             Self::NotOnV2(field) => write!(f, "{field} is not supported on cgroup v2"),
             Self::Unsupported(field) => write!(f, "{field} is not supported yet"),
-            Self::DeviceRules => {
-                f.write_str("linux.resources.devices: device rules need eBPF, not supported yet")
+            Self::DeviceProgram { dir, source } => {
+                write!(
+                    f,
+                    "attaching the device rules (eBPF) to cgroup {}",
+                    dir.display()
+                )?;
+                if matches!(source.errno(), Errno::ENOSYS | Errno::EINVAL) {
+                    f.write_str(
+                        " (does the kernel have CONFIG_BPF_SYSCALL and CONFIG_CGROUP_BPF?)",
+                    )?;
+                }
+                Ok(())
             }
             Self::Wire(e) => e.fmt(f),
             Self::Invalid { field, reason } => write!(f, "{field} {reason}"),
@@ -560,7 +624,7 @@ impl std::error::Error for CgroupError {
             | Self::Rmdir { source, .. }
             | Self::Read { source, .. }
             | Self::Write { source, .. } => Some(source),
-            Self::Kill { source, .. } => Some(source),
+            Self::Kill { source, .. } | Self::DeviceProgram { source, .. } => Some(source),
             _ => None,
         }
     }

@@ -15,6 +15,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json_core::str::EscapedStr;
 
+use super::devices::{Access, DeviceRule, DeviceType, MAX_MAJOR, MAX_MINOR};
 use super::CgroupError;
 use crate::wire::{unescape, Capped, CappedMap, Field, WireError, HAS_NUL};
 
@@ -38,6 +39,14 @@ pub const MAX_TOKEN: usize = 16;
 /// Validated `linux.resources`: what the cgroup's interface files are set to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resources {
+    /// `devices`, in order; `None` when absent or empty (the container then
+    /// gets the default rules only, where the kernel can enforce them).
+    pub devices: Option<Vec<DeviceRule>>,
+    /// Not from `linux.resources`: rules after `devices` and before the
+    /// defaults that do not count as rules asked for. The runtime adds `m`
+    /// for the nodes `linux.devices` lists, so that the init, already in the
+    /// cgroup, can make them.
+    pub implied_devices: Vec<DeviceRule>,
     /// `memory`.
     pub memory: Memory,
     /// `pids.limit` as `pids.max`.
@@ -196,9 +205,7 @@ pub fn parse_resources(json: &[u8]) -> Result<Resources, CgroupError> {
 impl Resources {
     /// Validates the wire form; properties are checked in the spec's order.
     pub fn from_wire(wire: WireResources<'_>) -> Result<Self, CgroupError> {
-        if let Some(devices) = wire.devices {
-            check_devices(devices)?;
-        }
+        let devices = wire.devices.map(convert_devices).transpose()?.flatten();
         let memory = wire.memory.map(convert_memory).transpose()?;
         let cpu = wire.cpu.map(convert_cpu).transpose()?;
         let io = wire.block_io.map(convert_block_io).transpose()?;
@@ -218,6 +225,8 @@ impl Resources {
         }
         let unified = wire.unified.map(convert_unified).transpose()?;
         Ok(Self {
+            devices,
+            implied_devices: Vec::new(),
             memory: memory.unwrap_or_default(),
             pids_max,
             cpu: cpu.unwrap_or_default(),
@@ -225,6 +234,16 @@ impl Resources {
             hugetlb: hugetlb.unwrap_or_default(),
             unified: unified.unwrap_or_default(),
         })
+    }
+
+    /// Whether these resources ask anything of a cgroup: limits or device
+    /// rules. `implied_devices` alone does not.
+    pub fn asks_for_anything(&self) -> bool {
+        let asked = Self {
+            implied_devices: Vec::new(),
+            ..self.clone()
+        };
+        asked != Self::default()
     }
 
     /// The interface files to write and their values, in the order to write them.
@@ -477,17 +496,18 @@ struct WirePids {
     limit: Option<i64>,
 }
 
-/// Accepts only rules that leave every device allowed: enforcing anything else
-/// on cgroup v2 needs an eBPF program. Rules apply in order, as in runc: a
-/// non-empty list starts from "deny all", an allow rule for all devices with
-/// all of `rwm` makes it "allow all", and any later deny undoes that.
-fn check_devices(devices: Capped<WireDeviceRule<'_>, MAX_DEVICE_RULES>) -> Result<(), CgroupError> {
+/// Validates the rules as runc does: `type` defaults to `a`, an absent or -1
+/// `major` or `minor` means any, `access` defaults to `rwm`. An empty list is
+/// no rules.
+fn convert_devices(
+    devices: Capped<WireDeviceRule<'_>, MAX_DEVICE_RULES>,
+) -> Result<Option<Vec<DeviceRule>>, CgroupError> {
     const DEVICES: Field = Field::new("linux.resources.devices");
     let rules = devices.into_items(DEVICES)?;
     if rules.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
-    let mut allow_all = false;
+    let mut converted = Vec::with_capacity(rules.len());
     for (i, rule) in rules.into_iter().enumerate() {
         let field = DEVICES.at(i);
         let allow = required(field.member("allow"), rule.allow)?;
@@ -495,33 +515,36 @@ fn check_devices(devices: Capped<WireDeviceRule<'_>, MAX_DEVICE_RULES>) -> Resul
             .kind
             .map(|k| unescape(field.member("type"), k, MAX_TOKEN))
             .transpose()?;
-        let all_devices = match kind.as_deref() {
-            None | Some("a") => true,
-            Some("b" | "c") => false,
+        let kind = match kind.as_deref() {
+            None | Some("a") => DeviceType::All,
+            Some("c") => DeviceType::Char,
+            Some("b") => DeviceType::Block,
             Some(_) => return Err(invalid(field.member("type"), "must be a, b or c")),
         };
-        let any_number = |n: Option<i64>| matches!(n, None | Some(-1));
-        let wildcard = all_devices && any_number(rule.major) && any_number(rule.minor);
-        let access = rule
-            .access
-            .map(|a| unescape(field.member("access"), a, MAX_TOKEN))
-            .transpose()?;
-        let access = access.as_deref().unwrap_or("rwm");
-        if access.is_empty() || !access.chars().all(|c| "rwm".contains(c)) {
-            return Err(invalid(field.member("access"), "must be letters of rwm"));
-        }
-        let all_access = "rwm".chars().all(|c| access.contains(c));
-        if allow && wildcard && all_access {
-            allow_all = true;
-        } else if !allow {
-            allow_all = false;
-        }
+        let number = |member: &'static str, value: Option<i64>, max: u32| match value {
+            None | Some(-1) => Ok(None),
+            Some(n) => u32::try_from(n)
+                .ok()
+                .filter(|&n| n <= max)
+                .map(Some)
+                .ok_or_else(|| invalid(field.member(member), "must be -1 or a device number")),
+        };
+        let major = number("major", rule.major, MAX_MAJOR)?;
+        let minor = number("minor", rule.minor, MAX_MINOR)?;
+        let access = match rule.access {
+            None => Access::ALL,
+            Some(a) => Access::parse(&unescape(field.member("access"), a, MAX_TOKEN)?)
+                .ok_or_else(|| invalid(field.member("access"), "must be letters of rwm"))?,
+        };
+        converted.push(DeviceRule {
+            allow,
+            kind,
+            major,
+            minor,
+            access,
+        });
     }
-    if allow_all {
-        Ok(())
-    } else {
-        Err(CgroupError::DeviceRules)
-    }
+    Ok(Some(converted))
 }
 
 fn convert_memory(wire: WireMemory) -> Result<Memory, CgroupError> {

@@ -478,3 +478,137 @@ fn update_enables_what_it_needs_and_leaves_the_rest() {
     );
     assert_eq!(kernel.file("/sys/fs/cgroup/husk/c1/memory.max"), "1048576");
 }
+
+#[test]
+fn every_new_cgroup_gets_a_device_filter() {
+    // Even on a hybrid host with no controllers: device programs need none.
+    let kernel = FakeKernel::new(ROOT, "");
+    create(&kernel, "husk", "plain", "{}").unwrap();
+    assert_eq!(
+        kernel.device_program("/sys/fs/cgroup/husk/plain"),
+        compile(&DEFAULT_RULES),
+        "no rules: the defaults alone"
+    );
+    let json = r#"{"devices": [{"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "r"}]}"#;
+    create(&kernel, "husk", "ruled", json).unwrap();
+    let rules = resources(json).devices.unwrap();
+    assert_eq!(
+        kernel.device_program("/sys/fs/cgroup/husk/ruled"),
+        compile(&with_defaults(&rules)),
+        "the config's rules, then the defaults"
+    );
+    assert!(
+        kernel.take_writes().is_empty(),
+        "no interface file is written"
+    );
+    // Rules that allow everything need no filter.
+    create(&kernel, "husk", "open", r#"{"devices": [{"allow": true}]}"#).unwrap();
+    assert_eq!(kernel.device_program("/sys/fs/cgroup/husk/open"), None);
+}
+
+#[test]
+fn a_kernel_without_cgroup_bpf_fails_only_when_rules_are_asked_for() {
+    for errno in [Errno::ENOSYS, Errno::EINVAL] {
+        let kernel = FakeKernel::new(ROOT, "");
+        kernel.fail_bpf(errno);
+        // The defaults alone are skipped where the kernel cannot run them.
+        create(&kernel, "husk", "plain", "{}").unwrap();
+        assert_eq!(kernel.device_program("/sys/fs/cgroup/husk/plain"), None);
+        let json = r#"{"devices": [{"allow": false, "access": "rwm"}]}"#;
+        let error = create(&kernel, "husk", "ruled", json).unwrap_err();
+        assert_eq!(
+            message(error),
+            format!(
+                "attaching the device rules (eBPF) to cgroup /sys/fs/cgroup/husk/ruled \
+                 (does the kernel have CONFIG_BPF_SYSCALL and CONFIG_CGROUP_BPF?): \
+                 bpf(BPF_PROG_LOAD): {errno}"
+            )
+        );
+        assert!(!kernel.is_dir("/sys/fs/cgroup/husk/ruled"), "removed again");
+    }
+    // A rootless husk may not load programs: the defaults are skipped, rules
+    // asked for are an error.
+    let kernel = FakeKernel::new(ROOT, "");
+    kernel.fail_bpf(Errno::EPERM);
+    create(&kernel, "husk", "plain", "{}").unwrap();
+    assert_eq!(kernel.device_program("/sys/fs/cgroup/husk/plain"), None);
+    let json = r#"{"devices": [{"allow": false, "access": "rwm"}]}"#;
+    let error = create(&kernel, "husk", "ruled", json).unwrap_err();
+    assert_eq!(
+        message(error),
+        "attaching the device rules (eBPF) to cgroup /sys/fs/cgroup/husk/ruled: \
+         bpf(BPF_PROG_LOAD): EPERM: Operation not permitted"
+    );
+    // Any other failure is an error even for the defaults.
+    let kernel = FakeKernel::new(ROOT, "");
+    kernel.fail_bpf(Errno::E2BIG);
+    let error = create(&kernel, "husk", "plain", "{}").unwrap_err();
+    assert_eq!(
+        message(error),
+        "attaching the device rules (eBPF) to cgroup /sys/fs/cgroup/husk/plain: \
+         bpf(BPF_PROG_LOAD): E2BIG: Argument list too long"
+    );
+    assert!(!kernel.is_dir("/sys/fs/cgroup/husk/plain"));
+}
+
+#[test]
+fn implied_rules_come_between_the_given_ones_and_the_defaults() {
+    let kernel = FakeKernel::new(ROOT, "");
+    let json = r#"{"devices": [{"allow": false, "access": "rwm"}]}"#;
+    let mut with_node = resources(json);
+    let mknod = DeviceRule {
+        allow: true,
+        kind: DeviceType::Char,
+        major: Some(10),
+        minor: Some(229),
+        access: Access::MKNOD,
+    };
+    with_node.implied_devices = vec![mknod];
+    Cgroup::create(&kernel, Path::new(ROOT), &path("husk", "c1"), &with_node).unwrap();
+    let mut rules = with_node.devices.clone().unwrap();
+    rules.push(mknod);
+    assert_eq!(
+        kernel.device_program("/sys/fs/cgroup/husk/c1"),
+        compile(&with_defaults(&rules))
+    );
+    // Implied rules alone are not rules asked for: skipped without eBPF.
+    kernel.fail_bpf(Errno::EINVAL);
+    let implied_only = Resources {
+        implied_devices: vec![mknod],
+        ..Resources::default()
+    };
+    Cgroup::create(&kernel, Path::new(ROOT), &path("husk", "c2"), &implied_only).unwrap();
+}
+
+#[test]
+fn update_replaces_the_device_filter_only_when_given_rules() {
+    let kernel = FakeKernel::new(ROOT, ALL_CONTROLLERS);
+    let cgroup = create(&kernel, "husk", "c1", "{}").unwrap();
+    let dir = "/sys/fs/cgroup/husk/c1";
+    let at = path("husk", "c1");
+    cgroup
+        .update(
+            Path::new(ROOT),
+            &at,
+            &resources(r#"{"pids": {"limit": 7}}"#),
+        )
+        .unwrap();
+    assert_eq!(kernel.device_program(dir), compile(&DEFAULT_RULES));
+    let json = r#"{"devices": [{"allow": true, "type": "b", "major": 8, "access": "r"}]}"#;
+    cgroup
+        .update(Path::new(ROOT), &at, &resources(json))
+        .unwrap();
+    let rules = resources(json).devices.unwrap();
+    assert_eq!(kernel.device_program(dir), compile(&with_defaults(&rules)));
+    // Rules that allow everything take the filter away.
+    let open = resources(r#"{"devices": [{"allow": true, "access": "rwm"}]}"#);
+    cgroup.update(Path::new(ROOT), &at, &open).unwrap();
+    assert_eq!(kernel.device_program(dir), None);
+    // A kernel refusing the new filter fails the update, defaults or not.
+    kernel.fail_bpf(Errno::EINVAL);
+    let error = cgroup
+        .update(Path::new(ROOT), &at, &resources(json))
+        .unwrap_err();
+    assert!(message(error).starts_with("attaching the device rules (eBPF) to cgroup"));
+}

@@ -374,35 +374,72 @@ fn unified_keys_are_validated() {
 }
 
 #[test]
-fn device_rules_only_when_everything_stays_allowed() {
-    let accepted = [
-        "[]",
-        r#"[{"allow": true, "access": "rwm"}]"#,
-        r#"[{"allow": true}]"#,
-        r#"[{"allow": true, "type": "a", "major": -1, "minor": -1, "access": "mwr"}]"#,
-        r#"[{"allow": false, "access": "rwm"}, {"allow": true, "access": "rwm"}]"#,
-        r#"[{"allow": true, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"}]"#,
-    ];
-    for devices in accepted {
-        let json = format!(r#"{{"devices": {devices}}}"#);
-        assert_eq!(settings(&json), Vec::<String>::new(), "{devices}");
-    }
-    let refused = [
-        // runc spec's default: deny everything.
-        r#"[{"allow": false, "access": "rwm"}]"#,
-        r#"[{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]"#,
-        r#"[{"allow": true, "access": "rw"}]"#,
-        r#"[{"allow": true, "type": "b", "access": "rwm"}]"#,
-        r#"[{"allow": true, "access": "rwm"}, {"allow": false, "type": "c", "major": 10, "minor": 200, "access": "rwm"}]"#,
-    ];
-    for devices in refused {
-        let json = format!(r#"{{"devices": {devices}}}"#);
+fn device_rules_are_validated_in_order() {
+    let devices = |json: &str| parse_resources(json.as_bytes()).unwrap().devices;
+    assert_eq!(devices("{}"), None);
+    assert_eq!(devices(r#"{"devices": []}"#), None, "no rules");
+    let rules = devices(
+        r#"{"devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": -1, "access": "mr"},
+            {"allow": true, "type": "b", "major": 4095, "minor": 1048575},
+            {"allow": false, "type": "a", "major": -1}
+        ]}"#,
+    )
+    .unwrap();
+    let rule = |allow, kind, major, minor, access| DeviceRule {
+        allow,
+        kind,
+        major,
+        minor,
+        access,
+    };
+    assert_eq!(
+        rules,
+        [
+            rule(false, DeviceType::All, None, None, Access::ALL),
+            rule(
+                true,
+                DeviceType::Char,
+                Some(1),
+                None,
+                Access::parse("rm").unwrap()
+            ),
+            rule(
+                true,
+                DeviceType::Block,
+                Some(4095),
+                Some(1_048_575),
+                Access::ALL
+            ),
+            rule(false, DeviceType::All, None, None, Access::ALL),
+        ]
+    );
+    // Device rules write no interface file: they are an eBPF program; they
+    // ask something of the cgroup, implied rules alone do not.
+    let ruled = parse_resources(br#"{"devices": [{"allow": true, "access": "m"}]}"#).unwrap();
+    assert!(ruled.asks_for_anything());
+    let implied = Resources {
+        implied_devices: ruled.devices.unwrap(),
+        ..Resources::default()
+    };
+    assert!(!implied.asks_for_anything());
+    assert!(!Resources::default().asks_for_anything());
+    assert!(settings(r#"{"devices": [{"allow": false, "access": "rwm"}]}"#).is_empty());
+    for (number, member) in [
+        (r#""major": -2"#, "major"),
+        (r#""major": 4096"#, "major"),
+        (r#""minor": 1048576"#, "minor"),
+    ] {
         assert_eq!(
-            error(&json),
-            "linux.resources.devices: device rules need eBPF, not supported yet",
-            "{devices}"
+            error(&format!(r#"{{"devices": [{{"allow": true, {number}}}]}}"#)),
+            format!("linux.resources.devices[0].{member} must be -1 or a device number")
         );
     }
+    assert_eq!(
+        error(r#"{"devices": [{"allow": true, "access": ""}]}"#),
+        "linux.resources.devices[0].access must be letters of rwm"
+    );
     assert_eq!(
         error(r#"{"devices": [{"access": "rwm"}]}"#),
         "linux.resources.devices[0].allow is required"
