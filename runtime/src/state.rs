@@ -286,7 +286,9 @@ fn encode(record: &Record) -> Result<Vec<u8>, ()> {
     Ok(buf)
 }
 
-fn decode(text: &[u8]) -> Result<Record, &'static str> {
+/// Parses the text of a `state.json`: the record, or what is wrong with it.
+/// Public for the fuzz targets.
+pub fn decode(text: &[u8]) -> Result<Record, &'static str> {
     let (wire, _) = serde_json_core::from_slice::<WireRecordIn<'_>>(text)
         .map_err(|_| "not a husk state record")?;
     if wire.version != STATE_VERSION {

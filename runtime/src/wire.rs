@@ -429,7 +429,11 @@ pub fn duplicate_key(json: &[u8]) -> Option<DuplicateKey> {
                 while end < json.len() && json[end] != b'"' {
                     end += if json[end] == b'\\' { 2 } else { 1 };
                 }
-                let text = json.get(start..end)?;
+                if end >= json.len() {
+                    // An unterminated string: not JSON, nothing to name.
+                    return None;
+                }
+                let text = &json[start..end];
                 if let Some(Frame::Object { keys, key_next }) = stack.last_mut() {
                     if *key_next {
                         if keys.contains(&text) {
@@ -515,6 +519,8 @@ mod tests {
         );
         // Broken or too deep text is not searched.
         assert_eq!(find(r#"{"a": "#), None);
+        // Found by fuzzing: an unterminated string is not a second key "".
+        assert_eq!(find("{\"\": 1, \""), None);
         assert_eq!(find(&"[".repeat(MAX_SCAN_DEPTH + 1)), None);
     }
 
