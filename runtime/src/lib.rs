@@ -11,6 +11,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod container;
 pub mod hooks;
+pub mod image;
 pub mod lifecycle;
 pub mod seccomp;
 pub mod spec;
