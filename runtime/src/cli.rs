@@ -11,6 +11,10 @@ use argh::FromArgs;
 use nix::sys::signal::Signal;
 
 use crate::container::ContainerId;
+use crate::image::extract::{self, MAX_LAYER_BYTES};
+use crate::image::oci::ImportOptions;
+use crate::image::store::DEFAULT_DATA_DIR;
+use crate::image::ImageName;
 use crate::lifecycle;
 use crate::spec::{ContainerPath, ProcessOverrides};
 use crate::state::DEFAULT_ROOT;
@@ -20,6 +24,8 @@ use crate::state::DEFAULT_ROOT;
 pub struct Invocation {
     /// The state directory (`--root`).
     pub root: PathBuf,
+    /// The data directory, where images are stored (`--data-dir`).
+    pub data_dir: PathBuf,
     /// Where errors are also written (`--log`), and how (`--log-format`).
     pub log: Option<(PathBuf, LogFormat)>,
     /// What to do.
@@ -98,6 +104,31 @@ pub enum Command {
         /// Ids only.
         quiet: bool,
     },
+    /// Work with the image store.
+    Image(ImageCommand),
+}
+
+/// The `husk image` commands.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ImageCommand {
+    /// Import an OCI layout, OCI archive or `docker save` archive.
+    Import {
+        /// The directory or archive.
+        path: PathBuf,
+        /// How.
+        options: ImportOptions,
+    },
+    /// List images.
+    List {
+        /// As JSON instead of a table.
+        json: bool,
+    },
+    /// Forget an image.
+    Remove(ImageName),
+    /// Remove layers and blobs no image references.
+    Prune,
+    /// Print the store's disk usage.
+    Usage,
 }
 
 /// `exec`'s arguments, validated.
@@ -150,6 +181,9 @@ struct Husk {
     /// format of --log lines: text (default) or json
     #[argh(option)]
     log_format: Option<String>,
+    /// data directory for images (default: /var/lib/husk)
+    #[argh(option)]
+    data_dir: Option<PathBuf>,
     #[argh(subcommand)]
     command: Option<Subcommand>,
 }
@@ -171,7 +205,83 @@ enum Subcommand {
     Run(RunArgs),
     Exec(ExecArgs),
     List(ListArgs),
+    Image(ImageArgs),
 }
+
+/// Import, list and remove images (stored under --data-dir).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "image")]
+struct ImageArgs {
+    #[argh(subcommand)]
+    command: ImageSubcommand,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+enum ImageSubcommand {
+    Import(ImageImportArgs),
+    Ls(ImageLsArgs),
+    Rm(ImageRmArgs),
+    Prune(ImagePruneArgs),
+    Df(ImageDfArgs),
+}
+
+/// Import an OCI image layout, OCI archive or docker save archive.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "import",
+    note = "Layers may be tar, gzip or zstd. Device nodes in layers are refused
+and setuid/setgid bits cleared unless allowed."
+)]
+struct ImageImportArgs {
+    /// record the image as NAME[:TAG] (default: the name the source gives)
+    #[argh(option)]
+    name: Option<ImageName>,
+    /// take the image for this OCI architecture (default: this device's)
+    #[argh(option)]
+    arch: Option<String>,
+    /// make the character and block devices layers hold
+    #[argh(switch)]
+    allow_devices: bool,
+    /// keep setuid/setgid bits and file capabilities
+    #[argh(switch)]
+    allow_setid: bool,
+    /// largest uncompressed layer in bytes (default: 4 GiB)
+    #[argh(option, default = "MAX_LAYER_BYTES")]
+    max_layer_size: u64,
+    /// the OCI layout directory or the archive
+    #[argh(positional)]
+    path: PathBuf,
+}
+
+/// List images.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "ls")]
+struct ImageLsArgs {
+    /// print JSON instead of a table
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Forget an image; its layers stay until 'husk image prune'.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "rm")]
+struct ImageRmArgs {
+    /// the image, NAME[:TAG]
+    #[argh(positional)]
+    name: ImageName,
+}
+
+/// Remove layers and configs no image references.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "prune")]
+struct ImagePruneArgs {}
+
+/// Print how much disk the image store takes.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "df")]
+struct ImageDfArgs {}
 
 /// Set a container up from an OCI bundle; it waits for 'husk start'.
 #[derive(FromArgs, Debug, PartialEq, Eq)]
@@ -466,12 +576,39 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
             json: json_format("list", &args.format)?,
             quiet: args.quiet,
         },
+        Some(Subcommand::Image(args)) => Command::Image(image_command(args.command)),
     };
     Ok(Invocation {
         root: husk.root.unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
+        data_dir: husk
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
         log: husk.log.map(|path| (path, log_format)),
         command,
     })
+}
+
+/// `husk image ...`.
+fn image_command(command: ImageSubcommand) -> ImageCommand {
+    match command {
+        ImageSubcommand::Import(args) => ImageCommand::Import {
+            path: args.path,
+            options: ImportOptions {
+                name: args.name,
+                arch: args.arch,
+                extract: extract::Options {
+                    max_bytes: args.max_layer_size,
+                    allow_devices: args.allow_devices,
+                    allow_setid: args.allow_setid,
+                    ..extract::Options::default()
+                },
+            },
+        },
+        ImageSubcommand::Ls(args) => ImageCommand::List { json: args.json },
+        ImageSubcommand::Rm(args) => ImageCommand::Remove(args.name),
+        ImageSubcommand::Prune(ImagePruneArgs {}) => ImageCommand::Prune,
+        ImageSubcommand::Df(ImageDfArgs {}) => ImageCommand::Usage,
+    }
 }
 
 /// `husk <version> (<arch>)`.

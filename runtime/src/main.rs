@@ -6,7 +6,8 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use husk::cli::{self, Command, EarlyExit, Invocation, LogFormat, ResourcesSource};
+use husk::cli::{self, Command, EarlyExit, ImageCommand, Invocation, LogFormat, ResourcesSource};
+use husk::image::{self, store::Store};
 use husk::lifecycle::{self, Host};
 
 fn main() -> ExitCode {
@@ -103,8 +104,30 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
                 print!("{}", lifecycle::list_table(&rows));
             }
         }
+        Command::Image(command) => image_command(&Store::new(&invocation.data_dir), command)?,
     }
     Ok(0)
+}
+
+fn image_command(store: &Store, command: &ImageCommand) -> Result<(), husk::Error> {
+    match command {
+        ImageCommand::Import { path, options } => {
+            println!("{}", image::import(store, path, options)?);
+        }
+        ImageCommand::List { json: true } => println!("{}", image::list_json(&image::list(store)?)),
+        ImageCommand::List { json: false } => print!("{}", image::list_table(&image::list(store)?)),
+        ImageCommand::Remove(name) => {
+            let removed = image::remove(store, name)?;
+            println!(
+                "removed {} ({})",
+                removed.name,
+                image::short_id(&removed.id)
+            );
+        }
+        ImageCommand::Prune => println!("{}", image::prune(store)?),
+        ImageCommand::Usage => println!("{}", image::usage(store)?),
+    }
+    Ok(())
 }
 
 /// The `linux.resources` JSON of `update --resources FILE` (`-`: stdin).

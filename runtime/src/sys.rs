@@ -1001,3 +1001,17 @@ pub fn unlink_at(
 pub fn syncfs(fd: BorrowedFd<'_>, shown: &Path) -> Result<(), SysError> {
     check("syncfs", Some(shown), nix::unistd::syncfs(fd.as_raw_fd()))
 }
+
+/// An exclusive `flock(2)` on an open file, released when dropped.
+pub type FileLock = nix::fcntl::Flock<File>;
+
+/// Waits for and takes an exclusive `flock(2)` on `file` (opened from `path`).
+pub fn lock_exclusive(file: File, path: &Path) -> Result<FileLock, SysError> {
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, errno)| SysError::new("flock", Some(path), errno))
+}
+
+/// Whether husk runs with effective user id 0.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}

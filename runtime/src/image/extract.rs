@@ -590,7 +590,6 @@ const WHITEOUT_OPAQUE: &[u8] = b".wh..wh..opq";
 /// The xattr overlayfs reads to make a directory opaque.
 const OVERLAY_OPAQUE: &CStr = c"trusted.overlay.opaque";
 
-
 impl Writer<'_> {
     fn entry<R: Read>(
         &mut self,
@@ -1094,4 +1093,4 @@ fn pax_number(value: &[u8]) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
