@@ -1100,6 +1100,58 @@ mod tests {
     }
 
     #[test]
+    fn image_commands() {
+        let inv = parse_args(&["--data-dir", "/d", "image", "ls", "--json"]).unwrap();
+        assert_eq!(inv.data_dir, PathBuf::from("/d"));
+        assert_eq!(
+            inv.command,
+            Command::Image(ImageCommand::List { json: true })
+        );
+        assert_eq!(
+            parse_args(&["image", "prune"]).unwrap().data_dir,
+            PathBuf::from(DEFAULT_DATA_DIR)
+        );
+        let Command::Image(ImageCommand::Import { path, options }) = command(&[
+            "image",
+            "import",
+            "--name",
+            "web",
+            "--arch",
+            "arm64",
+            "--allow-setid",
+            "--max-layer-size",
+            "1000",
+            "/tmp/x.tar",
+        ]) else {
+            panic!("image import should parse");
+        };
+        assert_eq!(path, PathBuf::from("/tmp/x.tar"));
+        assert_eq!(options.name, Some(ImageName::parse("web:latest").unwrap()));
+        assert_eq!(options.arch.as_deref(), Some("arm64"));
+        assert!(options.extract.allow_setid && !options.extract.allow_devices);
+        assert!(options.extract.chown);
+        assert_eq!(options.extract.max_bytes, 1000);
+        let Command::Image(ImageCommand::Import { options, .. }) =
+            command(&["image", "import", "--allow-devices", "x"])
+        else {
+            panic!("image import should parse");
+        };
+        assert_eq!(options.extract.max_bytes, MAX_LAYER_BYTES);
+        assert!(options.extract.allow_devices && !options.extract.allow_setid);
+        assert_eq!(
+            command(&["image", "rm", "web:1"]),
+            Command::Image(ImageCommand::Remove(ImageName::parse("web:1").unwrap()))
+        );
+        assert_eq!(
+            command(&["image", "df"]),
+            Command::Image(ImageCommand::Usage)
+        );
+        let message = usage_message(&["image", "rm", "a b"]);
+        assert!(message.contains("an image name is 1 to 255"), "{message}");
+        assert!(!message.contains('\n'));
+    }
+
+    #[test]
     fn help_fits_80_columns() {
         for args in [
             &["--help"][..],
@@ -1109,6 +1161,9 @@ mod tests {
             &["state", "--help"],
             &["kill", "--help"],
             &["exec", "--help"],
+            &["image", "--help"],
+            &["image", "import", "--help"],
+            &["image", "ls", "--help"],
         ] {
             let Err(EarlyExit::Help(text)) = parse_args(args) else {
                 panic!("{args:?} should print help");

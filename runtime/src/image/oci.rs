@@ -72,13 +72,25 @@ pub(crate) fn import(
     path: &Path,
     options: &ImportOptions,
 ) -> Result<Imported, ImageError> {
+    // `PATH:TAG`, as skopeo's `oci:PATH:TAG`, when PATH exists and PATH:TAG does not.
+    let (path, tag) = match path.to_str().and_then(|p| p.rsplit_once(':')) {
+        Some((dir, tag)) if !path.exists() && Path::new(dir).exists() && !tag.contains('/') => {
+            (Path::new(dir), Some(tag))
+        }
+        _ => (path, None),
+    };
     let source = Source::open(path)?;
     let arch = options
         .arch
         .clone()
         .unwrap_or_else(|| super::native_arch().to_owned());
     let image = if source.exists("oci-layout") {
-        oci_image(&source, &arch)?
+        oci_image(&source, &arch, tag)?
+    } else if let Some(tag) = tag {
+        return Err(ImageError::Format {
+            file: path.display().to_string(),
+            reason: format!("is not an OCI layout, so :{tag} names nothing in it"),
+        });
     } else if source.exists("manifest.json") {
         docker_image(&source, options.name.as_ref())?
     } else {
@@ -232,7 +244,7 @@ const MANIFEST_TYPES: [&str; 2] = [
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
 
-fn oci_image(source: &Source, arch: &str) -> Result<Found, ImageError> {
+fn oci_image(source: &Source, arch: &str, tag: Option<&str>) -> Result<Found, ImageError> {
     let mut file = "index.json".to_owned();
     let mut bytes = source.read("index.json", MAX_JSON_BYTES)?;
     let mut default_name = None;
@@ -246,7 +258,9 @@ fn oci_image(source: &Source, arch: &str) -> Result<Found, ImageError> {
             let wire = parse_json::<IndexWire<'_>>(&bytes, &file)?;
             return oci_manifest(source, wire, &file, manifest, bytes.clone(), default_name);
         };
-        let chosen = choose(&descriptors, arch, &file)?;
+        // Only index.json names its images.
+        let tag = if digest.is_none() { tag } else { None };
+        let chosen = choose(&descriptors, arch, tag, &file)?;
         if default_name.is_none() {
             default_name = name_of(chosen, source.stem());
         }
@@ -382,6 +396,7 @@ fn descriptor(
 fn choose<'d>(
     descriptors: &'d [Descriptor],
     arch: &str,
+    tag: Option<&str>,
     file: &str,
 ) -> Result<&'d Descriptor, ImageError> {
     let images: Vec<&Descriptor> = descriptors
@@ -392,11 +407,37 @@ fn choose<'d>(
                 || MANIFEST_TYPES.contains(&d.media_type.as_str())
         })
         .collect();
+    let mut tags: Vec<&str> = images
+        .iter()
+        .filter_map(|d| d.ref_name.as_deref())
+        .collect();
+    tags.dedup();
+    let images: Vec<&Descriptor> = match tag {
+        Some(tag) => images
+            .into_iter()
+            .filter(|d| d.ref_name.as_deref() == Some(tag))
+            .collect(),
+        None => images,
+    };
+    let format = |reason: String| ImageError::Format {
+        file: file.to_owned(),
+        reason,
+    };
+    if images.is_empty() {
+        return Err(format(match tag {
+            Some(tag) => format!("has no image tagged {tag:?} (tags: {})", tags.join(", ")),
+            None => "lists no image manifest".into(),
+        }));
+    }
     if images.iter().all(|d| d.platform.is_none()) {
-        return images.first().copied().ok_or_else(|| ImageError::Format {
-            file: file.to_owned(),
-            reason: "lists no image manifest".into(),
-        });
+        if tag.is_none() && tags.len() > 1 {
+            return Err(format(format!(
+                "lists {} images ({}): import PATH:TAG to choose",
+                tags.len(),
+                tags.join(", ")
+            )));
+        }
+        return Ok(images[0]);
     }
     let matching = images.iter().copied().filter(|d| {
         d.platform
@@ -910,4 +951,4 @@ impl Read for At<'_> {
 const _: () = assert!(MAX_NAME_BYTES <= MAX_STRING_BYTES);
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

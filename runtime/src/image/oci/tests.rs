@@ -504,3 +504,42 @@ fn member_names_stay_inside_the_source() {
     );
     assert_eq!(super::resolve_dots("../x"), None);
 }
+
+#[test]
+fn path_colon_tag_chooses_among_the_images_of_a_layout() {
+    let tmp = TempDir::new("tags");
+    let src = tmp.path().join("app");
+    let layout = Layout::new(&src);
+    let one = layer(&[("v", "1")]);
+    let two = layer(&[("v", "2")]);
+    let first = layout.image(
+        "amd64",
+        std::slice::from_ref(&one),
+        std::slice::from_ref(&one),
+    );
+    let second = layout.image(
+        "amd64",
+        std::slice::from_ref(&two),
+        std::slice::from_ref(&two),
+    );
+    layout.index(&[(first, None, Some("1")), (second, None, Some("2"))]);
+    let store = Store::new(tmp.path().join("data"));
+    let error = image::import(&store, &src, &options("amd64")).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .ends_with("index.json: lists 2 images (1, 2): import PATH:TAG to choose"),
+        "{error}"
+    );
+    let tagged = tmp.path().join("app:2");
+    let done = image::import(&store, &tagged, &options("amd64")).unwrap();
+    assert_eq!(done.record.name.as_str(), "app:2");
+    assert_eq!(done.record.layers, vec![Digest::of(&two)]);
+    let error = image::import(&store, &tmp.path().join("app:3"), &options("amd64")).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .ends_with("has no image tagged \"3\" (tags: 1, 2)"),
+        "{error}"
+    );
+}
