@@ -155,6 +155,8 @@ pub(crate) fn import(
             &options.extract,
         )?;
         imported.record.size += info.size;
+        imported.setid_cleared += info.setid_cleared;
+        imported.xattrs_dropped += info.xattrs_dropped;
         imported.extracted += 1;
     }
     store.put_blob(lock, &image.config, &image.config_bytes)?;

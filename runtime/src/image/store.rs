@@ -43,7 +43,7 @@ pub const MAX_LAYERS: usize = 128;
 /// Largest `images.json`, in bytes.
 pub const MAX_IMAGES_BYTES: usize = 4 << 20;
 /// Largest `layer.json`, in bytes.
-pub const MAX_LAYER_JSON_BYTES: usize = 256;
+pub const MAX_LAYER_JSON_BYTES: usize = 512;
 /// Longest architecture or OS name recorded.
 pub const MAX_PLATFORM_BYTES: usize = 32;
 /// Longest `created` time recorded.
@@ -76,6 +76,10 @@ pub struct LayerInfo {
     pub size: u64,
     /// Its entries.
     pub entries: u64,
+    /// Files whose setuid or setgid bits extraction cleared.
+    pub setid_cleared: u64,
+    /// xattrs extraction did not set.
+    pub xattrs_dropped: u64,
 }
 
 /// Why the store could not be used.
@@ -308,6 +312,8 @@ impl Store {
             diff_id,
             file_bytes,
             entries,
+            setid_cleared,
+            xattrs_dropped,
             ..
         } = extracted;
         if let Some(expected) = expected {
@@ -323,8 +329,12 @@ impl Store {
             diff_id,
             size: file_bytes,
             entries,
+            setid_cleared,
+            xattrs_dropped,
         };
-        let json = format!("{{\"size\": {file_bytes}, \"entries\": {entries}}}\n");
+        let json = format!(
+            "{{\"size\": {file_bytes}, \"entries\": {entries}, \"setid_cleared\": {setid_cleared}, \"xattrs_dropped\": {xattrs_dropped}}}\n"
+        );
         write_synced(&tmp.join(LAYER_FILE), json.as_bytes())?;
         let dir = sys::open_dir(tmp)?;
         sys::syncfs(std::os::fd::AsFd::as_fd(&dir), tmp)?;
@@ -362,6 +372,8 @@ impl Store {
         struct LayerWire {
             size: u64,
             entries: u64,
+            setid_cleared: u64,
+            xattrs_dropped: u64,
         }
         let (wire, _) = serde_json_core::from_slice::<LayerWire>(&text)
             .map_err(|e| corrupt(&path, format!("not a layer record: {e}")))?;
@@ -369,6 +381,8 @@ impl Store {
             diff_id: *diff_id,
             size: wire.size,
             entries: wire.entries,
+            setid_cleared: wire.setid_cleared,
+            xattrs_dropped: wire.xattrs_dropped,
         })
     }
 

@@ -135,7 +135,9 @@ fn a_layer_appears_whole_or_not_at_all() {
         LayerInfo {
             diff_id,
             size: 3,
-            entries: 2
+            entries: 2,
+            setid_cleared: 0,
+            xattrs_dropped: 0,
         }
     );
     assert_eq!(store.layer(&diff_id).unwrap(), info);
