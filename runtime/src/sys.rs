@@ -889,7 +889,7 @@ pub fn fchown(fd: BorrowedFd<'_>, uid: u32, gid: u32, shown: &Path) -> Result<()
 
 /// Sets the access and modification times of the open `fd` to `mtime`.
 pub fn futimens(fd: BorrowedFd<'_>, mtime: i64, shown: &Path) -> Result<(), SysError> {
-    let time = nix::sys::time::TimeSpec::new(mtime as libc::time_t, 0);
+    let time = time_spec(mtime);
     let result = nix::sys::stat::futimens(fd.as_raw_fd(), &time, &time);
     check("futimens", Some(shown), result)
 }
@@ -931,7 +931,7 @@ pub fn set_mtime_at(
     mtime: i64,
     shown: &Path,
 ) -> Result<(), SysError> {
-    let time = nix::sys::time::TimeSpec::new(mtime as libc::time_t, 0);
+    let time = time_spec(mtime);
     let result = nix::sys::stat::utimensat(
         Some(dir.as_raw_fd()),
         name,
@@ -940,6 +940,13 @@ pub fn set_mtime_at(
         nix::sys::stat::UtimensatFlags::NoFollowSymlink,
     );
     check("utimensat", Some(shown), result)
+}
+
+/// `secs` after the epoch; a time before it is the epoch (libc's `time_t`
+/// differs between targets, so nix converts from a `Duration`).
+fn time_spec(secs: i64) -> nix::sys::time::TimeSpec {
+    let secs = u64::try_from(secs).unwrap_or(0);
+    nix::sys::time::TimeSpec::from_duration(std::time::Duration::from_secs(secs))
 }
 
 /// Sets the extended attribute `name` of the open file or directory `fd`.

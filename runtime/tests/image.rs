@@ -455,3 +455,65 @@ fn images_made_by_umoci_and_skopeo_import_and_their_layers_stack() {
     assert_eq!(out, "new\nfrom busybox\n");
     fs::remove_dir_all(&work).unwrap();
 }
+
+#[test]
+fn a_full_disk_fails_the_import_and_keeps_the_images_there_were() {
+    const TEST: &str = "a_full_disk_fails_the_import_and_keeps_the_images_there_were";
+    let Some(work) = scratch(TEST, &["unshare"]) else {
+        return;
+    };
+    let small = work.join("small");
+    layout(
+        &small,
+        &[layer(&[Entry {
+            path: "etc/hostname",
+            data: b"small",
+            ..FILE
+        }])],
+    );
+    let big_data = vec![7u8; 2 << 20];
+    let big = work.join("big");
+    layout(
+        &big,
+        &[layer(&[Entry {
+            path: "big",
+            data: &big_data,
+            ..FILE
+        }])],
+    );
+    let data = work.join("data");
+    fs::create_dir(&data).unwrap();
+    // A 1 MiB tmpfs as the data directory, in a mount namespace of its own.
+    let script = format!(
+        "mount -t tmpfs -o size=1m tmpfs {data} || exit 77
+         {husk} --data-dir {data} image import {small} >/dev/null
+         if {husk} --data-dir {data} image import {big} 2>{work}/err; then exit 1; fi
+         {husk} --data-dir {data} image ls
+         cat {data}/layers/sha256/*/root/etc/hostname; echo
+         ls {data}/tmp | wc -l",
+        data = data.display(),
+        husk = HUSK,
+        small = small.display(),
+        big = big.display(),
+        work = work.display(),
+    );
+    let output = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-ec", &script])
+        .output()
+        .unwrap();
+    if output.status.code() == Some(77) {
+        skip(TEST, "cannot mount a tmpfs here");
+        return;
+    }
+    let out = ok(output);
+    let err = fs::read_to_string(work.join("err")).unwrap();
+    assert!(err.starts_with("husk: layer blobs/sha256/"), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(lines[1].starts_with("small:latest"), "{out}");
+    assert_eq!(lines[2], "small", "the small image's layer is intact");
+    assert_eq!(lines[3], "0", "nothing is left in tmp/");
+    fs::remove_dir_all(&work).unwrap();
+}

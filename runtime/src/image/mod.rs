@@ -398,20 +398,20 @@ pub fn short_id(digest: &Digest) -> String {
     store::hex(digest)[..12].to_owned()
 }
 
-/// `1.5 MiB`-style sizes.
+/// `1.5 MiB`-style sizes (integer arithmetic: float formatting costs ~10 KiB).
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
     let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
+    let mut scale = 1u64;
+    while bytes / scale >= 1024 && unit < UNITS.len() - 1 {
+        scale *= 1024;
         unit += 1;
     }
     if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
+        return format!("{bytes} B");
     }
+    let tenths = (u128::from(bytes) * 10 + u128::from(scale) / 2) / u128::from(scale);
+    format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit])
 }
 
 /// `husk image ls`'s table: at most 80 columns.

@@ -129,6 +129,9 @@ fn sizes_read_as_people_write_them() {
     assert_eq!(human_size(1023), "1023 B");
     assert_eq!(human_size(1536), "1.5 KiB");
     assert_eq!(human_size(5 << 30), "5.0 GiB");
+    assert_eq!(human_size(1982262), "1.9 MiB");
+    assert_eq!(human_size((1 << 20) - 1), "1024.0 KiB");
+    assert_eq!(human_size(u64::MAX), "16777216.0 TiB");
 }
 
 #[test]
