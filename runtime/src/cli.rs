@@ -5,7 +5,7 @@
 //! husk: global options before the command, then the command and its id.
 
 use std::ffi::{CString, OsString};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use argh::FromArgs;
 use nix::sys::signal::Signal;
@@ -306,8 +306,21 @@ pub struct CreateArgs {
 
 /// Create and start a container, wait for it and exit with its status.
 #[derive(FromArgs, Debug, PartialEq, Eq)]
-#[argh(subcommand, name = "run")]
+#[argh(
+    subcommand,
+    name = "run",
+    note = "With --image, the bundle is made from an imported image: its root an
+overlay of the image's layers and a writable layer removed at exit, its
+process the image's Entrypoint and Cmd (or COMMAND), Env (and --env),
+WorkingDir and numeric User."
+)]
 pub struct RunArgs {
+    /// run a container of this imported image (NAME[:TAG]), in the foreground
+    #[argh(option)]
+    pub image: Option<ImageName>,
+    /// with --image: set an environment variable, NAME=VALUE (repeatable)
+    #[argh(option, short = 'e')]
+    pub env: Vec<String>,
     /// the OCI bundle directory holding config.json (default: .)
     #[argh(option, short = 'b', default = "PathBuf::from(\".\")")]
     pub bundle: PathBuf,
@@ -326,6 +339,9 @@ pub struct RunArgs {
     /// container id: 1 to 64 of A-Z a-z 0-9 _ . -, not starting with '.'
     #[argh(positional)]
     pub id: ContainerId,
+    /// with --image: the command and its arguments, instead of the image's Cmd
+    #[argh(positional, greedy)]
+    pub command: Vec<String>,
 }
 
 /// Run a new process in a running container.
@@ -536,7 +552,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
         _ if husk.version => Command::Version,
         None => return Err(usage("no command given")),
         Some(Subcommand::Create(args)) => Command::Create(args),
-        Some(Subcommand::Run(args)) => Command::Run(args),
+        Some(Subcommand::Run(args)) => Command::Run(run_command(args)?),
         Some(Subcommand::Exec(args)) => Command::Exec(exec_command(args)?),
         Some(Subcommand::Start(args)) => Command::Start(args.id),
         Some(Subcommand::State(args)) => Command::State(args.id),
@@ -586,6 +602,36 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
         log: husk.log.map(|path| (path, log_format)),
         command,
     })
+}
+
+/// `run`: `--image` with its own flags, or a bundle.
+fn run_command(args: RunArgs) -> Result<RunArgs, EarlyExit> {
+    if args.image.is_none() {
+        if !args.command.is_empty() || !args.env.is_empty() {
+            return Err(usage("run: a COMMAND and --env need --image"));
+        }
+        return Ok(args);
+    }
+    if args.detach {
+        return Err(usage(
+            "run: --image runs in the foreground only (-d needs the supervisor \
+             to unmount the root when the container ends)",
+        ));
+    }
+    if args.bundle != Path::new(".") {
+        return Err(usage("run: give --image or --bundle, not both"));
+    }
+    for entry in &args.env {
+        if !matches!(entry.find('='), Some(1..)) || entry.contains('\0') {
+            return Err(usage(&format!(
+                "run: --env takes NAME=VALUE, not {entry:?}"
+            )));
+        }
+    }
+    if args.command.iter().any(|a| a.contains('\0')) {
+        return Err(usage("run: an argument contains a NUL byte"));
+    }
+    Ok(args)
 }
 
 /// `husk image ...`.
@@ -944,6 +990,44 @@ mod tests {
             panic!("run --init should parse");
         };
         assert!(run.init);
+    }
+
+    #[test]
+    fn run_image() {
+        let Command::Run(run) = command(&[
+            "run", "--image", "web:1", "-e", "A=B", "c1", "sh", "-c", "echo -e",
+        ]) else {
+            panic!("run --image should parse");
+        };
+        assert_eq!(run.image, Some(ImageName::parse("web:1").unwrap()));
+        assert_eq!(run.env, ["A=B"]);
+        assert_eq!(run.id, id("c1"));
+        assert_eq!(run.command, ["sh", "-c", "echo -e"]);
+        for (args, expected) in [
+            (
+                &["run", "c1", "sh"][..],
+                "run: a COMMAND and --env need --image",
+            ),
+            (
+                &["run", "-e", "A=B", "c1"],
+                "run: a COMMAND and --env need --image",
+            ),
+            (
+                &["run", "--image", "x", "-d", "c1"],
+                "run: --image runs in the foreground only",
+            ),
+            (
+                &["run", "--image", "x", "-b", "/b", "c1"],
+                "run: give --image or --bundle, not both",
+            ),
+            (
+                &["run", "--image", "x", "-e", "=1", "c1"],
+                "run: --env takes NAME=VALUE, not \"=1\"",
+            ),
+        ] {
+            let message = usage_message(args);
+            assert!(message.starts_with(expected), "{args:?}: {message}");
+        }
     }
 
     #[test]

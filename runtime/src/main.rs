@@ -62,6 +62,7 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
             }
         }
         Command::Delete { id, force } => lifecycle::delete(&host, id, *force)?,
+        Command::Run(args) if args.image.is_some() => return run_image(invocation, &host, args),
         Command::Run(args) => {
             return lifecycle::run(
                 &host,
@@ -107,6 +108,29 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
         Command::Image(command) => image_command(&Store::new(&invocation.data_dir), command)?,
     }
     Ok(0)
+}
+
+/// `husk run --image`: the image's bundle made and its root mounted, the
+/// container run in the foreground, then its root unmounted and removed.
+fn run_image(invocation: &Invocation, host: &Host, args: &cli::RunArgs) -> Result<u8, husk::Error> {
+    let store = Store::new(&invocation.data_dir);
+    let Some(name) = &args.image else {
+        return Ok(0);
+    };
+    let bundle = image::run::prepare(&store, name, &args.id, &args.command, &args.env)?;
+    let status = lifecycle::run(
+        host,
+        &args.id,
+        &bundle,
+        args.pid_file.as_deref(),
+        false,
+        args.console_socket.as_deref(),
+        args.init,
+    );
+    let finished = image::run::finish(&store, &args.id);
+    let status = status?;
+    finished?;
+    Ok(status)
 }
 
 fn image_command(store: &Store, command: &ImageCommand) -> Result<(), husk::Error> {

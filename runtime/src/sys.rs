@@ -1022,3 +1022,23 @@ pub fn lock_exclusive(file: File, path: &Path) -> Result<FileLock, SysError> {
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
+
+/// Mounts an overlay at `target` with `options` (`lowerdir=…,upperdir=…,workdir=…`).
+pub fn mount_overlay(target: &Path, options: &str) -> Result<(), SysError> {
+    let result = nix::mount::mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(options),
+    );
+    check("mount overlay", Some(target), result)
+}
+
+/// Detaches the mount at `target`; nothing mounted there is not an error.
+pub fn unmount(target: &Path) -> Result<(), SysError> {
+    match nix::mount::umount2(target, MntFlags::MNT_DETACH) {
+        Err(Errno::EINVAL | Errno::ENOENT) => Ok(()),
+        result => check("umount", Some(target), result),
+    }
+}

@@ -453,6 +453,44 @@ fn images_made_by_umoci_and_skopeo_import_and_their_layers_stack() {
         return;
     };
     assert_eq!(out, "new\nfrom busybox\n");
+
+    // husk run --image: the same stack, plus a writable layer gone at exit.
+    let state = work.join("state");
+    let id = format!("husk-image-{}", std::process::id());
+    let run = |command: &[&str]| {
+        let mut args = vec![
+            "--root",
+            state.to_str().unwrap(),
+            "run",
+            "--image",
+            "bb:two",
+        ];
+        args.extend(["-e", "GREETING=hi", &id]);
+        args.extend(command);
+        husk(&data, &args)
+    };
+    let out = run(&[
+        "sh",
+        "-c",
+        "test ! -e /etc/motd; cat /etc/issue; echo $GREETING; echo x > /written; cat /written; exit 3",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "new\nhi\nx\n");
+    let again = run(&["sh", "-c", "test ! -e /written && echo clean"]);
+    assert_eq!(String::from_utf8_lossy(&again.stdout), "clean\n");
+    assert_eq!(fs::read_dir(data.join("containers")).unwrap().count(), 0);
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(
+        !mounts.contains(data.to_str().unwrap()),
+        "an overlay is left: {mounts}"
+    );
+    // The image's own Cmd (/bin/sh) reads an empty stdin and exits 0.
+    assert_eq!(run(&[]).status.code(), Some(0));
     fs::remove_dir_all(&work).unwrap();
 }
 

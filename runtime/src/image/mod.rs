@@ -9,6 +9,7 @@
 
 pub mod extract;
 pub mod oci;
+pub mod run;
 pub mod store;
 
 use std::collections::BTreeSet;
@@ -311,11 +312,13 @@ impl fmt::Display for Pruned {
     }
 }
 
-/// `husk image prune`: removes layers and blobs no image references.
+/// `husk image prune`: removes layers no image or container references, and
+/// blobs no image references.
 pub fn prune(store: &Store) -> Result<Pruned, ImageError> {
     let lock = store.lock()?;
     let images = store.images()?;
-    let layers: BTreeSet<Digest> = images.iter().flat_map(|i| i.layers.clone()).collect();
+    let mut layers: BTreeSet<Digest> = images.iter().flat_map(|i| i.layers.clone()).collect();
+    layers.extend(run::container_layers(store)?);
     let blobs: BTreeSet<Digest> = images.iter().flat_map(|i| [i.id, i.manifest]).collect();
     let mut pruned = Pruned::default();
     for layer in store.layers()? {

@@ -95,6 +95,28 @@ fn rm_forgets_and_prune_frees_only_what_no_image_uses() {
 }
 
 #[test]
+fn prune_keeps_the_layers_of_running_containers() {
+    let tmp = TempDir::new("prune-containers");
+    let store = two_images(&tmp);
+    let web = list(&store).unwrap().remove(1);
+    assert_eq!(web.name.as_str(), "web:1.0");
+    let dir = store.root().join("containers/c1");
+    fs::create_dir_all(&dir).unwrap();
+    let layers: String = web.layers.iter().map(|l| format!("{l}\n")).collect();
+    fs::write(dir.join("layers"), layers).unwrap();
+    remove(&store, &web.name).unwrap();
+    let pruned = prune(&store).unwrap();
+    assert!(pruned.layers.is_empty(), "{pruned}");
+    assert_eq!(pruned.blobs, 2);
+    fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(prune(&store).unwrap().layers.len(), 1);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("layers"), "sha256:nope\n").unwrap();
+    let error = prune(&store).unwrap_err().to_string();
+    assert!(error.contains("containers/c1/layers"), "{error}");
+}
+
+#[test]
 fn ls_fits_80_columns_and_json_lists_every_image() {
     let tmp = TempDir::new("ls");
     let store = two_images(&tmp);
