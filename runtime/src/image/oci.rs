@@ -48,6 +48,8 @@ pub const MAX_REPO_TAGS: usize = 16;
 pub const MAX_ARCHIVE_MEMBERS: usize = 10_000;
 /// Longest media type, annotation or member name read.
 pub const MAX_STRING_BYTES: usize = 1024;
+/// Deepest nesting of arrays and objects in a JSON document read.
+pub const MAX_JSON_DEPTH: usize = 32;
 /// Most nested indexes followed from `index.json`.
 pub const MAX_INDEX_DEPTH: usize = 2;
 /// Most symbolic links followed to find an archive member.
@@ -658,12 +660,46 @@ fn parse_config(bytes: &[u8], file: &str) -> Result<Config, ImageError> {
 // Helpers.
 
 fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8], file: &str) -> Result<T, ImageError> {
+    check_depth(bytes).map_err(|reason| ImageError::Format {
+        file: file.to_owned(),
+        reason,
+    })?;
     serde_json_core::from_slice::<T>(bytes)
         .map(|(value, _)| value)
         .map_err(|e| ImageError::Format {
             file: file.to_owned(),
             reason: format!("not the JSON expected: {e}"),
         })
+}
+
+/// Fails if arrays and objects of `json` nest deeper than [`MAX_JSON_DEPTH`]:
+/// the parser recurses into every level, even of members it ignores
+/// (`history`, `Labels`), and a few megabytes of `[` would exhaust the stack.
+pub(crate) fn check_depth(json: &[u8]) -> Result<(), String> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_JSON_DEPTH {
+                    return Err(format!("nests deeper than {MAX_JSON_DEPTH} levels"));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn wire_error(file: &str, source: WireError) -> ImageError {

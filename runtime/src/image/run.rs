@@ -90,6 +90,7 @@ pub fn image_process(
         file: file.into(),
         reason,
     };
+    super::oci::check_depth(json).map_err(&format)?;
     let (wire, _) = serde_json_core::from_slice::<ConfigWire<'_>>(json)
         .map_err(|e| format(format!("not the JSON expected: {e}")))?;
     let wire_error = |source| ImageError::Wire {

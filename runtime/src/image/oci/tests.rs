@@ -543,3 +543,32 @@ fn path_colon_tag_chooses_among_the_images_of_a_layout() {
         "{error}"
     );
 }
+
+#[test]
+fn deeply_nested_json_is_refused_before_it_is_parsed() {
+    assert_eq!(
+        super::check_depth(br#"{"a": [[{"b": "[[[[\"["}]]]}"#),
+        Ok(())
+    );
+    let deep = format!(
+        "{{\"history\": {}{}}}",
+        "[".repeat(1_000_000),
+        "]".repeat(1_000_000)
+    );
+    assert_eq!(
+        super::check_depth(deep.as_bytes()),
+        Err("nests deeper than 32 levels".into())
+    );
+    let tmp = TempDir::new("deep-json");
+    let dir = tmp.path().join("deep");
+    Layout::new(&dir);
+    fs::write(dir.join("index.json"), &deep).unwrap();
+    let store = Store::new(tmp.path().join("data"));
+    let error = image::import(&store, &dir, &options("amd64")).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .ends_with("index.json: nests deeper than 32 levels"),
+        "{error}"
+    );
+}
