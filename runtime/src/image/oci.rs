@@ -985,7 +985,7 @@ impl Read for At<'_> {
     }
 }
 
-/// The longest image name, re-exported for the store's records.
+// An image name read from a source (RepoTags, annotations) fits a string read.
 const _: () = assert!(MAX_NAME_BYTES <= MAX_STRING_BYTES);
 
 #[cfg(test)]

@@ -372,8 +372,8 @@ impl Store {
         struct LayerWire {
             size: u64,
             entries: u64,
-            setid_cleared: u64,
-            xattrs_dropped: u64,
+            setid_cleared: Option<u64>,
+            xattrs_dropped: Option<u64>,
         }
         let (wire, _) = serde_json_core::from_slice::<LayerWire>(&text)
             .map_err(|e| corrupt(&path, format!("not a layer record: {e}")))?;
@@ -381,8 +381,8 @@ impl Store {
             diff_id: *diff_id,
             size: wire.size,
             entries: wire.entries,
-            setid_cleared: wire.setid_cleared,
-            xattrs_dropped: wire.xattrs_dropped,
+            setid_cleared: wire.setid_cleared.unwrap_or(0),
+            xattrs_dropped: wire.xattrs_dropped.unwrap_or(0),
         })
     }
 
