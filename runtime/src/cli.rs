@@ -5,12 +5,16 @@
 //! husk: global options before the command, then the command and its id.
 
 use std::ffi::{CString, OsString};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use argh::FromArgs;
 use nix::sys::signal::Signal;
 
 use crate::container::ContainerId;
+use crate::image::extract::{self, MAX_LAYER_BYTES};
+use crate::image::oci::ImportOptions;
+use crate::image::store::DEFAULT_DATA_DIR;
+use crate::image::ImageName;
 use crate::lifecycle;
 use crate::spec::{ContainerPath, ProcessOverrides};
 
@@ -20,6 +24,8 @@ pub struct Invocation {
     /// The state directory (`--root`); `None` for the default
     /// ([`crate::state::default_root`]).
     pub root: Option<PathBuf>,
+    /// The data directory, where images are stored (`--data-dir`).
+    pub data_dir: PathBuf,
     /// Where errors are also written (`--log`), and how (`--log-format`).
     pub log: Option<(PathBuf, LogFormat)>,
     /// What to do.
@@ -100,6 +106,31 @@ pub enum Command {
         /// Ids only.
         quiet: bool,
     },
+    /// Work with the image store.
+    Image(ImageCommand),
+}
+
+/// The `husk image` commands.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ImageCommand {
+    /// Import an OCI layout, OCI archive or `docker save` archive.
+    Import {
+        /// The directory or archive.
+        path: PathBuf,
+        /// How.
+        options: ImportOptions,
+    },
+    /// List images.
+    List {
+        /// As JSON instead of a table.
+        json: bool,
+    },
+    /// Forget an image.
+    Remove(ImageName),
+    /// Remove layers and blobs no image references.
+    Prune,
+    /// Print the store's disk usage.
+    Usage,
 }
 
 /// `exec`'s arguments, validated.
@@ -152,6 +183,9 @@ struct Husk {
     /// format of --log lines: text (default) or json
     #[argh(option)]
     log_format: Option<String>,
+    /// data directory for images (default: /var/lib/husk)
+    #[argh(option)]
+    data_dir: Option<PathBuf>,
     #[argh(subcommand)]
     command: Option<Subcommand>,
 }
@@ -173,7 +207,83 @@ enum Subcommand {
     Run(RunArgs),
     Exec(ExecArgs),
     List(ListArgs),
+    Image(ImageArgs),
 }
+
+/// Import, list and remove images (stored under --data-dir).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "image")]
+struct ImageArgs {
+    #[argh(subcommand)]
+    command: ImageSubcommand,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+enum ImageSubcommand {
+    Import(ImageImportArgs),
+    Ls(ImageLsArgs),
+    Rm(ImageRmArgs),
+    Prune(ImagePruneArgs),
+    Df(ImageDfArgs),
+}
+
+/// Import an OCI image layout, OCI archive or docker save archive.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "import",
+    note = "Layers may be tar, gzip or zstd. Device nodes in layers are refused
+and setuid/setgid bits cleared unless allowed."
+)]
+struct ImageImportArgs {
+    /// record the image as NAME[:TAG] (default: the name the source gives)
+    #[argh(option)]
+    name: Option<ImageName>,
+    /// take the image for this OCI architecture (default: this device's)
+    #[argh(option)]
+    arch: Option<String>,
+    /// make the character and block devices layers hold
+    #[argh(switch)]
+    allow_devices: bool,
+    /// keep setuid/setgid bits and file capabilities
+    #[argh(switch)]
+    allow_setid: bool,
+    /// largest uncompressed layer in bytes (default: 4 GiB)
+    #[argh(option, default = "MAX_LAYER_BYTES")]
+    max_layer_size: u64,
+    /// the OCI layout directory or the archive
+    #[argh(positional)]
+    path: PathBuf,
+}
+
+/// List images.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "ls")]
+struct ImageLsArgs {
+    /// print JSON instead of a table
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Forget an image; its layers stay until 'husk image prune'.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "rm")]
+struct ImageRmArgs {
+    /// the image, NAME[:TAG]
+    #[argh(positional)]
+    name: ImageName,
+}
+
+/// Remove layers and configs no image references.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "prune")]
+struct ImagePruneArgs {}
+
+/// Print how much disk the image store takes.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "df")]
+struct ImageDfArgs {}
 
 /// Set a container up from an OCI bundle; it waits for 'husk start'.
 #[derive(FromArgs, Debug, PartialEq, Eq)]
@@ -198,8 +308,21 @@ pub struct CreateArgs {
 
 /// Create and start a container, wait for it and exit with its status.
 #[derive(FromArgs, Debug, PartialEq, Eq)]
-#[argh(subcommand, name = "run")]
+#[argh(
+    subcommand,
+    name = "run",
+    note = "With --image, the bundle is made from an imported image: its root an
+overlay of the image's layers and a writable layer removed at exit, its
+process the image's Entrypoint and Cmd (or COMMAND), Env (and --env),
+WorkingDir and numeric User."
+)]
 pub struct RunArgs {
+    /// run a container of this imported image (NAME[:TAG]), in the foreground
+    #[argh(option)]
+    pub image: Option<ImageName>,
+    /// with --image: set an environment variable, NAME=VALUE (repeatable)
+    #[argh(option, short = 'e')]
+    pub env: Vec<String>,
     /// the OCI bundle directory holding config.json (default: .)
     #[argh(option, short = 'b', default = "PathBuf::from(\".\")")]
     pub bundle: PathBuf,
@@ -218,6 +341,9 @@ pub struct RunArgs {
     /// container id: 1 to 64 of A-Z a-z 0-9 _ . -, not starting with '.'
     #[argh(positional)]
     pub id: ContainerId,
+    /// with --image: the command and its arguments, instead of the image's Cmd
+    #[argh(positional, greedy)]
+    pub command: Vec<String>,
 }
 
 /// Run a new process in a running container.
@@ -428,7 +554,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
         _ if husk.version => Command::Version,
         None => return Err(usage("no command given")),
         Some(Subcommand::Create(args)) => Command::Create(args),
-        Some(Subcommand::Run(args)) => Command::Run(args),
+        Some(Subcommand::Run(args)) => Command::Run(run_command(args)?),
         Some(Subcommand::Exec(args)) => Command::Exec(exec_command(args)?),
         Some(Subcommand::Start(args)) => Command::Start(args.id),
         Some(Subcommand::State(args)) => Command::State(args.id),
@@ -461,12 +587,69 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
             json: json_format("list", &args.format)?,
             quiet: args.quiet,
         },
+        Some(Subcommand::Image(args)) => Command::Image(image_command(args.command)),
     };
     Ok(Invocation {
         root: husk.root,
+        data_dir: husk
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
         log: husk.log.map(|path| (path, log_format)),
         command,
     })
+}
+
+/// `run`: `--image` with its own flags, or a bundle.
+fn run_command(args: RunArgs) -> Result<RunArgs, EarlyExit> {
+    if args.image.is_none() {
+        if !args.command.is_empty() || !args.env.is_empty() {
+            return Err(usage("run: a COMMAND and --env need --image"));
+        }
+        return Ok(args);
+    }
+    if args.detach {
+        return Err(usage(
+            "run: --image runs in the foreground only (-d needs the supervisor \
+             to unmount the root when the container ends)",
+        ));
+    }
+    if args.bundle != Path::new(".") {
+        return Err(usage("run: give --image or --bundle, not both"));
+    }
+    for entry in &args.env {
+        if !matches!(entry.find('='), Some(1..)) || entry.contains('\0') {
+            return Err(usage(&format!(
+                "run: --env takes NAME=VALUE, not {entry:?}"
+            )));
+        }
+    }
+    if args.command.iter().any(|a| a.contains('\0')) {
+        return Err(usage("run: an argument contains a NUL byte"));
+    }
+    Ok(args)
+}
+
+/// `husk image ...`.
+fn image_command(command: ImageSubcommand) -> ImageCommand {
+    match command {
+        ImageSubcommand::Import(args) => ImageCommand::Import {
+            path: args.path,
+            options: ImportOptions {
+                name: args.name,
+                arch: args.arch,
+                extract: extract::Options {
+                    max_bytes: args.max_layer_size,
+                    allow_devices: args.allow_devices,
+                    allow_setid: args.allow_setid,
+                    ..extract::Options::default()
+                },
+            },
+        },
+        ImageSubcommand::Ls(args) => ImageCommand::List { json: args.json },
+        ImageSubcommand::Rm(args) => ImageCommand::Remove(args.name),
+        ImageSubcommand::Prune(ImagePruneArgs {}) => ImageCommand::Prune,
+        ImageSubcommand::Df(ImageDfArgs {}) => ImageCommand::Usage,
+    }
 }
 
 /// `husk <version> (<arch>)`.
@@ -813,6 +996,44 @@ mod tests {
     }
 
     #[test]
+    fn run_image() {
+        let Command::Run(run) = command(&[
+            "run", "--image", "web:1", "-e", "A=B", "c1", "sh", "-c", "echo -e",
+        ]) else {
+            panic!("run --image should parse");
+        };
+        assert_eq!(run.image, Some(ImageName::parse("web:1").unwrap()));
+        assert_eq!(run.env, ["A=B"]);
+        assert_eq!(run.id, id("c1"));
+        assert_eq!(run.command, ["sh", "-c", "echo -e"]);
+        for (args, expected) in [
+            (
+                &["run", "c1", "sh"][..],
+                "run: a COMMAND and --env need --image",
+            ),
+            (
+                &["run", "-e", "A=B", "c1"],
+                "run: a COMMAND and --env need --image",
+            ),
+            (
+                &["run", "--image", "x", "-d", "c1"],
+                "run: --image runs in the foreground only",
+            ),
+            (
+                &["run", "--image", "x", "-b", "/b", "c1"],
+                "run: give --image or --bundle, not both",
+            ),
+            (
+                &["run", "--image", "x", "-e", "=1", "c1"],
+                "run: --env takes NAME=VALUE, not \"=1\"",
+            ),
+        ] {
+            let message = usage_message(args);
+            assert!(message.starts_with(expected), "{args:?}: {message}");
+        }
+    }
+
+    #[test]
     fn console_socket() {
         let Command::Create(create) = command(&["create", "--console-socket", "/s.sock", "c1"])
         else {
@@ -965,6 +1186,58 @@ mod tests {
     }
 
     #[test]
+    fn image_commands() {
+        let inv = parse_args(&["--data-dir", "/d", "image", "ls", "--json"]).unwrap();
+        assert_eq!(inv.data_dir, PathBuf::from("/d"));
+        assert_eq!(
+            inv.command,
+            Command::Image(ImageCommand::List { json: true })
+        );
+        assert_eq!(
+            parse_args(&["image", "prune"]).unwrap().data_dir,
+            PathBuf::from(DEFAULT_DATA_DIR)
+        );
+        let Command::Image(ImageCommand::Import { path, options }) = command(&[
+            "image",
+            "import",
+            "--name",
+            "web",
+            "--arch",
+            "arm64",
+            "--allow-setid",
+            "--max-layer-size",
+            "1000",
+            "/tmp/x.tar",
+        ]) else {
+            panic!("image import should parse");
+        };
+        assert_eq!(path, PathBuf::from("/tmp/x.tar"));
+        assert_eq!(options.name, Some(ImageName::parse("web:latest").unwrap()));
+        assert_eq!(options.arch.as_deref(), Some("arm64"));
+        assert!(options.extract.allow_setid && !options.extract.allow_devices);
+        assert!(options.extract.chown);
+        assert_eq!(options.extract.max_bytes, 1000);
+        let Command::Image(ImageCommand::Import { options, .. }) =
+            command(&["image", "import", "--allow-devices", "x"])
+        else {
+            panic!("image import should parse");
+        };
+        assert_eq!(options.extract.max_bytes, MAX_LAYER_BYTES);
+        assert!(options.extract.allow_devices && !options.extract.allow_setid);
+        assert_eq!(
+            command(&["image", "rm", "web:1"]),
+            Command::Image(ImageCommand::Remove(ImageName::parse("web:1").unwrap()))
+        );
+        assert_eq!(
+            command(&["image", "df"]),
+            Command::Image(ImageCommand::Usage)
+        );
+        let message = usage_message(&["image", "rm", "a b"]);
+        assert!(message.contains("an image name is 1 to 255"), "{message}");
+        assert!(!message.contains('\n'));
+    }
+
+    #[test]
     fn help_fits_80_columns() {
         for args in [
             &["--help"][..],
@@ -974,6 +1247,9 @@ mod tests {
             &["state", "--help"],
             &["kill", "--help"],
             &["exec", "--help"],
+            &["image", "--help"],
+            &["image", "import", "--help"],
+            &["image", "ls", "--help"],
         ] {
             let Err(EarlyExit::Help(text)) = parse_args(args) else {
                 panic!("{args:?} should print help");

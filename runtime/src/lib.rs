@@ -11,6 +11,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod container;
 pub mod hooks;
+pub mod image;
 pub mod lifecycle;
 pub mod seccomp;
 pub mod spec;
@@ -51,6 +52,8 @@ pub enum Error {
     State(state::StateError),
     /// A lifecycle command refused or failed.
     Lifecycle(lifecycle::LifecycleError),
+    /// An image command refused or failed.
+    Image(image::ImageError),
 }
 
 /// `error` and its sources joined by ": ", on one line.
@@ -74,6 +77,7 @@ impl fmt::Display for Error {
             Self::Container(e) => e.fmt(f),
             Self::State(e) => e.fmt(f),
             Self::Lifecycle(e) => e.fmt(f),
+            Self::Image(e) => e.fmt(f),
         }
     }
 }
@@ -86,6 +90,7 @@ impl std::error::Error for Error {
             Self::Container(e) => e.source(),
             Self::State(e) => e.source(),
             Self::Lifecycle(e) => e.source(),
+            Self::Image(e) => e.source(),
         }
     }
 }
@@ -111,5 +116,11 @@ impl From<state::StateError> for Error {
 impl From<lifecycle::LifecycleError> for Error {
     fn from(e: lifecycle::LifecycleError) -> Self {
         Self::Lifecycle(e)
+    }
+}
+
+impl From<image::ImageError> for Error {
+    fn from(e: image::ImageError) -> Self {
+        Self::Image(e)
     }
 }

@@ -6,7 +6,8 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use husk::cli::{self, Command, EarlyExit, Invocation, LogFormat, ResourcesSource};
+use husk::cli::{self, Command, EarlyExit, ImageCommand, Invocation, LogFormat, ResourcesSource};
+use husk::image::{self, store::Store};
 use husk::lifecycle::{self, Host};
 use husk::state;
 
@@ -90,6 +91,7 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
             }
         }
         Command::Delete { id, force } => lifecycle::delete(&host, id, *force)?,
+        Command::Run(args) if args.image.is_some() => return run_image(invocation, &host, args),
         Command::Run(args) => {
             return lifecycle::run(
                 &host,
@@ -130,8 +132,53 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
                 print!("{}", lifecycle::list_table(&rows));
             }
         }
+        Command::Image(command) => image_command(&Store::new(&invocation.data_dir), command)?,
     }
     Ok(0)
+}
+
+/// `husk run --image`: the image's bundle made and its root mounted, the
+/// container run in the foreground, then its root unmounted and removed.
+fn run_image(invocation: &Invocation, host: &Host, args: &cli::RunArgs) -> Result<u8, husk::Error> {
+    let store = Store::new(&invocation.data_dir);
+    let Some(name) = &args.image else {
+        return Ok(0);
+    };
+    let bundle = image::run::prepare(&store, name, &args.id, &args.command, &args.env)?;
+    let status = lifecycle::run(
+        host,
+        &args.id,
+        &bundle,
+        args.pid_file.as_deref(),
+        false,
+        args.console_socket.as_deref(),
+        args.init,
+    );
+    let finished = image::run::finish(&store, &args.id);
+    let status = status?;
+    finished?;
+    Ok(status)
+}
+
+fn image_command(store: &Store, command: &ImageCommand) -> Result<(), husk::Error> {
+    match command {
+        ImageCommand::Import { path, options } => {
+            println!("{}", image::import(store, path, options)?);
+        }
+        ImageCommand::List { json: true } => println!("{}", image::list_json(&image::list(store)?)),
+        ImageCommand::List { json: false } => print!("{}", image::list_table(&image::list(store)?)),
+        ImageCommand::Remove(name) => {
+            let removed = image::remove(store, name)?;
+            println!(
+                "removed {} ({})",
+                removed.name,
+                image::short_id(&removed.id)
+            );
+        }
+        ImageCommand::Prune => println!("{}", image::prune(store)?),
+        ImageCommand::Usage => println!("{}", image::usage(store)?),
+    }
+    Ok(())
 }
 
 /// The `linux.resources` JSON of `update --resources FILE` (`-`: stdin).

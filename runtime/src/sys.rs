@@ -1,7 +1,7 @@
 //! Every system call husk makes, and all of its `unsafe` code.
 //!
 //! Calls go through nix; libc is used directly only where nix has no wrapper:
-//! `_exit(2)`, `seccomp(2)`, `bpf(2)`, `capset(2)`, the prctls `PR_SET_SECCOMP`,
+//! `_exit(2)`, `fsetxattr(2)`, `seccomp(2)`, `bpf(2)`, `capset(2)`, the prctls `PR_SET_SECCOMP`,
 //! `PR_CAPBSET_DROP` and `PR_CAP_AMBIENT`, and the terminal ioctls
 //! `TIOCSCTTY` and `TIOCSWINSZ`. Every result passes through `check`,
 //! which names the operation and the path or name it was applied to.
@@ -15,7 +15,7 @@ use std::ffi::{CStr, CString, OsStr};
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -1016,4 +1016,304 @@ unsafe fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> nix::Result<libc::c_long> {
 /// A descriptor as the `u32` `union bpf_attr` holds.
 fn fd_u32(fd: &impl AsRawFd) -> u32 {
     fd.as_raw_fd() as u32
+}
+
+// Layer extraction (`image::extract`): every call is relative to a directory
+// opened by descriptor, and none follows a symbolic link in the name it is
+// given, so nothing an archive says can make husk write outside the layer.
+
+/// Opens the directory `path` (not a symbolic link) for `*at` calls.
+pub fn open_dir(path: &Path) -> Result<OwnedFd, SysError> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = check(
+        "open",
+        Some(path),
+        nix::fcntl::open(path, flags, Mode::empty()),
+    )?;
+    // SAFETY: open returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens the directory `name`, one component, in `dir`; a symbolic link or a
+/// file there fails (`ELOOP`, `ENOTDIR`). `shown` names it in the error.
+pub fn open_dir_at(dir: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<OwnedFd, SysError> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let opened = nix::fcntl::openat(Some(dir.as_raw_fd()), name, flags, Mode::empty());
+    let fd = check("open", Some(shown), opened)?;
+    // SAFETY: openat returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens the directory at the relative `path` beneath `dir` in one call:
+/// `openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`, so neither `..` nor
+/// any symbolic link is followed. `Ok(None)` when the kernel has no `openat2`
+/// (before Linux 5.6, or a seccomp filter that refuses it): the caller then
+/// walks the path one [`open_dir_at`] at a time.
+pub fn open_dir_beneath(dir: BorrowedFd<'_>, path: &Path) -> Result<Option<OwnedFd>, SysError> {
+    use nix::fcntl::{OpenHow, ResolveFlag};
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    match nix::fcntl::openat2(dir.as_raw_fd(), path, how) {
+        // SAFETY: openat2 returned a new descriptor that nothing else owns.
+        Ok(fd) => Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) })),
+        Err(Errno::ENOSYS | Errno::EPERM | Errno::E2BIG) => Ok(None),
+        Err(errno) => Err(SysError::new("openat2", Some(path), errno)),
+    }
+}
+
+/// Makes the directory `name` in `dir` with `mode` (less the umask).
+pub fn mkdir_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    mode: u32,
+    shown: &Path,
+) -> Result<(), SysError> {
+    let made = nix::sys::stat::mkdirat(Some(dir.as_raw_fd()), name, Mode::from_bits_truncate(mode));
+    check("mkdir", Some(shown), made)
+}
+
+/// Creates the regular file `name` in `dir` for writing; fails if anything,
+/// a symbolic link included, is there already.
+pub fn create_at(dir: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<File, SysError> {
+    let flags =
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mode = Mode::S_IRUSR | Mode::S_IWUSR;
+    let opened = nix::fcntl::openat(Some(dir.as_raw_fd()), name, flags, mode);
+    let fd = check("create", Some(shown), opened)?;
+    // SAFETY: openat returned a new descriptor that nothing else owns.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Makes the symbolic link `name` in `dir` pointing at `target` (never resolved).
+pub fn symlink_at(
+    target: &OsStr,
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    shown: &Path,
+) -> Result<(), SysError> {
+    let made = nix::unistd::symlinkat(target, Some(dir.as_raw_fd()), name);
+    check("symlink", Some(shown), made)
+}
+
+/// Makes `name` in `dir` a hard link to `source` in `source_dir`; a symbolic
+/// link as `source` is linked itself, not followed.
+pub fn hardlink_at(
+    source_dir: BorrowedFd<'_>,
+    source: &OsStr,
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    shown: &Path,
+) -> Result<(), SysError> {
+    let made = nix::unistd::linkat(
+        Some(source_dir.as_raw_fd()),
+        source,
+        Some(dir.as_raw_fd()),
+        name,
+        nix::fcntl::AtFlags::empty(),
+    );
+    check("link", Some(shown), made)
+}
+
+/// Makes the node `name` in `dir`, mode 0 until [`chmod_new_node_at`].
+pub fn mknod_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    kind: NodeKind,
+    (major, minor): (u32, u32),
+    shown: &Path,
+) -> Result<(), SysError> {
+    let kind_flag = match kind {
+        NodeKind::Fifo => SFlag::S_IFIFO,
+        NodeKind::Char => SFlag::S_IFCHR,
+        NodeKind::Block => SFlag::S_IFBLK,
+    };
+    let dev = nix::sys::stat::makedev(major.into(), minor.into());
+    let made = nix::sys::stat::mknodat(Some(dir.as_raw_fd()), name, kind_flag, Mode::empty(), dev);
+    check("mknod", Some(shown), made)
+}
+
+/// Sets the mode of the node `name` in `dir` exactly, whatever the umask.
+/// Follows `name` if it is a symbolic link (Linux's fchmodat cannot refuse to
+/// without /proc before 6.6), so only for a node the caller just made with
+/// [`mknod_at`] in a directory no one else writes to.
+pub fn chmod_new_node_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    mode: u32,
+    shown: &Path,
+) -> Result<(), SysError> {
+    let chmod = nix::sys::stat::fchmodat(
+        Some(dir.as_raw_fd()),
+        name,
+        Mode::from_bits_truncate(mode),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    );
+    check("chmod", Some(shown), chmod)
+}
+
+/// Sets the owner of the open file or directory `fd`.
+pub fn fchown(fd: BorrowedFd<'_>, uid: u32, gid: u32, shown: &Path) -> Result<(), SysError> {
+    let result = nix::unistd::fchown(
+        fd.as_raw_fd(),
+        Some(Uid::from_raw(uid)),
+        Some(Gid::from_raw(gid)),
+    );
+    check("chown", Some(shown), result)
+}
+
+/// Sets the access and modification times of the open `fd` to `mtime`.
+pub fn futimens(fd: BorrowedFd<'_>, mtime: i64, shown: &Path) -> Result<(), SysError> {
+    let time = time_spec(mtime);
+    let result = nix::sys::stat::futimens(fd.as_raw_fd(), &time, &time);
+    check("futimens", Some(shown), result)
+}
+
+/// A second descriptor of `fd`'s open file, close-on-exec.
+pub fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd, SysError> {
+    io_check("dup", None, fd.try_clone_to_owned())
+}
+
+/// Sets the mode of the open file or directory `fd` exactly.
+pub fn fchmod(fd: BorrowedFd<'_>, mode: u32, shown: &Path) -> Result<(), SysError> {
+    let result = nix::sys::stat::fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(mode));
+    check("chmod", Some(shown), result)
+}
+
+/// Sets the owner of `name` in `dir`, of a symbolic link itself.
+pub fn chown_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    uid: u32,
+    gid: u32,
+    shown: &Path,
+) -> Result<(), SysError> {
+    let result = nix::unistd::fchownat(
+        Some(dir.as_raw_fd()),
+        name,
+        Some(Uid::from_raw(uid)),
+        Some(Gid::from_raw(gid)),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    );
+    check("chown", Some(shown), result)
+}
+
+/// Sets the access and modification times of `name` in `dir` to `mtime`
+/// (seconds since the epoch), of a symbolic link itself.
+pub fn set_mtime_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    mtime: i64,
+    shown: &Path,
+) -> Result<(), SysError> {
+    let time = time_spec(mtime);
+    let result = nix::sys::stat::utimensat(
+        Some(dir.as_raw_fd()),
+        name,
+        &time,
+        &time,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    );
+    check("utimensat", Some(shown), result)
+}
+
+/// `secs` after the epoch; a time before it is the epoch (libc's `time_t`
+/// differs between targets, so nix converts from a `Duration`).
+fn time_spec(secs: i64) -> nix::sys::time::TimeSpec {
+    let secs = u64::try_from(secs).unwrap_or(0);
+    nix::sys::time::TimeSpec::from_duration(std::time::Duration::from_secs(secs))
+}
+
+/// Sets the extended attribute `name` of the open file or directory `fd`.
+/// libc directly: nix has no xattr calls.
+pub fn set_xattr(
+    fd: BorrowedFd<'_>,
+    name: &CStr,
+    value: &[u8],
+    shown: &Path,
+) -> Result<(), SysError> {
+    // SAFETY: `name` is NUL-terminated and `value` is valid for `value.len()`
+    // bytes for the duration of the call; the kernel copies both and keeps no
+    // pointer. `fd` is open for the call's duration (it is borrowed).
+    let result = unsafe {
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    check("setxattr", Some(shown), Errno::result(result).map(drop))
+}
+
+/// What is at `name` in `dir`, without following a symbolic link: `None` if nothing.
+pub fn kind_at(dir: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<Option<SFlag>, SysError> {
+    let stat = nix::sys::stat::fstatat(
+        Some(dir.as_raw_fd()),
+        name,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    );
+    match stat {
+        Ok(stat) => Ok(Some(SFlag::from_bits_truncate(
+            stat.st_mode & SFlag::S_IFMT.bits(),
+        ))),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(errno) => Err(SysError::new("stat", Some(shown), errno)),
+    }
+}
+
+/// Removes `name` from `dir`: an empty directory if `directory`, else any other entry.
+pub fn unlink_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    directory: bool,
+    shown: &Path,
+) -> Result<(), SysError> {
+    let flag = if directory {
+        nix::unistd::UnlinkatFlags::RemoveDir
+    } else {
+        nix::unistd::UnlinkatFlags::NoRemoveDir
+    };
+    let result = nix::unistd::unlinkat(Some(dir.as_raw_fd()), name, flag);
+    check("unlink", Some(shown), result)
+}
+
+/// Writes every dirty page of the file system holding `fd` to disk.
+pub fn syncfs(fd: BorrowedFd<'_>, shown: &Path) -> Result<(), SysError> {
+    check("syncfs", Some(shown), nix::unistd::syncfs(fd.as_raw_fd()))
+}
+
+/// An exclusive `flock(2)` on an open file, released when dropped.
+pub type FileLock = nix::fcntl::Flock<File>;
+
+/// Waits for and takes an exclusive `flock(2)` on `file` (opened from `path`).
+pub fn lock_exclusive(file: File, path: &Path) -> Result<FileLock, SysError> {
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, errno)| SysError::new("flock", Some(path), errno))
+}
+
+/// Whether husk runs with effective user id 0.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Mounts an overlay at `target` with `options` (`lowerdir=…,upperdir=…,workdir=…`).
+pub fn mount_overlay(target: &Path, options: &str) -> Result<(), SysError> {
+    let result = nix::mount::mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(options),
+    );
+    check("mount overlay", Some(target), result)
+}
+
+/// Detaches the mount at `target`; nothing mounted there is not an error.
+pub fn unmount(target: &Path) -> Result<(), SysError> {
+    match nix::mount::umount2(target, MntFlags::MNT_DETACH) {
+        Err(Errno::EINVAL | Errno::ENOENT) => Ok(()),
+        result => check("umount", Some(target), result),
+    }
 }

@@ -71,6 +71,28 @@ pub struct Rootless {
 /// without a network namespace of one's own), no `gid=` mount option (gid 5
 /// is not mapped) and no `linux.resources` (the cgroup may not be delegated).
 pub fn default_config(rootless: Option<Rootless>) -> String {
+    config(rootless, None)
+}
+
+/// The process a generated `config.json` runs instead of `husk spec`'s `sh`
+/// as root (`husk run --image` takes it from the image), on a writable root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessTemplate {
+    /// The program and its arguments.
+    pub args: Vec<String>,
+    /// `NAME=VALUE` entries.
+    pub env: Vec<String>,
+    /// The working directory, absolute.
+    pub cwd: String,
+    /// The user and group ids.
+    pub user: (u32, u32),
+}
+
+/// [`default_config`] running `process`, if given, on a writable root and
+/// without the pids limit (`husk run --image` sets limits only when asked,
+/// and a host without the pids controller could not run it), the device
+/// rules kept.
+pub fn config(rootless: Option<Rootless>, process: Option<&ProcessTemplate>) -> String {
     let caps = json_list(&DEFAULT_CAPABILITIES, 10);
     let masked = json_list(&MASKED_PATHS, 6);
     let readonly = json_list(&READONLY_PATHS, 6);
@@ -82,10 +104,14 @@ pub fn default_config(rootless: Option<Rootless>) -> String {
       "options": ["nosuid", "noexec", "nodev", "ro"]}"#,
             r#"{"type": "pid"}, {"type": "network"}, {"type": "ipc"},
       {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}"#,
-            r#""resources": {
+            if process.is_none() {
+                r#""resources": {
       "devices": [{"allow": false, "access": "rwm"}],
       "pids": {"limit": 1024}
     },"#
+            } else {
+                r#""resources": {"devices": [{"allow": false, "access": "rwm"}]},"#
+            }
             .to_owned(),
         ),
         Some(Rootless { uid, gid }) => (
@@ -100,18 +126,35 @@ pub fn default_config(rootless: Option<Rootless>) -> String {
             ),
         ),
     };
+    let (user, args, env, cwd, readonly_root) = match process {
+        None => (
+            (0, 0),
+            r#"["sh"]"#.to_owned(),
+            r#"[
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      "TERM=xterm"
+    ]"#
+            .to_owned(),
+            json_string(&"/"),
+            true,
+        ),
+        Some(p) => (
+            p.user,
+            json_strings(&p.args),
+            json_strings(&p.env),
+            json_string(&p.cwd.as_str()),
+            false,
+        ),
+    };
     format!(
         r#"{{
   "ociVersion": "1.2.0",
   "process": {{
     "terminal": false,
-    "user": {{"uid": 0, "gid": 0}},
-    "args": ["sh"],
-    "env": [
-      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-      "TERM=xterm"
-    ],
-    "cwd": "/",
+    "user": {{"uid": {uid}, "gid": {gid}}},
+    "args": {args},
+    "env": {env},
+    "cwd": {cwd},
     "capabilities": {{
       "bounding": {caps},
       "effective": {caps},
@@ -120,7 +163,7 @@ pub fn default_config(rootless: Option<Rootless>) -> String {
     "rlimits": [{{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}}],
     "noNewPrivileges": true
   }},
-  "root": {{"path": "rootfs", "readonly": true}},
+  "root": {{"path": "rootfs", "readonly": {readonly_root}}},
   "hostname": "husk",
   "mounts": [
     {{"destination": "/proc", "type": "proc", "source": "proc"}},
@@ -146,7 +189,9 @@ pub fn default_config(rootless: Option<Rootless>) -> String {
     "seccomp": {seccomp}
   }}
 }}
-"#
+"#,
+        uid = user.0,
+        gid = user.1,
     )
 }
 
@@ -218,6 +263,26 @@ pub fn features() -> String {
         flags = list(&mut SECCOMP_FLAGS.iter().copied()),
         version = env!("CARGO_PKG_VERSION"),
     )
+}
+
+/// `value` as JSON text (a string, or an array of strings), escaped by
+/// serde-json-core.
+fn json_string<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    // A character escapes to at most six bytes (`\u001f`).
+    let mut size = 64;
+    loop {
+        let mut buf = vec![0; size];
+        match serde_json_core::to_slice(value, &mut buf) {
+            Ok(len) => return String::from_utf8_lossy(&buf[..len]).into_owned(),
+            Err(_) => size *= 4,
+        }
+    }
+}
+
+/// `items` as a JSON array of strings.
+fn json_strings(items: &[String]) -> String {
+    let refs: Vec<&str> = items.iter().map(String::as_str).collect();
+    json_string(&refs[..])
 }
 
 /// `["a", "b", ...]`, wrapped after `per_line` entries and indented for the

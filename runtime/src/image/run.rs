@@ -1,0 +1,325 @@
+//! `husk run --image`: a container of an imported image, in the foreground.
+//!
+//! ```text
+//! <data>/containers/<id>/          claimed with mkdir (one run per id)
+//!   layers                         the image's diff_ids, one a line: prune keeps them
+//!   config.json                    husk spec's default, the image's process, a writable root
+//!   rootfs/                        overlay: lowerdir = the layers, upperdir, workdir
+//!   upper/ work/                   the container's changes, gone with it
+//! ```
+//!
+//! The process is the image config's `Entrypoint` plus `Cmd` (or the command
+//! given), its `Env` (then `-e`), `WorkingDir` and a numeric `User`. The
+//! overlay is mounted in husk's own mount namespace before the container is
+//! created (the container init bind-mounts it as its root, as any bundle's
+//! rootfs) and unmounted, and the directory removed, when the container has
+//! exited. Where overlayfs is missing the run fails naming it: there is no
+//! copying fallback yet.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use delta_updater::Digest;
+use serde::Deserialize;
+use serde_json_core::str::EscapedStr;
+
+use super::store::{Store, StoreError, MAX_LAYERS};
+use super::{ImageError, ImageName};
+use crate::container::ContainerId;
+use crate::sys;
+use crate::wire::{self, Field, HeapCapped};
+
+/// Most arguments (`Entrypoint` plus `Cmd`) and most `Env` entries an image may give.
+pub const MAX_ARGS: usize = 256;
+/// Longest argument, environment entry, `WorkingDir` or `User`, in bytes.
+pub const MAX_ARG_BYTES: usize = 4096;
+/// Largest image config read to run it.
+pub const MAX_CONFIG_BYTES: usize = super::oci::MAX_JSON_BYTES;
+/// Longest overlay mount option string the kernel takes (one page).
+pub const MAX_OVERLAY_OPTIONS: usize = 4095;
+
+/// What runs in a container of an image: the process of its `config.json`.
+pub type ImageProcess = crate::template::ProcessTemplate;
+
+#[derive(Deserialize)]
+struct ConfigWire<'a> {
+    #[serde(borrow)]
+    config: Option<ProcessWire<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ProcessWire<'a> {
+    #[serde(rename = "Entrypoint", borrow)]
+    entrypoint: Option<HeapCapped<EscapedStr<'a>, MAX_ARGS>>,
+    #[serde(rename = "Cmd", borrow)]
+    cmd: Option<HeapCapped<EscapedStr<'a>, MAX_ARGS>>,
+    #[serde(rename = "Env", borrow)]
+    env: Option<HeapCapped<EscapedStr<'a>, MAX_ARGS>>,
+    #[serde(rename = "WorkingDir", borrow)]
+    working_dir: Option<EscapedStr<'a>>,
+    #[serde(rename = "User", borrow)]
+    user: Option<EscapedStr<'a>>,
+}
+
+const ENTRYPOINT: Field = Field::new("config.Entrypoint");
+const CMD: Field = Field::new("config.Cmd");
+const ENV: Field = Field::new("config.Env");
+
+/// The process of the image config `json`, with `command` (if not empty)
+/// instead of its `Cmd` and `env` added to (or replacing in) its `Env`.
+pub fn image_process(
+    json: &[u8],
+    command: &[String],
+    env: &[String],
+) -> Result<ImageProcess, ImageError> {
+    let file = "the image config";
+    let format = |reason: String| ImageError::Format {
+        file: file.into(),
+        reason,
+    };
+    super::oci::check_depth(json).map_err(&format)?;
+    let (wire, _) = serde_json_core::from_slice::<ConfigWire<'_>>(json)
+        .map_err(|e| format(format!("not the JSON expected: {e}")))?;
+    let wire_error = |source| ImageError::Wire {
+        file: file.into(),
+        source,
+    };
+    let list = |field: Field, value: Option<HeapCapped<EscapedStr<'_>, MAX_ARGS>>| {
+        let items = match value {
+            Some(value) => value.into_items(field).map_err(wire_error)?,
+            None => Vec::new(),
+        };
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| wire::unescape(field.at(i), s, MAX_ARG_BYTES).map_err(wire_error))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let text = |field: &'static str, value: Option<EscapedStr<'_>>| match value {
+        Some(value) => wire::unescape(Field::new(field), value, MAX_ARG_BYTES).map_err(wire_error),
+        None => Ok(String::new()),
+    };
+    let (entrypoint, cmd, image_env, cwd, user) = match wire.config {
+        Some(p) => (
+            list(ENTRYPOINT, p.entrypoint)?,
+            list(CMD, p.cmd)?,
+            list(ENV, p.env)?,
+            text("config.WorkingDir", p.working_dir)?,
+            text("config.User", p.user)?,
+        ),
+        None => Default::default(),
+    };
+    let mut args = entrypoint;
+    args.extend(if command.is_empty() {
+        cmd
+    } else {
+        command.to_vec()
+    });
+    if args.is_empty() {
+        return Err(format(
+            "has neither Entrypoint nor Cmd: give a command".into(),
+        ));
+    }
+    if args.len() > MAX_ARGS {
+        return Err(format(format!(
+            "the command has more than {MAX_ARGS} arguments"
+        )));
+    }
+    let mut all_env: Vec<String> = image_env;
+    for entry in env {
+        let name = entry.split('=').next().unwrap_or_default();
+        all_env.retain(|e| e.split('=').next() != Some(name));
+        all_env.push(entry.clone());
+    }
+    let cwd = if cwd.is_empty() { "/".to_owned() } else { cwd };
+    if !cwd.starts_with('/') {
+        return Err(format(format!("config.WorkingDir {cwd:?} is not absolute")));
+    }
+    Ok(ImageProcess {
+        args,
+        env: all_env,
+        cwd,
+        user: parse_user(&user).ok_or_else(|| {
+            format(format!(
+                "config.User {user:?} is not UID or UID:GID (user names are not looked up yet)"
+            ))
+        })?,
+    })
+}
+
+/// `""` (root), `UID` or `UID:GID`.
+fn parse_user(user: &str) -> Option<(u32, u32)> {
+    let number = |n: &str| {
+        n.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| n.parse().ok())
+            .flatten()
+    };
+    match user.split_once(':') {
+        _ if user.is_empty() => Some((0, 0)),
+        Some((uid, gid)) => Some((number(uid)?, number(gid)?)),
+        None => Some((number(user)?, 0)),
+    }
+}
+
+/// `husk spec`'s default `config.json` running `process` on a writable root
+/// (the overlay's upper directory takes the writes).
+pub fn bundle_config(process: &ImageProcess) -> String {
+    crate::template::config(None, Some(process))
+}
+
+/// The directory of container `id`'s image files.
+pub fn container_dir(store: &Store, id: &ContainerId) -> PathBuf {
+    store.root().join("containers").join(id.as_str())
+}
+
+/// The layers every container of an image holds, for `prune`.
+pub fn container_layers(store: &Store) -> Result<Vec<Digest>, ImageError> {
+    let dir = store.root().join("containers");
+    let entries = match fs::read_dir(&dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        other => other.map_err(io_error("list", &dir))?,
+    };
+    let mut layers = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(io_error("list", &dir))?.path().join("layers");
+        let text = match super::store::read_capped(&path, MAX_LAYERS * 72) {
+            Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                continue
+            }
+            other => other?,
+        };
+        for line in String::from_utf8_lossy(&text).lines() {
+            let digest = Digest::parse(line).map_err(|e| {
+                ImageError::Store(StoreError::Corrupt {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })
+            })?;
+            layers.push(digest);
+        }
+    }
+    Ok(layers)
+}
+
+fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ImageError + 'a {
+    move |source| {
+        ImageError::Store(StoreError::Io {
+            op,
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+/// Makes container `id`'s bundle for image `name` and mounts its root;
+/// returns the bundle directory. On failure nothing is left.
+pub fn prepare(
+    store: &Store,
+    name: &ImageName,
+    id: &ContainerId,
+    command: &[String],
+    env: &[String],
+) -> Result<PathBuf, ImageError> {
+    let lock = store.lock()?;
+    let images = store.images()?;
+    let image = images
+        .iter()
+        .find(|i| i.name == *name)
+        .ok_or_else(|| ImageError::NotFound(name.clone()))?;
+    let config = store.blob(&image.id, MAX_CONFIG_BYTES)?;
+    let process = image_process(&config, command, env)?;
+    let config_json = bundle_config(&process);
+    let mut lower = String::new();
+    for layer in image.layers.iter().rev() {
+        if !store.has_layer(layer) {
+            return Err(StoreError::Missing {
+                what: format!("layer {layer} of {name}"),
+            }
+            .into());
+        }
+        let root = store.layer_root(layer);
+        let root = root.to_str().ok_or_else(|| ImageError::Format {
+            file: root.display().to_string(),
+            reason: "is not UTF-8".into(),
+        })?;
+        if !lower.is_empty() {
+            lower.push(':');
+        }
+        lower.push_str(root);
+    }
+    let dir = container_dir(store, id);
+    let mut builder = fs::DirBuilder::new();
+    builder.mode(0o700).recursive(true);
+    builder
+        .create(dir.parent().unwrap_or(store.root()))
+        .map_err(io_error("create", &dir))?;
+    builder.recursive(false);
+    builder.create(&dir).map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => ImageError::Format {
+            file: dir.display().to_string(),
+            reason: format!("exists: container {} runs or was interrupted", id.as_str()),
+        },
+        _ => io_error("create", &dir)(e),
+    })?;
+    let made = (|| -> Result<(), ImageError> {
+        let mut layers = String::new();
+        for layer in &image.layers {
+            let _ = writeln!(layers, "{layer}");
+        }
+        let write = |file: &str, text: &str| {
+            let path = dir.join(file);
+            fs::write(&path, text).map_err(io_error("write", &path))
+        };
+        write("layers", &layers)?;
+        write("config.json", &config_json)?;
+        for sub in ["rootfs", "upper", "work"] {
+            let path = dir.join(sub);
+            fs::DirBuilder::new()
+                .mode(0o755)
+                .create(&path)
+                .map_err(io_error("create", &path))?;
+        }
+        let upper = dir.join("upper");
+        let work = dir.join("work");
+        let options = format!(
+            "lowerdir={lower},upperdir={},workdir={}",
+            upper.display(),
+            work.display()
+        );
+        if options.len() > MAX_OVERLAY_OPTIONS {
+            return Err(ImageError::Format {
+                file: name.to_string(),
+                reason: format!(
+                    "its {} layers' paths are longer than the {MAX_OVERLAY_OPTIONS} bytes \
+                     an overlay mount takes (a shorter --data-dir helps)",
+                    image.layers.len()
+                ),
+            });
+        }
+        sys::mount_overlay(&dir.join("rootfs"), &options).map_err(|e| StoreError::Sys(e).into())
+    })();
+    drop(lock);
+    if let Err(e) = made {
+        let _ = fs::remove_dir_all(&dir);
+        return Err(e);
+    }
+    Ok(dir)
+}
+
+/// Unmounts container `id`'s root and removes its directory.
+pub fn finish(store: &Store, id: &ContainerId) -> Result<(), ImageError> {
+    let dir = container_dir(store, id);
+    let rootfs = dir.join("rootfs");
+    sys::unmount(&rootfs).map_err(StoreError::Sys)?;
+    match fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error("remove", &dir)(e)),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,557 @@
+//! Privileged host tests of `husk image`: the built binary imports images as
+//! root, so owners, device nodes and overlay whiteouts are real; the layers
+//! are then stacked with overlayfs in a mount namespace of their own
+//! (`unshare -m`), as a container's rootfs will be.
+//!
+//! A test that cannot run here (not root, no overlayfs, no umoci or skopeo)
+//! prints `SKIP <test>: <why>` on stderr and passes.
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sha2::{Digest as _, Sha256};
+
+const HUSK: &str = env!("CARGO_BIN_EXE_husk");
+const BUSYBOX: &str = "/bin/busybox";
+
+fn skip(test: &str, why: &str) {
+    #[expect(
+        clippy::explicit_write,
+        reason = "the harness hides eprintln! of passing tests"
+    )]
+    writeln!(std::io::stderr(), "SKIP {test}: {why}").unwrap();
+}
+
+/// A scratch directory for `test`, or `None` after printing why it is skipped.
+fn scratch(test: &str, tools: &[&str]) -> Option<PathBuf> {
+    if !nix::unistd::geteuid().is_root() {
+        skip(test, "needs root");
+        return None;
+    }
+    for tool in tools {
+        if !on_path(tool) {
+            skip(test, &format!("needs {tool} (Debian package {tool})"));
+            return None;
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("husk-image-{}-{test}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    Some(dir)
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+}
+
+fn husk(data: &Path, args: &[&str]) -> Output {
+    Command::new(HUSK)
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn digest(data: &[u8]) -> String {
+    let hex: String = Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
+}
+
+/// A tar entry: path, type, mode, owner, device, contents.
+struct Entry<'a> {
+    path: &'a str,
+    kind: tar::EntryType,
+    mode: u32,
+    owner: (u64, u64),
+    link: &'a str,
+    device: (u32, u32),
+    data: &'a [u8],
+}
+
+const FILE: Entry<'static> = Entry {
+    path: "",
+    kind: tar::EntryType::Regular,
+    mode: 0o644,
+    owner: (0, 0),
+    link: "",
+    device: (0, 0),
+    data: b"",
+};
+
+fn layer(entries: &[Entry<'_>]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for e in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_path(e.path).unwrap();
+        header.set_entry_type(e.kind);
+        header.set_mode(e.mode);
+        header.set_uid(e.owner.0);
+        header.set_gid(e.owner.1);
+        header.set_mtime(1_600_000_000);
+        header.set_size(e.data.len() as u64);
+        header.set_device_major(e.device.0).unwrap();
+        header.set_device_minor(e.device.1).unwrap();
+        if !e.link.is_empty() {
+            header.set_link_name(e.link).unwrap();
+        }
+        header.set_cksum();
+        builder.append(&header, e.data).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+/// Writes an OCI layout of one amd64/… image (this machine's arch) with
+/// these uncompressed layers.
+fn layout(dir: &Path, layers: &[Vec<u8>]) {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let put = |data: &[u8]| {
+        let d = digest(data);
+        fs::write(blobs.join(&d[7..]), data).unwrap();
+        (d, data.len())
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| format!("\"{}\"", digest(l)))
+        .collect();
+    let config = format!(
+        r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+        diff_ids.join(",")
+    );
+    let (config, config_size) = put(config.as_bytes());
+    let descriptors: Vec<String> = layers
+        .iter()
+        .map(|l| {
+            let (d, size) = put(l);
+            format!(r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{d}","size":{size}}}"#)
+        })
+        .collect();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{config_size}}},"layers":[{}]}}"#,
+        descriptors.join(",")
+    );
+    let (manifest, size) = put(manifest.as_bytes());
+    fs::write(
+        dir.join("index.json"),
+        format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{manifest}","size":{size},"annotations":{{"org.opencontainers.image.ref.name":"latest"}}}}]}}"#
+        ),
+    )
+    .unwrap();
+    fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+}
+
+/// The stored layer directories of `image`, lowest first.
+fn layer_roots(data: &Path, image: &str) -> Vec<PathBuf> {
+    let json = ok(husk(data, &["image", "ls", "--json"]));
+    assert!(json.contains(image), "{json}");
+    let records = fs::read_to_string(data.join("images.json")).unwrap();
+    let at = records.find(&format!("\"name\":\"{image}\"")).unwrap();
+    let layers = &records[at..];
+    let layers = &layers[layers.find("\"layers\":[").unwrap() + 10..];
+    let layers = &layers[..layers.find(']').unwrap()];
+    layers
+        .split(',')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            data.join("layers/sha256")
+                .join(&l.trim_matches('"')[7..])
+                .join("root")
+        })
+        .collect()
+}
+
+/// Runs `script` with the layers stacked read-only by overlayfs at `$M`, in a
+/// mount namespace of its own; `None` if overlayfs cannot be mounted here.
+fn in_overlay(work: &Path, layers: &[PathBuf], script: &str) -> Option<String> {
+    let merged = work.join("merged");
+    fs::create_dir_all(&merged).unwrap();
+    // overlayfs lists the upper-most lower dir first.
+    let lower: Vec<String> = layers
+        .iter()
+        .rev()
+        .map(|l| l.display().to_string())
+        .collect();
+    let mount = format!(
+        "mount -t overlay overlay -o ro,lowerdir={} {} || exit 77\nM={}\n{script}",
+        lower.join(":"),
+        merged.display(),
+        merged.display()
+    );
+    let output = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-ec", &mount])
+        .output()
+        .unwrap();
+    if output.status.code() == Some(77) {
+        return None;
+    }
+    Some(ok(output))
+}
+
+#[test]
+fn owners_devices_setid_and_whiteouts_are_made_as_root() {
+    const TEST: &str = "owners_devices_setid_and_whiteouts_are_made_as_root";
+    let Some(work) = scratch(TEST, &["unshare"]) else {
+        return;
+    };
+    let data = work.join("data");
+    let base = layer(&[
+        Entry {
+            path: "etc/",
+            kind: tar::EntryType::Directory,
+            mode: 0o755,
+            ..FILE
+        },
+        Entry {
+            path: "etc/gone",
+            data: b"old",
+            ..FILE
+        },
+        Entry {
+            path: "etc/kept",
+            data: b"kept",
+            ..FILE
+        },
+        Entry {
+            path: "opaque/",
+            kind: tar::EntryType::Directory,
+            mode: 0o755,
+            ..FILE
+        },
+        Entry {
+            path: "opaque/hidden",
+            data: b"lower",
+            ..FILE
+        },
+    ]);
+    let top = layer(&[
+        Entry {
+            path: "home/",
+            kind: tar::EntryType::Directory,
+            mode: 0o750,
+            owner: (1002, 1003),
+            ..FILE
+        },
+        Entry {
+            path: "home/user",
+            mode: 0o640,
+            owner: (1000, 1001),
+            data: b"mine",
+            ..FILE
+        },
+        Entry {
+            path: "home/link",
+            kind: tar::EntryType::Symlink,
+            link: "user",
+            owner: (1004, 1005),
+            ..FILE
+        },
+        Entry {
+            path: "bin/su",
+            mode: 0o4755,
+            data: b"su",
+            ..FILE
+        },
+        Entry {
+            path: "dev/null",
+            kind: tar::EntryType::Char,
+            mode: 0o666,
+            device: (1, 3),
+            ..FILE
+        },
+        Entry {
+            path: "etc/.wh.gone",
+            ..FILE
+        },
+        Entry {
+            path: "opaque/.wh..wh..opq",
+            ..FILE
+        },
+        Entry {
+            path: "opaque/new",
+            data: b"upper",
+            ..FILE
+        },
+    ]);
+    let src = work.join("img");
+    layout(&src, &[base, top]);
+    let src = src.to_str().unwrap();
+
+    let refused = husk(&data, &["image", "import", src]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("\"dev/null\": character device 1:3 refused (allow with --allow-devices)"),
+        "{stderr}"
+    );
+    assert_eq!(
+        fs::read_dir(data.join("layers/sha256")).unwrap().count(),
+        0,
+        "no layer kept"
+    );
+    assert_eq!(fs::read_dir(data.join("tmp")).unwrap().count(), 0);
+
+    let out = ok(husk(&data, &["image", "import", "--allow-devices", src]));
+    assert!(
+        out.contains("setuid/setgid bits cleared on 1 files"),
+        "{out}"
+    );
+    let roots = layer_roots(&data, "img:latest");
+    let top = &roots[1];
+    let meta = |p: &str| fs::symlink_metadata(top.join(p)).unwrap();
+    assert_eq!(
+        (meta("home/user").uid(), meta("home/user").gid()),
+        (1000, 1001)
+    );
+    assert_eq!(meta("home/user").permissions().mode() & 0o7777, 0o640);
+    assert_eq!((meta("home").uid(), meta("home").gid()), (1002, 1003));
+    assert_eq!(meta("home").permissions().mode() & 0o7777, 0o750);
+    assert_eq!(
+        (meta("home/link").uid(), meta("home/link").gid()),
+        (1004, 1005)
+    );
+    assert_eq!(meta("bin/su").permissions().mode() & 0o7777, 0o755);
+    let null = meta("dev/null");
+    assert!(null.file_type().is_char_device());
+    assert_eq!(null.rdev(), nix::sys::stat::makedev(1, 3));
+    assert_eq!(null.permissions().mode() & 0o7777, 0o666);
+    let whiteout = meta("etc/gone");
+    assert!(whiteout.file_type().is_char_device());
+    assert_eq!(whiteout.rdev(), 0);
+
+    // With setid allowed, a new name for the same image keeps the bit (the
+    // layer is extracted again only because the first is removed).
+    ok(husk(&data, &["image", "rm", "img"]));
+    assert!(ok(husk(&data, &["image", "prune"])).contains("freed"));
+    ok(husk(
+        &data,
+        &["image", "import", "--allow-devices", "--allow-setid", src],
+    ));
+    let roots = layer_roots(&data, "img:latest");
+    let su = fs::metadata(roots[1].join("bin/su")).unwrap();
+    assert_eq!(su.permissions().mode() & 0o7777, 0o4755);
+
+    let Some(listing) = in_overlay(
+        &work,
+        &roots,
+        "ls $M/etc; echo --; ls $M/opaque; echo --; cat $M/etc/kept",
+    ) else {
+        skip(
+            TEST,
+            "overlayfs cannot be mounted here: whiteouts not checked through it",
+        );
+        fs::remove_dir_all(&work).unwrap();
+        return;
+    };
+    assert_eq!(listing, "kept\n--\nnew\n--\nkept");
+    fs::remove_dir_all(&work).unwrap();
+}
+
+#[test]
+fn images_made_by_umoci_and_skopeo_import_and_their_layers_stack() {
+    const TEST: &str = "images_made_by_umoci_and_skopeo_import_and_their_layers_stack";
+    let Some(work) = scratch(TEST, &["umoci", "skopeo", "unshare"]) else {
+        return;
+    };
+    if !Path::new(BUSYBOX).exists() {
+        skip(TEST, "needs a static /bin/busybox (Debian: busybox-static)");
+        return;
+    }
+    let run = |cmd: &str| {
+        let output = Command::new("sh")
+            .args(["-ec", cmd])
+            .current_dir(&work)
+            .output()
+            .unwrap();
+        ok(output)
+    };
+    // Two layers: busybox and /etc/motd, then one that removes the motd.
+    run("umoci init --layout bb
+         umoci new --image bb:base
+         umoci unpack --image bb:base b1 >/dev/null
+         mkdir -p b1/rootfs/bin b1/rootfs/etc
+         cp /bin/busybox b1/rootfs/bin/
+         ln -s busybox b1/rootfs/bin/sh
+         echo hello > b1/rootfs/etc/motd
+         umoci repack --image bb:one b1
+         umoci unpack --image bb:one b2 >/dev/null
+         rm b2/rootfs/etc/motd
+         echo new > b2/rootfs/etc/issue
+         umoci repack --image bb:two b2
+         umoci config --image bb:two --config.cmd /bin/sh
+         skopeo copy -q oci:bb:two docker-archive:bb-docker.tar:busybox:two
+         skopeo copy -q oci:bb:two oci-archive:bb-oci.tar:two
+         skopeo copy -q --dest-compress-format zstd oci:bb:two oci:bbz:two");
+    let data = work.join("data");
+    let p = |name: &str| work.join(name).display().to_string();
+    let first = ok(husk(
+        &data,
+        &["image", "import", &format!("{}:two", p("bb"))],
+    ));
+    assert!(first.starts_with("imported bb:two ("), "{first}");
+    assert!(first.contains(" 2 extracted, 0 already stored"), "{first}");
+    let docker = ok(husk(&data, &["image", "import", &p("bb-docker.tar")]));
+    assert!(
+        docker.starts_with("imported docker.io/library/busybox:two"),
+        "{docker}"
+    );
+    assert!(
+        docker.contains(" 0 extracted, 2 already stored"),
+        "{docker}"
+    );
+    let oci = ok(husk(&data, &["image", "import", &p("bb-oci.tar")]));
+    assert!(oci.contains(" 0 extracted, 2 already stored"), "{oci}");
+    // zstd layers have other blobs but the same diff_ids.
+    let zstd = ok(husk(
+        &data,
+        &["image", "import", "--name", "bbz", &p("bbz")],
+    ));
+    assert!(zstd.contains(" 0 extracted, 2 already stored"), "{zstd}");
+    let wrong = husk(
+        &data,
+        &["image", "import", "--arch", "riscv64", &p("bb-docker.tar")],
+    );
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("not for this device's linux/riscv64"));
+
+    let ls = ok(husk(&data, &["image", "ls"]));
+    assert_eq!(ls.lines().count(), 5, "{ls}");
+    let df = ok(husk(&data, &["image", "df"]));
+    assert!(df.contains("(2 stored once each)"), "{df}");
+
+    let roots = layer_roots(&data, "bb:two");
+    assert_eq!(roots.len(), 2);
+    let Some(out) = in_overlay(
+        &work,
+        &roots,
+        "test ! -e $M/etc/motd; cat $M/etc/issue; chroot $M /bin/sh -c 'echo from busybox'",
+    ) else {
+        skip(TEST, "overlayfs cannot be mounted here: layers not stacked");
+        fs::remove_dir_all(&work).unwrap();
+        return;
+    };
+    assert_eq!(out, "new\nfrom busybox\n");
+
+    // husk run --image: the same stack, plus a writable layer gone at exit.
+    let state = work.join("state");
+    let id = format!("husk-image-{}", std::process::id());
+    let run = |command: &[&str]| {
+        let mut args = vec![
+            "--root",
+            state.to_str().unwrap(),
+            "run",
+            "--image",
+            "bb:two",
+        ];
+        args.extend(["-e", "GREETING=hi", &id]);
+        args.extend(command);
+        husk(&data, &args)
+    };
+    let out = run(&[
+        "sh",
+        "-c",
+        "test ! -e /etc/motd; cat /etc/issue; echo $GREETING; echo x > /written; cat /written; exit 3",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "new\nhi\nx\n");
+    let again = run(&["sh", "-c", "test ! -e /written && echo clean"]);
+    assert_eq!(String::from_utf8_lossy(&again.stdout), "clean\n");
+    assert_eq!(fs::read_dir(data.join("containers")).unwrap().count(), 0);
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(
+        !mounts.contains(data.to_str().unwrap()),
+        "an overlay is left: {mounts}"
+    );
+    // The image's own Cmd (/bin/sh) reads an empty stdin and exits 0.
+    assert_eq!(run(&[]).status.code(), Some(0));
+    fs::remove_dir_all(&work).unwrap();
+}
+
+#[test]
+fn a_full_disk_fails_the_import_and_keeps_the_images_there_were() {
+    const TEST: &str = "a_full_disk_fails_the_import_and_keeps_the_images_there_were";
+    let Some(work) = scratch(TEST, &["unshare"]) else {
+        return;
+    };
+    let small = work.join("small");
+    layout(
+        &small,
+        &[layer(&[Entry {
+            path: "etc/hostname",
+            data: b"small",
+            ..FILE
+        }])],
+    );
+    let big_data = vec![7u8; 2 << 20];
+    let big = work.join("big");
+    layout(
+        &big,
+        &[layer(&[Entry {
+            path: "big",
+            data: &big_data,
+            ..FILE
+        }])],
+    );
+    let data = work.join("data");
+    fs::create_dir(&data).unwrap();
+    // A 1 MiB tmpfs as the data directory, in a mount namespace of its own.
+    let script = format!(
+        "mount -t tmpfs -o size=1m tmpfs {data} || exit 77
+         {husk} --data-dir {data} image import {small} >/dev/null
+         if {husk} --data-dir {data} image import {big} 2>{work}/err; then exit 1; fi
+         {husk} --data-dir {data} image ls
+         cat {data}/layers/sha256/*/root/etc/hostname; echo
+         ls {data}/tmp | wc -l",
+        data = data.display(),
+        husk = HUSK,
+        small = small.display(),
+        big = big.display(),
+        work = work.display(),
+    );
+    let output = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-ec", &script])
+        .output()
+        .unwrap();
+    if output.status.code() == Some(77) {
+        skip(TEST, "cannot mount a tmpfs here");
+        return;
+    }
+    let out = ok(output);
+    let err = fs::read_to_string(work.join("err")).unwrap();
+    assert!(err.starts_with("husk: layer blobs/sha256/"), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(lines[1].starts_with("small:latest"), "{out}");
+    assert_eq!(lines[2], "small", "the small image's layer is intact");
+    assert_eq!(lines[3], "0", "nothing is left in tmp/");
+    fs::remove_dir_all(&work).unwrap();
+}
