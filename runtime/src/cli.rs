@@ -100,6 +100,26 @@ pub enum Command {
         /// Ids only.
         quiet: bool,
     },
+    /// Supervise the desired state (`husk daemon`).
+    Daemon(crate::daemon::Options),
+    /// Print the supervisor's published status.
+    DaemonStatus {
+        /// The supervisor's data directory.
+        data_dir: PathBuf,
+        /// As JSON instead of a table.
+        json: bool,
+    },
+    /// Print a supervised container's logs.
+    Logs {
+        /// The supervisor's data directory.
+        data_dir: PathBuf,
+        /// The container.
+        name: ContainerId,
+        /// Only the last this many lines.
+        tail: Option<usize>,
+        /// Then keep printing what it writes.
+        follow: bool,
+    },
 }
 
 /// `exec`'s arguments, validated.
@@ -173,6 +193,62 @@ enum Subcommand {
     Run(RunArgs),
     Exec(ExecArgs),
     List(ListArgs),
+    Daemon(DaemonArgs),
+    Logs(LogsArgs),
+}
+
+/// Supervise the containers of <data-dir>/desired.json: restart, health
+/// checks, logs; SIGHUP reads the file again, SIGTERM stops everything.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "daemon")]
+struct DaemonArgs {
+    /// data directory: desired.json, logs/, status.json (default: /var/lib/husk)
+    #[argh(option)]
+    data_dir: Option<PathBuf>,
+    /// most bytes of one log file before it is rotated (default: 1048576)
+    #[argh(option)]
+    log_max_bytes: Option<u64>,
+    /// rotated log files kept per container (default: 3)
+    #[argh(option)]
+    log_files: Option<u32>,
+    #[argh(subcommand)]
+    command: Option<DaemonSubcommand>,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+enum DaemonSubcommand {
+    Status(DaemonStatusArgs),
+}
+
+/// Print the supervised containers as the daemon last published them.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "status")]
+struct DaemonStatusArgs {
+    /// data directory (default: /var/lib/husk)
+    #[argh(option)]
+    data_dir: Option<PathBuf>,
+    /// print JSON instead of a table
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Print a supervised container's output (stdout and stderr).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "logs")]
+struct LogsArgs {
+    /// data directory (default: /var/lib/husk)
+    #[argh(option)]
+    data_dir: Option<PathBuf>,
+    /// keep printing what the container writes
+    #[argh(switch, short = 'f')]
+    follow: bool,
+    /// print only the last N lines
+    #[argh(option)]
+    tail: Option<usize>,
+    /// the container's name
+    #[argh(positional)]
+    name: ContainerId,
 }
 
 /// Set a container up from an OCI bundle; it waits for 'husk start'.
@@ -461,6 +537,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
             json: json_format("list", &args.format)?,
             quiet: args.quiet,
         },
+        Some(Subcommand::Daemon(args)) => daemon_command(args)?,
+        Some(Subcommand::Logs(args)) => Command::Logs {
+            data_dir: data_dir(args.data_dir),
+            name: args.name,
+            tail: args.tail,
+            follow: args.follow,
+        },
     };
     Ok(Invocation {
         root: husk.root,
@@ -531,6 +614,38 @@ fn exec_command(args: ExecArgs) -> Result<ExecCommand, EarlyExit> {
         pid_file: args.pid_file,
         console_socket: args.console_socket,
     })
+}
+
+fn data_dir(dir: Option<PathBuf>) -> PathBuf {
+    dir.unwrap_or_else(|| PathBuf::from(crate::daemon::DEFAULT_DATA_DIR))
+}
+
+/// `daemon`, or `daemon status`, with the log limits checked.
+fn daemon_command(args: DaemonArgs) -> Result<Command, EarlyExit> {
+    use crate::daemon::logs::{LogLimits, MAX_ROTATED, MIN_MAX_BYTES};
+    if let Some(DaemonSubcommand::Status(status)) = args.command {
+        return Ok(Command::DaemonStatus {
+            data_dir: data_dir(status.data_dir.or(args.data_dir)),
+            json: status.json,
+        });
+    }
+    let defaults = LogLimits::default();
+    let max_bytes = args.log_max_bytes.unwrap_or(defaults.max_bytes);
+    if max_bytes < MIN_MAX_BYTES {
+        return Err(usage(&format!(
+            "daemon: --log-max-bytes must be at least {MIN_MAX_BYTES}"
+        )));
+    }
+    let rotated = args.log_files.unwrap_or(defaults.rotated);
+    if rotated > MAX_ROTATED {
+        return Err(usage(&format!(
+            "daemon: --log-files must be at most {MAX_ROTATED}"
+        )));
+    }
+    Ok(Command::Daemon(crate::daemon::Options {
+        data_dir: data_dir(args.data_dir),
+        log_limits: LogLimits { max_bytes, rotated },
+    }))
 }
 
 /// `UID` or `UID:GID`, as `exec --user` takes it (numbers only, as with runc).

@@ -3,13 +3,15 @@
 //! [`cli`] parses the command line, [`lifecycle`] carries out the OCI commands
 //! over the [`state`] directory, [`spec`] turns `config.json` into a
 //! [`spec::ContainerSpec`], [`container`] sets a container up and runs it, and
-//! [`sys`] holds every system call and all `unsafe` code.
+//! [`sys`] holds every system call and all `unsafe` code. [`daemon`] is the
+//! device supervisor, `husk daemon`, built on the lifecycle.
 
 #![deny(unsafe_code)]
 
 pub mod cgroup;
 pub mod cli;
 pub mod container;
+pub mod daemon;
 pub mod hooks;
 pub mod lifecycle;
 pub mod seccomp;
@@ -51,6 +53,8 @@ pub enum Error {
     State(state::StateError),
     /// A lifecycle command refused or failed.
     Lifecycle(lifecycle::LifecycleError),
+    /// The supervisor refused to start or failed.
+    Daemon(daemon::DaemonError),
 }
 
 /// `error` and its sources joined by ": ", on one line.
@@ -74,6 +78,7 @@ impl fmt::Display for Error {
             Self::Container(e) => e.fmt(f),
             Self::State(e) => e.fmt(f),
             Self::Lifecycle(e) => e.fmt(f),
+            Self::Daemon(e) => e.fmt(f),
         }
     }
 }
@@ -86,6 +91,7 @@ impl std::error::Error for Error {
             Self::Container(e) => e.source(),
             Self::State(e) => e.source(),
             Self::Lifecycle(e) => e.source(),
+            Self::Daemon(e) => e.source(),
         }
     }
 }
@@ -111,5 +117,11 @@ impl From<state::StateError> for Error {
 impl From<lifecycle::LifecycleError> for Error {
     fn from(e: lifecycle::LifecycleError) -> Self {
         Self::Lifecycle(e)
+    }
+}
+
+impl From<daemon::DaemonError> for Error {
+    fn from(e: daemon::DaemonError) -> Self {
+        Self::Daemon(e)
     }
 }
