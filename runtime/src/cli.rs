@@ -197,10 +197,15 @@ enum Subcommand {
     Logs(LogsArgs),
 }
 
-/// Supervise the containers of <data-dir>/desired.json: restart, health
-/// checks, logs; SIGHUP reads the file again, SIGTERM stops everything.
+/// Supervise the containers of <data-dir>/desired.json.
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "daemon")]
+#[argh(
+    subcommand,
+    name = "daemon",
+    note = "Restarts, health checks and logs as desired.json says; status.json
+shows them ('husk daemon status'). SIGHUP reads desired.json again (a bad
+file is reported and the running state kept); SIGTERM stops every container."
+)]
 struct DaemonArgs {
     /// data directory: desired.json, logs/, status.json (default: /var/lib/husk)
     #[argh(option)]
@@ -1089,6 +1094,9 @@ mod tests {
             &["state", "--help"],
             &["kill", "--help"],
             &["exec", "--help"],
+            &["daemon", "--help"],
+            &["daemon", "status", "--help"],
+            &["logs", "--help"],
         ] {
             let Err(EarlyExit::Help(text)) = parse_args(args) else {
                 panic!("{args:?} should print help");
@@ -1102,9 +1110,72 @@ mod tests {
         };
         for name in [
             "create", "start", "state", "kill", "delete", "run", "list", "pause", "resume", "ps",
-            "spec", "update", "features", "exec",
+            "spec", "update", "features", "exec", "daemon", "logs",
         ] {
             assert!(text.contains(name), "{name} missing from {text}");
         }
+    }
+
+    #[test]
+    fn daemon_status_and_logs() {
+        use crate::daemon::logs::LogLimits;
+        use crate::daemon::Options;
+        assert_eq!(
+            command(&["daemon"]),
+            Command::Daemon(Options {
+                data_dir: PathBuf::from("/var/lib/husk"),
+                log_limits: LogLimits::default(),
+            })
+        );
+        assert_eq!(
+            command(&[
+                "daemon",
+                "--data-dir",
+                "/d",
+                "--log-max-bytes",
+                "4096",
+                "--log-files",
+                "0"
+            ]),
+            Command::Daemon(Options {
+                data_dir: PathBuf::from("/d"),
+                log_limits: LogLimits {
+                    max_bytes: 4096,
+                    rotated: 0
+                },
+            })
+        );
+        assert_eq!(
+            usage_message(&["daemon", "--log-max-bytes", "10"]),
+            "daemon: --log-max-bytes must be at least 1024 (see 'husk --help')"
+        );
+        assert_eq!(
+            usage_message(&["daemon", "--log-files", "100"]),
+            "daemon: --log-files must be at most 99 (see 'husk --help')"
+        );
+        assert_eq!(
+            command(&["daemon", "status", "--json"]),
+            Command::DaemonStatus {
+                data_dir: PathBuf::from("/var/lib/husk"),
+                json: true
+            }
+        );
+        assert_eq!(
+            command(&["daemon", "--data-dir", "/d", "status"]),
+            Command::DaemonStatus {
+                data_dir: PathBuf::from("/d"),
+                json: false
+            }
+        );
+        assert_eq!(
+            command(&["logs", "-f", "--tail", "5", "web"]),
+            Command::Logs {
+                data_dir: PathBuf::from("/var/lib/husk"),
+                name: id("web"),
+                tail: Some(5),
+                follow: true
+            }
+        );
+        assert!(usage_message(&["logs", "../x"]).contains("container id"));
     }
 }

@@ -409,8 +409,8 @@ fn bad_desired_state_refuses_start_and_keeps_the_old_on_sighup() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8(out.stderr).unwrap(),
-        "husk: desired state: containers[0].restart must be \"no\", \"on-failure\", \
-         \"on-failure:MAX\" or \"always\"; not starting\n"
+        "husk: not starting: desired state: containers[0].restart must be \"no\", \
+         \"on-failure\", \"on-failure:MAX\" or \"always\"\n"
     );
     world.desire(&[r#"{"name": "a", "args": ["sleep", "1000"], "stopTimeout": "200ms"}"#]);
     world.start(&[]);

@@ -758,7 +758,7 @@ pub fn print_logs(
 impl fmt::Display for DaemonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Desired(e) => write!(f, "{e}; not starting"),
+            Self::Desired(e) => write!(f, "not starting: {e}"),
             Self::Sys { op, .. } => write!(f, "daemon: cannot {op}"),
             Self::DataDir { path, .. } => write!(f, "daemon: cannot use {}", path.display()),
             Self::Status(e) => e.fmt(f),
