@@ -341,6 +341,53 @@ fn logs_are_captured_and_rotated() {
 }
 
 #[test]
+fn logs_follow_across_rotation() {
+    let Some(mut world) = World::new("follow") else {
+        return;
+    };
+    // 400 lines of 8 bytes, 10 ms apart: a rotation every 128 lines.
+    let script = "i=100000; while [ $i -lt 100400 ]; do echo $i' '; i=$((i+1)); sleep 0.01; done; \
+                  echo done; exec sleep 1000";
+    world.desire(&[&format!(
+        r#"{{"name": "slow", "args": ["sh", "-c", "{script}"], "stopTimeout": "200ms"}}"#
+    )]);
+    world.start(&["--log-max-bytes", "1024", "--log-files", "1"]);
+    world.wait_for("slow", |c| c.pid.is_some());
+    let out_path = world.dir.join("follow.out");
+    let mut follow = Command::new(HUSK)
+        .args(["logs", "-f", "--data-dir"])
+        .arg(world.data())
+        .arg("slow")
+        .stdout(fs::File::create(&out_path).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    while !fs::read_to_string(&out_path).unwrap().ends_with("done\n") {
+        assert!(
+            Instant::now() < deadline,
+            "husk logs -f did not follow to the end"
+        );
+        assert!(follow.try_wait().unwrap().is_none(), "husk logs -f exited");
+        sleep(Duration::from_millis(50));
+    }
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+    let out = fs::read_to_string(&out_path).unwrap();
+    let numbers: Vec<u32> = out
+        .lines()
+        .filter(|l| *l != "done")
+        .map(|l| l.trim_end().parse().unwrap())
+        .collect();
+    // Everything from where it began, in order, across at least two rotations.
+    assert_eq!(numbers.last(), Some(&100_399));
+    assert!(numbers[0] <= 100_400 - 2 * 128, "began at {}", numbers[0]);
+    for pair in numbers.windows(2) {
+        assert_eq!(pair[1], pair[0] + 1, "a gap or a repeat");
+    }
+    assert_eq!(world.stop(Signal::SIGTERM), Some(0));
+}
+
+#[test]
 fn sigterm_stops_every_container_and_leaves_none() {
     let Some(mut world) = World::new("sigterm") else {
         return;

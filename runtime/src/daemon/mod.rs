@@ -718,8 +718,15 @@ pub fn print_status(data_dir: &Path, json: bool) -> Result<(), Error> {
     let status = DaemonStatus::read(&data_dir.join(STATUS_FILE)).map_err(DaemonError::Status)?;
     if json {
         println!("{}", status.to_json());
-    } else {
-        print!("{}", status.table(wall_now()));
+        return Ok(());
+    }
+    print!("{}", status.table(wall_now()));
+    // A pid that is gone is certain; one that exists may be another process.
+    if !Path::new("/proc").join(status.pid.to_string()).exists() {
+        println!(
+            "husk daemon (pid {}) is not running: this is the last it published",
+            status.pid
+        );
     }
     Ok(())
 }
