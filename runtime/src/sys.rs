@@ -956,3 +956,19 @@ pub fn join_net_namespace(proc_root: &Path, pid: Pid) -> Result<(), SysError> {
     let file = io_check("open", Some(&path), File::open(&path))?;
     setns(&file, CloneFlags::CLONE_NEWNET, &path)
 }
+
+/// An exclusive `flock(2)` on a file, held until dropped (or the process ends).
+pub struct FileLock {
+    _lock: nix::fcntl::Flock<File>,
+}
+
+/// Takes an exclusive lock on `file` (opened from `path`) without waiting;
+/// `None` if another open file description holds one.
+pub fn try_lock(file: File, path: &Path) -> Result<Option<FileLock>, SysError> {
+    use nix::fcntl::{Flock, FlockArg};
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(FileLock { _lock: lock })),
+        Err((_, Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, errno)) => Err(SysError::new("flock", Some(path), errno)),
+    }
+}

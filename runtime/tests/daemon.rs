@@ -462,6 +462,22 @@ fn bad_desired_state_refuses_start_and_keeps_the_old_on_sighup() {
     world.desire(&[r#"{"name": "a", "args": ["sleep", "1000"], "stopTimeout": "200ms"}"#]);
     world.start(&[]);
     let pid = world.wait_for("a", |c| c.pid.is_some()).pid.unwrap();
+    // A second daemon on the same data directory would fight the first.
+    let out = Command::new(HUSK)
+        .arg("--root")
+        .arg(world.root())
+        .args(["daemon", "--data-dir"])
+        .arg(world.data())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        format!(
+            "husk: another husk daemon runs with this data directory (it holds {})\n",
+            world.data().join("daemon.lock").display()
+        )
+    );
     // A broken file: reported, and nothing changes.
     fs::write(world.data().join("desired.json"), "{\"containers\": [").unwrap();
     let daemon = Pid::from_raw(world.daemon.as_ref().unwrap().id() as i32);

@@ -49,6 +49,9 @@ use supervisor::{Action, Event, Exit, Time, Unit};
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/husk";
 /// The desired-state file in the data directory.
 pub const DESIRED_FILE: &str = "desired.json";
+/// The file a running daemon holds an exclusive `flock` on, so that a second
+/// daemon with the same data directory refuses to start.
+pub const LOCK_FILE: &str = "daemon.lock";
 /// The most bytes read from one container's pipe per wake-up, so that one
 /// chatty container cannot starve the loop.
 pub const PIPE_READ_BYTES: usize = 16 * 1024;
@@ -84,6 +87,11 @@ pub enum DaemonError {
         /// The I/O error.
         source: io::Error,
     },
+    /// Another daemon runs with this data directory.
+    Running {
+        /// The lock file it holds.
+        lock: PathBuf,
+    },
     /// The status file cannot be read (`husk daemon status`).
     Status(status::StatusError),
     /// A container's logs cannot be read (`husk logs`).
@@ -106,6 +114,19 @@ pub fn run(host: &Host, options: &Options) -> Result<u8, Error> {
         path: options.data_dir.clone(),
         source,
     })?;
+    let lock_path = options.data_dir.join(LOCK_FILE);
+    let lock_file = File::options()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|source| DaemonError::DataDir {
+            path: lock_path.clone(),
+            source,
+        })?;
+    let _lock = sys::try_lock(lock_file, &lock_path)
+        .map_err(sys_error("lock the data directory"))?
+        .ok_or(DaemonError::Running { lock: lock_path })?;
     let mut signals = SigSet::empty();
     for signal in [
         Signal::SIGCHLD,
@@ -768,6 +789,11 @@ impl fmt::Display for DaemonError {
             Self::Desired(e) => write!(f, "not starting: {e}"),
             Self::Sys { op, .. } => write!(f, "daemon: cannot {op}"),
             Self::DataDir { path, .. } => write!(f, "daemon: cannot use {}", path.display()),
+            Self::Running { lock } => write!(
+                f,
+                "another husk daemon runs with this data directory (it holds {})",
+                lock.display()
+            ),
             Self::Status(e) => e.fmt(f),
             Self::Logs { name, dir, source } if source.kind() == io::ErrorKind::NotFound => write!(
                 f,
@@ -787,6 +813,7 @@ impl std::error::Error for DaemonError {
             Self::Desired(e) => e.source(),
             Self::Sys { source, .. } => Some(source),
             Self::DataDir { source, .. } => Some(source),
+            Self::Running { .. } => None,
             Self::Status(e) => e.source(),
             Self::Logs { source, .. } if source.kind() != io::ErrorKind::NotFound => Some(source),
             Self::Logs { .. } => None,
