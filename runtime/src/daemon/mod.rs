@@ -158,8 +158,23 @@ pub fn run(host: &Host, options: &Options) -> Result<u8, Error> {
         devnull,
         published: None,
     };
-    daemon.remove_stale(&desired);
-    daemon.slots = desired.containers.into_iter().map(Slot::new).collect();
+    // The last view published: what to clean up, and the counts to go on from.
+    let previous = DaemonStatus::read(&options.data_dir.join(STATUS_FILE)).ok();
+    daemon.remove_stale(&desired, previous.as_ref());
+    daemon.slots = desired
+        .containers
+        .into_iter()
+        .map(|entry| {
+            let old = previous
+                .as_ref()
+                .and_then(|p| p.containers.iter().find(|c| c.name == entry.name.as_str()));
+            let mut slot = Slot::new(entry);
+            if let Some(old) = old {
+                slot.unit.restore(&history(old));
+            }
+            slot
+        })
+        .collect();
     say(&format!(
         "supervising {} container(s) from {}",
         daemon.slots.len(),
@@ -599,10 +614,10 @@ impl Daemon<'_> {
 
     /// Removes the runtime state the desired containers, and those of the last
     /// published status, left: their pids are not trusted.
-    fn remove_stale(&self, desired: &DesiredState) {
+    fn remove_stale(&self, desired: &DesiredState, previous: Option<&DaemonStatus>) {
         let mut names: Vec<ContainerId> =
             desired.containers.iter().map(|e| e.name.clone()).collect();
-        if let Ok(old) = DaemonStatus::read(&self.options.data_dir.join(STATUS_FILE)) {
+        if let Some(old) = previous {
             names.extend(old.containers.iter().filter_map(|c| c.name.parse().ok()));
         }
         names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
@@ -639,6 +654,21 @@ impl Daemon<'_> {
             say(&crate::error_chain(&e));
         }
         self.published = Some(view);
+    }
+}
+
+/// The counts a previous daemon published for a container.
+fn history(old: &ContainerStatus) -> supervisor::History {
+    let last_exit = match (old.exit_code, old.exit_signal, &old.error) {
+        (Some(code), _, _) => Some(Exit::Code(code)),
+        (None, Some(signal), _) => Some(Exit::Signal(signal)),
+        (None, None, Some(_)) => Some(Exit::StartFailed),
+        (None, None, None) => None,
+    };
+    supervisor::History {
+        restarts: old.restarts,
+        oom_kills: old.oom_kills,
+        last_exit,
     }
 }
 
@@ -834,6 +864,27 @@ mod tests {
         assert!(!http_ok(b"HTTP/2.0 200"));
         assert!(!http_ok(b"SSH-2.0-Open"));
         assert!(!http_ok(b"HTTP/1.1"));
+    }
+
+    #[test]
+    fn history_is_read_back_from_the_status() {
+        let old = ContainerStatus {
+            restarts: 4,
+            oom_kills: 2,
+            exit_signal: Some(9),
+            ..ContainerStatus::default()
+        };
+        let h = history(&old);
+        assert_eq!(
+            (h.restarts, h.oom_kills, h.last_exit),
+            (4, 2, Some(Exit::Signal(9)))
+        );
+        let old = ContainerStatus {
+            error: Some("bundle /x".to_owned()),
+            ..ContainerStatus::default()
+        };
+        assert_eq!(history(&old).last_exit, Some(Exit::StartFailed));
+        assert_eq!(history(&ContainerStatus::default()).last_exit, None);
     }
 
     #[test]

@@ -121,6 +121,17 @@ pub enum Action {
     Kill,
 }
 
+/// What a previous daemon counted for a container, to go on from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct History {
+    /// Its restarts.
+    pub restarts: u32,
+    /// Its runs ended by the OOM killer.
+    pub oom_kills: u32,
+    /// How its last run ended.
+    pub last_exit: Option<Exit>,
+}
+
 /// One supervised container.
 #[derive(Debug, Clone)]
 pub struct Unit {
@@ -164,6 +175,14 @@ impl Unit {
             pid: None,
             started_wall: None,
         }
+    }
+
+    /// Goes on counting from `history` (a daemon started again): the counts
+    /// only; the container itself starts afresh.
+    pub fn restore(&mut self, history: &History) {
+        self.restarts = history.restarts;
+        self.oom_kills = history.oom_kills;
+        self.last_exit = history.last_exit;
     }
 
     /// Takes `event` at `now` and says what to do about it, if anything.
@@ -655,6 +674,20 @@ mod tests {
         start(&mut unit, s(0));
         probe(&mut unit, 10, true);
         assert_eq!(unit.health(), Some(Health::Healthy));
+    }
+
+    #[test]
+    fn restored_counts_go_on() {
+        let mut unit = Unit::new(entry(RestartPolicy::Always));
+        unit.restore(&History {
+            restarts: 5,
+            oom_kills: 1,
+            last_exit: Some(Exit::Code(2)),
+        });
+        assert_eq!(unit.last_exit(), Some(Exit::Code(2)));
+        // The backoff and the on-failure count start over: only totals carry on.
+        assert_eq!(delays(&mut unit, 1, s(1), 2), [1, 2]);
+        assert_eq!((unit.restarts(), unit.oom_kills()), (6, 1));
     }
 
     #[test]
