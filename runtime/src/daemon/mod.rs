@@ -797,19 +797,20 @@ pub fn print_logs(
         source,
     };
     let mut out = io::stdout().lock();
-    let current = logs::print(&dir, tail, &mut out).map_err(error)?;
-    if !follow {
-        return Ok(());
-    }
-    let mut follower = logs::Follower::new(&dir, current);
-    loop {
-        match follower.poll(&mut out) {
-            Ok(()) => {}
-            // The reader went away (`husk logs -f | head`).
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
-            Err(e) => return Err(error(e).into()),
+    let printed = logs::print(&dir, tail, &mut out).and_then(|current| {
+        if !follow {
+            return Ok(());
         }
-        std::thread::sleep(logs::FOLLOW_POLL);
+        let mut follower = logs::Follower::new(&dir, current);
+        loop {
+            follower.poll(&mut out)?;
+            std::thread::sleep(logs::FOLLOW_POLL);
+        }
+    });
+    match printed {
+        // The reader went away (`husk logs -f | head`): done.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        printed => Ok(printed.map_err(error)?),
     }
 }
 
