@@ -209,6 +209,8 @@ struct Slot {
     error: Option<String>,
     /// No longer desired: dropped once stopped.
     removing: bool,
+    /// Writing its log failed last time (said once).
+    log_failing: bool,
 }
 
 /// A health probe under way.
@@ -228,6 +230,7 @@ impl Slot {
             log: None,
             error: None,
             removing: false,
+            log_failing: false,
         }
     }
 
@@ -346,7 +349,7 @@ impl Daemon<'_> {
             }
             let (read, write) = sys::pipe().map_err(sys_error("make an output pipe"))?;
             sys::set_nonblocking(read.as_fd()).map_err(sys_error("make an output pipe"))?;
-            let bundle = bundle_dir(slot.unit.entry());
+            let bundle = bundle_dir(slot.unit.entry())?;
             let overrides = &slot.unit.entry().overrides;
             {
                 let _stdio =
@@ -530,13 +533,20 @@ impl Daemon<'_> {
                 }
                 Ok(n) => {
                     total += n;
-                    if let Some(log) = slot.log.as_mut() {
-                        if let Err(e) = log.write(&buf[..n]) {
+                    let written = slot.log.as_mut().map(|log| log.write(&buf[..n]));
+                    // Said once per failing spell (a full disk), not per read;
+                    // the output is dropped meanwhile: a container never waits
+                    // for its log.
+                    match written {
+                        Some(Err(e)) if !slot.log_failing => {
+                            slot.log_failing = true;
                             say(&format!(
-                                "{}: writing its log: {e}",
+                                "{}: writing its log (output dropped until it works again): {e}",
                                 slot.unit.entry().name.as_str()
                             ));
                         }
+                        Some(Ok(())) => slot.log_failing = false,
+                        _ => {}
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -694,10 +704,11 @@ fn slot_status(slot: &Slot) -> ContainerStatus {
 }
 
 /// The bundle directory an entry runs. The one place that knows where
-/// bundles come from: image references will be turned into bundles here.
-fn bundle_dir(entry: &Entry) -> PathBuf {
+/// bundles come from: image references will be turned into bundles here
+/// (an error is a failed start, retried as the restart policy says).
+fn bundle_dir(entry: &Entry) -> Result<PathBuf, Error> {
     match &entry.source {
-        Source::Bundle(path) => path.clone(),
+        Source::Bundle(path) => Ok(path.clone()),
     }
 }
 
@@ -892,6 +903,6 @@ mod tests {
     fn a_bundle_entry_runs_its_bundle() {
         let json = br#"{"containers": [{"name": "c", "bundle": "/srv/c"}]}"#;
         let entry = &desired::parse(json).unwrap().containers[0];
-        assert_eq!(bundle_dir(entry), PathBuf::from("/srv/c"));
+        assert_eq!(bundle_dir(entry).unwrap(), PathBuf::from("/srv/c"));
     }
 }
