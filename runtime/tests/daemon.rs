@@ -555,3 +555,73 @@ fn an_exec_health_check_flips_to_unhealthy() {
     );
     assert_eq!(world.stop(Signal::SIGTERM), Some(0));
 }
+
+#[test]
+fn a_full_data_partition_drops_output_but_never_blocks_a_container() {
+    let Some(mut world) = World::new("fulldisk") else {
+        return;
+    };
+    if !Path::new("/usr/bin/unshare").exists() {
+        writeln!(std::io::stderr(), "SKIP fulldisk: needs /usr/bin/unshare").unwrap();
+        return;
+    }
+    // The container writes 256 KiB, then leaves a mark in its rootfs: a
+    // daemon that stopped reading its pipe would block it before the mark.
+    world.desire(&[r#"{"name": "flood", "stopTimeout": "200ms",
+        "args": ["sh", "-c", "yes 0123456789abcdef | head -c 262144; touch /done; exec sleep 1000"]}"#]);
+    let seed = world.data().join("desired.json");
+    let data = world.dir.join("small");
+    fs::create_dir_all(&data).unwrap();
+    // The data directory is a 64 KiB tmpfs in the daemon's own mount
+    // namespace; the host sees it through /proc/<daemon>/root.
+    let log = fs::File::create(world.dir.join("daemon.1.log")).unwrap();
+    world.runs = 1;
+    let child = Command::new("/usr/bin/unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(
+            "mount -t tmpfs -o size=64k tmpfs \"$1\" && cp \"$2\" \"$1/desired.json\" && \
+             exec \"$3\" --root \"$4\" daemon --data-dir \"$1\" --log-max-bytes 16384 --log-files 3",
+        )
+        .arg("sh")
+        .arg(&data)
+        .arg(&seed)
+        .arg(HUSK)
+        .arg(world.root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let daemon = child.id();
+    world.daemon = Some(child);
+    let done = world.dir.join("bundle/rootfs/done");
+    let deadline = Instant::now() + TIMEOUT;
+    while !done.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the container was blocked:\n{}",
+            world.said(1)
+        );
+        sleep(Duration::from_millis(20));
+    }
+    let said = world.said(1);
+    let complaints = said
+        .matches("flood: writing its log (output dropped")
+        .count();
+    assert_eq!(complaints, 1, "{said}");
+    // What fitted is there, in whole files no bigger than the cap.
+    let logs = PathBuf::from(format!("/proc/{daemon}/root")).join(data.strip_prefix("/").unwrap());
+    let current = logs.join("logs/flood/current.1");
+    let kept = fs::read_to_string(&current).unwrap();
+    assert!(!kept.is_empty() && kept.len() <= 16384, "{}", kept.len());
+    assert!("0123456789abcdef\n".repeat(1000).contains(&kept));
+    assert!(said.contains("No space left on device"), "{said}");
+    assert_eq!(world.stop(Signal::SIGTERM), Some(0));
+    assert_eq!(world.containers(), Vec::<String>::new());
+    // The status could not be written either at times: said once at most.
+    let said = world.said(1);
+    assert!(
+        said.matches("status.json: No space left").count() <= 1,
+        "{said}"
+    );
+}

@@ -83,7 +83,11 @@ impl LogWriter {
             }
             let room = usize::try_from(self.limits.max_bytes - self.size).unwrap_or(usize::MAX);
             let (now, later) = data.split_at(room.min(data.len()));
-            self.file.write_all(now)?;
+            if let Err(e) = self.file.write_all(now) {
+                // Part of it may be written (a full disk): count what is.
+                self.size = self.file.metadata().map_or(self.size, |m| m.len());
+                return Err(e);
+            }
             self.size += now.len() as u64;
             data = later;
         }

@@ -157,6 +157,7 @@ pub fn run(host: &Host, options: &Options) -> Result<u8, Error> {
         shutting_down: false,
         devnull,
         published: None,
+        status_failing: false,
     };
     // The last view published: what to clean up, and the counts to go on from.
     let previous = DaemonStatus::read(&options.data_dir.join(STATUS_FILE)).ok();
@@ -197,6 +198,8 @@ struct Daemon<'a> {
     shutting_down: bool,
     devnull: File,
     published: Option<DaemonStatus>,
+    /// Writing the status failed last time (said once).
+    status_failing: bool,
 }
 
 /// A container of the desired state, and what the loop holds for it.
@@ -660,8 +663,15 @@ impl Daemon<'_> {
         if self.published.as_ref() == Some(&view) {
             return;
         }
-        if let Err(e) = view.write(&self.options.data_dir.join(STATUS_FILE)) {
-            say(&crate::error_chain(&e));
+        match view.write(&self.options.data_dir.join(STATUS_FILE)) {
+            // Said once per failing spell (a full disk), and tried again on
+            // the next change.
+            Err(e) if !self.status_failing => {
+                self.status_failing = true;
+                say(&crate::error_chain(&e));
+            }
+            Err(_) => {}
+            Ok(()) => self.status_failing = false,
         }
         self.published = Some(view);
     }

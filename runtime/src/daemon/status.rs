@@ -227,9 +227,13 @@ impl DaemonStatus {
         let tmp = path.with_extension("json.tmp");
         fs::write(&tmp, self.to_json())
             .and_then(|()| fs::rename(&tmp, path))
-            .map_err(|source| StatusError::Write {
-                path: path.to_owned(),
-                source,
+            .map_err(|source| {
+                // A half-written temporary file would only hold space.
+                let _ = fs::remove_file(&tmp);
+                StatusError::Write {
+                    path: path.to_owned(),
+                    source,
+                }
             })
     }
 
