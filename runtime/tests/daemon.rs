@@ -520,9 +520,13 @@ fn an_exec_health_check_flips_to_unhealthy() {
     let Some(mut world) = World::new("health") else {
         return;
     };
-    world.desire(&[r#"{"name": "h",
+    world.desire(&[
+        r#"{"name": "h",
         "args": ["sh", "-c", "touch /ok; exec sleep 1000"], "stopTimeout": "200ms",
-        "health": {"exec": ["cat", "/ok"], "interval": "200ms", "timeout": "2s", "retries": 2}}"#]);
+        "health": {"exec": ["cat", "/ok"], "interval": "200ms", "timeout": "2s", "retries": 2}}"#,
+        r#"{"name": "nocheck", "args": ["sleep", "1000"], "stopTimeout": "200ms",
+        "health": {"exec": ["no-such-program"], "interval": "100ms", "retries": 1}}"#,
+    ]);
     world.start(&[]);
     world.wait_for("h", |c| c.health.as_deref() == Some("healthy"));
     let out = Command::new(HUSK)
@@ -538,6 +542,20 @@ fn an_exec_health_check_flips_to_unhealthy() {
     );
     let h = world.wait_for("h", |c| c.health.as_deref() == Some("unhealthy"));
     assert_eq!(h.restarts, 0, "unhealthy is reported, not restarted");
+    // The daemon says each change, once.
+    let said = world.said(1);
+    assert_eq!(said.matches("h: healthy\n").count(), 1, "{said}");
+    assert_eq!(said.matches("h: unhealthy\n").count(), 1, "{said}");
+    // A probe that cannot even start fails, and is said once.
+    let nocheck = world.wait_for("nocheck", |c| c.health.as_deref() == Some("unhealthy"));
+    assert_eq!(nocheck.restarts, 0);
+    sleep(Duration::from_millis(500));
+    let said = world.said(1);
+    assert_eq!(
+        said.matches("nocheck: health probe not started").count(),
+        1,
+        "{said}"
+    );
     // The table shows it.
     let out = Command::new(HUSK)
         .args(["daemon", "status", "--data-dir"])
@@ -550,7 +568,7 @@ fn an_exec_health_check_flips_to_unhealthy() {
             .lines()
             .nth(1)
             .unwrap()
-            .starts_with("h     running      unhealthy"),
+            .starts_with("h        running      unhealthy"),
         "{table}"
     );
     assert_eq!(world.stop(Signal::SIGTERM), Some(0));

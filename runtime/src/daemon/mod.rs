@@ -214,6 +214,8 @@ struct Slot {
     removing: bool,
     /// Writing its log failed last time (said once).
     log_failing: bool,
+    /// Starting its health probe failed last time (said once).
+    probe_failing: bool,
 }
 
 /// A health probe under way.
@@ -226,6 +228,18 @@ struct RunningProbe {
 }
 
 impl Slot {
+    /// Reports a probe's answer to the unit, and says when the health changes.
+    fn probed(&mut self, ok: bool, now: Time) {
+        let before = self.unit.health();
+        self.unit.handle(Event::Probed { ok }, now);
+        match self.unit.health() {
+            Some(health) if Some(health) != before => {
+                say(&format!("{}: {}", self.id().as_str(), health.name()));
+            }
+            _ => {}
+        }
+    }
+
     fn new(entry: Entry) -> Self {
         Self {
             unit: Unit::new(entry),
@@ -234,6 +248,7 @@ impl Slot {
             error: None,
             removing: false,
             log_failing: false,
+            probe_failing: false,
         }
     }
 
@@ -422,18 +437,27 @@ impl Daemon<'_> {
             }
         };
         match spawned {
-            Ok(pid) => self.probes.push(RunningProbe {
-                name: id,
-                pid,
-                deadline: now + check.timeout,
-                timed_out: false,
-            }),
+            Ok(pid) => {
+                let deadline = now + check.timeout;
+                self.slots[i].probe_failing = false;
+                self.probes.push(RunningProbe {
+                    name: id,
+                    pid,
+                    deadline,
+                    timed_out: false,
+                });
+            }
             Err(message) => {
-                say(&format!(
-                    "{}: health probe not started: {message}",
-                    id.as_str()
-                ));
-                self.slots[i].unit.handle(Event::Probed { ok: false }, now);
+                // Said once per failing spell, not every interval.
+                let slot = &mut self.slots[i];
+                if !slot.probe_failing {
+                    slot.probe_failing = true;
+                    say(&format!(
+                        "{}: health probe not started (a failure): {message}",
+                        id.as_str()
+                    ));
+                }
+                slot.probed(false, now);
             }
         }
     }
@@ -450,7 +474,7 @@ impl Daemon<'_> {
             let _ = sys::forward_signal(probe.pid, Signal::SIGKILL);
             let name = probe.name.clone();
             if let Some(slot) = self.slots.iter_mut().find(|s| s.id() == &name) {
-                slot.unit.handle(Event::Probed { ok: false }, now);
+                slot.probed(false, now);
             }
         }
     }
@@ -467,7 +491,7 @@ impl Daemon<'_> {
                 if !probe.timed_out {
                     let ok = reaped.code == Some(0);
                     if let Some(slot) = self.slots.iter_mut().find(|s| s.id() == &probe.name) {
-                        slot.unit.handle(Event::Probed { ok }, now);
+                        slot.probed(ok, now);
                     }
                 }
             }
