@@ -16,8 +16,10 @@ use crate::wire::{unescape, unescape_with_nul, Capped, Field, WireError};
 
 /// The file in the data directory.
 pub const STATUS_FILE: &str = "status.json";
-/// The largest status file written or read.
-pub const MAX_STATUS_BYTES: usize = 256 * 1024;
+/// The largest status file read: more than the most the daemon writes
+/// ([`MAX_CONTAINERS`] containers whose strings all escape to six bytes a
+/// character; a unit test writes that).
+pub const MAX_STATUS_BYTES: usize = 512 * 1024;
 /// Longest error message kept in the status.
 pub const MAX_ERROR_BYTES: usize = 1024;
 
@@ -87,28 +89,56 @@ pub enum StatusError {
 #[serde(rename_all = "camelCase")]
 struct WireStatus<'a> {
     pid: i32,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    #[serde(borrow)]
     desired_error: Option<EscapedStr<'a>>,
     #[serde(borrow, default)]
     containers: Capped<WireContainer<'a>, MAX_CONTAINERS>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct WireContainer<'a> {
     #[serde(borrow)]
     name: EscapedStr<'a>,
     #[serde(borrow)]
     state: EscapedStr<'a>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    #[serde(borrow)]
     health: Option<EscapedStr<'a>>,
+    restarts: u32,
+    exit_code: Option<u8>,
+    exit_signal: Option<i32>,
+    #[serde(borrow)]
+    error: Option<EscapedStr<'a>>,
+    oom_kills: u32,
+    pid: Option<i32>,
+    started_at: Option<u64>,
+}
+
+/// [`WireStatus`] as it is written: plain strings, which serde-json-core escapes.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WireStatusOut<'a> {
+    pid: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    desired_error: Option<&'a str>,
+    containers: &'a [WireContainerOut<'a>],
+}
+
+/// [`WireContainer`] as it is written.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WireContainerOut<'a> {
+    name: &'a str,
+    state: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health: Option<&'a str>,
     restarts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     exit_code: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exit_signal: Option<i32>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    error: Option<EscapedStr<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
     oom_kills: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pid: Option<i32>,
@@ -116,60 +146,41 @@ struct WireContainer<'a> {
     started_at: Option<u64>,
 }
 
-/// [`WireStatus`] as it is written.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct WireStatusOut<'a> {
-    pid: i32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    desired_error: Option<EscapedStr<'a>>,
-    containers: &'a [WireContainer<'a>],
-}
-
 impl DaemonStatus {
     /// The status as one line of JSON.
     pub fn to_json(&self) -> String {
-        // serde-json-core writes strings as they are, so they are escaped here.
-        let escaped: Vec<[Option<String>; 4]> = self
+        let containers: Vec<WireContainerOut<'_>> = self
             .containers
             .iter()
-            .map(|c| {
-                [
-                    Some(escape(&c.name)),
-                    Some(escape(&c.state)),
-                    c.health.as_deref().map(escape),
-                    c.error
-                        .as_deref()
-                        .map(|e| escape(truncate(e, MAX_ERROR_BYTES))),
-                ]
-            })
-            .collect();
-        let desired_error = self
-            .desired_error
-            .as_deref()
-            .map(|e| escape(truncate(e, MAX_ERROR_BYTES)));
-        let mut containers = Vec::new();
-        for (c, [name, state, health, error]) in self.containers.iter().zip(&escaped) {
-            let wire = WireContainer {
-                name: EscapedStr(name.as_deref().unwrap_or("")),
-                state: EscapedStr(state.as_deref().unwrap_or("")),
-                health: health.as_deref().map(EscapedStr),
+            .map(|c| WireContainerOut {
+                name: &c.name,
+                state: &c.state,
+                health: c.health.as_deref(),
                 restarts: c.restarts,
                 exit_code: c.exit_code,
                 exit_signal: c.exit_signal,
-                error: error.as_deref().map(EscapedStr),
+                error: c.error.as_deref().map(|e| truncate(e, MAX_ERROR_BYTES)),
                 oom_kills: c.oom_kills,
                 pid: c.pid,
                 started_at: c.started_at,
-            };
-            containers.push(wire);
-        }
+            })
+            .collect();
         let wire = WireStatusOut {
             pid: self.pid,
-            desired_error: desired_error.as_deref().map(EscapedStr),
+            desired_error: self
+                .desired_error
+                .as_deref()
+                .map(|e| truncate(e, MAX_ERROR_BYTES)),
             containers: &containers,
         };
-        let mut buf = vec![0; MAX_STATUS_BYTES];
+        // serde-json-core escapes strings, a character into at most six bytes.
+        let strings: usize = containers
+            .iter()
+            .map(|c| c.name.len() + c.state.len() + c.health.map_or(0, str::len))
+            .chain(containers.iter().map(|c| c.error.map_or(0, str::len)))
+            .chain(wire.desired_error.map(str::len))
+            .sum();
+        let mut buf = vec![0; 6 * strings + 256 * (containers.len() + 1)];
         let len = serde_json_core::to_slice(&wire, &mut buf).unwrap_or(0);
         buf.truncate(len);
         String::from_utf8(buf).unwrap_or_default()
@@ -204,7 +215,7 @@ impl DaemonStatus {
                 exit_signal: c.exit_signal,
                 error: c
                     .error
-                    .map(|e| text(at.member("error"), e, 6 * MAX_ERROR_BYTES))
+                    .map(|e| text(at.member("error"), e, MAX_ERROR_BYTES))
                     .transpose()?,
                 oom_kills: c.oom_kills,
                 pid: c.pid,
@@ -213,7 +224,7 @@ impl DaemonStatus {
         }
         let desired_error = wire
             .desired_error
-            .map(|e| text(Field::new("desiredError"), e, 6 * MAX_ERROR_BYTES))
+            .map(|e| text(Field::new("desiredError"), e, MAX_ERROR_BYTES))
             .transpose()?;
         Ok(Self {
             pid: wire.pid,
@@ -317,20 +328,6 @@ fn truncate(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-/// `text` as the inside of a JSON string.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 impl fmt::Display for StatusError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -389,7 +386,7 @@ mod tests {
         let status = sample();
         let json = status.to_json();
         assert!(json.starts_with(r#"{"pid":42,"desiredError":"desired state: containers[0]"#));
-        assert!(json.contains(r#""error":"reading \"/x\"\u000a""#), "{json}");
+        assert!(json.contains(r#""error":"reading \"/x\"\n""#), "{json}");
         assert_eq!(DaemonStatus::parse(json.as_bytes()).unwrap(), status);
         let tmp = crate::testutil::TempDir::new("status");
         let path = tmp.path().join(STATUS_FILE);
@@ -400,6 +397,39 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with(&format!("{}: invalid JSON", path.display())));
+    }
+
+    #[test]
+    fn the_largest_status_is_written_whole_and_read_back() {
+        let worst = "\u{1}".repeat(MAX_ERROR_BYTES + 10);
+        let container = ContainerStatus {
+            name: "n".repeat(64),
+            state: "backing-off".to_owned(),
+            health: Some("unhealthy".to_owned()),
+            restarts: u32::MAX,
+            exit_code: Some(255),
+            exit_signal: Some(i32::MIN),
+            error: Some(worst.clone()),
+            oom_kills: u32::MAX,
+            pid: Some(i32::MIN),
+            started_at: Some(u64::MAX),
+        };
+        let status = DaemonStatus {
+            pid: i32::MAX,
+            desired_error: Some(worst),
+            containers: vec![container; MAX_CONTAINERS],
+        };
+        let json = status.to_json();
+        assert!(json.len() <= MAX_STATUS_BYTES, "{}", json.len());
+        let read = DaemonStatus::parse(json.as_bytes()).unwrap();
+        // Errors are cut at their limit; the rest is kept.
+        assert_eq!(read.containers.len(), MAX_CONTAINERS);
+        assert_eq!(
+            read.containers[63].error.as_ref().unwrap().len(),
+            MAX_ERROR_BYTES
+        );
+        assert_eq!(read.desired_error.unwrap().len(), MAX_ERROR_BYTES);
+        assert_eq!(read.containers[0].started_at, Some(u64::MAX));
     }
 
     #[test]
