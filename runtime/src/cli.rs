@@ -106,6 +106,26 @@ pub enum Command {
         /// Ids only.
         quiet: bool,
     },
+    /// Supervise the desired state (`husk daemon`).
+    Daemon(crate::daemon::Options),
+    /// Print the supervisor's published status.
+    DaemonStatus {
+        /// The supervisor's data directory.
+        data_dir: PathBuf,
+        /// As JSON instead of a table.
+        json: bool,
+    },
+    /// Print a supervised container's logs.
+    Logs {
+        /// The supervisor's data directory.
+        data_dir: PathBuf,
+        /// The container.
+        name: ContainerId,
+        /// Only the last this many lines.
+        tail: Option<usize>,
+        /// Then keep printing what it writes.
+        follow: bool,
+    },
     /// Work with the image store.
     Image(ImageCommand),
 }
@@ -208,6 +228,67 @@ enum Subcommand {
     Exec(ExecArgs),
     List(ListArgs),
     Image(ImageArgs),
+    Daemon(DaemonArgs),
+    Logs(LogsArgs),
+}
+
+/// Supervise the containers of <data-dir>/desired.json.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "daemon",
+    note = "Restarts, health checks and logs as desired.json says; status.json
+shows them ('husk daemon status'). SIGHUP reads desired.json again (a bad
+file is reported and the running state kept); SIGTERM stops every container."
+)]
+struct DaemonArgs {
+    /// data directory: desired.json, logs/, status.json (default: /var/lib/husk)
+    #[argh(option)]
+    data_dir: Option<PathBuf>,
+    /// most bytes of one log file before it is rotated (default: 1048576)
+    #[argh(option)]
+    log_max_bytes: Option<u64>,
+    /// rotated log files kept per container (default: 3)
+    #[argh(option)]
+    log_files: Option<u32>,
+    #[argh(subcommand)]
+    command: Option<DaemonSubcommand>,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+enum DaemonSubcommand {
+    Status(DaemonStatusArgs),
+}
+
+/// Print the supervised containers as the daemon last published them.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "status")]
+struct DaemonStatusArgs {
+    /// data directory (default: /var/lib/husk)
+    #[argh(option)]
+    data_dir: Option<PathBuf>,
+    /// print JSON instead of a table
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Print a supervised container's output (stdout and stderr).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "logs")]
+struct LogsArgs {
+    /// data directory (default: /var/lib/husk)
+    #[argh(option)]
+    data_dir: Option<PathBuf>,
+    /// keep printing what the container writes
+    #[argh(switch, short = 'f')]
+    follow: bool,
+    /// print only the last N lines
+    #[argh(option)]
+    tail: Option<usize>,
+    /// the container's name
+    #[argh(positional)]
+    name: ContainerId,
 }
 
 /// Import, list and remove images (stored under --data-dir).
@@ -550,6 +631,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
             )))
         }
     };
+    // `--data-dir` before the command, or after `daemon`/`logs` (where the
+    // supervisor's users expect it).
+    let global_data_dir = husk.data_dir.clone();
+    let data_dir = |local: Option<PathBuf>| {
+        local
+            .or_else(|| global_data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+    };
     let command = match husk.command {
         _ if husk.version => Command::Version,
         None => return Err(usage("no command given")),
@@ -588,12 +677,17 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
             quiet: args.quiet,
         },
         Some(Subcommand::Image(args)) => Command::Image(image_command(args.command)),
+        Some(Subcommand::Daemon(args)) => daemon_command(args, data_dir)?,
+        Some(Subcommand::Logs(args)) => Command::Logs {
+            data_dir: data_dir(args.data_dir),
+            name: args.name,
+            tail: args.tail,
+            follow: args.follow,
+        },
     };
     Ok(Invocation {
         root: husk.root,
-        data_dir: husk
-            .data_dir
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        data_dir: data_dir(None),
         log: husk.log.map(|path| (path, log_format)),
         command,
     })
@@ -714,6 +808,37 @@ fn exec_command(args: ExecArgs) -> Result<ExecCommand, EarlyExit> {
         pid_file: args.pid_file,
         console_socket: args.console_socket,
     })
+}
+
+/// `daemon`, or `daemon status`, with the log limits checked.
+fn daemon_command(
+    args: DaemonArgs,
+    data_dir: impl Fn(Option<PathBuf>) -> PathBuf,
+) -> Result<Command, EarlyExit> {
+    use crate::daemon::logs::{LogLimits, MAX_ROTATED, MIN_MAX_BYTES};
+    if let Some(DaemonSubcommand::Status(status)) = args.command {
+        return Ok(Command::DaemonStatus {
+            data_dir: data_dir(status.data_dir.or(args.data_dir)),
+            json: status.json,
+        });
+    }
+    let defaults = LogLimits::default();
+    let max_bytes = args.log_max_bytes.unwrap_or(defaults.max_bytes);
+    if max_bytes < MIN_MAX_BYTES {
+        return Err(usage(&format!(
+            "daemon: --log-max-bytes must be at least {MIN_MAX_BYTES}"
+        )));
+    }
+    let rotated = args.log_files.unwrap_or(defaults.rotated);
+    if rotated > MAX_ROTATED {
+        return Err(usage(&format!(
+            "daemon: --log-files must be at most {MAX_ROTATED}"
+        )));
+    }
+    Ok(Command::Daemon(crate::daemon::Options {
+        data_dir: data_dir(args.data_dir),
+        log_limits: LogLimits { max_bytes, rotated },
+    }))
 }
 
 /// `UID` or `UID:GID`, as `exec --user` takes it (numbers only, as with runc).
@@ -1250,6 +1375,9 @@ mod tests {
             &["image", "--help"],
             &["image", "import", "--help"],
             &["image", "ls", "--help"],
+            &["daemon", "--help"],
+            &["daemon", "status", "--help"],
+            &["logs", "--help"],
         ] {
             let Err(EarlyExit::Help(text)) = parse_args(args) else {
                 panic!("{args:?} should print help");
@@ -1263,9 +1391,72 @@ mod tests {
         };
         for name in [
             "create", "start", "state", "kill", "delete", "run", "list", "pause", "resume", "ps",
-            "spec", "update", "features", "exec",
+            "spec", "update", "features", "exec", "daemon", "logs",
         ] {
             assert!(text.contains(name), "{name} missing from {text}");
         }
+    }
+
+    #[test]
+    fn daemon_status_and_logs() {
+        use crate::daemon::logs::LogLimits;
+        use crate::daemon::Options;
+        assert_eq!(
+            command(&["daemon"]),
+            Command::Daemon(Options {
+                data_dir: PathBuf::from("/var/lib/husk"),
+                log_limits: LogLimits::default(),
+            })
+        );
+        assert_eq!(
+            command(&[
+                "daemon",
+                "--data-dir",
+                "/d",
+                "--log-max-bytes",
+                "4096",
+                "--log-files",
+                "0"
+            ]),
+            Command::Daemon(Options {
+                data_dir: PathBuf::from("/d"),
+                log_limits: LogLimits {
+                    max_bytes: 4096,
+                    rotated: 0
+                },
+            })
+        );
+        assert_eq!(
+            usage_message(&["daemon", "--log-max-bytes", "10"]),
+            "daemon: --log-max-bytes must be at least 1024 (see 'husk --help')"
+        );
+        assert_eq!(
+            usage_message(&["daemon", "--log-files", "100"]),
+            "daemon: --log-files must be at most 99 (see 'husk --help')"
+        );
+        assert_eq!(
+            command(&["daemon", "status", "--json"]),
+            Command::DaemonStatus {
+                data_dir: PathBuf::from("/var/lib/husk"),
+                json: true
+            }
+        );
+        assert_eq!(
+            command(&["daemon", "--data-dir", "/d", "status"]),
+            Command::DaemonStatus {
+                data_dir: PathBuf::from("/d"),
+                json: false
+            }
+        );
+        assert_eq!(
+            command(&["logs", "-f", "--tail", "5", "web"]),
+            Command::Logs {
+                data_dir: PathBuf::from("/var/lib/husk"),
+                name: id("web"),
+                tail: Some(5),
+                follow: true
+            }
+        );
+        assert!(usage_message(&["logs", "../x"]).contains("container id"));
     }
 }

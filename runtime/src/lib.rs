@@ -3,13 +3,15 @@
 //! [`cli`] parses the command line, [`lifecycle`] carries out the OCI commands
 //! over the [`state`] directory, [`spec`] turns `config.json` into a
 //! [`spec::ContainerSpec`], [`container`] sets a container up and runs it, and
-//! [`sys`] holds every system call and all `unsafe` code.
+//! [`sys`] holds every system call and all `unsafe` code. [`daemon`] is the
+//! device supervisor, `husk daemon`, built on the lifecycle.
 
 #![deny(unsafe_code)]
 
 pub mod cgroup;
 pub mod cli;
 pub mod container;
+pub mod daemon;
 pub mod hooks;
 pub mod image;
 pub mod lifecycle;
@@ -54,6 +56,8 @@ pub enum Error {
     Lifecycle(lifecycle::LifecycleError),
     /// An image command refused or failed.
     Image(image::ImageError),
+    /// The supervisor refused to start or failed.
+    Daemon(daemon::DaemonError),
 }
 
 /// `error` and its sources joined by ": ", on one line.
@@ -78,6 +82,7 @@ impl fmt::Display for Error {
             Self::State(e) => e.fmt(f),
             Self::Lifecycle(e) => e.fmt(f),
             Self::Image(e) => e.fmt(f),
+            Self::Daemon(e) => e.fmt(f),
         }
     }
 }
@@ -91,6 +96,7 @@ impl std::error::Error for Error {
             Self::State(e) => e.source(),
             Self::Lifecycle(e) => e.source(),
             Self::Image(e) => e.source(),
+            Self::Daemon(e) => e.source(),
         }
     }
 }
@@ -122,5 +128,11 @@ impl From<lifecycle::LifecycleError> for Error {
 impl From<image::ImageError> for Error {
     fn from(e: image::ImageError) -> Self {
         Self::Image(e)
+    }
+}
+
+impl From<daemon::DaemonError> for Error {
+    fn from(e: daemon::DaemonError) -> Self {
+        Self::Daemon(e)
     }
 }

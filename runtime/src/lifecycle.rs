@@ -222,8 +222,24 @@ pub fn create(
     console_socket: Option<&Path>,
     init: bool,
 ) -> Result<(), Error> {
+    let none = spec::ProcessOverrides::default();
+    create_overridden(host, id, bundle, pid_file, console_socket, init, &none)
+}
+
+/// `create` of the bundle's process changed by `overrides`, as the
+/// supervisor's desired state changes it.
+pub fn create_overridden(
+    host: &Host,
+    id: &ContainerId,
+    bundle: &Path,
+    pid_file: Option<&Path>,
+    console_socket: Option<&Path>,
+    init: bool,
+    overrides: &spec::ProcessOverrides,
+) -> Result<(), Error> {
     let (bundle, mut spec) = load_bundle(bundle)?;
     spec.reaper = init;
+    spec.process = spec.process.overridden(overrides);
     let console = console(&spec.process, console_socket)?;
     let (mut record, cgroup) = claim(host, id, &bundle, &spec)?;
     let fifo = host.state.exec_fifo(id);
@@ -566,6 +582,59 @@ pub fn exec(
     detach: bool,
     console_socket: Option<&Path>,
 ) -> Result<u8, Error> {
+    let prepared = exec_prepare(host, id, process_file, overrides, console_socket)?;
+    let (seccomp, dir) = (prepared.spec.seccomp.as_ref(), cgroup_dir(&prepared.cgroup));
+    let (target, process, console) = (&prepared.target, &prepared.process, &prepared.console);
+    let write_pid = |pid: Pid| match pid_file {
+        Some(path) => write_pid_file(path, pid.as_raw()).map_err(Error::from),
+        None => Ok(()),
+    };
+    if !detach {
+        return container::exec(target, process, seccomp, dir, console.as_ref(), write_pid);
+    }
+    let pid = container::spawn_exec(target, process, seccomp, dir, console.as_ref())
+        .and_then(container::Spawned::exec_result)?;
+    if let Err(error) = write_pid(pid) {
+        // Nobody would know of the process otherwise.
+        let _ = sys::forward_signal(pid, Signal::SIGKILL);
+        return Err(error);
+    }
+    Ok(0)
+}
+
+/// `exec --detach` of the container's process changed by `overrides`,
+/// returning the process's pid once its `execve` worked: the supervisor's
+/// health probes. The caller must be single-threaded and, to reap the
+/// process, a child subreaper.
+pub fn exec_detached(
+    host: &Host,
+    id: &ContainerId,
+    overrides: &spec::ProcessOverrides,
+) -> Result<Pid, Error> {
+    let prepared = exec_prepare(host, id, None, overrides, None)?;
+    let seccomp = prepared.spec.seccomp.as_ref();
+    let dir = cgroup_dir(&prepared.cgroup);
+    let spawned = container::spawn_exec(&prepared.target, &prepared.process, seccomp, dir, None)?;
+    Ok(spawned.exec_result()?)
+}
+
+/// What `exec` has opened and read before it forks.
+struct ExecPrepared {
+    spec: spec::ContainerSpec,
+    process: spec::Process,
+    console: Option<container::ConsoleSocket>,
+    cgroup: Option<Cgroup<HostFs>>,
+    target: container::ExecTarget,
+}
+
+/// `exec` up to the fork: the checks, the process, and the init's namespaces.
+fn exec_prepare(
+    host: &Host,
+    id: &ContainerId,
+    process_file: Option<&Path>,
+    overrides: &spec::ProcessOverrides,
+    console_socket: Option<&Path>,
+) -> Result<ExecPrepared, Error> {
     const COMMAND: &str = "exec in";
     let record = host.state.load(id)?;
     let status = host.status(&record);
@@ -598,22 +667,20 @@ pub fn exec(
     if !host.is_alive(init, record.start_time) {
         return Err(wrong_status(id, COMMAND, Status::Stopped));
     }
-    let (seccomp, dir) = (spec.seccomp.as_ref(), cgroup_dir(&cgroup));
-    let write_pid = |pid: Pid| match pid_file {
-        Some(path) => write_pid_file(path, pid.as_raw()).map_err(Error::from),
-        None => Ok(()),
-    };
-    if !detach {
-        return container::exec(&target, &process, seccomp, dir, console.as_ref(), write_pid);
-    }
-    let pid = container::spawn_exec(&target, &process, seccomp, dir, console.as_ref())
-        .and_then(container::Spawned::exec_result)?;
-    if let Err(error) = write_pid(pid) {
-        // Nobody would know of the process otherwise.
-        let _ = sys::forward_signal(pid, Signal::SIGKILL);
-        return Err(error);
-    }
-    Ok(0)
+    Ok(ExecPrepared {
+        spec,
+        process,
+        console,
+        cgroup,
+        target,
+    })
+}
+
+/// How often the OOM killer has killed a process in the container's cgroup,
+/// where the memory controller counts it.
+pub fn oom_kills(host: &Host, id: &ContainerId) -> Option<u64> {
+    let record = host.state.load(id).ok()?;
+    summary(host, record).oom_kills
 }
 
 /// `spec`: writes the default `config.json` into `bundle`, never over one.

@@ -45,6 +45,19 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
             println!("{}", husk::template::features());
             return Ok(0);
         }
+        Command::DaemonStatus { data_dir, json } => {
+            husk::daemon::print_status(data_dir, *json)?;
+            return Ok(0);
+        }
+        Command::Logs {
+            data_dir,
+            name,
+            tail,
+            follow,
+        } => {
+            husk::daemon::print_logs(data_dir, name, *tail, *follow)?;
+            return Ok(0);
+        }
         _ => {}
     }
     let root = match &invocation.root {
@@ -57,7 +70,12 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
     let host = Host::new(&root);
     match &invocation.command {
         // Answered above, before the state directory is looked for.
-        Command::Version | Command::Spec { .. } | Command::Features => {}
+        Command::Version
+        | Command::Spec { .. }
+        | Command::Features
+        | Command::DaemonStatus { .. }
+        | Command::Logs { .. } => {}
+        Command::Daemon(options) => return husk::daemon::run(&host, options),
         Command::Create(args) => lifecycle::create(
             &host,
             &args.id,

@@ -1317,3 +1317,166 @@ pub fn unmount(target: &Path) -> Result<(), SysError> {
         result => check("umount", Some(target), result),
     }
 }
+
+// What `husk daemon` needs: its signals as a descriptor, poll(2), reaping any
+// child, and its containers' standard descriptors.
+
+/// A descriptor that becomes readable when one of the blocked signals it was
+/// made for is pending; reading it takes the signal.
+pub struct SignalFd(nix::sys::signalfd::SignalFd);
+
+impl SignalFd {
+    /// Blocks `signals` and makes a non-blocking, close-on-exec signalfd for them.
+    pub fn new(signals: &SigSet) -> Result<Self, SysError> {
+        use nix::sys::signalfd::SfdFlags;
+        block_signals(signals)?;
+        let flags = SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC;
+        let fd = nix::sys::signalfd::SignalFd::with_flags(signals, flags);
+        Ok(Self(check("signalfd", None, fd)?))
+    }
+
+    /// Takes one pending signal, if there is one.
+    pub fn take(&self) -> Result<Option<Signal>, SysError> {
+        let info = check("read signalfd", None, self.0.read_signal())?;
+        Ok(info.and_then(|info| Signal::try_from(info.ssi_signo as i32).ok()))
+    }
+}
+
+impl std::os::fd::AsFd for SignalFd {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+/// Waits until one of `fds` is readable (or hung up), a signal arrives, or
+/// `timeout` passes (`None`: no limit); says which are ready.
+pub fn poll_readable(
+    fds: &[std::os::fd::BorrowedFd<'_>],
+    timeout: Option<std::time::Duration>,
+) -> Result<Vec<bool>, SysError> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout};
+    let mut polled: Vec<PollFd<'_>> = fds
+        .iter()
+        .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+        .collect();
+    // Rounded up, so a timer is never woken for a millisecond early.
+    let timeout = match timeout {
+        None => PollTimeout::NONE,
+        Some(t) => {
+            let ms = t.as_micros().div_ceil(1000).min(i32::MAX as u128);
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+        }
+    };
+    match nix::poll::poll(&mut polled, timeout) {
+        Err(Errno::EINTR) => return Ok(vec![false; fds.len()]),
+        result => check("poll", None, result)?,
+    };
+    Ok(polled
+        .iter()
+        .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
+        .collect())
+}
+
+/// How a child that was reaped ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reaped {
+    /// The child.
+    pub pid: Pid,
+    /// Its exit code, if it exited.
+    pub code: Option<u8>,
+    /// The signal that killed it, if one did.
+    pub signal: Option<i32>,
+}
+
+/// Reaps one child that has ended, if there is one (`waitpid(-1, WNOHANG)`).
+pub fn reap_any() -> Result<Option<Reaped>, SysError> {
+    loop {
+        let status = nix::sys::wait::waitpid(None, Some(WaitPidFlag::WNOHANG));
+        return match status {
+            Err(Errno::ECHILD) | Ok(WaitStatus::StillAlive) => Ok(None),
+            Ok(WaitStatus::Exited(pid, code)) => Ok(Some(Reaped {
+                pid,
+                code: Some(code as u8),
+                signal: None,
+            })),
+            Ok(WaitStatus::Signaled(pid, signal, _)) => Ok(Some(Reaped {
+                pid,
+                code: None,
+                signal: Some(signal as i32),
+            })),
+            // Stopped and continued children are not ended.
+            Ok(_) => continue,
+            Err(errno) => Err(SysError::new("waitpid", None, errno)),
+        };
+    }
+}
+
+/// Makes reads of `fd` return at once when there is nothing to read.
+pub fn set_nonblocking(fd: std::os::fd::BorrowedFd<'_>) -> Result<(), SysError> {
+    let flags = check(
+        "fcntl(F_GETFL)",
+        None,
+        fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL),
+    )?;
+    let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+    check(
+        "fcntl(F_SETFL)",
+        None,
+        fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags)),
+    )
+    .map(drop)
+}
+
+/// This process's descriptors 0, 1 and 2 as they were before
+/// [`redirect_stdio`], put back on drop.
+pub struct SavedStdio([OwnedFd; 3]);
+
+/// Points descriptors 0, 1 and 2 at `stdin`, `stdout` and `stderr` until the
+/// returned guard drops: what a child forked meanwhile inherits. The caller
+/// must be single-threaded.
+pub fn redirect_stdio(
+    stdin: std::os::fd::BorrowedFd<'_>,
+    stdout: std::os::fd::BorrowedFd<'_>,
+    stderr: std::os::fd::BorrowedFd<'_>,
+) -> Result<SavedStdio, SysError> {
+    use std::os::fd::AsFd;
+    let save = |fd: std::os::fd::BorrowedFd<'_>| io_check("dup", None, fd.try_clone_to_owned());
+    let saved = SavedStdio([
+        save(io::stdin().as_fd())?,
+        save(io::stdout().as_fd())?,
+        save(io::stderr().as_fd())?,
+    ]);
+    io::stdout().flush().ok();
+    for (fd, target) in [stdin, stdout, stderr].into_iter().zip(0..) {
+        check("dup2", None, nix::unistd::dup2(fd.as_raw_fd(), target))?;
+    }
+    Ok(saved)
+}
+
+impl Drop for SavedStdio {
+    fn drop(&mut self) {
+        for (fd, target) in self.0.iter().zip(0..) {
+            // Nothing to do if it fails: the descriptor stays the container's.
+            let _ = nix::unistd::dup2(fd.as_raw_fd(), target);
+        }
+    }
+}
+
+/// Joins the network namespace of process `pid` (for a health probe, in a
+/// forked child).
+pub fn join_net_namespace(proc_root: &Path, pid: Pid) -> Result<(), SysError> {
+    let path = proc_root.join(pid.as_raw().to_string()).join("ns/net");
+    let file = io_check("open", Some(&path), File::open(&path))?;
+    setns(&file, CloneFlags::CLONE_NEWNET, &path)
+}
+
+/// Takes an exclusive lock on `file` (opened from `path`) without waiting;
+/// `None` if another open file description holds one.
+pub fn try_lock(file: File, path: &Path) -> Result<Option<FileLock>, SysError> {
+    use nix::fcntl::{Flock, FlockArg};
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, errno)) => Err(SysError::new("flock", Some(path), errno)),
+    }
+}
