@@ -100,6 +100,13 @@ pub enum Command {
         /// Ids only.
         quiet: bool,
     },
+    /// Report what the running kernel offers husk.
+    Check {
+        /// A board's kernel config fragment, or its board TOML, to compare with.
+        board: Option<PathBuf>,
+        /// As JSON instead of text.
+        json: bool,
+    },
 }
 
 /// `exec`'s arguments, validated.
@@ -173,6 +180,7 @@ enum Subcommand {
     Run(RunArgs),
     Exec(ExecArgs),
     List(ListArgs),
+    Check(CheckArgs),
 }
 
 /// Set a container up from an OCI bundle; it waits for 'husk start'.
@@ -400,6 +408,32 @@ struct ListArgs {
     quiet: bool,
 }
 
+/// Report what the running kernel offers husk, like lxc-checkconfig: each
+/// feature required or optional, and what degrades without it.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "check",
+    note = "Reads the kernel config from /proc/config.gz or /boot/config-$(uname -r)
+and probes /proc and /sys. --board takes a kconfig fragment, or a board TOML
+whose kernel_fragment = \"FILE\" line names one (relative to the TOML).
+--json prints one object: schemaVersion, kernel, arch, config, ok, exitCode,
+features[] (id, name, group, required, status yes|module|missing|unknown,
+note, symbols, degrades) and board (fragment, ok, symbols[] of symbol,
+wanted, running, ok) or null.",
+    error_code(1, "husk could not read the kernel config or the board fragment"),
+    error_code(2, "a required feature is missing"),
+    error_code(3, "required features present, but the kernel differs from --board")
+)]
+struct CheckArgs {
+    /// compare with a board: its kconfig fragment or board TOML
+    #[argh(option)]
+    board: Option<PathBuf>,
+    /// print the report as JSON
+    #[argh(switch)]
+    json: bool,
+}
+
 /// Parses the process arguments, program name first.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, EarlyExit> {
     let args = args
@@ -460,6 +494,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
         Some(Subcommand::List(args)) => Command::List {
             json: json_format("list", &args.format)?,
             quiet: args.quiet,
+        },
+        Some(Subcommand::Check(args)) => Command::Check {
+            board: args.board,
+            json: args.json,
         },
     };
     Ok(Invocation {
@@ -974,6 +1012,7 @@ mod tests {
             &["state", "--help"],
             &["kill", "--help"],
             &["exec", "--help"],
+            &["check", "--help"],
         ] {
             let Err(EarlyExit::Help(text)) = parse_args(args) else {
                 panic!("{args:?} should print help");
@@ -987,7 +1026,7 @@ mod tests {
         };
         for name in [
             "create", "start", "state", "kill", "delete", "run", "list", "pause", "resume", "ps",
-            "spec", "update", "features", "exec",
+            "spec", "update", "features", "exec", "check",
         ] {
             assert!(text.contains(name), "{name} missing from {text}");
         }

@@ -2,12 +2,14 @@
 //!
 //! [`cli`] parses the command line, [`lifecycle`] carries out the OCI commands
 //! over the [`state`] directory, [`spec`] turns `config.json` into a
-//! [`spec::ContainerSpec`], [`container`] sets a container up and runs it, and
-//! [`sys`] holds every system call and all `unsafe` code.
+//! [`spec::ContainerSpec`], [`container`] sets a container up and runs it,
+//! [`check`] reports what the running kernel offers, and [`sys`] holds every
+//! system call and all `unsafe` code.
 
 #![deny(unsafe_code)]
 
 pub mod cgroup;
+pub mod check;
 pub mod cli;
 pub mod container;
 pub mod hooks;
@@ -51,6 +53,8 @@ pub enum Error {
     State(state::StateError),
     /// A lifecycle command refused or failed.
     Lifecycle(lifecycle::LifecycleError),
+    /// `husk check` could not read what it checks.
+    Check(check::CheckError),
 }
 
 /// `error` and its sources joined by ": ", on one line.
@@ -74,6 +78,7 @@ impl fmt::Display for Error {
             Self::Container(e) => e.fmt(f),
             Self::State(e) => e.fmt(f),
             Self::Lifecycle(e) => e.fmt(f),
+            Self::Check(e) => e.fmt(f),
         }
     }
 }
@@ -86,6 +91,7 @@ impl std::error::Error for Error {
             Self::Container(e) => e.source(),
             Self::State(e) => e.source(),
             Self::Lifecycle(e) => e.source(),
+            Self::Check(e) => e.source(),
         }
     }
 }
@@ -111,5 +117,11 @@ impl From<state::StateError> for Error {
 impl From<lifecycle::LifecycleError> for Error {
     fn from(e: lifecycle::LifecycleError) -> Self {
         Self::Lifecycle(e)
+    }
+}
+
+impl From<check::CheckError> for Error {
+    fn from(e: check::CheckError) -> Self {
+        Self::Check(e)
     }
 }

@@ -44,6 +44,15 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
             println!("{}", husk::template::features());
             return Ok(0);
         }
+        Command::Check { board, json } => {
+            let report = husk::check::run(&husk::check::Roots::host(), board.as_deref())?;
+            if *json {
+                println!("{}", report.json());
+            } else {
+                print!("{}", report.text(colour()));
+            }
+            return Ok(report.exit_code());
+        }
         _ => {}
     }
     let root = match &invocation.root {
@@ -56,7 +65,7 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
     let host = Host::new(&root);
     match &invocation.command {
         // Answered above, before the state directory is looked for.
-        Command::Version | Command::Spec { .. } | Command::Features => {}
+        Command::Version | Command::Spec { .. } | Command::Features | Command::Check { .. } => {}
         Command::Create(args) => lifecycle::create(
             &host,
             &args.id,
@@ -132,6 +141,14 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
         }
     }
     Ok(0)
+}
+
+/// Whether to colour output: stdout is a terminal whose `TERM` is set and not
+/// `dumb`.
+fn colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal()
+        && std::env::var_os("TERM").is_some_and(|term| !term.is_empty() && term != "dumb")
 }
 
 /// The `linux.resources` JSON of `update --resources FILE` (`-`: stdin).
