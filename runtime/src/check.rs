@@ -273,10 +273,7 @@ impl KernelConfig {
 }
 
 fn valid_symbol(name: &str) -> bool {
-    name.len() > "CONFIG_".len()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    name.len() > "CONFIG_".len() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// Where a feature belongs in the report.
@@ -687,7 +684,11 @@ pub fn run(roots: &Roots, board: Option<&Path>) -> Result<Report, CheckError> {
 }
 
 /// The symbols of `fragment` compared with `running`.
-pub fn compare(fragment_path: PathBuf, fragment: &KernelConfig, running: &KernelConfig) -> BoardCheck {
+pub fn compare(
+    fragment_path: PathBuf,
+    fragment: &KernelConfig,
+    running: &KernelConfig,
+) -> BoardCheck {
     BoardCheck {
         fragment: fragment_path,
         symbols: fragment
@@ -788,8 +789,7 @@ pub fn kernel_fragment_line(toml: &str) -> Result<&str, &'static str> {
         let value = value.trim().strip_prefix('"').ok_or(malformed)?;
         let (name, after) = value.split_once('"').ok_or(malformed)?;
         let after = after.trim();
-        if name.is_empty() || name.contains('\\') || !(after.is_empty() || after.starts_with('#'))
-        {
+        if name.is_empty() || name.contains('\\') || !(after.is_empty() || after.starts_with('#')) {
             return Err(malformed);
         }
         return Ok(name);
@@ -848,9 +848,7 @@ fn probe(probe: Probe, roots: &Roots) -> Seen {
                 return Seen::Absent(None);
             }
             match read_probe(&roots.proc.join("sys/user/max_user_namespaces")) {
-                Some(max) if max.trim() == "0" => {
-                    Seen::Absent(Some("max_user_namespaces is 0"))
-                }
+                Some(max) if max.trim() == "0" => Seen::Absent(Some("max_user_namespaces is 0")),
                 _ => Seen::Present,
             }
         }
@@ -865,11 +863,10 @@ fn probe(probe: Probe, roots: &Roots) -> Seen {
             if cgroup_root.join("cgroup.controllers").exists() {
                 return Seen::Present;
             }
-            let supported = read_probe(&roots.proc.join("filesystems"))
-                .is_some_and(|list| {
-                    list.lines()
-                        .any(|l| l.split_whitespace().last() == Some("cgroup2"))
-                });
+            let supported = read_probe(&roots.proc.join("filesystems")).is_some_and(|list| {
+                list.lines()
+                    .any(|l| l.split_whitespace().last() == Some("cgroup2"))
+            });
             Seen::Absent(supported.then_some("supported, not mounted there"))
         }
         Probe::Controller(name) => match read_probe(&cgroup_root.join("cgroup.controllers")) {
@@ -950,9 +947,9 @@ fn feature(id: &str) -> &'static Feature {
 impl Report {
     /// Required features that are not present.
     pub fn missing_required(&self) -> impl Iterator<Item = &Finding> {
-        self.findings
-            .iter()
-            .filter(|f| feature(f.id).required && !f.status.present() && f.status != Status::Unknown)
+        self.findings.iter().filter(|f| {
+            feature(f.id).required && !f.status.present() && f.status != Status::Unknown
+        })
     }
 
     /// 0 ready, 2 a required feature missing, 3 the board fragment not met.
@@ -1062,7 +1059,11 @@ impl Report {
                 "{} of {} symbols as the fragment sets them{}\n",
                 board.symbols.len() - differ.len(),
                 board.symbols.len(),
-                if differ.is_empty() { "." } else { "; differing above." }
+                if differ.is_empty() {
+                    "."
+                } else {
+                    "; differing above."
+                }
             ));
         }
         out
@@ -1191,4 +1192,601 @@ struct WireSymbol<'a> {
     wanted: &'a str,
     running: Option<&'a str>,
     ok: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::io::Write;
+
+    use super::*;
+    use crate::testutil::TempDir;
+
+    const RELEASE: &str = "6.1.0-test";
+
+    /// A kernel config with every symbol husk checks built in, overlayfs and
+    /// squashfs as modules.
+    const FULL_CONFIG: &str = "\
+# Linux/arm64 6.1.0 Kernel Configuration
+CONFIG_CC_VERSION_TEXT=\"gcc (Debian 12.2.0-14) 12.2.0\"
+CONFIG_NAMESPACES=y
+CONFIG_UTS_NS=y
+CONFIG_IPC_NS=y
+CONFIG_PID_NS=y
+CONFIG_NET_NS=y
+CONFIG_CGROUP_NS=y
+CONFIG_USER_NS=y
+CONFIG_CGROUPS=y
+CONFIG_CGROUP_PIDS=y
+CONFIG_MEMCG=y
+CONFIG_CGROUP_SCHED=y
+CONFIG_FAIR_GROUP_SCHED=y
+CONFIG_CFS_BANDWIDTH=y
+CONFIG_CPUSETS=y
+CONFIG_BLK_CGROUP=y
+CONFIG_CGROUP_BPF=y
+CONFIG_BPF_SYSCALL=y
+CONFIG_OVERLAY_FS=m
+CONFIG_SQUASHFS=m
+CONFIG_BLK_DEV_LOOP=y
+CONFIG_SECCOMP=y
+CONFIG_SECCOMP_FILTER=y
+CONFIG_VETH=m
+CONFIG_BRIDGE=m
+# CONFIG_IKCONFIG is not set
+CONFIG_LOG_BUF_SHIFT=17
+";
+
+    /// A device tree under a temp dir: `proc`, `sys` and `boot`.
+    struct Device {
+        dir: TempDir,
+    }
+
+    impl Device {
+        /// A kernel with every namespace, cgroup2 mounted with `controllers`,
+        /// `filesystems` registered, a seccomp status with filters.
+        fn new(controllers: &str, filesystems: &[&str]) -> Self {
+            let device = Self {
+                dir: TempDir::new("check"),
+            };
+            for ns in ["mnt", "pid", "uts", "ipc", "net", "cgroup", "user"] {
+                device.write(&format!("proc/self/ns/{ns}"), "");
+            }
+            device.write("proc/sys/kernel/osrelease", &format!("{RELEASE}\n"));
+            device.write("proc/sys/user/max_user_namespaces", "15000\n");
+            device.write(
+                "proc/self/status",
+                "Name:\thusk\nNoNewPrivs:\t0\nSeccomp:\t0\nSeccomp_filters:\t0\n",
+            );
+            let mut list = String::from("nodev\tsysfs\nnodev\tproc\nnodev\tcgroup2\n");
+            for fs in filesystems {
+                list.push_str(&format!("nodev\t{fs}\n"));
+            }
+            device.write("proc/filesystems", &list);
+            device.write(
+                "sys/fs/cgroup/cgroup.controllers",
+                &format!("{controllers}\n"),
+            );
+            fs::create_dir_all(device.path("boot")).unwrap();
+            device
+        }
+
+        fn path(&self, rel: &str) -> PathBuf {
+            self.dir.path().join(rel)
+        }
+
+        fn write(&self, rel: &str, text: &str) {
+            let path = self.path(rel);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        }
+
+        fn roots(&self) -> Roots {
+            Roots {
+                proc: self.path("proc"),
+                sys: self.path("sys"),
+                boot: self.path("boot"),
+            }
+        }
+
+        fn boot_config(&self, text: &str) {
+            self.write(&format!("boot/config-{RELEASE}"), text);
+        }
+
+        fn check(&self, board: Option<&Path>) -> Report {
+            run(&self.roots(), board).expect("check should run")
+        }
+    }
+
+    fn complete() -> Device {
+        Device::new("cpuset cpu io memory pids", &["overlay", "squashfs"])
+    }
+
+    fn status(report: &Report, id: &str) -> (Status, Option<&'static str>) {
+        let finding = report.findings.iter().find(|f| f.id == id).unwrap();
+        (finding.status, finding.note)
+    }
+
+    #[test]
+    fn parses_kconfig_settings() {
+        let config = KernelConfig::parse(FULL_CONFIG).unwrap();
+        assert_eq!(config.get("CONFIG_PID_NS"), Some(&Setting::Yes));
+        assert_eq!(config.get("CONFIG_OVERLAY_FS"), Some(&Setting::Module));
+        assert_eq!(config.get("CONFIG_IKCONFIG"), Some(&Setting::NotSet));
+        assert_eq!(
+            config.get("CONFIG_LOG_BUF_SHIFT"),
+            Some(&Setting::Value("17".into()))
+        );
+        assert_eq!(
+            config.get("CONFIG_CC_VERSION_TEXT"),
+            Some(&Setting::Value("\"gcc (Debian 12.2.0-14) 12.2.0\"".into()))
+        );
+        assert_eq!(config.get("CONFIG_MISSING"), None);
+        // The heading comment is not a symbol.
+        assert_eq!(config.len(), 27);
+        let merged =
+            KernelConfig::parse("CONFIG_A=y\n  \n# CONFIG_A is not set\nCONFIG_B=n\n").unwrap();
+        assert_eq!(
+            merged.get("CONFIG_A"),
+            Some(&Setting::NotSet),
+            "the last line wins"
+        );
+        assert_eq!(merged.get("CONFIG_B"), Some(&Setting::NotSet));
+        assert!(KernelConfig::parse("\n# only a comment\n")
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn rejects_lines_that_are_not_kconfig() {
+        for (text, line, reason) in [
+            (
+                "CONFIG_A=y\nnonsense\n",
+                2,
+                "expected CONFIG_NAME=value or a # comment",
+            ),
+            ("FOO=y\n", 1, "a symbol is CONFIG_ and then A-Z a-z 0-9 _"),
+            (
+                "CONFIG_=y\n",
+                1,
+                "a symbol is CONFIG_ and then A-Z a-z 0-9 _",
+            ),
+            (
+                "CONFIG_A-B=y\n",
+                1,
+                "a symbol is CONFIG_ and then A-Z a-z 0-9 _",
+            ),
+            ("\n\nCONFIG_A=\n", 3, "no value after '='"),
+        ] {
+            assert_eq!(
+                KernelConfig::parse(text),
+                Err(ParseError { line, reason }),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn fragment_settings_are_met_as_kconfig_means_them() {
+        use Setting::*;
+        let value = |v: &str| Value(v.to_owned());
+        for (wanted, running, ok) in [
+            (Yes, Some(Yes), true),
+            (Yes, Some(Module), true),
+            (Module, Some(Yes), true),
+            (Yes, Some(NotSet), false),
+            (Yes, None, false),
+            (NotSet, None, true),
+            (NotSet, Some(NotSet), true),
+            (NotSet, Some(Module), false),
+            (value("17"), Some(value("17")), true),
+            (value("17"), Some(value("18")), false),
+            (value("17"), None, false),
+        ] {
+            assert_eq!(
+                wanted.met_by(running.as_ref()),
+                ok,
+                "{wanted:?} {running:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_the_kernel_fragment_line_of_a_board_toml() {
+        let toml = "[board]\nname = \"x\"\n# kernel_fragment = \"commented.config\"\n\
+                    kernel_fragment_notes = \"no\"\n  kernel_fragment=\"rpi4.config\"  # the fragment\n";
+        assert_eq!(kernel_fragment_line(toml), Ok("rpi4.config"));
+        assert_eq!(
+            kernel_fragment_line("kernel_fragment = \"a.config\"\nkernel_fragment = \"b\"\n"),
+            Ok("a.config")
+        );
+        let malformed = Err("kernel_fragment must be a \"quoted\" file name without escapes");
+        for bad in [
+            "kernel_fragment = a.config",
+            "kernel_fragment = 'a.config'",
+            "kernel_fragment = \"a\\\\b.config\"",
+            "kernel_fragment = \"a.config",
+            "kernel_fragment = \"\"",
+            "kernel_fragment = \"a.config\" trailing",
+        ] {
+            assert_eq!(kernel_fragment_line(bad), malformed, "{bad:?}");
+        }
+        assert_eq!(
+            kernel_fragment_line("[board]\nname = \"x\"\n"),
+            Err("no kernel_fragment = \"...\" line")
+        );
+    }
+
+    #[test]
+    fn a_complete_kernel_is_ready() {
+        let device = complete();
+        device.boot_config(FULL_CONFIG);
+        let report = device.check(None);
+        assert_eq!(report.kernel.as_deref(), Some(RELEASE));
+        assert_eq!(
+            report.config,
+            Some(device.path(&format!("boot/config-{RELEASE}")))
+        );
+        for finding in &report.findings {
+            let expected = match finding.id {
+                // Modules not seen live: no /sys/module entry in the fixture.
+                "net.veth" | "net.bridge" => Status::Module,
+                _ => Status::Yes,
+            };
+            assert_eq!(finding.status, expected, "{}", finding.id);
+        }
+        assert_eq!(report.findings.len(), FEATURES.len());
+        assert_eq!(report.exit_code(), 0);
+        assert!(report
+            .text(false)
+            .contains("\nReady: every required feature is present"));
+    }
+
+    #[test]
+    fn proc_config_gz_comes_first() {
+        let device = complete();
+        device.boot_config("CONFIG_CFS_BANDWIDTH=y\n");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"# CONFIG_CFS_BANDWIDTH is not set\n")
+            .unwrap();
+        device.write_bytes("proc/config.gz", &gz.finish().unwrap());
+        let report = device.check(None);
+        assert_eq!(report.config, Some(device.path("proc/config.gz")));
+        assert_eq!(status(&report, "cgroup.cpu.bandwidth").0, Status::Missing);
+        // Not gzip at all: an error naming the file, not a guess.
+        device.write("proc/config.gz", "CONFIG_A=y\n");
+        let error = run(&device.roots(), None).unwrap_err();
+        assert!(
+            matches!(&error, CheckError::Read { path, .. } if path.ends_with("proc/config.gz"))
+        );
+        assert_eq!(
+            error.to_string(),
+            format!("check: reading {}", device.path("proc/config.gz").display())
+        );
+    }
+
+    impl Device {
+        fn write_bytes(&self, rel: &str, bytes: &[u8]) {
+            let path = self.path(rel);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, bytes).unwrap();
+        }
+    }
+
+    #[test]
+    fn live_probes_win_over_the_config() {
+        // Memory compiled in but not offered (cgroup_disable=memory on the
+        // command line, as Raspberry Pi kernels ship); overlay a module not
+        // loaded; squashfs built in yet not registered.
+        let device = Device::new("cpuset cpu io pids", &[]);
+        device.boot_config(&FULL_CONFIG.replace("CONFIG_SQUASHFS=m", "CONFIG_SQUASHFS=y"));
+        device.write("sys/module/veth/refcnt", "0\n");
+        let report = device.check(None);
+        assert_eq!(
+            status(&report, "cgroup.memory"),
+            (Status::Missing, Some("not in cgroup.controllers"))
+        );
+        assert_eq!(
+            status(&report, "fs.overlay"),
+            (Status::Module, Some("module, not loaded"))
+        );
+        assert_eq!(
+            status(&report, "fs.squashfs"),
+            (
+                Status::Missing,
+                Some("configured, but not in the running kernel")
+            )
+        );
+        assert_eq!(status(&report, "net.veth"), (Status::Yes, None));
+        // Only optional features are missing: still ready.
+        assert_eq!(report.exit_code(), 0);
+        let text = report.text(false);
+        assert!(
+            text.contains("  memory controller              optional  missing\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("      not in cgroup.controllers: memory limits cannot be"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Ready: every required feature is present; 2 optional missing, 0 unknown."
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_missing_required_feature_fails_the_check() {
+        let device = complete();
+        device.boot_config(&FULL_CONFIG.replace(
+            "CONFIG_SECCOMP_FILTER=y",
+            "# CONFIG_SECCOMP_FILTER is not set",
+        ));
+        // A kernel without Seccomp_filters (before 5.9): the config decides.
+        device.write("proc/self/status", "Name:\thusk\nSeccomp:\t0\n");
+        fs::remove_file(device.path("proc/self/ns/pid")).unwrap();
+        let report = device.check(None);
+        assert_eq!(status(&report, "seccomp").0, Status::Missing);
+        assert_eq!(status(&report, "ns.pid").0, Status::Missing);
+        assert_eq!(report.exit_code(), 2);
+        let text = report.text(false);
+        assert!(
+            text.contains("  seccomp filter                 required  MISSING\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("NOT READY: missing required pid namespace, seccomp filter."),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn cgroup2_not_mounted_and_user_namespaces_off() {
+        let device = complete();
+        fs::remove_dir_all(device.path("sys/fs/cgroup")).unwrap();
+        device.write("proc/sys/user/max_user_namespaces", "0\n");
+        let report = device.check(None);
+        assert_eq!(
+            status(&report, "cgroup2"),
+            (Status::Missing, Some("supported, not mounted there"))
+        );
+        assert_eq!(
+            status(&report, "ns.user"),
+            (Status::Missing, Some("max_user_namespaces is 0"))
+        );
+        // Controllers cannot be seen, and there is no config: unknown.
+        assert_eq!(status(&report, "cgroup.pids").0, Status::Unknown);
+        assert_eq!(report.exit_code(), 2);
+    }
+
+    #[test]
+    fn without_a_kernel_config_probes_decide_and_the_rest_is_unknown() {
+        let device = complete();
+        let report = device.check(None);
+        assert_eq!(report.config, None);
+        assert_eq!(status(&report, "ns.pid").0, Status::Yes);
+        assert_eq!(status(&report, "cgroup.cpu.bandwidth").0, Status::Unknown);
+        assert_eq!(status(&report, "cgroup.bpf").0, Status::Unknown);
+        // Unknown optional features do not fail the check.
+        assert_eq!(report.exit_code(), 0);
+        let text = report.text(false);
+        assert!(text.contains("kernel config: not found"), "{text}");
+        assert!(text.contains("0 optional missing, 5 unknown."), "{text}");
+        // A board comparison needs the config.
+        device.write("board.config", "CONFIG_PID_NS=y\n");
+        let error = run(&device.roots(), Some(&device.path("board.config"))).unwrap_err();
+        assert!(
+            matches!(error, CheckError::NoKernelConfig { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("config.gz and "), "{error}");
+    }
+
+    #[test]
+    fn compares_with_a_board_fragment_or_its_toml() {
+        let device = complete();
+        device.boot_config(FULL_CONFIG);
+        device.write(
+            "boards/pi.config",
+            "# Raspberry Pi\nCONFIG_PID_NS=y\nCONFIG_OVERLAY_FS=y\n# CONFIG_IKCONFIG is not set\n",
+        );
+        device.write(
+            "boards/pi.toml",
+            "[board]\nname = \"Pi\"\nkernel_fragment = \"pi.config\"\n",
+        );
+        for board in ["boards/pi.config", "boards/pi.toml"] {
+            let report = device.check(Some(&device.path(board)));
+            let check = report.board.as_ref().unwrap();
+            assert_eq!(check.fragment, device.path("boards/pi.config"));
+            assert_eq!(check.symbols.len(), 3);
+            assert!(check.ok(), "{check:?}");
+            assert_eq!(report.exit_code(), 0);
+            assert!(report
+                .text(false)
+                .ends_with("3 of 3 symbols as the fragment sets them.\n"));
+        }
+        device.write(
+            "boards/pi.config",
+            "CONFIG_PID_NS=y\nCONFIG_F2FS_FS=y\nCONFIG_LOG_BUF_SHIFT=14\n",
+        );
+        let report = device.check(Some(&device.path("boards/pi.toml")));
+        assert_eq!(report.exit_code(), 3);
+        let text = report.text(false);
+        assert!(
+            text.contains("\n  CONFIG_F2FS_FS: wanted y, running absent\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n  CONFIG_LOG_BUF_SHIFT: wanted 14, running 17\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("1 of 3 symbols as the fragment sets them; differing above.\n"));
+        // A missing required feature outranks the board.
+        fs::remove_file(device.path("proc/self/ns/uts")).unwrap();
+        assert_eq!(
+            device
+                .check(Some(&device.path("boards/pi.toml")))
+                .exit_code(),
+            2
+        );
+    }
+
+    #[test]
+    fn bad_board_files_are_one_line_errors() {
+        let device = complete();
+        device.boot_config(FULL_CONFIG);
+        device.write("bad.config", "CONFIG_A=y\nrubbish\n");
+        device.write("none.toml", "[board]\nname = \"x\"\n");
+        device.write("gone.toml", "kernel_fragment = \"gone.config\"\n");
+        for (board, expected) in [
+            (
+                "bad.config",
+                format!(
+                    "check: {} line 2: expected CONFIG_NAME=value or a # comment",
+                    device.path("bad.config").display()
+                ),
+            ),
+            (
+                "none.toml",
+                format!(
+                    "check: board {}: no kernel_fragment = \"...\" line",
+                    device.path("none.toml").display()
+                ),
+            ),
+            (
+                "gone.toml",
+                format!("check: reading {}", device.path("gone.config").display()),
+            ),
+            (
+                "absent.config",
+                format!("check: reading {}", device.path("absent.config").display()),
+            ),
+        ] {
+            let error = run(&device.roots(), Some(&device.path(board))).unwrap_err();
+            assert_eq!(error.to_string(), expected);
+            assert!(!crate::error_chain(&error).contains('\n'));
+        }
+    }
+
+    #[test]
+    fn text_fits_80_columns_and_is_plain_unless_coloured() {
+        // The worst case: everything missing, with notes, and long values.
+        let device = Device::new("", &[]);
+        device.boot_config("# nothing\n");
+        device.write("proc/sys/user/max_user_namespaces", "0\n");
+        device.write(
+            "board.config",
+            "CONFIG_CMDLINE=\"console=ttyS0,115200 root=/dev/mmcblk0p2 rootwait cgroup_enable=memory\"\n\
+             CONFIG_A_RATHER_LONG_SYMBOL_NAME_FOR_A_DRIVER_OPTION=y\n",
+        );
+        let report = device.check(Some(&device.path("board.config")));
+        let plain = report.text(false);
+        for line in plain.lines() {
+            assert!(line.chars().count() <= 80, "too wide: {line:?}");
+        }
+        assert!(!plain.contains('\x1b'));
+        let coloured = report.text(true);
+        assert!(coloured.contains("\x1b[1;31mMISSING\x1b[0m"), "{coloured}");
+        assert!(coloured.contains("\x1b[33mmissing\x1b[0m"), "{coloured}");
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct JsonReport<'a> {
+        schema_version: u8,
+        kernel: Option<&'a str>,
+        config: Option<&'a str>,
+        ok: bool,
+        exit_code: u8,
+        #[serde(borrow)]
+        features: heapless::Vec<JsonFeature<'a>, 32>,
+        board: Option<JsonBoard<'a>>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct JsonFeature<'a> {
+        id: &'a str,
+        required: bool,
+        status: &'a str,
+        note: Option<&'a str>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct JsonBoard<'a> {
+        ok: bool,
+        #[serde(borrow)]
+        symbols: heapless::Vec<JsonSymbol<'a>, 8>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct JsonSymbol<'a> {
+        symbol: &'a str,
+        wanted: &'a str,
+        running: Option<&'a str>,
+        ok: bool,
+    }
+
+    #[test]
+    fn json_follows_the_documented_schema() {
+        let device = Device::new("cpuset cpu io pids", &["overlay"]);
+        device.boot_config(FULL_CONFIG);
+        device.write(
+            "b.config",
+            "CONFIG_MEMCG=y\nCONFIG_F2FS_FS=y\n# CONFIG_IKCONFIG is not set\n",
+        );
+        let report = device.check(Some(&device.path("b.config")));
+        let json = report.json();
+        let (doc, _): (JsonReport, _) = serde_json_core::from_str(&json).expect(&json);
+        assert_eq!(doc.schema_version, 1);
+        assert_eq!(doc.kernel, Some(RELEASE));
+        assert!(doc
+            .config
+            .unwrap()
+            .ends_with(&format!("boot/config-{RELEASE}")));
+        assert!(doc.ok);
+        assert_eq!(doc.exit_code, 3);
+        assert_eq!(doc.features.len(), FEATURES.len());
+        let memory = doc
+            .features
+            .iter()
+            .find(|f| f.id == "cgroup.memory")
+            .unwrap();
+        assert!(!memory.required);
+        assert_eq!(
+            (memory.status, memory.note),
+            ("missing", Some("not in cgroup.controllers"))
+        );
+        let squashfs = doc.features.iter().find(|f| f.id == "fs.squashfs").unwrap();
+        assert_eq!(
+            (squashfs.status, squashfs.note),
+            ("module", Some("module, not loaded"))
+        );
+        assert!(
+            doc.features
+                .iter()
+                .find(|f| f.id == "ns.pid")
+                .unwrap()
+                .required
+        );
+        let board = doc.board.unwrap();
+        assert!(!board.ok);
+        let symbols: Vec<_> = board
+            .symbols
+            .iter()
+            .map(|s| (s.symbol, s.wanted, s.running, s.ok))
+            .collect();
+        assert_eq!(
+            symbols,
+            [
+                ("CONFIG_F2FS_FS", "y", None, false),
+                ("CONFIG_IKCONFIG", "n", Some("n"), true),
+                ("CONFIG_MEMCG", "y", Some("y"), true),
+            ]
+        );
+        // Without --board, "board" is null.
+        let json = device.check(None).json();
+        assert!(json.ends_with(",\"board\":null}"), "{json}");
+    }
 }
