@@ -408,7 +408,8 @@ pub const FEATURES: &[Feature] = &[
         name: "cgroup namespace",
         group: Group::Namespaces,
         required: true,
-        symbols: &["CONFIG_CGROUP_NS"],
+        // No symbol of its own: every kernel with cgroups has it (4.6 on).
+        symbols: &["CONFIG_CGROUPS"],
         degrades: "containers see the host's cgroup tree; \
                    configs with a cgroup namespace fail",
         probe: Probe::Namespace("cgroup"),
@@ -1214,7 +1215,6 @@ CONFIG_UTS_NS=y
 CONFIG_IPC_NS=y
 CONFIG_PID_NS=y
 CONFIG_NET_NS=y
-CONFIG_CGROUP_NS=y
 CONFIG_USER_NS=y
 CONFIG_CGROUPS=y
 CONFIG_CGROUP_PIDS=y
@@ -1323,7 +1323,7 @@ CONFIG_LOG_BUF_SHIFT=17
         );
         assert_eq!(config.get("CONFIG_MISSING"), None);
         // The heading comment is not a symbol.
-        assert_eq!(config.len(), 27);
+        assert_eq!(config.len(), 26);
         let merged =
             KernelConfig::parse("CONFIG_A=y\n  \n# CONFIG_A is not set\nCONFIG_B=n\n").unwrap();
         assert_eq!(
