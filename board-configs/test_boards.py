@@ -311,6 +311,73 @@ class InitScripts(unittest.TestCase):
         self.assertEqual(body(sysv), body(busybox))
         self.assertIn("### BEGIN INIT INFO\n# Provides:          husk\n", read(sysv))
 
+    def test_start_status_stop_with_a_stand_in_daemon(self):
+        # `husk daemon` is not built yet (qemu-tests/scenarios/initscript.sh
+        # skips until it is): drive S95husk's own logic with a stand-in that,
+        # like the daemon, runs until SIGTERM; then with one that ignores it.
+        if not shutil.which("start-stop-daemon"):
+            self.skipTest("start-stop-daemon not installed")
+        import tempfile
+        import time
+
+        with tempfile.TemporaryDirectory() as tmp:
+            daemon = os.path.join(tmp, "husk")
+            with open(daemon, "w") as f:
+                f.write('#!/bin/sh\necho "$@" > "${0%/*}/args"\n'
+                        "trap 'exit 0' TERM\n${IGNORE_TERM:+trap '' TERM}\n"
+                        "while :; do sleep 0.1; done\n")
+            os.chmod(daemon, 0o755)
+            defaults = os.path.join(tmp, "default")
+            with open(defaults, "w") as f:
+                f.write(f"DAEMON={daemon}\nPIDFILE={tmp}/run/husk.pid\n"
+                        f"HUSK_DATA_DIR={tmp}/data\nHUSK_ROOT={tmp}/root\nHUSK_STOP_TIMEOUT=2\n")
+            script = os.path.join(tmp, "S95husk")
+            with open(script, "w") as f:
+                f.write(read(self.SCRIPTS[0]).replace("/etc/default/husk", defaults))
+
+            def run(action, **env):
+                return subprocess.run(["sh", script, action], capture_output=True, text=True,
+                                      env={**os.environ, **env}, timeout=30)
+
+            for round_ in (1, 2):
+                with self.subTest(round=round_):
+                    self.assertEqual(run("start").stdout, "Starting husk: OK\n")
+                    pid = int(read(f"{tmp}/run/husk.pid"))
+                    for _ in range(50):
+                        if os.path.exists(f"{tmp}/args"):
+                            break
+                        time.sleep(0.1)
+                    self.assertEqual(read(f"{tmp}/args"),
+                                     f"--root {tmp}/root daemon --data-dir {tmp}/data\n")
+                    self.assertTrue(os.path.isdir(f"{tmp}/data") and os.path.isdir(f"{tmp}/root"))
+                    status = run("status")
+                    self.assertEqual((status.returncode, status.stdout),
+                                     (0, f"husk is running (pid {pid})\n"))
+                    self.assertEqual(run("start").stdout, "Starting husk: already running\n")
+                    stop = run("stop")
+                    self.assertEqual((stop.returncode, stop.stdout), (0, "Stopping husk: OK\n"))
+                    self.assertFalse(os.path.exists(f"/proc/{pid}"), "still running after stop")
+                    self.assertFalse(os.path.exists(f"{tmp}/run/husk.pid"))
+                    self.assertEqual(run("status").returncode, 3)
+                    self.assertEqual(run("stop").stdout, "Stopping husk: not running\n")
+                    os.unlink(f"{tmp}/args")
+            # A stale pid file (the daemon died) does not stop a start.
+            with open(f"{tmp}/run/husk.pid", "w") as f:
+                f.write("999999999\n")
+            self.assertEqual(run("start").stdout, "Starting husk: OK\n")
+            self.assertEqual(run("stop").returncode, 0)
+            # A daemon that ignores SIGTERM is killed after the timeout, and
+            # stop says so and fails.
+            self.assertEqual(run("start", IGNORE_TERM="1").stdout, "Starting husk: OK\n")
+            pid = int(read(f"{tmp}/run/husk.pid"))
+            time.sleep(0.5)
+            stop = run("stop")
+            self.assertEqual((stop.returncode, stop.stdout),
+                             (1, "Stopping husk: FAIL (killed after 2s)\n"))
+            time.sleep(0.2)
+            self.assertFalse(os.path.exists(f"/proc/{pid}/cmdline") and
+                             read(f"/proc/{pid}/stat").split()[2] != "Z")
+
     def test_scripts_and_units_start_the_daemon_as_the_boards_say(self):
         script = read(self.SCRIPTS[0])
         self.assertIn(f"HUSK_DATA_DIR={DATA_DIR}\n", script)
