@@ -408,15 +408,16 @@ struct ListArgs {
     quiet: bool,
 }
 
-/// Report what the running kernel offers husk, like lxc-checkconfig: each
-/// feature required or optional, and what degrades without it.
+/// Report what the running kernel offers husk, as lxc-checkconfig does.
 #[derive(FromArgs, Debug)]
 #[argh(
     subcommand,
     name = "check",
-    note = "Reads the kernel config from /proc/config.gz or /boot/config-$(uname -r)
-and probes /proc and /sys. --board takes a kconfig fragment, or a board TOML
-whose kernel_fragment = \"FILE\" line names one (relative to the TOML).
+    note = "Each feature is marked required (husk spec's default container needs it)
+or optional, with what degrades without it. Reads the kernel config from
+/proc/config.gz or /boot/config-$(uname -r) and probes /proc and /sys.
+--board takes a kconfig fragment, or a board TOML whose kernel_fragment =
+\"FILE\" line names one (relative to the TOML).
 --json prints one object: schemaVersion, kernel, arch, config, ok, exitCode,
 features[] (id, name, group, required, status yes|module|missing|unknown,
 note, symbols, degrades) and board (fragment, ok, symbols[] of symbol,
