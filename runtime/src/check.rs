@@ -58,10 +58,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-/// The largest kernel configuration read, decompressed (Debian's are about
-/// 300 KB).
+/// The largest kernel configuration or fragment read, decompressed (Debian's
+/// configs are about 300 KB).
 pub const MAX_CONFIG_BYTES: usize = 4 << 20;
-/// The largest board fragment or board TOML read.
+/// The largest board TOML read.
 pub const MAX_FRAGMENT_BYTES: usize = 256 << 10;
 /// The largest probe file read (`/proc/self/status`, `/proc/filesystems`).
 pub const MAX_PROBE_BYTES: usize = 64 << 10;
