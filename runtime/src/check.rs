@@ -62,7 +62,7 @@ use serde::Serialize;
 /// configs are about 300 KB).
 pub const MAX_CONFIG_BYTES: usize = 4 << 20;
 /// The largest board TOML read.
-pub const MAX_FRAGMENT_BYTES: usize = 256 << 10;
+pub const MAX_BOARD_BYTES: usize = 256 << 10;
 /// The largest probe file read (`/proc/self/status`, `/proc/filesystems`).
 pub const MAX_PROBE_BYTES: usize = 64 << 10;
 /// The largest `--json` document written.
@@ -767,7 +767,7 @@ pub fn fragment_of(path: &Path) -> Result<PathBuf, CheckError> {
     if path.extension() != Some("toml".as_ref()) {
         return Ok(path.to_owned());
     }
-    let bytes = read_limited(path, MAX_FRAGMENT_BYTES)?;
+    let bytes = read_limited(path, MAX_BOARD_BYTES)?;
     let text = String::from_utf8_lossy(&bytes);
     let name = kernel_fragment_line(&text).map_err(|reason| CheckError::BoardFragment {
         path: path.to_owned(),
