@@ -190,7 +190,8 @@ def _load_order(moddir, wanted):
 
 def prepare_kernel(apt, meta_package, image_glob, modules, out_root):
     """Resolves, downloads and unpacks a kernel: returns a dict with the image path,
-    the kernel release and the module files to load in order."""
+    the kernel release, its build config (/boot/config-<release>) and the module
+    files to load in order."""
     apt.update()
     package = apt.resolve(meta_package)
     deb, version = apt.download(package)
@@ -199,7 +200,7 @@ def prepare_kernel(apt, meta_package, image_glob, modules, out_root):
     if os.path.exists(ready):
         with open(ready) as f:
             info = json.load(f)
-        if info.get("modules_wanted") == list(modules):
+        if info.get("modules_wanted") == list(modules) and "config" in info:
             return info
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(os.path.join(out, "modules"))
@@ -213,6 +214,10 @@ def prepare_kernel(apt, meta_package, image_glob, modules, out_root):
         if len(moddirs) != 1:
             raise FetchError(f"{package}: expected one /lib/modules/<release>, found {len(moddirs)}")
         release = os.path.basename(moddirs[0])
+        config = f"{tmp}/boot/config-{release}"
+        if not os.path.exists(config):
+            raise FetchError(f"{package}: no /boot/config-{release} in the package")
+        shutil.copyfile(config, os.path.join(out, "config"))
         loaded = []
         for name, data in _load_order(moddirs[0], modules):
             with open(os.path.join(out, "modules", name + ".ko"), "wb") as f:
@@ -223,6 +228,7 @@ def prepare_kernel(apt, meta_package, image_glob, modules, out_root):
         "version": version,
         "release": release,
         "kernel": os.path.join(out, "kernel"),
+        "config": os.path.join(out, "config"),
         "modules": [os.path.join(out, "modules", m) for m in loaded],
         "modules_wanted": list(modules),
     }

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from . import debian, initramfs
+from . import board as board_mod, debian, initramfs
 from .session import Outcome, Session
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -97,6 +97,12 @@ def prepare(board, cache, husk_dir, scenarios, out_dir, log, host_tools=()):
         cpio.host_file(f"lab/modules/{os.path.basename(mod)}", mod, 0o644)
         order.append(os.path.basename(mod))
     cpio.file("lab/modules/order", ("\n".join(order) + "\n").encode())
+    # Where Debian installs it: husk check reads the kernel's config there.
+    cpio.host_file(f"boot/config-{kernel['release']}", kernel["config"], 0o644)
+    # The board files (kernel fragments, init scripts) and which board this is,
+    # for the check and initscript scenarios.
+    cpio.host_tree("lab/board-configs", board_mod.BOARD_DIR)
+    cpio.file("lab/board", f"qemu-{board.arch}\n".encode())
     for guest_path, host_path in sorted(host_tool_files(host_tools).items()):
         cpio.host_file(guest_path, host_path)
     # The container test root filesystem: the same static busybox.

@@ -106,6 +106,13 @@ pub enum Command {
         /// Ids only.
         quiet: bool,
     },
+    /// Report what the running kernel offers husk.
+    Check {
+        /// A board's kernel config fragment, or its board TOML, to compare with.
+        board: Option<PathBuf>,
+        /// As JSON instead of text.
+        json: bool,
+    },
     /// Supervise the desired state (`husk daemon`).
     Daemon(crate::daemon::Options),
     /// Print the supervisor's published status.
@@ -230,6 +237,7 @@ enum Subcommand {
     Image(ImageArgs),
     Daemon(DaemonArgs),
     Logs(LogsArgs),
+    Check(CheckArgs),
 }
 
 /// Supervise the containers of <data-dir>/desired.json.
@@ -607,6 +615,33 @@ struct ListArgs {
     quiet: bool,
 }
 
+/// Report what the running kernel offers husk, as lxc-checkconfig does.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "check",
+    note = "Each feature is marked required (husk spec's default container needs it)
+or optional, with what degrades without it. Reads the kernel config from
+/proc/config.gz or /boot/config-$(uname -r) and probes /proc and /sys.
+--board takes a kconfig fragment, or a board TOML whose kernel_fragment =
+\"FILE\" line names one (relative to the TOML).
+--json prints one object: schemaVersion, kernel, arch, config, ok, exitCode,
+features[] (id, name, group, required, status yes|module|missing|unknown,
+note, symbols, degrades) and board (fragment, ok, symbols[] of symbol,
+wanted, running, ok) or null.",
+    error_code(1, "husk could not read the kernel config or the board fragment"),
+    error_code(2, "a required feature is missing"),
+    error_code(3, "required features present, but the kernel differs from --board")
+)]
+struct CheckArgs {
+    /// compare with a board: its kconfig fragment or board TOML
+    #[argh(option)]
+    board: Option<PathBuf>,
+    /// print the report as JSON
+    #[argh(switch)]
+    json: bool,
+}
+
 /// Parses the process arguments, program name first.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, EarlyExit> {
     let args = args
@@ -675,6 +710,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
         Some(Subcommand::List(args)) => Command::List {
             json: json_format("list", &args.format)?,
             quiet: args.quiet,
+        },
+        Some(Subcommand::Check(args)) => Command::Check {
+            board: args.board,
+            json: args.json,
         },
         Some(Subcommand::Image(args)) => Command::Image(image_command(args.command)),
         Some(Subcommand::Daemon(args)) => daemon_command(args, data_dir)?,
@@ -1378,6 +1417,7 @@ mod tests {
             &["daemon", "--help"],
             &["daemon", "status", "--help"],
             &["logs", "--help"],
+            &["check", "--help"],
         ] {
             let Err(EarlyExit::Help(text)) = parse_args(args) else {
                 panic!("{args:?} should print help");
@@ -1391,7 +1431,7 @@ mod tests {
         };
         for name in [
             "create", "start", "state", "kill", "delete", "run", "list", "pause", "resume", "ps",
-            "spec", "update", "features", "exec", "daemon", "logs",
+            "spec", "update", "features", "exec", "daemon", "logs", "check",
         ] {
             assert!(text.contains(name), "{name} missing from {text}");
         }

@@ -2,13 +2,15 @@
 //!
 //! [`cli`] parses the command line, [`lifecycle`] carries out the OCI commands
 //! over the [`state`] directory, [`spec`] turns `config.json` into a
-//! [`spec::ContainerSpec`], [`container`] sets a container up and runs it, and
-//! [`sys`] holds every system call and all `unsafe` code. [`daemon`] is the
-//! device supervisor, `husk daemon`, built on the lifecycle.
+//! [`spec::ContainerSpec`], [`container`] sets a container up and runs it,
+//! [`check`] reports what the running kernel offers, and [`sys`] holds every
+//! system call and all `unsafe` code. [`daemon`] is the device supervisor,
+//! `husk daemon`, built on the lifecycle.
 
 #![deny(unsafe_code)]
 
 pub mod cgroup;
+pub mod check;
 pub mod cli;
 pub mod container;
 pub mod daemon;
@@ -58,6 +60,8 @@ pub enum Error {
     Image(image::ImageError),
     /// The supervisor refused to start or failed.
     Daemon(daemon::DaemonError),
+    /// `husk check` could not read what it checks.
+    Check(check::CheckError),
 }
 
 /// `error` and its sources joined by ": ", on one line.
@@ -83,6 +87,7 @@ impl fmt::Display for Error {
             Self::Lifecycle(e) => e.fmt(f),
             Self::Image(e) => e.fmt(f),
             Self::Daemon(e) => e.fmt(f),
+            Self::Check(e) => e.fmt(f),
         }
     }
 }
@@ -97,6 +102,7 @@ impl std::error::Error for Error {
             Self::Lifecycle(e) => e.source(),
             Self::Image(e) => e.source(),
             Self::Daemon(e) => e.source(),
+            Self::Check(e) => e.source(),
         }
     }
 }
@@ -134,5 +140,11 @@ impl From<image::ImageError> for Error {
 impl From<daemon::DaemonError> for Error {
     fn from(e: daemon::DaemonError) -> Self {
         Self::Daemon(e)
+    }
+}
+
+impl From<check::CheckError> for Error {
+    fn from(e: check::CheckError) -> Self {
+        Self::Check(e)
     }
 }

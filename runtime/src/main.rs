@@ -58,6 +58,15 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
             husk::daemon::print_logs(data_dir, name, *tail, *follow)?;
             return Ok(0);
         }
+        Command::Check { board, json } => {
+            let report = husk::check::run(&husk::check::Roots::host(), board.as_deref())?;
+            if *json {
+                println!("{}", report.json());
+            } else {
+                print!("{}", report.text(colour()));
+            }
+            return Ok(report.exit_code());
+        }
         _ => {}
     }
     let root = match &invocation.root {
@@ -73,6 +82,7 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
         Command::Version
         | Command::Spec { .. }
         | Command::Features
+        | Command::Check { .. }
         | Command::DaemonStatus { .. }
         | Command::Logs { .. } => {}
         Command::Daemon(options) => return husk::daemon::run(&host, options),
@@ -197,6 +207,14 @@ fn image_command(store: &Store, command: &ImageCommand) -> Result<(), husk::Erro
         ImageCommand::Usage => println!("{}", image::usage(store)?),
     }
     Ok(())
+}
+
+/// Whether to colour output: stdout is a terminal whose `TERM` is set and not
+/// `dumb`.
+fn colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal()
+        && std::env::var_os("TERM").is_some_and(|term| !term.is_empty() && term != "dumb")
 }
 
 /// The `linux.resources` JSON of `update --resources FILE` (`-`: stdin).

@@ -2191,3 +2191,89 @@ fn device_rules_decide_which_nodes_open_and_can_be_made() {
         outcome.stderr
     );
 }
+
+/// `husk check` on this host, through the real binary: the exit status is the
+/// one the `--json` document states (0 or 2 here: these hosts may lack cgroup2
+/// at /sys/fs/cgroup), the text fits 80 columns with no colour into a file,
+/// and a bad `--board` is one line on stderr and exit status 1.
+#[test]
+fn check_reports_this_host_through_the_binary() {
+    let dir = std::env::temp_dir().join(format!("husk-host-check-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let husk = |args: &[&str]| {
+        let output = Command::new(HUSK).args(args).output().unwrap();
+        Outcome {
+            status: output
+                .status
+                .code()
+                .expect("husk check should not be killed"),
+            stdout: String::from_utf8(output.stdout).unwrap(),
+            stderr: String::from_utf8(output.stderr).unwrap(),
+        }
+    };
+    let text = husk(&["check"]);
+    assert!(text.stderr.is_empty(), "{}", text.stderr);
+    assert!(
+        matches!(text.status, 0 | 2),
+        "status {}: {}",
+        text.status,
+        text.stdout
+    );
+    assert!(
+        text.stdout.starts_with("husk check: kernel "),
+        "{}",
+        text.stdout
+    );
+    for line in text.stdout.lines() {
+        assert!(line.chars().count() <= 80, "too wide: {line:?}");
+    }
+    assert!(!text.stdout.contains('\x1b'), "colour into a pipe");
+    let ready = text
+        .stdout
+        .contains("\nReady: every required feature is present");
+    assert_eq!(ready, text.status == 0, "{}", text.stdout);
+
+    let json = husk(&["check", "--json"]);
+    assert_eq!(json.status, text.status);
+    let doc = json.stdout.trim_end();
+    assert!(doc.starts_with("{\"schemaVersion\":1,"), "{doc}");
+    assert!(
+        doc.contains(&format!("\"exitCode\":{},", text.status)),
+        "{doc}"
+    );
+    assert!(doc.ends_with(",\"board\":null}"), "{doc}");
+
+    // A fragment that holds whatever this kernel has: met, unless a required
+    // feature decides first.
+    let fragment = dir.join("empty.config");
+    fs::write(&fragment, "# nothing wanted\n").unwrap();
+    let board = husk(&["check", "--board", fragment.to_str().unwrap()]);
+    if doc.contains("\"config\":null") {
+        assert_eq!(board.status, 1, "{}", board.stderr);
+        assert!(board
+            .stderr
+            .contains("--board needs the running kernel's config"));
+    } else {
+        assert_eq!(
+            board.status, text.status,
+            "{}{}",
+            board.stdout, board.stderr
+        );
+        assert!(board
+            .stdout
+            .ends_with("0 of 0 symbols as the fragment sets them.\n"));
+    }
+
+    let missing = dir.join("absent.toml");
+    let bad = husk(&["check", "--board", missing.to_str().unwrap()]);
+    assert_eq!(bad.status, 1);
+    assert!(bad.stdout.is_empty());
+    assert_eq!(
+        bad.stderr,
+        format!(
+            "husk: check: reading {}: No such file or directory (os error 2)\n",
+            missing.display()
+        )
+    );
+    fs::remove_dir_all(&dir).unwrap();
+}
