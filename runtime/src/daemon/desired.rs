@@ -281,13 +281,22 @@ struct WireHttp<'a> {
 
 const CONTAINERS: Field = Field::new("containers");
 
-/// Reads and validates the desired-state file `path`.
+/// Reads and validates the desired-state file `path`. A missing file is an
+/// empty desired state: a device fresh from its image runs nothing until the
+/// update agent (or an operator) writes one and the daemon reads it (SIGHUP).
 pub fn load(path: &Path) -> Result<DesiredState, DesiredError> {
     let read_error = |source| DesiredError::Read {
         path: path.to_owned(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read_error)?;
+    let file = match std::fs::File::open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(DesiredState {
+                containers: Vec::new(),
+            })
+        }
+        opened => opened.map_err(read_error)?,
+    };
     let mut json = Vec::new();
     file.take(MAX_DESIRED_BYTES as u64 + 1)
         .read_to_end(&mut json)
@@ -806,11 +815,12 @@ mod tests {
     }
 
     #[test]
-    fn load_refuses_big_and_missing_files() {
+    fn load_refuses_big_and_unreadable_files_and_takes_none_as_empty() {
         let tmp = crate::testutil::TempDir::new("desired");
         let path = tmp.path().join("desired.json");
-        let message = crate::error_chain(&load(&path).unwrap_err());
-        assert!(message.starts_with(&format!("reading desired state {}: ", path.display())));
+        assert!(load(&path).unwrap().containers.is_empty());
+        let message = crate::error_chain(&load(tmp.path()).unwrap_err());
+        assert!(message.starts_with(&format!("reading desired state {}: ", tmp.path().display())));
         std::fs::write(&path, vec![b' '; MAX_DESIRED_BYTES + 1]).unwrap();
         assert_eq!(
             load(&path).unwrap_err().to_string(),
