@@ -1,0 +1,454 @@
+//! Deltas between layers, applied by the device in bounded memory.
+//!
+//! A delta blob is one zstd frame (window at most 2^[`WINDOW_LOG`] bytes)
+//! holding a list of operations that write the new layer front to back:
+//!
+//! ```text
+//! magic "HUSKDLT1", new_size: u64
+//! 0x01 COPY    old_offset: u64, len: u64                 bytes of the old layer
+//! 0x02 LITERAL len: u64, then len bytes                  bytes of the new layer
+//! 0x03 BSDIFF  old_offset: u64, old_len: u64, new_len: u64, patch_len: u64, then
+//!              patch_len bytes of a bsdiff patch (the `bsdiff` crate's format)
+//!              against old[old_offset .. old_offset + old_len]
+//! 0x00 END     and then nothing
+//! ```
+//!
+//! (integers little-endian). Both algorithms write this format: a whole-layer
+//! bsdiff is one `BSDIFF` op over the whole old layer; a per-file delta
+//! (`tar-files`) copies the new tar's headers as literals and each member's
+//! data as a `COPY` of an identical old member, a `BSDIFF` against the old
+//! member of the same path, or a literal. So the applier is one small loop.
+//!
+//! [`apply`] reads the old layer by positioned reads and writes the new one
+//! front to back through a sha256 into a temporary file beside the target:
+//! memory is the zstd window plus two [`CHUNK`]s whatever the layer size
+//! ([`APPLY_MEMORY`]). The result is renamed into place only if its size and
+//! digest are the target's; on any error the temporary file is removed.
+
+#[cfg(feature = "publish")]
+pub mod make;
+
+use core::fmt;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::digest::Digest;
+
+/// The first bytes of a delta's decoded stream.
+pub const MAGIC: &[u8; 8] = b"HUSKDLT1";
+/// Largest zstd window a delta (and a compressed layer) may need: 4 MiB.
+pub const WINDOW_LOG: u32 = 22;
+/// Bytes read or written at once while applying.
+pub const CHUNK: usize = 64 * 1024;
+/// What zstd's decoder holds besides its window (its context and input
+/// buffer), rounded up; measured with `husk-apply --rss`.
+pub const ZSTD_DECODER_OVERHEAD: u64 = 256 * 1024;
+/// Heap memory applying any delta needs, recorded in the release metadata.
+pub const APPLY_MEMORY: u64 = (1 << WINDOW_LOG) + ZSTD_DECODER_OVERHEAD + 2 * CHUNK as u64;
+
+const OP_END: u8 = 0;
+const OP_COPY: u8 = 1;
+const OP_LITERAL: u8 = 2;
+const OP_BSDIFF: u8 = 3;
+
+/// How a delta was computed. Both write the same format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// One bsdiff of the whole old layer.
+    Bsdiff,
+    /// Per member of the new tar: same as an old member, bsdiff against one, or literal.
+    TarFiles,
+}
+
+impl Algorithm {
+    /// The name in release metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Bsdiff => "bsdiff",
+            Self::TarFiles => "tar-files",
+        }
+    }
+
+    /// The algorithm named `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "bsdiff" => Some(Self::Bsdiff),
+            "tar-files" => Some(Self::TarFiles),
+            _ => None,
+        }
+    }
+}
+
+/// The layer a delta must produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// The sha256 of the new layer (its diff_id).
+    pub diff_id: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// Why a delta was not applied. No output file is left behind.
+#[derive(Debug)]
+pub enum DeltaError {
+    /// Reading the old layer failed.
+    ReadOld(PathBuf, io::Error),
+    /// Reading or decompressing the delta failed (a truncated or corrupted blob).
+    ReadDelta(io::Error),
+    /// The delta's content is malformed.
+    Malformed(&'static str),
+    /// An operation reads outside the old layer.
+    OutsideOld {
+        /// Offset of the first byte past the old layer it reads.
+        end: u64,
+        /// The old layer's size.
+        old_size: u64,
+    },
+    /// The delta writes more or fewer bytes than the target's size.
+    Size {
+        /// The target size.
+        expected: u64,
+        /// What the delta says or wrote.
+        found: u64,
+    },
+    /// The result is not the target layer.
+    Digest {
+        /// The target's diff_id.
+        expected: Digest,
+        /// The result's digest.
+        found: Digest,
+    },
+    /// Writing the new layer failed.
+    Write(PathBuf, io::Error),
+}
+
+impl fmt::Display for DeltaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ReadOld(path, e) => write!(f, "delta: reading old layer {}: {e}", path.display()),
+            Self::ReadDelta(e) => write!(f, "delta: reading delta: {e}"),
+            Self::Malformed(what) => write!(f, "delta: malformed: {what}"),
+            Self::OutsideOld { end, old_size } => write!(
+                f,
+                "delta: reads old layer up to byte {end}, past its size {old_size}"
+            ),
+            Self::Size { expected, found } => {
+                write!(
+                    f,
+                    "delta: produces {found} bytes, the target has {expected}"
+                )
+            }
+            Self::Digest { expected, found } => {
+                write!(f, "delta: result is {found}, not the target {expected}")
+            }
+            Self::Write(path, e) => write!(f, "delta: writing {}: {e}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for DeltaError {}
+
+/// Applies the zstd-compressed `delta` to the layer at `old`, writing the
+/// `target` layer to `out` only if it is exactly that layer.
+pub fn apply(old: &Path, delta: impl Read, target: Target, out: &Path) -> Result<(), DeltaError> {
+    let old_file = File::open(old).map_err(|e| DeltaError::ReadOld(old.to_owned(), e))?;
+    let old_size = old_file
+        .metadata()
+        .map_err(|e| DeltaError::ReadOld(old.to_owned(), e))?
+        .len();
+    let mut decoder = zstd::stream::read::Decoder::new(delta).map_err(DeltaError::ReadDelta)?;
+    decoder
+        .window_log_max(WINDOW_LOG)
+        .map_err(DeltaError::ReadDelta)?;
+    let mut output = Output::create(out, target)?;
+    let mut ops = Ops {
+        delta: decoder,
+        old: OldLayer {
+            file: old_file,
+            path: old,
+            size: old_size,
+        },
+        buf: vec![0; CHUNK],
+        old_buf: vec![0; CHUNK],
+    };
+    ops.run(&mut output)?;
+    output.commit()
+}
+
+struct OldLayer<'a> {
+    file: File,
+    path: &'a Path,
+    size: u64,
+}
+
+impl OldLayer<'_> {
+    fn check(&self, offset: u64, len: u64) -> Result<(), DeltaError> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.size => Ok(()),
+            end => Err(DeltaError::OutsideOld {
+                end: end.unwrap_or(u64::MAX),
+                old_size: self.size,
+            }),
+        }
+    }
+
+    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), DeltaError> {
+        self.check(offset, buf.len() as u64)?;
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| DeltaError::ReadOld(self.path.to_owned(), e))
+    }
+}
+
+struct Ops<'a, R> {
+    delta: R,
+    old: OldLayer<'a>,
+    buf: Vec<u8>,
+    old_buf: Vec<u8>,
+}
+
+impl<R: Read> Ops<'_, R> {
+    fn run(&mut self, out: &mut Output) -> Result<(), DeltaError> {
+        let mut magic = [0u8; 8];
+        self.read_exact(&mut magic)?;
+        if &magic != MAGIC {
+            return Err(DeltaError::Malformed("not a husk delta (bad magic)"));
+        }
+        let new_size = self.u64()?;
+        if new_size != out.target.size {
+            return Err(DeltaError::Size {
+                expected: out.target.size,
+                found: new_size,
+            });
+        }
+        loop {
+            let mut op = [0u8; 1];
+            self.read_exact(&mut op)?;
+            match op[0] {
+                OP_END => break,
+                OP_COPY => {
+                    let (offset, len) = (self.u64()?, self.u64()?);
+                    out.room(len)?;
+                    self.copy_old(offset, len, out)?;
+                }
+                OP_LITERAL => {
+                    let len = self.u64()?;
+                    out.room(len)?;
+                    self.literal(len, out)?;
+                }
+                OP_BSDIFF => {
+                    let offset = self.u64()?;
+                    let old_len = self.u64()?;
+                    let new_len = self.u64()?;
+                    let patch_len = self.u64()?;
+                    self.old.check(offset, old_len)?;
+                    out.room(new_len)?;
+                    self.bspatch(offset, old_len, new_len, patch_len, out)?;
+                }
+                _ => return Err(DeltaError::Malformed("unknown operation")),
+            }
+        }
+        if self
+            .delta
+            .read(&mut [0u8; 1])
+            .map_err(DeltaError::ReadDelta)?
+            != 0
+        {
+            return Err(DeltaError::Malformed("bytes after the end"));
+        }
+        Ok(())
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), DeltaError> {
+        self.delta.read_exact(buf).map_err(DeltaError::ReadDelta)
+    }
+
+    fn u64(&mut self) -> Result<u64, DeltaError> {
+        let mut b = [0u8; 8];
+        self.read_exact(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn copy_old(&mut self, offset: u64, len: u64, out: &mut Output) -> Result<(), DeltaError> {
+        self.old.check(offset, len)?;
+        let mut done = 0;
+        while done < len {
+            let n = chunk(len - done);
+            self.old.read(offset + done, &mut self.buf[..n])?;
+            out.write(&self.buf[..n])?;
+            done += n as u64;
+        }
+        Ok(())
+    }
+
+    fn literal(&mut self, len: u64, out: &mut Output) -> Result<(), DeltaError> {
+        let mut done = 0;
+        while done < len {
+            let n = chunk(len - done);
+            let (buf, delta) = (&mut self.buf[..n], &mut self.delta);
+            delta.read_exact(buf).map_err(DeltaError::ReadDelta)?;
+            out.write(buf)?;
+            done += n as u64;
+        }
+        Ok(())
+    }
+
+    /// bspatch, streaming: the patch is a list of (mix_len, copy_len, seek)
+    /// controls, each followed by mix_len bytes added to the old bytes at the
+    /// old position and copy_len bytes taken as they are.
+    fn bspatch(
+        &mut self,
+        base: u64,
+        old_len: u64,
+        new_len: u64,
+        patch_len: u64,
+        out: &mut Output,
+    ) -> Result<(), DeltaError> {
+        let mut patch_left = patch_len;
+        let mut new_left = new_len;
+        let mut old_pos: u64 = 0;
+        while patch_left > 0 {
+            let mut control = [0u8; 24];
+            if patch_left < 24 {
+                return Err(DeltaError::Malformed("bsdiff control cut short"));
+            }
+            self.read_exact(&mut control)?;
+            patch_left -= 24;
+            let word = |i: usize| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&control[i * 8..i * 8 + 8]);
+                u64::from_le_bytes(b)
+            };
+            let (mix_len, copy_len, seek) = (word(0), word(1), word(2));
+            let data_len = mix_len
+                .checked_add(copy_len)
+                .filter(|&n| n <= patch_left && n <= new_left)
+                .ok_or(DeltaError::Malformed(
+                    "bsdiff control longer than the patch or the output",
+                ))?;
+            if old_pos.checked_add(mix_len).is_none_or(|end| end > old_len) {
+                return Err(DeltaError::OutsideOld {
+                    end: base.saturating_add(old_pos).saturating_add(mix_len),
+                    old_size: base.saturating_add(old_len),
+                });
+            }
+            let mut done = 0;
+            while done < mix_len {
+                let n = chunk(mix_len - done);
+                let (buf, delta) = (&mut self.buf[..n], &mut self.delta);
+                delta.read_exact(buf).map_err(DeltaError::ReadDelta)?;
+                self.old
+                    .read(base + old_pos + done, &mut self.old_buf[..n])?;
+                for (b, o) in buf.iter_mut().zip(&self.old_buf[..n]) {
+                    *b = b.wrapping_add(*o);
+                }
+                out.write(buf)?;
+                done += n as u64;
+            }
+            self.literal(copy_len, out)?;
+            patch_left -= data_len;
+            new_left -= data_len;
+            // The seek is sign and magnitude, as bsdiff writes it.
+            let magnitude = seek & !(1 << 63);
+            let after_mix = old_pos + mix_len;
+            old_pos = if seek >> 63 == 0 {
+                after_mix.checked_add(magnitude)
+            } else {
+                after_mix.checked_sub(magnitude)
+            }
+            .ok_or(DeltaError::Malformed("bsdiff seeks outside the old data"))?;
+        }
+        if new_left != 0 {
+            return Err(DeltaError::Malformed("bsdiff patch ends before its output"));
+        }
+        Ok(())
+    }
+}
+
+fn chunk(left: u64) -> usize {
+    left.min(CHUNK as u64) as usize
+}
+
+/// The new layer being written: a temporary file beside `out` and the
+/// running sha256; removed on drop unless committed.
+struct Output {
+    file: Option<File>,
+    temp: PathBuf,
+    out: PathBuf,
+    target: Target,
+    written: u64,
+    hasher: Sha256,
+}
+
+impl Output {
+    fn create(out: &Path, target: Target) -> Result<Self, DeltaError> {
+        let name = out
+            .file_name()
+            .ok_or_else(|| DeltaError::Write(out.to_owned(), io::ErrorKind::InvalidInput.into()))?
+            .to_string_lossy();
+        let temp = out.with_file_name(format!(".{name}.partial"));
+        let file = File::create(&temp).map_err(|e| DeltaError::Write(temp.clone(), e))?;
+        Ok(Self {
+            file: Some(file),
+            temp,
+            out: out.to_owned(),
+            target,
+            written: 0,
+            hasher: Sha256::new(),
+        })
+    }
+
+    /// Refuses before writing anything that would exceed the target size.
+    fn room(&self, len: u64) -> Result<(), DeltaError> {
+        match self.written.checked_add(len) {
+            Some(n) if n <= self.target.size => Ok(()),
+            n => Err(DeltaError::Size {
+                expected: self.target.size,
+                found: n.unwrap_or(u64::MAX),
+            }),
+        }
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), DeltaError> {
+        self.hasher.update(data);
+        self.written += data.len() as u64;
+        let file = self.file.as_mut().expect("open until commit");
+        file.write_all(data)
+            .map_err(|e| DeltaError::Write(self.temp.clone(), e))
+    }
+
+    fn commit(mut self) -> Result<(), DeltaError> {
+        if self.written != self.target.size {
+            return Err(DeltaError::Size {
+                expected: self.target.size,
+                found: self.written,
+            });
+        }
+        let found = Digest::from_bytes(self.hasher.clone().finalize().into());
+        if found != self.target.diff_id {
+            return Err(DeltaError::Digest {
+                expected: self.target.diff_id,
+                found,
+            });
+        }
+        let file = self.file.take().expect("open until commit");
+        file.sync_all()
+            .map_err(|e| DeltaError::Write(self.temp.clone(), e))?;
+        drop(file);
+        fs::rename(&self.temp, &self.out).map_err(|e| DeltaError::Write(self.out.clone(), e))?;
+        self.temp = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        if !self.temp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
