@@ -452,3 +452,433 @@ impl Drop for Output {
         }
     }
 }
+
+#[cfg(all(test, feature = "publish"))]
+mod tests {
+    use super::make::{self, compress};
+    use super::*;
+
+    /// A small deterministic generator (xorshift64*).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        fn bytes(&mut self, len: usize) -> Vec<u8> {
+            (0..len).map(|_| self.next() as u8).collect()
+        }
+
+        /// Text-like bytes, which compress and diff like real files do.
+        fn text(&mut self, len: usize) -> Vec<u8> {
+            const WORDS: [&str; 8] = ["fn ", "let ", "self", "();\n", "mut ", "x", "0", " "];
+            let mut out = Vec::with_capacity(len);
+            while out.len() < len {
+                out.extend_from_slice(WORDS[self.below(8) as usize].as_bytes());
+            }
+            out.truncate(len);
+            out
+        }
+    }
+
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(name: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("husk-delta-{}-{name}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+
+        fn entries(&self) -> Vec<String> {
+            let mut names: Vec<String> = fs::read_dir(&self.0)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    enum Member<'a> {
+        File(&'a str, &'a [u8]),
+        Dir(&'a str),
+        Symlink(&'a str, &'a str),
+    }
+
+    fn tar(members: &[Member<'_>]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for m in members {
+            let mut header = tar::Header::new_gnu();
+            header.set_mtime(1_700_000_000);
+            header.set_uid(0);
+            header.set_gid(0);
+            match m {
+                Member::File(path, data) => {
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_mode(0o644);
+                    header.set_size(data.len() as u64);
+                    builder.append_data(&mut header, path, *data).unwrap();
+                }
+                Member::Dir(path) => {
+                    header.set_entry_type(tar::EntryType::Directory);
+                    header.set_mode(0o755);
+                    header.set_size(0);
+                    builder.append_data(&mut header, path, &[][..]).unwrap();
+                }
+                Member::Symlink(path, target) => {
+                    header.set_entry_type(tar::EntryType::Symlink);
+                    header.set_mode(0o777);
+                    header.set_size(0);
+                    builder.append_link(&mut header, path, target).unwrap();
+                }
+            }
+        }
+        builder.into_inner().unwrap()
+    }
+
+    fn target(new: &[u8]) -> Target {
+        Target {
+            diff_id: Digest::of(new),
+            size: new.len() as u64,
+        }
+    }
+
+    /// Applies `delta` to `old` in `dir`; the result's bytes, or the error.
+    fn run(dir: &Dir, old: &[u8], delta: &[u8], target: Target) -> Result<Vec<u8>, DeltaError> {
+        let old_path = dir.0.join("old.tar");
+        let out = dir.0.join("new.tar");
+        fs::write(&old_path, old).unwrap();
+        let _ = fs::remove_file(&out);
+        let result = apply(&old_path, delta, target, &out).map(|()| fs::read(&out).unwrap());
+        if result.is_err() {
+            assert_eq!(dir.entries(), ["old.tar"], "an output was left behind");
+        }
+        result
+    }
+
+    /// An old tree and a new version of it: files unchanged, edited, grown,
+    /// removed, added, renamed, a long name, a directory and a symlink.
+    fn structured_pair(rng: &mut Rng) -> (Vec<u8>, Vec<u8>) {
+        let files: Vec<(String, Vec<u8>)> = (0..40)
+            .map(|i| {
+                let len = rng.below(20_000) as usize + 1;
+                let data = if i % 3 == 0 {
+                    rng.bytes(len)
+                } else {
+                    rng.text(len)
+                };
+                (format!("usr/lib/app/file{i:02}"), data)
+            })
+            .collect();
+        let long = format!("usr/share/{}/deep", "long-directory-name".repeat(8));
+        let mut old_members = vec![
+            Member::Dir("usr/"),
+            Member::Symlink("usr/bin/app", "../lib/app/file00"),
+        ];
+        for (path, data) in &files {
+            old_members.push(Member::File(path, data));
+        }
+        let long_old = rng.text(5000);
+        old_members.push(Member::File(&long, &long_old));
+        let old = tar(&old_members);
+
+        let mut edited: Vec<(String, Vec<u8>)> = Vec::new();
+        for (i, (path, data)) in files.iter().enumerate() {
+            let mut data = data.clone();
+            match i % 5 {
+                0 => continue, // removed
+                1 => {
+                    // a few bytes changed in place
+                    for _ in 0..5 {
+                        let at = rng.below(data.len() as u64) as usize;
+                        data[at] = data[at].wrapping_add(1);
+                    }
+                }
+                2 => {
+                    // bytes inserted in the middle
+                    let at = data.len() / 2;
+                    let insert = rng.text(300);
+                    data.splice(at..at, insert);
+                }
+                3 => {
+                    // renamed, content unchanged
+                    edited.push((format!("{path}.renamed"), data));
+                    continue;
+                }
+                _ => {}
+            }
+            edited.push((path.clone(), data));
+        }
+        edited.push(("usr/lib/app/added".into(), rng.bytes(7000)));
+        let mut long_new = long_old.clone();
+        long_new.extend_from_slice(b"appended");
+        let mut new_members = vec![
+            Member::Dir("usr/"),
+            Member::Symlink("usr/bin/app", "../lib/app/file01"),
+        ];
+        for (path, data) in &edited {
+            new_members.push(Member::File(path, data));
+        }
+        new_members.push(Member::File(&long, &long_new));
+        (old, tar(&new_members))
+    }
+
+    #[test]
+    fn structured_tar_pairs_round_trip_bit_for_bit_with_both_algorithms() {
+        let dir = Dir::new("structured");
+        for seed in 1..4 {
+            let mut rng = Rng(seed);
+            let (old, new) = structured_pair(&mut rng);
+            let files = make::tar_files(&old, &new)
+                .unwrap()
+                .expect("a tar-files delta");
+            let whole = make::whole_layer(&old, &new)
+                .unwrap()
+                .expect("a bsdiff delta");
+            assert_eq!(run(&dir, &old, &files, target(&new)).unwrap(), new);
+            assert_eq!(run(&dir, &old, &whole, target(&new)).unwrap(), new);
+            let full = compress(&new).unwrap().len() as u64;
+            assert!(
+                (files.len() as u64) * 4 < full,
+                "tar-files {} vs full {full}",
+                files.len()
+            );
+            let (_, best) = make::best(&old, &new, full).unwrap().expect("a delta pays");
+            assert_eq!(best.len(), files.len().min(whole.len()));
+        }
+    }
+
+    #[test]
+    fn random_pairs_round_trip_bit_for_bit() {
+        let dir = Dir::new("random");
+        let mut rng = Rng(42);
+        for _ in 0..8 {
+            let old_len = rng.below(100_000) as usize;
+            let old = rng.bytes(old_len);
+            // The new one: pieces of the old one and fresh bytes.
+            let mut new = Vec::new();
+            for _ in 0..rng.below(10) {
+                if rng.below(2) == 0 && !old.is_empty() {
+                    let start = rng.below(old.len() as u64) as usize;
+                    let end = (start + rng.below(20_000) as usize).min(old.len());
+                    new.extend_from_slice(&old[start..end]);
+                } else {
+                    let len = rng.below(5000) as usize;
+                    new.extend(rng.bytes(len));
+                }
+            }
+            let whole = make::whole_layer(&old, &new).unwrap().unwrap();
+            assert_eq!(run(&dir, &old, &whole, target(&new)).unwrap(), new);
+            // Not tars: no per-file delta, and no error.
+            assert_eq!(make::tar_files(&old, &new).unwrap(), None);
+        }
+        // Random tars: unrelated trees still round-trip.
+        for _ in 0..4 {
+            let names: Vec<String> = (0..10).map(|i| format!("f{}", i + rng.below(5))).collect();
+            let datas: Vec<Vec<u8>> = (0..20)
+                .map(|_| {
+                    let len = rng.below(3000) as usize;
+                    rng.bytes(len)
+                })
+                .collect();
+            let old = tar(&names
+                .iter()
+                .zip(&datas[..10])
+                .map(|(n, d)| Member::File(n, d))
+                .collect::<Vec<_>>());
+            let new = tar(&names
+                .iter()
+                .rev()
+                .zip(&datas[5..15])
+                .map(|(n, d)| Member::File(n, d))
+                .collect::<Vec<_>>());
+            let files = make::tar_files(&old, &new).unwrap().unwrap();
+            assert_eq!(run(&dir, &old, &files, target(&new)).unwrap(), new);
+        }
+    }
+
+    #[test]
+    fn a_corrupted_or_truncated_delta_fails_and_leaves_no_output() {
+        let dir = Dir::new("corrupt");
+        let (old, new) = structured_pair(&mut Rng(7));
+        let delta = make::tar_files(&old, &new).unwrap().unwrap();
+        for cut in [0, 1, 10, delta.len() / 2, delta.len() - 1] {
+            let e = run(&dir, &old, &delta[..cut], target(&new))
+                .map(|_| ())
+                .unwrap_err();
+            assert!(matches!(e, DeltaError::ReadDelta(_)), "cut at {cut}: {e}");
+        }
+        for at in [20, delta.len() / 3, delta.len() / 2, delta.len() - 5] {
+            let mut bad = delta.clone();
+            bad[at] ^= 0x40;
+            assert!(run(&dir, &old, &bad, target(&new)).is_err(), "flip at {at}");
+        }
+        // The right delta against another old layer: the digest says no.
+        // (One byte in every block: some of them are in members the delta copies.)
+        let mut other_old = old.clone();
+        for at in (300..other_old.len()).step_by(512) {
+            other_old[at] ^= 1;
+        }
+        let e = run(&dir, &other_old, &delta, target(&new))
+            .map(|_| ())
+            .unwrap_err();
+        assert!(matches!(e, DeltaError::Digest { .. }), "{e}");
+        assert!(e.to_string().starts_with("delta: result is sha256:"), "{e}");
+    }
+
+    fn raw(new_size: u64, ops: &[&[u8]]) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&new_size.to_le_bytes());
+        for op in ops {
+            out.extend_from_slice(op);
+        }
+        compress(&out).unwrap()
+    }
+
+    fn op(code: u8, words: &[u64], data: &[u8]) -> Vec<u8> {
+        let mut out = vec![code];
+        for w in words {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out.extend_from_slice(data);
+        out
+    }
+
+    #[test]
+    fn hostile_operations_are_refused_before_they_write() {
+        let dir = Dir::new("hostile");
+        let old = b"0123456789".to_vec();
+        let new = b"abc".to_vec();
+        let t = target(&new);
+        let end = [OP_END];
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (
+                raw(3, &[&op(OP_COPY, &[8, 3], b""), &end]),
+                "delta: reads old layer up to byte 11, past its size 10",
+            ),
+            (
+                raw(3, &[&op(OP_COPY, &[u64::MAX, 2], b""), &end]),
+                "delta: reads old layer up to byte 18446744073709551615, past its size 10",
+            ),
+            (
+                raw(3, &[&op(OP_LITERAL, &[4], b"abcd"), &end]),
+                "delta: produces 4 bytes, the target has 3",
+            ),
+            (raw(4, &[&end]), "delta: produces 4 bytes, the target has 3"),
+            (
+                raw(3, &[&op(OP_LITERAL, &[2], b"ab"), &end]),
+                "delta: produces 2 bytes, the target has 3",
+            ),
+            (
+                raw(3, &[&op(OP_LITERAL, &[3], b"abd"), &end]),
+                "delta: result is",
+            ),
+            (
+                raw(3, &[&op(9, &[], b""), &end]),
+                "delta: malformed: unknown operation",
+            ),
+            (
+                raw(3, &[&op(OP_LITERAL, &[3], b"abc"), &end, b"x"]),
+                "delta: malformed: bytes after the end",
+            ),
+            (
+                compress(b"HUSKDLT2\x03\0\0\0\0\0\0\0\0").unwrap(),
+                "delta: malformed: not a husk delta (bad magic)",
+            ),
+            // bsdiff: a control past the patch, a mix past the old range, a seek before it.
+            (
+                raw(
+                    3,
+                    &[
+                        &op(
+                            OP_BSDIFF,
+                            &[0, 10, 3, 24],
+                            &[&3u64.to_le_bytes()[..], &[0; 16]].concat(),
+                        ),
+                        &end,
+                    ],
+                ),
+                "delta: malformed: bsdiff control longer than the patch or the output",
+            ),
+            (
+                raw(
+                    3,
+                    &[
+                        &op(
+                            OP_BSDIFF,
+                            &[8, 2, 3, 27],
+                            &[&3u64.to_le_bytes()[..], &[0; 16], &[0; 3]].concat(),
+                        ),
+                        &end,
+                    ],
+                ),
+                "delta: reads old layer up to byte 11, past its size 10",
+            ),
+            (
+                raw(
+                    3,
+                    &[
+                        &op(
+                            OP_BSDIFF,
+                            &[0, 10, 3, 51],
+                            &[
+                                &1u64.to_le_bytes()[..],
+                                &[0; 8],
+                                &(5u64 | 1 << 63).to_le_bytes(),
+                                &[0],
+                                &[0; 24],
+                            ]
+                            .concat(),
+                        ),
+                        &end,
+                    ],
+                ),
+                "delta: malformed: bsdiff seeks outside the old data",
+            ),
+            (
+                raw(3, &[&op(OP_BSDIFF, &[0, 10, 3, 0], b""), &end]),
+                "delta: malformed: bsdiff patch ends before its output",
+            ),
+        ];
+        for (delta, message) in cases {
+            let e = run(&dir, &old, &delta, t).map(|_| ()).unwrap_err();
+            assert!(e.to_string().starts_with(message), "{e} / {message}");
+        }
+        // And a hand-made valid one, to show the cases above fail for their reason.
+        let ok = raw(
+            3,
+            &[
+                &op(OP_COPY, &[0, 0], b""),
+                &op(OP_LITERAL, &[3], b"abc"),
+                &end,
+            ],
+        );
+        assert_eq!(run(&dir, &old, &ok, t).unwrap(), new);
+    }
+
+    #[test]
+    fn the_margin_keeps_no_delta_for_unrelated_layers() {
+        let mut rng = Rng(9);
+        let old = tar(&[Member::File("a", &rng.bytes(20_000))]);
+        let new = tar(&[Member::File("a", &rng.bytes(20_000))]);
+        let full = compress(&new).unwrap().len() as u64;
+        assert_eq!(make::best(&old, &new, full).unwrap(), None);
+    }
+}
