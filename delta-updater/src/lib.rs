@@ -14,6 +14,8 @@ pub mod delta;
 pub mod digest;
 pub mod metadata;
 #[cfg(feature = "publish")]
+pub mod repo;
+#[cfg(feature = "publish")]
 pub mod sign;
 pub mod verify;
 

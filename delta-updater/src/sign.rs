@@ -130,10 +130,7 @@ pub fn timestamp(version: u64, expires: u64, releases: &[(&Release, &[u8])]) -> 
 
 /// The signed part of a release; its desired state must be a JSON object.
 pub fn release(r: &Release) -> Result<Value, JsonError> {
-    let state = from_json(&r.desired_state)?;
-    if !matches!(state, Value::Object(_)) {
-        return Err(JsonError::NotAnObject);
-    }
+    let state = desired_state(&r.desired_state)?;
     let blob = |b: &Blob| {
         Value::object([
             ("digest", Value::str(b.digest.to_string())),
@@ -204,6 +201,15 @@ impl core::fmt::Display for JsonError {
 }
 
 impl std::error::Error for JsonError {}
+
+/// A desired state: JSON text that must be an object.
+pub fn desired_state(text: &str) -> Result<Value, JsonError> {
+    let state = from_json(text)?;
+    if !matches!(state, Value::Object(_)) {
+        return Err(JsonError::NotAnObject);
+    }
+    Ok(state)
+}
 
 /// Any JSON text as a canonical [`Value`].
 pub fn from_json(text: &str) -> Result<Value, JsonError> {
