@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
 
-use crate::delta::{self, make, Algorithm, Target, APPLY_MEMORY};
+use crate::delta::{self, make, Algorithm, Target};
 use crate::digest::Digest;
 use crate::metadata::{self, Blob, Delta, Layer, MetadataError, Release, Role, Root, Timestamp};
 use crate::sign::{self, JsonError, RoleSpec};
@@ -400,7 +400,7 @@ impl Repo {
                     from: old_layer.diff_id,
                     algorithm,
                     blob: delta_blob,
-                    memory: APPLY_MEMORY,
+                    memory: algorithm.memory(),
                 });
             }
             published.layers.push(PublishedLayer {

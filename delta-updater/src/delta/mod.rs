@@ -10,19 +10,27 @@
 //! 0x03 BSDIFF  old_offset: u64, old_len: u64, new_len: u64, patch_len: u64, then
 //!              patch_len bytes of a bsdiff patch (the `bsdiff` crate's format)
 //!              against old[old_offset .. old_offset + old_len]
+//! 0x04 ZREF    old_offset: u64, old_len: u64, new_len: u64, frame_len: u64, then
+//!              frame_len bytes of one zstd frame of new_len bytes compressed
+//!              with old[old_offset .. old_offset + old_len] as its prefix
+//!              (zstd's "patch from", on a window of the old layer)
 //! 0x00 END     and then nothing
 //! ```
 //!
-//! (integers little-endian). Both algorithms write this format: a whole-layer
+//! (integers little-endian). Every algorithm writes this format: a whole-layer
 //! bsdiff is one `BSDIFF` op over the whole old layer; a per-file delta
 //! (`tar-files`) copies the new tar's headers as literals and each member's
 //! data as a `COPY` of an identical old member, a `BSDIFF` against the old
-//! member of the same path, or a literal. So the applier is one small loop.
+//! member of the same path, or a literal; `zstd-ref` copies large identical
+//! members and cuts the rest into segments of at most [`MAX_SEGMENT`] bytes,
+//! each a zstd frame whose prefix is the window of at most [`MAX_REF`] bytes
+//! of the old layer its content comes from. So the applier is one small loop.
 //!
 //! [`apply`] reads the old layer by positioned reads and writes the new one
 //! front to back through a sha256 into a temporary file beside the target:
-//! memory is the zstd window plus two [`CHUNK`]s whatever the layer size
-//! ([`APPLY_MEMORY`]). The result is renamed into place only if its size and
+//! memory is the zstd window plus two [`CHUNK`]s whatever the layer size,
+//! and for `ZREF` one reference window, one frame and one segment
+//! ([`Algorithm::memory`]). The result is renamed into place only if its size and
 //! digest are the target's; on any error the temporary file is removed.
 
 #[cfg(feature = "publish")]
@@ -47,13 +55,25 @@ pub const CHUNK: usize = 64 * 1024;
 /// What zstd's decoder holds besides its window (its context and input
 /// buffer), rounded up; measured with `husk-apply --rss`.
 pub const ZSTD_DECODER_OVERHEAD: u64 = 256 * 1024;
-/// Heap memory applying any delta needs, recorded in the release metadata.
+/// Heap memory applying a `bsdiff` or `tar-files` delta needs.
 pub const APPLY_MEMORY: u64 = (1 << WINDOW_LOG) + ZSTD_DECODER_OVERHEAD + 2 * CHUNK as u64;
+/// Largest old window a `ZREF` segment is compressed against.
+pub const MAX_REF: usize = 2 << 20;
+/// Largest output of one `ZREF` segment.
+pub const MAX_SEGMENT: usize = 1 << 20;
+/// Largest zstd frame of one `ZREF` segment (zstd's bound for [`MAX_SEGMENT`], rounded up).
+pub const MAX_FRAME: usize = MAX_SEGMENT + (MAX_SEGMENT >> 7) + 4096;
+/// zstd window of the outer frame of a `zstd-ref` delta, whose content is
+/// mostly already-compressed frames: 128 KiB.
+pub const ZREF_OUTER_WINDOW_LOG: u32 = 17;
+/// What zstd's one-shot decoder context holds, rounded up.
+pub const ZSTD_DCTX_SIZE: u64 = 192 * 1024;
 
 const OP_END: u8 = 0;
 const OP_COPY: u8 = 1;
 const OP_LITERAL: u8 = 2;
 const OP_BSDIFF: u8 = 3;
+const OP_ZREF: u8 = 4;
 
 /// How a delta was computed. Both write the same format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +82,9 @@ pub enum Algorithm {
     Bsdiff,
     /// Per member of the new tar: same as an old member, bsdiff against one, or literal.
     TarFiles,
+    /// Large identical members copied, the rest zstd-compressed in segments
+    /// against windows of the old layer.
+    ZstdRef,
 }
 
 impl Algorithm {
@@ -70,6 +93,22 @@ impl Algorithm {
         match self {
             Self::Bsdiff => "bsdiff",
             Self::TarFiles => "tar-files",
+            Self::ZstdRef => "zstd-ref",
+        }
+    }
+
+    /// Heap memory applying a delta of this kind needs at most, recorded
+    /// in the release metadata.
+    pub fn memory(self) -> u64 {
+        match self {
+            Self::Bsdiff | Self::TarFiles => APPLY_MEMORY,
+            Self::ZstdRef => {
+                (1 << ZREF_OUTER_WINDOW_LOG)
+                    + ZSTD_DECODER_OVERHEAD
+                    + 2 * CHUNK as u64
+                    + (MAX_REF + MAX_SEGMENT + MAX_FRAME) as u64
+                    + ZSTD_DCTX_SIZE
+            }
         }
     }
 
@@ -78,6 +117,7 @@ impl Algorithm {
         match name {
             "bsdiff" => Some(Self::Bsdiff),
             "tar-files" => Some(Self::TarFiles),
+            "zstd-ref" => Some(Self::ZstdRef),
             _ => None,
         }
     }
@@ -174,6 +214,7 @@ pub fn apply(old: &Path, delta: impl Read, target: Target, out: &Path) -> Result
         },
         buf: vec![0; CHUNK],
         old_buf: vec![0; CHUNK],
+        zref: None,
     };
     ops.run(&mut output)?;
     output.commit()
@@ -209,6 +250,14 @@ struct Ops<'a, R> {
     old: OldLayer<'a>,
     buf: Vec<u8>,
     old_buf: Vec<u8>,
+    /// The buffers of `ZREF`, allocated at the first one.
+    zref: Option<ZrefBuffers>,
+}
+
+struct ZrefBuffers {
+    reference: Vec<u8>,
+    frame: Vec<u8>,
+    segment: Vec<u8>,
 }
 
 impl<R: Read> Ops<'_, R> {
@@ -248,6 +297,27 @@ impl<R: Read> Ops<'_, R> {
                     self.old.check(offset, old_len)?;
                     out.room(new_len)?;
                     self.bspatch(offset, old_len, new_len, patch_len, out)?;
+                }
+                OP_ZREF => {
+                    let offset = self.u64()?;
+                    let old_len = self.u64()?;
+                    let new_len = self.u64()?;
+                    let frame_len = self.u64()?;
+                    if old_len > MAX_REF as u64
+                        || new_len > MAX_SEGMENT as u64
+                        || frame_len > MAX_FRAME as u64
+                    {
+                        return Err(DeltaError::Malformed("zstd-ref segment beyond its limits"));
+                    }
+                    self.old.check(offset, old_len)?;
+                    out.room(new_len)?;
+                    self.zref(
+                        offset,
+                        old_len as usize,
+                        new_len as usize,
+                        frame_len as usize,
+                        out,
+                    )?;
                 }
                 _ => return Err(DeltaError::Malformed("unknown operation")),
             }
@@ -366,6 +436,46 @@ impl<R: Read> Ops<'_, R> {
             return Err(DeltaError::Malformed("bsdiff patch ends before its output"));
         }
         Ok(())
+    }
+}
+
+impl<R: Read> Ops<'_, R> {
+    /// One zstd frame decoded in one shot against a window of the old layer.
+    fn zref(
+        &mut self,
+        offset: u64,
+        old_len: usize,
+        new_len: usize,
+        frame_len: usize,
+        out: &mut Output,
+    ) -> Result<(), DeltaError> {
+        let bufs = self.zref.get_or_insert_with(|| ZrefBuffers {
+            reference: Vec::with_capacity(MAX_REF),
+            frame: Vec::with_capacity(MAX_FRAME),
+            segment: Vec::with_capacity(MAX_SEGMENT),
+        });
+        bufs.reference.resize(old_len, 0);
+        self.old.read(offset, &mut bufs.reference)?;
+        bufs.frame.resize(frame_len, 0);
+        self.delta
+            .read_exact(&mut bufs.frame)
+            .map_err(DeltaError::ReadDelta)?;
+        bufs.segment.clear();
+        // The output never grows past MAX_SEGMENT: the decoder writes into
+        // the capacity it is given and fails if the frame holds more.
+        let segment = &mut bufs.segment;
+        let mut dctx = zstd::zstd_safe::DCtx::create();
+        let bad = |_| DeltaError::Malformed("zstd-ref frame does not decode");
+        if old_len > 0 {
+            dctx.ref_prefix(&bufs.reference).map_err(bad)?;
+        }
+        dctx.decompress(segment, &bufs.frame).map_err(bad)?;
+        if segment.len() != new_len {
+            return Err(DeltaError::Malformed(
+                "zstd-ref frame decodes to another length",
+            ));
+        }
+        out.write(segment)
     }
 }
 
@@ -652,8 +762,10 @@ mod tests {
             let whole = make::whole_layer(&old, &new)
                 .unwrap()
                 .expect("a bsdiff delta");
+            let zref = make::zstd_ref(&old, &new).unwrap();
             assert_eq!(run(&dir, &old, &files, target(&new)).unwrap(), new);
             assert_eq!(run(&dir, &old, &whole, target(&new)).unwrap(), new);
+            assert_eq!(run(&dir, &old, &zref, target(&new)).unwrap(), new);
             let full = compress(&new).unwrap().len() as u64;
             assert!(
                 (files.len() as u64) * 4 < full,
@@ -661,7 +773,7 @@ mod tests {
                 files.len()
             );
             let (_, best) = make::best(&old, &new, full).unwrap().expect("a delta pays");
-            assert_eq!(best.len(), files.len().min(whole.len()));
+            assert_eq!(best.len(), files.len().min(whole.len()).min(zref.len()));
         }
     }
 
@@ -686,6 +798,8 @@ mod tests {
             }
             let whole = make::whole_layer(&old, &new).unwrap().unwrap();
             assert_eq!(run(&dir, &old, &whole, target(&new)).unwrap(), new);
+            let zref = make::zstd_ref(&old, &new).unwrap();
+            assert_eq!(run(&dir, &old, &zref, target(&new)).unwrap(), new);
             // Not tars: no per-file delta, and no error.
             assert_eq!(make::tar_files(&old, &new).unwrap(), None);
         }
@@ -861,7 +975,59 @@ mod tests {
             let e = run(&dir, &old, &delta, t).map(|_| ()).unwrap_err();
             assert!(e.to_string().starts_with(message), "{e} / {message}");
         }
-        // And a hand-made valid one, to show the cases above fail for their reason.
+        // zstd-ref: a segment beyond the limits, a frame that is not zstd,
+        // a frame of more bytes than the op says.
+        let frame = zstd::bulk::compress(b"abcd", 3).unwrap();
+        let zref = |old_len: u64, new_len: u64, frame: &[u8]| {
+            raw(
+                3,
+                &[
+                    &op(OP_ZREF, &[0, old_len, new_len, frame.len() as u64], frame),
+                    &end,
+                ],
+            )
+        };
+        let zcases: Vec<(Vec<u8>, &str)> = vec![
+            (
+                zref(MAX_REF as u64 + 1, 3, &frame),
+                "delta: malformed: zstd-ref segment beyond its limits",
+            ),
+            (
+                zref(10, 3, b"not a zstd frame"),
+                "delta: malformed: zstd-ref frame does not decode",
+            ),
+            (
+                zref(10, 3, &frame),
+                "delta: malformed: zstd-ref frame decodes to another length",
+            ),
+            (
+                zref(11, 3, &frame),
+                "delta: reads old layer up to byte 11, past its size 10",
+            ),
+        ];
+        for (delta, message) in zcases {
+            let e = run(&dir, &old, &delta, t).map(|_| ()).unwrap_err();
+            assert!(e.to_string().starts_with(message), "{e} / {message}");
+        }
+        // A frame of more than MAX_SEGMENT bytes does not decode into the segment buffer.
+        let big = vec![7u8; 2 * MAX_SEGMENT];
+        let big_frame = zstd::bulk::compress(&big, 3).unwrap();
+        let e = run(&dir, &old, &zref(0, 3, &big_frame), t)
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "delta: malformed: zstd-ref frame does not decode"
+        );
+        // And hand-made valid ones, to show the cases above fail for their reason.
+        let prefixed = {
+            let mut cctx = zstd::zstd_safe::CCtx::create();
+            cctx.ref_prefix(&old[..]).unwrap();
+            let mut frame = Vec::with_capacity(64);
+            cctx.compress2(&mut frame, b"abc").unwrap();
+            frame
+        };
+        assert_eq!(run(&dir, &old, &zref(10, 3, &prefixed), t).unwrap(), new);
         let ok = raw(
             3,
             &[

@@ -90,9 +90,13 @@ fn measure(cmd: &BenchCmd, work: &Path) -> Result<(), String> {
         rss_kib: None,
     });
     type MakeDelta = fn(&[u8], &[u8]) -> std::io::Result<Option<Vec<u8>>>;
-    let husk: [(Algorithm, MakeDelta); 2] = [
+    fn zstd_ref(old: &[u8], new: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
+        make::zstd_ref(old, new).map(Some)
+    }
+    let husk: [(Algorithm, MakeDelta); 3] = [
         (Algorithm::Bsdiff, make::whole_layer),
         (Algorithm::TarFiles, make::tar_files),
+        (Algorithm::ZstdRef, zstd_ref),
     ];
     let mut best: Option<u64> = None;
     for (algorithm, make_delta) in husk {
@@ -110,6 +114,7 @@ fn measure(cmd: &BenchCmd, work: &Path) -> Result<(), String> {
             method: match algorithm {
                 Algorithm::Bsdiff => "husk whole-layer bsdiff + zstd".into(),
                 Algorithm::TarFiles => "husk per-file (tar-files) + zstd".into(),
+                Algorithm::ZstdRef => "husk zstd-ref (windowed patch-from)".into(),
             },
             bytes: delta.map(|d| d.len() as u64),
             seconds,
