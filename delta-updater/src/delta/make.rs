@@ -20,8 +20,8 @@ use std::ops::Range;
 use zstd::zstd_safe::{CCtx, CParameter};
 
 use super::{
-    Algorithm, MAGIC, MAX_REF, MAX_SEGMENT, OP_BSDIFF, OP_COPY, OP_END, OP_LITERAL, OP_ZREF,
-    WINDOW_LOG, ZREF_OUTER_WINDOW_LOG,
+    Algorithm, MAGIC, MAX_HISTORY, MAX_REF, MAX_REF_RANGES, MAX_SEGMENT, OP_BSDIFF, OP_COPY,
+    OP_END, OP_LITERAL, OP_ZREF, WINDOW_LOG, ZREF_OUTER_WINDOW_LOG,
 };
 use crate::digest::Digest;
 
@@ -54,8 +54,8 @@ enum Op {
         patch: Vec<u8>,
     },
     Zref {
-        offset: u64,
-        old_len: u64,
+        reference: Vec<Range<usize>>,
+        history: u64,
         new_len: u64,
         frame: Vec<u8>,
     },
@@ -141,6 +141,10 @@ pub fn tar_files(old: &[u8], new: &[u8]) -> io::Result<Option<Vec<u8>>> {
 const MIN_ZREF_COPY: u64 = 64 * 1024;
 /// Bytes of a block of the old layer's index, and the stride between blocks.
 const BLOCK: usize = 32;
+/// The unit of old data a `zstd-ref` reference is made of: MAX_REF / PIECE
+/// pieces, at most MAX_REF_RANGES ranges.
+const PIECE: usize = 64 * 1024;
+const _: () = assert!(MAX_REF / PIECE <= MAX_REF_RANGES);
 
 /// A `zstd-ref` delta of `old` into `new`, compressed: large identical tar
 /// members copied, the rest in segments of at most [`MAX_SEGMENT`] bytes,
@@ -190,8 +194,14 @@ fn segments(
     while start < range.end {
         let end = (start + MAX_SEGMENT).min(range.end);
         let segment = &new[start..end];
-        let window = index.window(segment, old.len());
-        let reference = &old[window.clone()];
+        let ranges = index.reference(segment, old.len());
+        let history = start.min(MAX_HISTORY);
+        let reference: Vec<u8> = ranges
+            .iter()
+            .flat_map(|r| &old[r.clone()])
+            .chain(&new[start - history..start])
+            .copied()
+            .collect();
         let mut cctx = CCtx::create();
         for p in [
             CParameter::CompressionLevel(LEVEL),
@@ -201,13 +211,13 @@ fn segments(
             cctx.set_parameter(p).map_err(zstd_error)?;
         }
         if !reference.is_empty() {
-            cctx.ref_prefix(reference).map_err(zstd_error)?;
+            cctx.ref_prefix(&reference).map_err(zstd_error)?;
         }
         let mut frame = Vec::with_capacity(zstd::compress_bound(segment.len()));
         cctx.compress2(&mut frame, segment).map_err(zstd_error)?;
         ops.push(Op::Zref {
-            offset: window.start as u64,
-            old_len: window.len() as u64,
+            history: history as u64,
+            reference: ranges,
             new_len: segment.len() as u64,
             frame,
         });
@@ -220,6 +230,8 @@ fn zstd_error(code: usize) -> io::Error {
     io::Error::other(zstd::zstd_safe::get_error_name(code))
 }
 
+const AMBIGUOUS: u32 = u32::MAX;
+
 /// Where blocks of the old layer are: the hash of every 32-byte block at a
 /// multiple of 32 bytes.
 struct OldIndex(HashMap<u64, u32>);
@@ -228,43 +240,48 @@ impl OldIndex {
     fn new(old: &[u8]) -> Self {
         let mut map = HashMap::with_capacity(old.len() / BLOCK);
         for (i, block) in old.chunks_exact(BLOCK).enumerate() {
-            map.entry(Rolling::of(block).0).or_insert(i as u32);
+            // A block found more than once says nothing of where a match is.
+            map.entry(Rolling::of(block).0)
+                .and_modify(|at| *at = AMBIGUOUS)
+                .or_insert(i as u32);
         }
         Self(map)
     }
 
-    /// The window of the old layer (at most [`MAX_REF`] bytes) holding the
-    /// most blocks found in `segment`, at every offset; empty if none is.
-    fn window(&self, segment: &[u8], old_len: usize) -> Range<usize> {
-        let mut found: Vec<usize> = Vec::new();
+    /// The pieces of the old layer (at most [`MAX_REF`] bytes in all, in
+    /// [`PIECE`]-byte units, in order) holding the most blocks found in
+    /// `segment` at any offset; none if no block is found.
+    fn reference(&self, segment: &[u8], old_len: usize) -> Vec<Range<usize>> {
+        let mut hits: HashMap<usize, usize> = HashMap::new();
         if segment.len() >= BLOCK {
             let mut hash = Rolling::of(&segment[..BLOCK]);
             for i in 0..=segment.len() - BLOCK {
                 if i > 0 {
                     hash.roll(segment[i - 1], segment[i + BLOCK - 1]);
                 }
-                if let Some(&block) = self.0.get(&hash.0) {
-                    found.push(block as usize * BLOCK);
+                if let Some(&block) = self.0.get(&hash.0).filter(|&&b| b != AMBIGUOUS) {
+                    *hits.entry(block as usize * BLOCK / PIECE).or_default() += 1;
                 }
             }
         }
-        found.sort_unstable();
-        found.dedup();
-        // The start of the densest MAX_REF-byte window.
-        let (mut best, mut best_count, mut j) = (None, 0, 0);
-        for i in 0..found.len() {
-            while j < found.len() && found[j] + BLOCK <= found[i] + MAX_REF {
-                j += 1;
-            }
-            if j - i > best_count {
-                best_count = j - i;
-                best = Some(found[i]);
+        let mut pieces: Vec<(usize, usize)> = hits.into_iter().collect();
+        // Most hits first; ties by position, so the output is deterministic.
+        pieces.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut chosen: Vec<usize> = pieces
+            .into_iter()
+            .take(MAX_REF / PIECE)
+            .map(|(piece, _)| piece)
+            .collect();
+        chosen.sort_unstable();
+        let mut ranges: Vec<Range<usize>> = Vec::new();
+        for piece in chosen {
+            let range = piece * PIECE..((piece + 1) * PIECE).min(old_len);
+            match ranges.last_mut() {
+                Some(last) if last.end == range.start => last.end = range.end,
+                _ => ranges.push(range),
             }
         }
-        match best {
-            Some(start) => start..(start + MAX_REF).min(old_len),
-            None => 0..0,
-        }
+        ranges
     }
 }
 
@@ -399,13 +416,18 @@ fn encode(new: &[u8], ops: &[Op]) -> Vec<u8> {
                 out.extend_from_slice(patch);
             }
             Op::Zref {
-                offset,
-                old_len,
+                reference,
+                history,
                 new_len,
                 frame,
             } => {
                 out.push(OP_ZREF);
-                for n in [*offset, *old_len, *new_len, frame.len() as u64] {
+                out.extend_from_slice(&(reference.len() as u64).to_le_bytes());
+                for r in reference {
+                    out.extend_from_slice(&(r.start as u64).to_le_bytes());
+                    out.extend_from_slice(&(r.len() as u64).to_le_bytes());
+                }
+                for n in [*history, *new_len, frame.len() as u64] {
                     out.extend_from_slice(&n.to_le_bytes());
                 }
                 out.extend_from_slice(frame);

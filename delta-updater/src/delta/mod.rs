@@ -10,10 +10,12 @@
 //! 0x03 BSDIFF  old_offset: u64, old_len: u64, new_len: u64, patch_len: u64, then
 //!              patch_len bytes of a bsdiff patch (the `bsdiff` crate's format)
 //!              against old[old_offset .. old_offset + old_len]
-//! 0x04 ZREF    old_offset: u64, old_len: u64, new_len: u64, frame_len: u64, then
-//!              frame_len bytes of one zstd frame of new_len bytes compressed
-//!              with old[old_offset .. old_offset + old_len] as its prefix
-//!              (zstd's "patch from", on a window of the old layer)
+//! 0x04 ZREF    ranges: u64, ranges x (old_offset: u64, len: u64), history: u64,
+//!              new_len: u64, frame_len: u64, then frame_len bytes of one zstd
+//!              frame of new_len bytes compressed with a prefix: those old
+//!              ranges one after the other, then the last `history` bytes of
+//!              the new layer written so far (zstd's "patch from", on pieces
+//!              of the old layer)
 //! 0x00 END     and then nothing
 //! ```
 //!
@@ -23,8 +25,8 @@
 //! data as a `COPY` of an identical old member, a `BSDIFF` against the old
 //! member of the same path, or a literal; `zstd-ref` copies large identical
 //! members and cuts the rest into segments of at most [`MAX_SEGMENT`] bytes,
-//! each a zstd frame whose prefix is the window of at most [`MAX_REF`] bytes
-//! of the old layer its content comes from. So the applier is one small loop.
+//! each a zstd frame whose prefix is made of the pieces of the old layer its
+//! content comes from, at most [`MAX_REF`] bytes. So the applier is one small loop.
 //!
 //! [`apply`] reads the old layer by positioned reads and writes the new one
 //! front to back through a sha256 into a temporary file beside the target:
@@ -57,10 +59,15 @@ pub const CHUNK: usize = 64 * 1024;
 pub const ZSTD_DECODER_OVERHEAD: u64 = 256 * 1024;
 /// Heap memory applying a `bsdiff` or `tar-files` delta needs.
 pub const APPLY_MEMORY: u64 = (1 << WINDOW_LOG) + ZSTD_DECODER_OVERHEAD + 2 * CHUNK as u64;
-/// Largest old window a `ZREF` segment is compressed against.
-pub const MAX_REF: usize = 2 << 20;
+/// Most bytes of the old layer a `ZREF` segment is compressed against.
+pub const MAX_REF: usize = 2048 << 10;
+/// Most bytes of the new layer written just before a `ZREF` segment that
+/// its prefix ends with (they are read back from the output).
+pub const MAX_HISTORY: usize = 512 << 10;
+/// Most old ranges those bytes come from.
+pub const MAX_REF_RANGES: usize = 256;
 /// Largest output of one `ZREF` segment.
-pub const MAX_SEGMENT: usize = 1 << 20;
+pub const MAX_SEGMENT: usize = 512 << 10;
 /// Largest zstd frame of one `ZREF` segment (zstd's bound for [`MAX_SEGMENT`], rounded up).
 pub const MAX_FRAME: usize = MAX_SEGMENT + (MAX_SEGMENT >> 7) + 4096;
 /// zstd window of the outer frame of a `zstd-ref` delta, whose content is
@@ -106,7 +113,7 @@ impl Algorithm {
                 (1 << ZREF_OUTER_WINDOW_LOG)
                     + ZSTD_DECODER_OVERHEAD
                     + 2 * CHUNK as u64
-                    + (MAX_REF + MAX_SEGMENT + MAX_FRAME) as u64
+                    + (MAX_REF + MAX_HISTORY + MAX_SEGMENT + MAX_FRAME) as u64
                     + ZSTD_DCTX_SIZE
             }
         }
@@ -298,27 +305,7 @@ impl<R: Read> Ops<'_, R> {
                     out.room(new_len)?;
                     self.bspatch(offset, old_len, new_len, patch_len, out)?;
                 }
-                OP_ZREF => {
-                    let offset = self.u64()?;
-                    let old_len = self.u64()?;
-                    let new_len = self.u64()?;
-                    let frame_len = self.u64()?;
-                    if old_len > MAX_REF as u64
-                        || new_len > MAX_SEGMENT as u64
-                        || frame_len > MAX_FRAME as u64
-                    {
-                        return Err(DeltaError::Malformed("zstd-ref segment beyond its limits"));
-                    }
-                    self.old.check(offset, old_len)?;
-                    out.room(new_len)?;
-                    self.zref(
-                        offset,
-                        old_len as usize,
-                        new_len as usize,
-                        frame_len as usize,
-                        out,
-                    )?;
-                }
+                OP_ZREF => self.zref(out)?,
                 _ => return Err(DeltaError::Malformed("unknown operation")),
             }
         }
@@ -441,22 +428,48 @@ impl<R: Read> Ops<'_, R> {
 
 impl<R: Read> Ops<'_, R> {
     /// One zstd frame decoded in one shot against a window of the old layer.
-    fn zref(
-        &mut self,
-        offset: u64,
-        old_len: usize,
-        new_len: usize,
-        frame_len: usize,
-        out: &mut Output,
-    ) -> Result<(), DeltaError> {
+    fn zref(&mut self, out: &mut Output) -> Result<(), DeltaError> {
+        let limits = DeltaError::Malformed("zstd-ref segment beyond its limits");
         let bufs = self.zref.get_or_insert_with(|| ZrefBuffers {
-            reference: Vec::with_capacity(MAX_REF),
+            reference: Vec::with_capacity(MAX_REF + MAX_HISTORY),
             frame: Vec::with_capacity(MAX_FRAME),
             segment: Vec::with_capacity(MAX_SEGMENT),
         });
-        bufs.reference.resize(old_len, 0);
-        self.old.read(offset, &mut bufs.reference)?;
-        bufs.frame.resize(frame_len, 0);
+        bufs.reference.clear();
+        let mut word = [0u8; 8];
+        let mut u64 = |delta: &mut R| -> Result<u64, DeltaError> {
+            delta.read_exact(&mut word).map_err(DeltaError::ReadDelta)?;
+            Ok(u64::from_le_bytes(word))
+        };
+        let ranges = u64(&mut self.delta)?;
+        if ranges > MAX_REF_RANGES as u64 {
+            return Err(limits);
+        }
+        for _ in 0..ranges {
+            let (offset, len) = (u64(&mut self.delta)?, u64(&mut self.delta)?);
+            let at = bufs.reference.len();
+            if len > (MAX_REF - at) as u64 {
+                return Err(limits);
+            }
+            self.old.check(offset, len)?;
+            bufs.reference.resize(at + len as usize, 0);
+            self.old.read(offset, &mut bufs.reference[at..])?;
+        }
+        let history = u64(&mut self.delta)?;
+        let (new_len, frame_len) = (u64(&mut self.delta)?, u64(&mut self.delta)?);
+        if history > MAX_HISTORY as u64
+            || history > out.written
+            || new_len > MAX_SEGMENT as u64
+            || frame_len > MAX_FRAME as u64
+        {
+            return Err(limits);
+        }
+        // The last `history` bytes of the new layer follow the old ranges.
+        let at = bufs.reference.len();
+        bufs.reference.resize(at + history as usize, 0);
+        out.read_back(&mut bufs.reference[at..])?;
+        out.room(new_len)?;
+        bufs.frame.resize(frame_len as usize, 0);
         self.delta
             .read_exact(&mut bufs.frame)
             .map_err(DeltaError::ReadDelta)?;
@@ -466,11 +479,11 @@ impl<R: Read> Ops<'_, R> {
         let segment = &mut bufs.segment;
         let mut dctx = zstd::zstd_safe::DCtx::create();
         let bad = |_| DeltaError::Malformed("zstd-ref frame does not decode");
-        if old_len > 0 {
+        if !bufs.reference.is_empty() {
             dctx.ref_prefix(&bufs.reference).map_err(bad)?;
         }
         dctx.decompress(segment, &bufs.frame).map_err(bad)?;
-        if segment.len() != new_len {
+        if segment.len() as u64 != new_len {
             return Err(DeltaError::Malformed(
                 "zstd-ref frame decodes to another length",
             ));
@@ -501,7 +514,14 @@ impl Output {
             .ok_or_else(|| DeltaError::Write(out.to_owned(), io::ErrorKind::InvalidInput.into()))?
             .to_string_lossy();
         let temp = out.with_file_name(format!(".{name}.partial"));
-        let file = File::create(&temp).map_err(|e| DeltaError::Write(temp.clone(), e))?;
+        // Readable too: zstd-ref reads back the last bytes written.
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)
+            .map_err(|e| DeltaError::Write(temp.clone(), e))?;
         Ok(Self {
             file: Some(file),
             temp,
@@ -510,6 +530,13 @@ impl Output {
             written: 0,
             hasher: Sha256::new(),
         })
+    }
+
+    /// Fills `buf` with the last `buf.len()` bytes written.
+    fn read_back(&self, buf: &mut [u8]) -> Result<(), DeltaError> {
+        let file = self.file.as_ref().expect("open until commit");
+        file.read_exact_at(buf, self.written - buf.len() as u64)
+            .map_err(|e| DeltaError::Write(self.temp.clone(), e))
     }
 
     /// Refuses before writing anything that would exceed the target size.
@@ -829,6 +856,38 @@ mod tests {
     }
 
     #[test]
+    fn zstd_ref_round_trips_across_segments_with_history_and_copies() {
+        let dir = Dir::new("segments");
+        let mut rng = Rng(11);
+        // Larger than a segment: several frames, each with the bytes before it.
+        let big: Vec<u8> = rng.text(3 * MAX_SEGMENT);
+        let same = rng.bytes(200_000); // an identical member large enough to copy
+        let mut edited = big.clone();
+        for _ in 0..50 {
+            let at = rng.below(edited.len() as u64) as usize;
+            let insert = rng.text(40);
+            edited.splice(at..at, insert);
+        }
+        let old = tar(&[Member::File("big", &big), Member::File("same", &same)]);
+        let new = tar(&[Member::File("same2", &same), Member::File("big", &edited)]);
+        let zref = make::zstd_ref(&old, &new).unwrap();
+        assert_eq!(run(&dir, &old, &zref, target(&new)).unwrap(), new);
+        assert!(zref.len() < 20_000, "{} bytes", zref.len());
+        // History cannot reach before the start of the output.
+        let old = b"0123456789".to_vec();
+        let frame = zstd::bulk::compress(b"abc", 3).unwrap();
+        let words = [0, 1, 3, frame.len() as u64];
+        let delta = raw(3, &[&op(OP_ZREF, &words, &frame), &[OP_END]]);
+        let e = run(&dir, &old, &delta, target(b"abc"))
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "delta: malformed: zstd-ref segment beyond its limits"
+        );
+    }
+
+    #[test]
     fn a_corrupted_or_truncated_delta_fails_and_leaves_no_output() {
         let dir = Dir::new("corrupt");
         let (old, new) = structured_pair(&mut Rng(7));
@@ -979,15 +1038,10 @@ mod tests {
         // a frame of more bytes than the op says.
         let frame = zstd::bulk::compress(b"abcd", 3).unwrap();
         let zref = |old_len: u64, new_len: u64, frame: &[u8]| {
-            raw(
-                3,
-                &[
-                    &op(OP_ZREF, &[0, old_len, new_len, frame.len() as u64], frame),
-                    &end,
-                ],
-            )
+            let words = [1, 0, old_len, 0, new_len, frame.len() as u64];
+            raw(3, &[&op(OP_ZREF, &words, frame), &end])
         };
-        let zcases: Vec<(Vec<u8>, &str)> = vec![
+        let mut zcases: Vec<(Vec<u8>, &str)> = vec![
             (
                 zref(MAX_REF as u64 + 1, 3, &frame),
                 "delta: malformed: zstd-ref segment beyond its limits",
@@ -1005,6 +1059,13 @@ mod tests {
                 "delta: reads old layer up to byte 11, past its size 10",
             ),
         ];
+        let mut many = vec![MAX_REF_RANGES as u64 + 1];
+        many.extend([0, 1].repeat(MAX_REF_RANGES + 1));
+        many.extend([0, 3, frame.len() as u64]);
+        zcases.push((
+            raw(3, &[&op(OP_ZREF, &many, &frame), &end]),
+            "delta: malformed: zstd-ref segment beyond its limits",
+        ));
         for (delta, message) in zcases {
             let e = run(&dir, &old, &delta, t).map(|_| ()).unwrap_err();
             assert!(e.to_string().starts_with(message), "{e} / {message}");
