@@ -2,7 +2,9 @@
 //! method, side by side with the reference tools when they are installed,
 //! and the peak memory of applying husk's deltas with the device-side binary.
 
+use std::fmt;
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -30,6 +32,34 @@ pub struct BenchCmd {
     work: Option<PathBuf>,
 }
 
+/// Why the bench failed.
+#[derive(Debug)]
+enum BenchError {
+    /// A file operation on a path failed.
+    Io(PathBuf, io::Error),
+    /// Computing a delta or compressing failed.
+    Make(&'static str, io::Error),
+    /// husk-apply failed; its message.
+    Apply(String),
+    /// husk-apply wrote another layer than the new one, or no VmHWM line.
+    Result(&'static str),
+}
+
+impl fmt::Display for BenchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(path, e) => write!(f, "{}: {e}", path.display()),
+            Self::Make(what, e) => write!(f, "{what}: {e}"),
+            Self::Apply(message) => write!(f, "husk-apply failed: {message}"),
+            Self::Result(what) => write!(f, "husk-apply {what}"),
+        }
+    }
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> BenchError + '_ {
+    move |e| BenchError::Io(path.to_owned(), e)
+}
+
 struct Row {
     method: String,
     bytes: Option<u64>,
@@ -47,13 +77,13 @@ pub fn run(cmd: &BenchCmd) -> ExitCode {
     }
 }
 
-fn bench(cmd: &BenchCmd) -> Result<(), String> {
+fn bench(cmd: &BenchCmd) -> Result<(), BenchError> {
     let temp = cmd.work.is_none();
     let work = cmd
         .work
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join(format!("husk-bench-{}", std::process::id())));
-    fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    fs::create_dir_all(&work).map_err(io_at(&work))?;
     let result = measure(cmd, &work);
     if temp {
         let _ = fs::remove_dir_all(&work);
@@ -61,13 +91,13 @@ fn bench(cmd: &BenchCmd) -> Result<(), String> {
     result
 }
 
-fn measure(cmd: &BenchCmd, work: &Path) -> Result<(), String> {
+fn measure(cmd: &BenchCmd, work: &Path) -> Result<(), BenchError> {
     let old = layer(&cmd.old)?;
     let new = layer(&cmd.new)?;
     let old_path = work.join("old.tar");
     let new_path = work.join("new.tar");
-    fs::write(&old_path, &old).map_err(|e| e.to_string())?;
-    fs::write(&new_path, &new).map_err(|e| e.to_string())?;
+    fs::write(&old_path, &old).map_err(io_at(&old_path))?;
+    fs::write(&new_path, &new).map_err(io_at(&new_path))?;
     println!(
         "old {} bytes ({}), new {} bytes ({})",
         old.len(),
@@ -82,7 +112,7 @@ fn measure(cmd: &BenchCmd, work: &Path) -> Result<(), String> {
         .filter(|p| p.exists());
 
     let t = Instant::now();
-    let full = make::compress(&new).map_err(|e| e.to_string())?;
+    let full = make::compress(&new).map_err(|e| BenchError::Make("zstd", e))?;
     rows.push(Row {
         method: "full layer, zstd -19".into(),
         bytes: Some(full.len() as u64),
@@ -101,7 +131,7 @@ fn measure(cmd: &BenchCmd, work: &Path) -> Result<(), String> {
     let mut best: Option<u64> = None;
     for (algorithm, make_delta) in husk {
         let t = Instant::now();
-        let delta = make_delta(&old, &new).map_err(|e| e.to_string())?;
+        let delta = make_delta(&old, &new).map_err(|e| BenchError::Make(algorithm.name(), e))?;
         let seconds = t.elapsed().as_secs_f64();
         let rss_kib = match (&delta, &apply_bin) {
             (Some(d), Some(bin)) => Some(apply_rss(bin, work, &old_path, d, &new)?),
@@ -200,10 +230,16 @@ fn measure(cmd: &BenchCmd, work: &Path) -> Result<(), String> {
 
 /// Applies `delta` with the device-side binary; its peak RSS in KiB. Checks
 /// the result is `new`.
-fn apply_rss(bin: &Path, work: &Path, old: &Path, delta: &[u8], new: &[u8]) -> Result<u64, String> {
+fn apply_rss(
+    bin: &Path,
+    work: &Path,
+    old: &Path,
+    delta: &[u8],
+    new: &[u8],
+) -> Result<u64, BenchError> {
     let delta_path = work.join("delta");
     let out = work.join("applied.tar");
-    fs::write(&delta_path, delta).map_err(|e| e.to_string())?;
+    fs::write(&delta_path, delta).map_err(io_at(&delta_path))?;
     let output = Command::new(bin)
         .arg("--rss")
         .arg("apply")
@@ -214,30 +250,28 @@ fn apply_rss(bin: &Path, work: &Path, old: &Path, delta: &[u8], new: &[u8]) -> R
         .arg(new.len().to_string())
         .arg(&out)
         .output()
-        .map_err(|e| format!("{}: {e}", bin.display()))?;
+        .map_err(io_at(bin))?;
     if !output.status.success() {
-        return Err(format!(
-            "husk-apply failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(BenchError::Apply(stderr.trim().to_owned()));
     }
-    if fs::read(&out).map_err(|e| e.to_string())? != new {
-        return Err("husk-apply wrote another layer".into());
+    if fs::read(&out).map_err(io_at(&out))? != new {
+        return Err(BenchError::Result("wrote another layer"));
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
     stdout
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| "husk-apply printed no VmHWM".into())
+        .ok_or(BenchError::Result("printed no VmHWM"))
 }
 
 /// A tar file's bytes, or a directory tarred (entries sorted, so the same
 /// tree gives the same tar).
-fn layer(path: &Path) -> Result<Vec<u8>, String> {
-    let meta = fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn layer(path: &Path) -> Result<Vec<u8>, BenchError> {
+    let meta = fs::metadata(path).map_err(io_at(path))?;
     if !meta.is_dir() {
-        return fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
+        return fs::read(path).map_err(io_at(path));
     }
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
@@ -245,7 +279,7 @@ fn layer(path: &Path) -> Result<Vec<u8>, String> {
     while let Some(rel) = stack.pop() {
         let dir = path.join(&rel);
         let mut entries: Vec<_> = fs::read_dir(&dir)
-            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .map_err(io_at(&dir))?
             .filter_map(Result::ok)
             .map(|e| e.file_name())
             .collect();
@@ -256,7 +290,7 @@ fn layer(path: &Path) -> Result<Vec<u8>, String> {
             let full = path.join(&rel_path);
             builder
                 .append_path_with_name(&full, &rel_path)
-                .map_err(|e| format!("{}: {e}", full.display()))?;
+                .map_err(io_at(&full))?;
             if fs::symlink_metadata(&full)
                 .map(|m| m.is_dir())
                 .unwrap_or(false)
@@ -266,5 +300,5 @@ fn layer(path: &Path) -> Result<Vec<u8>, String> {
         }
         stack.extend(subdirs.into_iter().rev());
     }
-    builder.into_inner().map_err(|e| e.to_string())
+    builder.into_inner().map_err(io_at(path))
 }
