@@ -8,9 +8,12 @@
 //!   larger than [`MAX_FILE_BSDIFF`] is stored literally: at most about
 //!   17 x 16 MiB = 272 MiB for the diff, plus both tars (which are held in memory);
 //! - a whole-layer `bsdiff` is tried only when the old layer is at most
-//!   [`MAX_WHOLE_BSDIFF`] (about 17 x 32 MiB = 544 MiB).
+//!   [`MAX_WHOLE_BSDIFF`] (about 17 x 32 MiB = 544 MiB);
+//! - `zstd-ref` holds both layers and an index of the old one (one hash
+//!   table entry per 32 bytes, about 0.75 x the old layer), and compresses
+//!   one segment at a time against at most 2.5 MiB of prefix.
 //!
-//! [`best`] keeps the smaller of the two, and only when it is at most
+//! [`best`] keeps the smallest of the three, and only when it is at most
 //! [`MARGIN_PERCENT`] % of the full compressed layer.
 
 use std::collections::HashMap;
