@@ -67,6 +67,11 @@ impl Digest {
         Ok(Self(out))
     }
 
+    /// The digest whose raw bytes are `bytes`.
+    pub fn from_bytes(bytes: [u8; SHA256_LEN]) -> Self {
+        Self(bytes)
+    }
+
     /// The raw 32 bytes.
     pub fn bytes(&self) -> &[u8; SHA256_LEN] {
         &self.0

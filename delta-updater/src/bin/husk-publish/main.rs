@@ -1,0 +1,229 @@
+//! `husk-publish`: the fleet operator's tool. It builds and signs update
+//! repositories (see `delta_updater::repo` for the layout) and measures deltas.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use argh::FromArgs;
+use delta_updater::repo::{self, ReleaseInput, Repo};
+use delta_updater::Digest;
+
+mod bench;
+
+/// Build, sign and publish husk update repositories.
+#[derive(FromArgs)]
+struct Cli {
+    /// print the version and exit
+    #[argh(switch)]
+    version: bool,
+    #[argh(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Command {
+    Digest(DigestCmd),
+    Init(InitCmd),
+    Release(ReleaseCmd),
+    Timestamp(TimestampCmd),
+    Verify(VerifyCmd),
+    Keys(KeysCmd),
+    Bench(bench::BenchCmd),
+}
+
+/// Print the sha256 content address of each file, as blobs are named.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "digest")]
+struct DigestCmd {
+    /// files to hash
+    #[argh(positional)]
+    files: Vec<String>,
+}
+
+/// Create a repository in DIR: keys in DIR/keys (mode 0600, never to be
+/// served) and the served files in DIR/repo, starting with root version 1.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "init")]
+struct InitCmd {
+    /// the directory
+    #[argh(positional)]
+    dir: PathBuf,
+}
+
+/// Publish the next release of a device class and architecture from layer
+/// tar files and a desired-state JSON object, with deltas from the layers of
+/// the previous releases, and re-sign the timestamp.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "release")]
+struct ReleaseCmd {
+    /// the repository directory (as made by init)
+    #[argh(positional)]
+    dir: PathBuf,
+    /// device class
+    #[argh(option)]
+    class: String,
+    /// architecture, as the device names it (aarch64, arm, riscv64, x86_64)
+    #[argh(option)]
+    arch: String,
+    /// hardware the release runs on (at least one; repeat for more)
+    #[argh(option)]
+    hardware: Vec<String>,
+    /// the desired state, a JSON object
+    #[argh(option)]
+    desired_state: PathBuf,
+    /// an uncompressed layer tar (in order; repeat for more)
+    #[argh(option)]
+    layer: Vec<PathBuf>,
+    /// days until the release expires (default 90)
+    #[argh(option, default = "repo::RELEASE_EXPIRY / 86_400")]
+    expires_days: u64,
+    /// against how many previous releases' layers to compute deltas (default 3)
+    #[argh(option, default = "repo::DELTA_HISTORY")]
+    history: usize,
+}
+
+/// Re-sign the timestamp (the online freshness role).
+#[derive(FromArgs)]
+#[argh(subcommand, name = "timestamp")]
+struct TimestampCmd {
+    /// the repository directory
+    #[argh(positional)]
+    dir: PathBuf,
+    /// hours until the timestamp expires (default 24)
+    #[argh(option, default = "repo::TIMESTAMP_EXPIRY / 3600")]
+    expires_hours: u64,
+}
+
+/// Check every signature, every release and every blob of a repository as
+/// a device would.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "verify")]
+struct VerifyCmd {
+    /// the repository directory
+    #[argh(positional)]
+    dir: PathBuf,
+}
+
+/// Replace a role's key (root, timestamp or release) and publish the next
+/// root version, signed by the old root key (and the new one, for root).
+#[derive(FromArgs)]
+#[argh(subcommand, name = "keys")]
+struct KeysCmd {
+    /// the repository directory
+    #[argh(positional)]
+    dir: PathBuf,
+    /// the role whose key to replace
+    #[argh(option)]
+    rotate: String,
+}
+
+fn main() -> ExitCode {
+    let cli: Cli = argh::from_env();
+    if cli.version {
+        println!(
+            "husk-publish {} ({})",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::ARCH
+        );
+        return ExitCode::SUCCESS;
+    }
+    let Some(command) = cli.command else {
+        eprintln!("husk-publish: no command given (try --help)");
+        return ExitCode::from(2);
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match command {
+        Command::Digest(cmd) => digest(&cmd.files),
+        Command::Init(cmd) => report(
+            "init",
+            Repo::new(&cmd.dir).init(now).map(|()| {
+                println!(
+                    "repository in {}: serve {}",
+                    cmd.dir.display(),
+                    cmd.dir.join("repo").display()
+                );
+            }),
+        ),
+        Command::Release(cmd) => {
+            if cmd.hardware.is_empty() {
+                eprintln!("husk-publish: release: at least one --hardware is needed");
+                return ExitCode::from(2);
+            }
+            let input = ReleaseInput {
+                class: &cmd.class,
+                arch: &cmd.arch,
+                hardware: &cmd.hardware,
+                desired_state: &cmd.desired_state,
+                layers: &cmd.layer,
+                expires_in: cmd.expires_days * 86_400,
+                history: cmd.history,
+            };
+            report(
+                "release",
+                Repo::new(&cmd.dir)
+                    .release(&input, now)
+                    .map(|p| print!("{}", repo::describe(&p))),
+            )
+        }
+        Command::Timestamp(cmd) => report(
+            "timestamp",
+            Repo::new(&cmd.dir)
+                .timestamp(now, cmd.expires_hours * 3600)
+                .map(|v| println!("timestamp {v}")),
+        ),
+        Command::Verify(cmd) => match Repo::new(&cmd.dir).verify(now) {
+            Ok(s) => {
+                println!(
+                    "ok: root version {}, {} release(s), {} blob reference(s)",
+                    s.root_version, s.releases, s.blobs
+                );
+                ExitCode::SUCCESS
+            }
+            Err(problems) => {
+                for p in problems {
+                    eprintln!("husk-publish: verify: {p}");
+                }
+                ExitCode::FAILURE
+            }
+        },
+        Command::Keys(cmd) => report(
+            "keys",
+            Repo::new(&cmd.dir)
+                .rotate_key(&cmd.rotate, now)
+                .map(|v| println!("root {v}: new {} key", cmd.rotate)),
+        ),
+        Command::Bench(cmd) => bench::run(&cmd),
+    }
+}
+
+fn report(what: &str, result: Result<(), repo::RepoError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("husk-publish: {what}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn digest(files: &[String]) -> ExitCode {
+    if files.is_empty() {
+        eprintln!("husk-publish: digest: no files given");
+        return ExitCode::from(2);
+    }
+    for path in files {
+        match File::open(path).and_then(Digest::of_reader) {
+            Ok(d) => println!("{d}  {path}"),
+            Err(e) => {
+                eprintln!("husk-publish: digest: {path}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}

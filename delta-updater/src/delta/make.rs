@@ -1,0 +1,514 @@
+//! Computing deltas (publishing side, feature `publish`).
+//!
+//! Memory on the publisher is bounded by diffing pieces no larger than a cap:
+//! bsdiff's suffix sort takes about 17 bytes per byte of the old input on a
+//! 64-bit host (two `isize` arrays and the input) plus the new input. So
+//!
+//! - `tar-files` diffs member by member, and a member whose old or new data is
+//!   larger than [`MAX_FILE_BSDIFF`] is stored literally: at most about
+//!   17 x 16 MiB = 272 MiB for the diff, plus both tars (which are held in memory);
+//! - a whole-layer `bsdiff` is tried only when the old layer is at most
+//!   [`MAX_WHOLE_BSDIFF`] (about 17 x 32 MiB = 544 MiB);
+//! - `zstd-ref` holds both layers and an index of the old one (one hash
+//!   table entry per 32 bytes, about 0.75 x the old layer), and compresses
+//!   one segment at a time against at most 2.5 MiB of prefix.
+//!
+//! [`best`] keeps the smallest of the three, and only when it is at most
+//! [`MARGIN_PERCENT`] % of the full compressed layer.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::ops::Range;
+
+use zstd::zstd_safe::{CCtx, CParameter};
+
+use super::{
+    Algorithm, MAGIC, MAX_HISTORY, MAX_REF, MAX_REF_RANGES, MAX_SEGMENT, OP_BSDIFF, OP_COPY,
+    OP_END, OP_LITERAL, OP_ZREF, WINDOW_LOG, ZREF_OUTER_WINDOW_LOG,
+};
+use crate::digest::Digest;
+
+/// Largest member (old or new) `tar-files` runs bsdiff on.
+pub const MAX_FILE_BSDIFF: usize = 16 << 20;
+/// Largest old layer a whole-layer bsdiff is tried on.
+pub const MAX_WHOLE_BSDIFF: usize = 32 << 20;
+/// A delta is kept only if at most this percentage of the full compressed layer.
+pub const MARGIN_PERCENT: u64 = 80;
+/// zstd level of published blobs (full layers and deltas).
+pub const LEVEL: i32 = 19;
+/// Members smaller than this are not worth a bsdiff.
+const MIN_FILE_BSDIFF: usize = 128;
+/// zstd level of the quick per-member comparison of bsdiff and literal.
+const PROBE_LEVEL: i32 = 3;
+
+/// One operation of a delta, before encoding.
+/// Literals are ranges of the new layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Op {
+    Copy {
+        offset: u64,
+        len: u64,
+    },
+    Literal(Range<usize>),
+    Bsdiff {
+        offset: u64,
+        old_len: u64,
+        new_len: u64,
+        patch: Vec<u8>,
+    },
+    Zref {
+        reference: Vec<Range<usize>>,
+        history: u64,
+        new_len: u64,
+        frame: Vec<u8>,
+    },
+}
+
+/// Compresses `data` as published blobs are: zstd at [`LEVEL`], window at
+/// most 2^[`WINDOW_LOG`], so the device's capped decoder takes it.
+pub fn compress(data: &[u8]) -> io::Result<Vec<u8>> {
+    compress_at(data, LEVEL)
+}
+
+fn compress_at(data: &[u8], level: i32) -> io::Result<Vec<u8>> {
+    compress_window(data, level, WINDOW_LOG)
+}
+
+fn compress_window(data: &[u8], level: i32, window_log: u32) -> io::Result<Vec<u8>> {
+    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), level)?;
+    encoder.window_log(window_log)?;
+    encoder.include_checksum(true)?;
+    encoder.write_all(data)?;
+    encoder.finish()
+}
+
+/// A whole-layer bsdiff of `old` into `new`, compressed; `None` if `old`
+/// is larger than [`MAX_WHOLE_BSDIFF`].
+pub fn whole_layer(old: &[u8], new: &[u8]) -> io::Result<Option<Vec<u8>>> {
+    if old.len() > MAX_WHOLE_BSDIFF {
+        return Ok(None);
+    }
+    let mut patch = Vec::new();
+    bsdiff::diff(old, new, &mut patch)?;
+    let ops = [Op::Bsdiff {
+        offset: 0,
+        old_len: old.len() as u64,
+        new_len: new.len() as u64,
+        patch,
+    }];
+    compress(&encode(new, &ops)).map(Some)
+}
+
+/// A per-member delta of tar `old` into tar `new`, compressed; `None` if
+/// either does not read as a tar.
+pub fn tar_files(old: &[u8], new: &[u8]) -> io::Result<Option<Vec<u8>>> {
+    let (Ok(old_members), Ok(new_members)) = (members(old), members(new)) else {
+        return Ok(None);
+    };
+    let mut by_content: HashMap<Digest, (u64, u64)> = HashMap::new();
+    let mut by_path: HashMap<&[u8], (u64, u64)> = HashMap::new();
+    for m in &old_members {
+        let data = &old[m.data as usize..(m.data + m.size) as usize];
+        by_content
+            .entry(Digest::of(data))
+            .or_insert((m.data, m.size));
+        by_path.insert(&m.path, (m.data, m.size));
+    }
+    let mut ops = Vec::new();
+    let mut pos = 0usize;
+    for m in &new_members {
+        let (start, end) = (m.data as usize, (m.data + m.size) as usize);
+        ops.push(Op::Literal(pos..start));
+        ops.push(member_op(
+            old,
+            new,
+            start..end,
+            &by_content,
+            by_path.get(&m.path[..]).copied(),
+        )?);
+        pos = end;
+    }
+    ops.push(Op::Literal(pos..new.len()));
+    let raw = encode(new, &coalesce(ops));
+    // The tar reader decides where members are; check the result rebuilds
+    // `new` before offering it, so an odd tar costs a delta, never a layer.
+    if apply_in_memory(old, &raw).as_deref() != Some(new) {
+        return Ok(None);
+    }
+    compress(&raw).map(Some)
+}
+
+/// Members at least this large that are identical in both layers are
+/// copied by `zstd-ref` (smaller ones cost next to nothing in a zstd frame
+/// whose window holds them, and splitting segments costs more).
+const MIN_ZREF_COPY: u64 = 64 * 1024;
+/// Bytes of a block of the old layer's index, and the stride between blocks.
+const BLOCK: usize = 32;
+/// The unit of old data a `zstd-ref` reference is made of: MAX_REF / PIECE
+/// pieces, at most MAX_REF_RANGES ranges.
+const PIECE: usize = 64 * 1024;
+const _: () = assert!(MAX_REF / PIECE <= MAX_REF_RANGES);
+
+/// A `zstd-ref` delta of `old` into `new`, compressed: large identical tar
+/// members copied, the rest in segments of at most [`MAX_SEGMENT`] bytes,
+/// each compressed with zstd against the window of at most [`MAX_REF`] bytes
+/// of the old layer where most of its blocks are found.
+///
+/// Publisher memory: both layers, plus an index of one entry per 32 bytes
+/// of the old layer (about 24 bytes each: 0.75 x the old layer).
+pub fn zstd_ref(old: &[u8], new: &[u8]) -> io::Result<Vec<u8>> {
+    let mut copies = Vec::new();
+    if let (Ok(old_members), Ok(new_members)) = (members(old), members(new)) {
+        let mut by_content: HashMap<Digest, u64> = HashMap::new();
+        for m in old_members.iter().filter(|m| m.size >= MIN_ZREF_COPY) {
+            let data = &old[m.data as usize..(m.data + m.size) as usize];
+            by_content.entry(Digest::of(data)).or_insert(m.data);
+        }
+        for m in new_members.iter().filter(|m| m.size >= MIN_ZREF_COPY) {
+            let data = &new[m.data as usize..(m.data + m.size) as usize];
+            if let Some(&offset) = by_content.get(&Digest::of(data)) {
+                copies.push((m.data as usize..(m.data + m.size) as usize, offset));
+            }
+        }
+    }
+    let index = OldIndex::new(old);
+    let mut ops = Vec::new();
+    let mut pos = 0;
+    for (range, offset) in copies {
+        segments(old, new, pos..range.start, &index, &mut ops)?;
+        ops.push(Op::Copy {
+            offset,
+            len: range.len() as u64,
+        });
+        pos = range.end;
+    }
+    segments(old, new, pos..new.len(), &index, &mut ops)?;
+    compress_window(&encode(new, &ops), LEVEL, ZREF_OUTER_WINDOW_LOG)
+}
+
+fn segments(
+    old: &[u8],
+    new: &[u8],
+    range: Range<usize>,
+    index: &OldIndex,
+    ops: &mut Vec<Op>,
+) -> io::Result<()> {
+    let mut start = range.start;
+    while start < range.end {
+        let end = (start + MAX_SEGMENT).min(range.end);
+        let segment = &new[start..end];
+        let ranges = index.reference(segment, old.len());
+        let history = start.min(MAX_HISTORY);
+        let reference: Vec<u8> = ranges
+            .iter()
+            .flat_map(|r| &old[r.clone()])
+            .chain(&new[start - history..start])
+            .copied()
+            .collect();
+        let mut cctx = CCtx::create();
+        for p in [
+            CParameter::CompressionLevel(LEVEL),
+            CParameter::WindowLog(WINDOW_LOG),
+            CParameter::ContentSizeFlag(true),
+        ] {
+            cctx.set_parameter(p).map_err(zstd_error)?;
+        }
+        if !reference.is_empty() {
+            cctx.ref_prefix(&reference).map_err(zstd_error)?;
+        }
+        let mut frame = Vec::with_capacity(zstd::compress_bound(segment.len()));
+        cctx.compress2(&mut frame, segment).map_err(zstd_error)?;
+        ops.push(Op::Zref {
+            history: history as u64,
+            reference: ranges,
+            new_len: segment.len() as u64,
+            frame,
+        });
+        start = end;
+    }
+    Ok(())
+}
+
+fn zstd_error(code: usize) -> io::Error {
+    io::Error::other(zstd::zstd_safe::get_error_name(code))
+}
+
+const AMBIGUOUS: u32 = u32::MAX;
+
+/// Where blocks of the old layer are: the hash of every 32-byte block at a
+/// multiple of 32 bytes.
+struct OldIndex(HashMap<u64, u32>);
+
+impl OldIndex {
+    fn new(old: &[u8]) -> Self {
+        let mut map = HashMap::with_capacity(old.len() / BLOCK);
+        for (i, block) in old.chunks_exact(BLOCK).enumerate() {
+            // A block found more than once says nothing of where a match is.
+            map.entry(Rolling::of(block).0)
+                .and_modify(|at| *at = AMBIGUOUS)
+                .or_insert(i as u32);
+        }
+        Self(map)
+    }
+
+    /// The pieces of the old layer (at most [`MAX_REF`] bytes in all, in
+    /// [`PIECE`]-byte units, in order) holding the most blocks found in
+    /// `segment` at any offset; none if no block is found.
+    fn reference(&self, segment: &[u8], old_len: usize) -> Vec<Range<usize>> {
+        let mut hits: HashMap<usize, usize> = HashMap::new();
+        if segment.len() >= BLOCK {
+            let mut hash = Rolling::of(&segment[..BLOCK]);
+            for i in 0..=segment.len() - BLOCK {
+                if i > 0 {
+                    hash.roll(segment[i - 1], segment[i + BLOCK - 1]);
+                }
+                if let Some(&block) = self.0.get(&hash.0).filter(|&&b| b != AMBIGUOUS) {
+                    *hits.entry(block as usize * BLOCK / PIECE).or_default() += 1;
+                }
+            }
+        }
+        let mut pieces: Vec<(usize, usize)> = hits.into_iter().collect();
+        // Most hits first; ties by position, so the output is deterministic.
+        pieces.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut chosen: Vec<usize> = pieces
+            .into_iter()
+            .take(MAX_REF / PIECE)
+            .map(|(piece, _)| piece)
+            .collect();
+        chosen.sort_unstable();
+        let mut ranges: Vec<Range<usize>> = Vec::new();
+        for piece in chosen {
+            let range = piece * PIECE..((piece + 1) * PIECE).min(old_len);
+            match ranges.last_mut() {
+                Some(last) if last.end == range.start => last.end = range.end,
+                _ => ranges.push(range),
+            }
+        }
+        ranges
+    }
+}
+
+/// A polynomial rolling hash of [`BLOCK`] bytes.
+struct Rolling(u64);
+
+const BASE: u64 = 0x100_0000_01b3;
+/// BASE^(BLOCK-1): the weight of a block's first byte.
+const TOP: u64 = {
+    let mut p = 1u64;
+    let mut i = 1;
+    while i < BLOCK {
+        p = p.wrapping_mul(BASE);
+        i += 1;
+    }
+    p
+};
+
+impl Rolling {
+    fn of(block: &[u8]) -> Self {
+        Self(block.iter().fold(0u64, |h, &b| {
+            h.wrapping_mul(BASE).wrapping_add(u64::from(b) + 1)
+        }))
+    }
+
+    /// Drops `out` from the front, takes `inn` at the back.
+    fn roll(&mut self, out: u8, inn: u8) {
+        self.0 = self
+            .0
+            .wrapping_sub((u64::from(out) + 1).wrapping_mul(TOP))
+            .wrapping_mul(BASE)
+            .wrapping_add(u64::from(inn) + 1);
+    }
+}
+
+/// The smallest delta of `old` into `new` that is at most [`MARGIN_PERCENT`]
+/// % of `full_len` (the compressed full layer's size), if any.
+pub fn best(old: &[u8], new: &[u8], full_len: u64) -> io::Result<Option<(Algorithm, Vec<u8>)>> {
+    let mut candidates = Vec::new();
+    if let Some(d) = tar_files(old, new)? {
+        candidates.push((Algorithm::TarFiles, d));
+    }
+    if let Some(d) = whole_layer(old, new)? {
+        candidates.push((Algorithm::Bsdiff, d));
+    }
+    candidates.push((Algorithm::ZstdRef, zstd_ref(old, new)?));
+    Ok(candidates
+        .into_iter()
+        .min_by_key(|(_, d)| d.len())
+        .filter(|(_, d)| (d.len() as u64) * 100 <= full_len * MARGIN_PERCENT))
+}
+
+fn member_op(
+    old: &[u8],
+    new: &[u8],
+    range: Range<usize>,
+    by_content: &HashMap<Digest, (u64, u64)>,
+    same_path: Option<(u64, u64)>,
+) -> io::Result<Op> {
+    let data = &new[range.clone()];
+    if data.is_empty() {
+        return Ok(Op::Literal(range));
+    }
+    if let Some(&(offset, len)) = by_content.get(&Digest::of(data)) {
+        return Ok(Op::Copy { offset, len });
+    }
+    let Some((offset, old_len)) = same_path else {
+        return Ok(Op::Literal(range));
+    };
+    let old_data = &old[offset as usize..(offset + old_len) as usize];
+    if data.len() < MIN_FILE_BSDIFF
+        || data.len() > MAX_FILE_BSDIFF
+        || old_data.len() > MAX_FILE_BSDIFF
+    {
+        return Ok(Op::Literal(range));
+    }
+    let mut patch = Vec::new();
+    bsdiff::diff(old_data, data, &mut patch)?;
+    // Keep bsdiff only if it compresses smaller than the data itself.
+    if compress_at(&patch, PROBE_LEVEL)?.len() >= compress_at(data, PROBE_LEVEL)?.len() {
+        return Ok(Op::Literal(range));
+    }
+    Ok(Op::Bsdiff {
+        offset,
+        old_len,
+        new_len: data.len() as u64,
+        patch,
+    })
+}
+
+/// Merges literals that follow each other in the new tar, drops empty ones.
+fn coalesce(ops: Vec<Op>) -> Vec<Op> {
+    let mut out: Vec<Op> = Vec::with_capacity(ops.len());
+    for op in ops {
+        match (out.last_mut(), op) {
+            (_, Op::Literal(range)) if range.is_empty() => {}
+            (Some(Op::Literal(prev)), Op::Literal(range)) if prev.end == range.start => {
+                prev.end = range.end;
+            }
+            (_, op) => out.push(op),
+        }
+    }
+    out
+}
+
+fn encode(new: &[u8], ops: &[Op]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(new.len() as u64).to_le_bytes());
+    for op in ops {
+        match op {
+            Op::Copy { offset, len } => {
+                out.push(OP_COPY);
+                out.extend_from_slice(&offset.to_le_bytes());
+                out.extend_from_slice(&len.to_le_bytes());
+            }
+            Op::Literal(range) => {
+                out.push(OP_LITERAL);
+                out.extend_from_slice(&(range.len() as u64).to_le_bytes());
+                out.extend_from_slice(&new[range.clone()]);
+            }
+            Op::Bsdiff {
+                offset,
+                old_len,
+                new_len,
+                patch,
+            } => {
+                out.push(OP_BSDIFF);
+                for n in [*offset, *old_len, *new_len, patch.len() as u64] {
+                    out.extend_from_slice(&n.to_le_bytes());
+                }
+                out.extend_from_slice(patch);
+            }
+            Op::Zref {
+                reference,
+                history,
+                new_len,
+                frame,
+            } => {
+                out.push(OP_ZREF);
+                out.extend_from_slice(&(reference.len() as u64).to_le_bytes());
+                for r in reference {
+                    out.extend_from_slice(&(r.start as u64).to_le_bytes());
+                    out.extend_from_slice(&(r.len() as u64).to_le_bytes());
+                }
+                for n in [*history, *new_len, frame.len() as u64] {
+                    out.extend_from_slice(&n.to_le_bytes());
+                }
+                out.extend_from_slice(frame);
+            }
+        }
+    }
+    out.push(OP_END);
+    out
+}
+
+/// Rebuilds the new layer from an uncompressed op stream, in memory: the
+/// publisher's check of its own output.
+fn apply_in_memory(old: &[u8], raw: &[u8]) -> Option<Vec<u8>> {
+    let mut r = raw.strip_prefix(MAGIC)?;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let (head, tail) = (r.get(..n)?, r.get(n..)?);
+        r = tail;
+        Some(head)
+    };
+    let size = u64::from_le_bytes(take(8)?.try_into().ok()?);
+    let mut out = Vec::with_capacity(size as usize);
+    loop {
+        let op = take(1)?[0];
+        let mut word = || Some(u64::from_le_bytes(take(8)?.try_into().ok()?) as usize);
+        match op {
+            OP_END => break,
+            OP_COPY => {
+                let (offset, len) = (word()?, word()?);
+                out.extend_from_slice(old.get(offset..offset.checked_add(len)?)?);
+            }
+            OP_LITERAL => {
+                let len = word()?;
+                out.extend_from_slice(take(len)?);
+            }
+            OP_BSDIFF => {
+                let (offset, old_len, _new_len, patch_len) = (word()?, word()?, word()?, word()?);
+                let base = old.get(offset..offset.checked_add(old_len)?)?;
+                let mut patch = take(patch_len)?;
+                bsdiff::patch(base, &mut patch, &mut out).ok()?;
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+struct Member {
+    path: Vec<u8>,
+    /// Offset of its data in the tar.
+    data: u64,
+    size: u64,
+}
+
+/// The members of a tar with data whose bytes lie as they are in the tar
+/// (regular files); others (links, directories, sparse files) have no data
+/// to diff and travel in the literal stream.
+fn members(tar_bytes: &[u8]) -> io::Result<Vec<Member>> {
+    let mut archive = tar::Archive::new(tar_bytes);
+    let mut out = Vec::new();
+    for entry in archive.entries()? {
+        let entry = entry?;
+        let kind = entry.header().entry_type();
+        if !(kind.is_file() || kind.is_contiguous()) {
+            continue;
+        }
+        let size = entry.size();
+        let data = entry.raw_file_position();
+        let end = data
+            .checked_add(size)
+            .filter(|&e| e <= tar_bytes.len() as u64);
+        if end.is_none() || out.last().is_some_and(|m: &Member| m.data + m.size > data) {
+            return Err(io::ErrorKind::InvalidData.into());
+        }
+        out.push(Member {
+            path: entry.path_bytes().into_owned(),
+            data,
+            size,
+        });
+    }
+    Ok(out)
+}

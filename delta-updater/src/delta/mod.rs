@@ -1,0 +1,1111 @@
+//! Deltas between layers, applied by the device in bounded memory.
+//!
+//! A delta blob is one zstd frame (window at most 2^[`WINDOW_LOG`] bytes)
+//! holding a list of operations that write the new layer front to back:
+//!
+//! ```text
+//! magic "HUSKDLT1", new_size: u64
+//! 0x01 COPY    old_offset: u64, len: u64                 bytes of the old layer
+//! 0x02 LITERAL len: u64, then len bytes                  bytes of the new layer
+//! 0x03 BSDIFF  old_offset: u64, old_len: u64, new_len: u64, patch_len: u64, then
+//!              patch_len bytes of a bsdiff patch (the `bsdiff` crate's format)
+//!              against old[old_offset .. old_offset + old_len]
+//! 0x04 ZREF    ranges: u64, ranges x (old_offset: u64, len: u64), history: u64,
+//!              new_len: u64, frame_len: u64, then frame_len bytes of one zstd
+//!              frame of new_len bytes compressed with a prefix: those old
+//!              ranges one after the other, then the last `history` bytes of
+//!              the new layer written so far (zstd's "patch from", on pieces
+//!              of the old layer)
+//! 0x00 END     and then nothing
+//! ```
+//!
+//! (integers little-endian). Every algorithm writes this format: a whole-layer
+//! bsdiff is one `BSDIFF` op over the whole old layer; a per-file delta
+//! (`tar-files`) copies the new tar's headers as literals and each member's
+//! data as a `COPY` of an identical old member, a `BSDIFF` against the old
+//! member of the same path, or a literal; `zstd-ref` copies large identical
+//! members and cuts the rest into segments of at most [`MAX_SEGMENT`] bytes,
+//! each a zstd frame whose prefix is made of the pieces of the old layer its
+//! content comes from, at most [`MAX_REF`] bytes. So the applier is one small loop.
+//!
+//! [`apply`] reads the old layer by positioned reads and writes the new one
+//! front to back through a sha256 into a temporary file beside the target:
+//! memory is the zstd window plus two [`CHUNK`]s whatever the layer size,
+//! and for `ZREF` one reference window, one frame and one segment
+//! ([`Algorithm::memory`]). The result is renamed into place only if its size and
+//! digest are the target's; on any error the temporary file is removed.
+
+#[cfg(feature = "publish")]
+pub mod make;
+
+use core::fmt;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::digest::Digest;
+
+/// The first bytes of a delta's decoded stream.
+pub const MAGIC: &[u8; 8] = b"HUSKDLT1";
+/// Largest zstd window a delta (and a compressed layer) may need: 4 MiB.
+pub const WINDOW_LOG: u32 = 22;
+/// Bytes read or written at once while applying.
+pub const CHUNK: usize = 64 * 1024;
+/// What zstd's decoder holds besides its window (its context and input
+/// buffer), rounded up; measured with `husk-apply --rss`.
+pub const ZSTD_DECODER_OVERHEAD: u64 = 256 * 1024;
+/// Heap memory applying a `bsdiff` or `tar-files` delta needs.
+pub const APPLY_MEMORY: u64 = (1 << WINDOW_LOG) + ZSTD_DECODER_OVERHEAD + 2 * CHUNK as u64;
+/// Most bytes of the old layer a `ZREF` segment is compressed against.
+pub const MAX_REF: usize = 2048 << 10;
+/// Most bytes of the new layer written just before a `ZREF` segment that
+/// its prefix ends with (they are read back from the output).
+pub const MAX_HISTORY: usize = 512 << 10;
+/// Most old ranges those bytes come from.
+pub const MAX_REF_RANGES: usize = 256;
+/// Largest output of one `ZREF` segment.
+pub const MAX_SEGMENT: usize = 512 << 10;
+/// Largest zstd frame of one `ZREF` segment (zstd's bound for [`MAX_SEGMENT`], rounded up).
+pub const MAX_FRAME: usize = MAX_SEGMENT + (MAX_SEGMENT >> 7) + 4096;
+/// zstd window of the outer frame of a `zstd-ref` delta, whose content is
+/// mostly already-compressed frames: 128 KiB.
+pub const ZREF_OUTER_WINDOW_LOG: u32 = 17;
+/// What zstd's one-shot decoder context holds, rounded up.
+pub const ZSTD_DCTX_SIZE: u64 = 192 * 1024;
+
+const OP_END: u8 = 0;
+const OP_COPY: u8 = 1;
+const OP_LITERAL: u8 = 2;
+const OP_BSDIFF: u8 = 3;
+const OP_ZREF: u8 = 4;
+
+/// How a delta was computed. Both write the same format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// One bsdiff of the whole old layer.
+    Bsdiff,
+    /// Per member of the new tar: same as an old member, bsdiff against one, or literal.
+    TarFiles,
+    /// Large identical members copied, the rest zstd-compressed in segments
+    /// against windows of the old layer.
+    ZstdRef,
+}
+
+impl Algorithm {
+    /// The name in release metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Bsdiff => "bsdiff",
+            Self::TarFiles => "tar-files",
+            Self::ZstdRef => "zstd-ref",
+        }
+    }
+
+    /// Heap memory applying a delta of this kind needs at most, recorded
+    /// in the release metadata.
+    pub fn memory(self) -> u64 {
+        match self {
+            Self::Bsdiff | Self::TarFiles => APPLY_MEMORY,
+            Self::ZstdRef => {
+                (1 << ZREF_OUTER_WINDOW_LOG)
+                    + ZSTD_DECODER_OVERHEAD
+                    + 2 * CHUNK as u64
+                    + (MAX_REF + MAX_HISTORY + MAX_SEGMENT + MAX_FRAME) as u64
+                    + ZSTD_DCTX_SIZE
+            }
+        }
+    }
+
+    /// The algorithm named `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "bsdiff" => Some(Self::Bsdiff),
+            "tar-files" => Some(Self::TarFiles),
+            "zstd-ref" => Some(Self::ZstdRef),
+            _ => None,
+        }
+    }
+}
+
+/// The layer a delta must produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// The sha256 of the new layer (its diff_id).
+    pub diff_id: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// Why a delta was not applied. No output file is left behind.
+#[derive(Debug)]
+pub enum DeltaError {
+    /// Reading the old layer failed.
+    ReadOld(PathBuf, io::Error),
+    /// Reading or decompressing the delta failed (a truncated or corrupted blob).
+    ReadDelta(io::Error),
+    /// The delta's content is malformed.
+    Malformed(&'static str),
+    /// An operation reads outside the old layer.
+    OutsideOld {
+        /// Offset of the first byte past the old layer it reads.
+        end: u64,
+        /// The old layer's size.
+        old_size: u64,
+    },
+    /// The delta writes more or fewer bytes than the target's size.
+    Size {
+        /// The target size.
+        expected: u64,
+        /// What the delta says or wrote.
+        found: u64,
+    },
+    /// The result is not the target layer.
+    Digest {
+        /// The target's diff_id.
+        expected: Digest,
+        /// The result's digest.
+        found: Digest,
+    },
+    /// Writing the new layer failed.
+    Write(PathBuf, io::Error),
+}
+
+impl fmt::Display for DeltaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ReadOld(path, e) => write!(f, "delta: reading old layer {}: {e}", path.display()),
+            Self::ReadDelta(e) => write!(f, "delta: reading delta: {e}"),
+            Self::Malformed(what) => write!(f, "delta: malformed: {what}"),
+            Self::OutsideOld { end, old_size } => write!(
+                f,
+                "delta: reads old layer up to byte {end}, past its size {old_size}"
+            ),
+            Self::Size { expected, found } => {
+                write!(
+                    f,
+                    "delta: produces {found} bytes, the target has {expected}"
+                )
+            }
+            Self::Digest { expected, found } => {
+                write!(f, "delta: result is {found}, not the target {expected}")
+            }
+            Self::Write(path, e) => write!(f, "delta: writing {}: {e}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for DeltaError {}
+
+/// Applies the zstd-compressed `delta` to the layer at `old`, writing the
+/// `target` layer to `out` only if it is exactly that layer.
+pub fn apply(old: &Path, delta: impl Read, target: Target, out: &Path) -> Result<(), DeltaError> {
+    let old_file = File::open(old).map_err(|e| DeltaError::ReadOld(old.to_owned(), e))?;
+    let old_size = old_file
+        .metadata()
+        .map_err(|e| DeltaError::ReadOld(old.to_owned(), e))?
+        .len();
+    let mut decoder = zstd::stream::read::Decoder::new(delta).map_err(DeltaError::ReadDelta)?;
+    decoder
+        .window_log_max(WINDOW_LOG)
+        .map_err(DeltaError::ReadDelta)?;
+    let mut output = Output::create(out, target)?;
+    let mut ops = Ops {
+        delta: decoder,
+        old: OldLayer {
+            file: old_file,
+            path: old,
+            size: old_size,
+        },
+        buf: vec![0; CHUNK],
+        old_buf: vec![0; CHUNK],
+        zref: None,
+    };
+    ops.run(&mut output)?;
+    output.commit()
+}
+
+struct OldLayer<'a> {
+    file: File,
+    path: &'a Path,
+    size: u64,
+}
+
+impl OldLayer<'_> {
+    fn check(&self, offset: u64, len: u64) -> Result<(), DeltaError> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.size => Ok(()),
+            end => Err(DeltaError::OutsideOld {
+                end: end.unwrap_or(u64::MAX),
+                old_size: self.size,
+            }),
+        }
+    }
+
+    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), DeltaError> {
+        self.check(offset, buf.len() as u64)?;
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| DeltaError::ReadOld(self.path.to_owned(), e))
+    }
+}
+
+struct Ops<'a, R> {
+    delta: R,
+    old: OldLayer<'a>,
+    buf: Vec<u8>,
+    old_buf: Vec<u8>,
+    /// The buffers of `ZREF`, allocated at the first one.
+    zref: Option<ZrefBuffers>,
+}
+
+struct ZrefBuffers {
+    reference: Vec<u8>,
+    frame: Vec<u8>,
+    segment: Vec<u8>,
+}
+
+impl<R: Read> Ops<'_, R> {
+    fn run(&mut self, out: &mut Output) -> Result<(), DeltaError> {
+        let mut magic = [0u8; 8];
+        self.read_exact(&mut magic)?;
+        if &magic != MAGIC {
+            return Err(DeltaError::Malformed("not a husk delta (bad magic)"));
+        }
+        let new_size = self.u64()?;
+        if new_size != out.target.size {
+            return Err(DeltaError::Size {
+                expected: out.target.size,
+                found: new_size,
+            });
+        }
+        loop {
+            let mut op = [0u8; 1];
+            self.read_exact(&mut op)?;
+            match op[0] {
+                OP_END => break,
+                OP_COPY => {
+                    let (offset, len) = (self.u64()?, self.u64()?);
+                    out.room(len)?;
+                    self.copy_old(offset, len, out)?;
+                }
+                OP_LITERAL => {
+                    let len = self.u64()?;
+                    out.room(len)?;
+                    self.literal(len, out)?;
+                }
+                OP_BSDIFF => {
+                    let offset = self.u64()?;
+                    let old_len = self.u64()?;
+                    let new_len = self.u64()?;
+                    let patch_len = self.u64()?;
+                    self.old.check(offset, old_len)?;
+                    out.room(new_len)?;
+                    self.bspatch(offset, old_len, new_len, patch_len, out)?;
+                }
+                OP_ZREF => self.zref(out)?,
+                _ => return Err(DeltaError::Malformed("unknown operation")),
+            }
+        }
+        if self
+            .delta
+            .read(&mut [0u8; 1])
+            .map_err(DeltaError::ReadDelta)?
+            != 0
+        {
+            return Err(DeltaError::Malformed("bytes after the end"));
+        }
+        Ok(())
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), DeltaError> {
+        self.delta.read_exact(buf).map_err(DeltaError::ReadDelta)
+    }
+
+    fn u64(&mut self) -> Result<u64, DeltaError> {
+        let mut b = [0u8; 8];
+        self.read_exact(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn copy_old(&mut self, offset: u64, len: u64, out: &mut Output) -> Result<(), DeltaError> {
+        self.old.check(offset, len)?;
+        let mut done = 0;
+        while done < len {
+            let n = chunk(len - done);
+            self.old.read(offset + done, &mut self.buf[..n])?;
+            out.write(&self.buf[..n])?;
+            done += n as u64;
+        }
+        Ok(())
+    }
+
+    fn literal(&mut self, len: u64, out: &mut Output) -> Result<(), DeltaError> {
+        let mut done = 0;
+        while done < len {
+            let n = chunk(len - done);
+            let (buf, delta) = (&mut self.buf[..n], &mut self.delta);
+            delta.read_exact(buf).map_err(DeltaError::ReadDelta)?;
+            out.write(buf)?;
+            done += n as u64;
+        }
+        Ok(())
+    }
+
+    /// bspatch, streaming: the patch is a list of (mix_len, copy_len, seek)
+    /// controls, each followed by mix_len bytes added to the old bytes at the
+    /// old position and copy_len bytes taken as they are.
+    fn bspatch(
+        &mut self,
+        base: u64,
+        old_len: u64,
+        new_len: u64,
+        patch_len: u64,
+        out: &mut Output,
+    ) -> Result<(), DeltaError> {
+        let mut patch_left = patch_len;
+        let mut new_left = new_len;
+        let mut old_pos: u64 = 0;
+        while patch_left > 0 {
+            let mut control = [0u8; 24];
+            if patch_left < 24 {
+                return Err(DeltaError::Malformed("bsdiff control cut short"));
+            }
+            self.read_exact(&mut control)?;
+            patch_left -= 24;
+            let word = |i: usize| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&control[i * 8..i * 8 + 8]);
+                u64::from_le_bytes(b)
+            };
+            let (mix_len, copy_len, seek) = (word(0), word(1), word(2));
+            let data_len = mix_len
+                .checked_add(copy_len)
+                .filter(|&n| n <= patch_left && n <= new_left)
+                .ok_or(DeltaError::Malformed(
+                    "bsdiff control longer than the patch or the output",
+                ))?;
+            if old_pos.checked_add(mix_len).is_none_or(|end| end > old_len) {
+                return Err(DeltaError::OutsideOld {
+                    end: base.saturating_add(old_pos).saturating_add(mix_len),
+                    old_size: base.saturating_add(old_len),
+                });
+            }
+            let mut done = 0;
+            while done < mix_len {
+                let n = chunk(mix_len - done);
+                let (buf, delta) = (&mut self.buf[..n], &mut self.delta);
+                delta.read_exact(buf).map_err(DeltaError::ReadDelta)?;
+                self.old
+                    .read(base + old_pos + done, &mut self.old_buf[..n])?;
+                for (b, o) in buf.iter_mut().zip(&self.old_buf[..n]) {
+                    *b = b.wrapping_add(*o);
+                }
+                out.write(buf)?;
+                done += n as u64;
+            }
+            self.literal(copy_len, out)?;
+            patch_left -= data_len;
+            new_left -= data_len;
+            // The seek is sign and magnitude, as bsdiff writes it.
+            let magnitude = seek & !(1 << 63);
+            let after_mix = old_pos + mix_len;
+            old_pos = if seek >> 63 == 0 {
+                after_mix.checked_add(magnitude)
+            } else {
+                after_mix.checked_sub(magnitude)
+            }
+            .ok_or(DeltaError::Malformed("bsdiff seeks outside the old data"))?;
+        }
+        if new_left != 0 {
+            return Err(DeltaError::Malformed("bsdiff patch ends before its output"));
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Ops<'_, R> {
+    /// One zstd frame decoded in one shot against a window of the old layer.
+    fn zref(&mut self, out: &mut Output) -> Result<(), DeltaError> {
+        let limits = DeltaError::Malformed("zstd-ref segment beyond its limits");
+        let bufs = self.zref.get_or_insert_with(|| ZrefBuffers {
+            reference: Vec::with_capacity(MAX_REF + MAX_HISTORY),
+            frame: Vec::with_capacity(MAX_FRAME),
+            segment: Vec::with_capacity(MAX_SEGMENT),
+        });
+        bufs.reference.clear();
+        let mut word = [0u8; 8];
+        let mut u64 = |delta: &mut R| -> Result<u64, DeltaError> {
+            delta.read_exact(&mut word).map_err(DeltaError::ReadDelta)?;
+            Ok(u64::from_le_bytes(word))
+        };
+        let ranges = u64(&mut self.delta)?;
+        if ranges > MAX_REF_RANGES as u64 {
+            return Err(limits);
+        }
+        for _ in 0..ranges {
+            let (offset, len) = (u64(&mut self.delta)?, u64(&mut self.delta)?);
+            let at = bufs.reference.len();
+            if len > (MAX_REF - at) as u64 {
+                return Err(limits);
+            }
+            self.old.check(offset, len)?;
+            bufs.reference.resize(at + len as usize, 0);
+            self.old.read(offset, &mut bufs.reference[at..])?;
+        }
+        let history = u64(&mut self.delta)?;
+        let (new_len, frame_len) = (u64(&mut self.delta)?, u64(&mut self.delta)?);
+        if history > MAX_HISTORY as u64
+            || history > out.written
+            || new_len > MAX_SEGMENT as u64
+            || frame_len > MAX_FRAME as u64
+        {
+            return Err(limits);
+        }
+        // The last `history` bytes of the new layer follow the old ranges.
+        let at = bufs.reference.len();
+        bufs.reference.resize(at + history as usize, 0);
+        out.read_back(&mut bufs.reference[at..])?;
+        out.room(new_len)?;
+        bufs.frame.resize(frame_len as usize, 0);
+        self.delta
+            .read_exact(&mut bufs.frame)
+            .map_err(DeltaError::ReadDelta)?;
+        bufs.segment.clear();
+        // The output never grows past MAX_SEGMENT: the decoder writes into
+        // the capacity it is given and fails if the frame holds more.
+        let segment = &mut bufs.segment;
+        let mut dctx = zstd::zstd_safe::DCtx::create();
+        let bad = |_| DeltaError::Malformed("zstd-ref frame does not decode");
+        if !bufs.reference.is_empty() {
+            dctx.ref_prefix(&bufs.reference).map_err(bad)?;
+        }
+        dctx.decompress(segment, &bufs.frame).map_err(bad)?;
+        if segment.len() as u64 != new_len {
+            return Err(DeltaError::Malformed(
+                "zstd-ref frame decodes to another length",
+            ));
+        }
+        out.write(segment)
+    }
+}
+
+fn chunk(left: u64) -> usize {
+    left.min(CHUNK as u64) as usize
+}
+
+/// The new layer being written: a temporary file beside `out` and the
+/// running sha256; removed on drop unless committed.
+struct Output {
+    file: Option<File>,
+    temp: PathBuf,
+    out: PathBuf,
+    target: Target,
+    written: u64,
+    hasher: Sha256,
+}
+
+impl Output {
+    fn create(out: &Path, target: Target) -> Result<Self, DeltaError> {
+        let name = out
+            .file_name()
+            .ok_or_else(|| DeltaError::Write(out.to_owned(), io::ErrorKind::InvalidInput.into()))?
+            .to_string_lossy();
+        let temp = out.with_file_name(format!(".{name}.partial"));
+        // Readable too: zstd-ref reads back the last bytes written.
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)
+            .map_err(|e| DeltaError::Write(temp.clone(), e))?;
+        Ok(Self {
+            file: Some(file),
+            temp,
+            out: out.to_owned(),
+            target,
+            written: 0,
+            hasher: Sha256::new(),
+        })
+    }
+
+    /// Fills `buf` with the last `buf.len()` bytes written.
+    fn read_back(&self, buf: &mut [u8]) -> Result<(), DeltaError> {
+        let file = self.file.as_ref().expect("open until commit");
+        file.read_exact_at(buf, self.written - buf.len() as u64)
+            .map_err(|e| DeltaError::Write(self.temp.clone(), e))
+    }
+
+    /// Refuses before writing anything that would exceed the target size.
+    fn room(&self, len: u64) -> Result<(), DeltaError> {
+        match self.written.checked_add(len) {
+            Some(n) if n <= self.target.size => Ok(()),
+            n => Err(DeltaError::Size {
+                expected: self.target.size,
+                found: n.unwrap_or(u64::MAX),
+            }),
+        }
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), DeltaError> {
+        self.hasher.update(data);
+        self.written += data.len() as u64;
+        let file = self.file.as_mut().expect("open until commit");
+        file.write_all(data)
+            .map_err(|e| DeltaError::Write(self.temp.clone(), e))
+    }
+
+    fn commit(mut self) -> Result<(), DeltaError> {
+        if self.written != self.target.size {
+            return Err(DeltaError::Size {
+                expected: self.target.size,
+                found: self.written,
+            });
+        }
+        let found = Digest::from_bytes(self.hasher.clone().finalize().into());
+        if found != self.target.diff_id {
+            return Err(DeltaError::Digest {
+                expected: self.target.diff_id,
+                found,
+            });
+        }
+        let file = self.file.take().expect("open until commit");
+        file.sync_all()
+            .map_err(|e| DeltaError::Write(self.temp.clone(), e))?;
+        drop(file);
+        fs::rename(&self.temp, &self.out).map_err(|e| DeltaError::Write(self.out.clone(), e))?;
+        self.temp = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        if !self.temp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+#[cfg(all(test, feature = "publish"))]
+mod tests {
+    use super::make::{self, compress};
+    use super::*;
+
+    /// A small deterministic generator (xorshift64*).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        fn bytes(&mut self, len: usize) -> Vec<u8> {
+            (0..len).map(|_| self.next() as u8).collect()
+        }
+
+        /// Text-like bytes, which compress and diff like real files do.
+        fn text(&mut self, len: usize) -> Vec<u8> {
+            const WORDS: [&str; 8] = ["fn ", "let ", "self", "();\n", "mut ", "x", "0", " "];
+            let mut out = Vec::with_capacity(len);
+            while out.len() < len {
+                out.extend_from_slice(WORDS[self.below(8) as usize].as_bytes());
+            }
+            out.truncate(len);
+            out
+        }
+    }
+
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(name: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("husk-delta-{}-{name}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+
+        fn entries(&self) -> Vec<String> {
+            let mut names: Vec<String> = fs::read_dir(&self.0)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    enum Member<'a> {
+        File(&'a str, &'a [u8]),
+        Dir(&'a str),
+        Symlink(&'a str, &'a str),
+    }
+
+    fn tar(members: &[Member<'_>]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for m in members {
+            let mut header = tar::Header::new_gnu();
+            header.set_mtime(1_700_000_000);
+            header.set_uid(0);
+            header.set_gid(0);
+            match m {
+                Member::File(path, data) => {
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_mode(0o644);
+                    header.set_size(data.len() as u64);
+                    builder.append_data(&mut header, path, *data).unwrap();
+                }
+                Member::Dir(path) => {
+                    header.set_entry_type(tar::EntryType::Directory);
+                    header.set_mode(0o755);
+                    header.set_size(0);
+                    builder.append_data(&mut header, path, &[][..]).unwrap();
+                }
+                Member::Symlink(path, target) => {
+                    header.set_entry_type(tar::EntryType::Symlink);
+                    header.set_mode(0o777);
+                    header.set_size(0);
+                    builder.append_link(&mut header, path, target).unwrap();
+                }
+            }
+        }
+        builder.into_inner().unwrap()
+    }
+
+    fn target(new: &[u8]) -> Target {
+        Target {
+            diff_id: Digest::of(new),
+            size: new.len() as u64,
+        }
+    }
+
+    /// Applies `delta` to `old` in `dir`; the result's bytes, or the error.
+    fn run(dir: &Dir, old: &[u8], delta: &[u8], target: Target) -> Result<Vec<u8>, DeltaError> {
+        let old_path = dir.0.join("old.tar");
+        let out = dir.0.join("new.tar");
+        fs::write(&old_path, old).unwrap();
+        let _ = fs::remove_file(&out);
+        let result = apply(&old_path, delta, target, &out).map(|()| fs::read(&out).unwrap());
+        if result.is_err() {
+            assert_eq!(dir.entries(), ["old.tar"], "an output was left behind");
+        }
+        result
+    }
+
+    /// An old tree and a new version of it: files unchanged, edited, grown,
+    /// removed, added, renamed, a long name, a directory and a symlink.
+    fn structured_pair(rng: &mut Rng) -> (Vec<u8>, Vec<u8>) {
+        let files: Vec<(String, Vec<u8>)> = (0..40)
+            .map(|i| {
+                let len = rng.below(20_000) as usize + 1;
+                let data = if i % 3 == 0 {
+                    rng.bytes(len)
+                } else {
+                    rng.text(len)
+                };
+                (format!("usr/lib/app/file{i:02}"), data)
+            })
+            .collect();
+        let long = format!("usr/share/{}/deep", "long-directory-name".repeat(8));
+        let mut old_members = vec![
+            Member::Dir("usr/"),
+            Member::Symlink("usr/bin/app", "../lib/app/file00"),
+        ];
+        for (path, data) in &files {
+            old_members.push(Member::File(path, data));
+        }
+        let long_old = rng.text(5000);
+        old_members.push(Member::File(&long, &long_old));
+        let old = tar(&old_members);
+
+        let mut edited: Vec<(String, Vec<u8>)> = Vec::new();
+        for (i, (path, data)) in files.iter().enumerate() {
+            let mut data = data.clone();
+            match i % 5 {
+                0 => continue, // removed
+                1 => {
+                    // a few bytes changed in place
+                    for _ in 0..5 {
+                        let at = rng.below(data.len() as u64) as usize;
+                        data[at] = data[at].wrapping_add(1);
+                    }
+                }
+                2 => {
+                    // bytes inserted in the middle
+                    let at = data.len() / 2;
+                    let insert = rng.text(300);
+                    data.splice(at..at, insert);
+                }
+                3 => {
+                    // renamed, content unchanged
+                    edited.push((format!("{path}.renamed"), data));
+                    continue;
+                }
+                _ => {}
+            }
+            edited.push((path.clone(), data));
+        }
+        edited.push(("usr/lib/app/added".into(), rng.bytes(7000)));
+        let mut long_new = long_old.clone();
+        long_new.extend_from_slice(b"appended");
+        let mut new_members = vec![
+            Member::Dir("usr/"),
+            Member::Symlink("usr/bin/app", "../lib/app/file01"),
+        ];
+        for (path, data) in &edited {
+            new_members.push(Member::File(path, data));
+        }
+        new_members.push(Member::File(&long, &long_new));
+        (old, tar(&new_members))
+    }
+
+    #[test]
+    fn structured_tar_pairs_round_trip_bit_for_bit_with_every_algorithm() {
+        let dir = Dir::new("structured");
+        for seed in 1..4 {
+            let mut rng = Rng(seed);
+            let (old, new) = structured_pair(&mut rng);
+            let files = make::tar_files(&old, &new)
+                .unwrap()
+                .expect("a tar-files delta");
+            let whole = make::whole_layer(&old, &new)
+                .unwrap()
+                .expect("a bsdiff delta");
+            let zref = make::zstd_ref(&old, &new).unwrap();
+            assert_eq!(run(&dir, &old, &files, target(&new)).unwrap(), new);
+            assert_eq!(run(&dir, &old, &whole, target(&new)).unwrap(), new);
+            assert_eq!(run(&dir, &old, &zref, target(&new)).unwrap(), new);
+            let full = compress(&new).unwrap().len() as u64;
+            assert!(
+                (files.len() as u64) * 4 < full,
+                "tar-files {} vs full {full}",
+                files.len()
+            );
+            let (_, best) = make::best(&old, &new, full).unwrap().expect("a delta pays");
+            assert_eq!(best.len(), files.len().min(whole.len()).min(zref.len()));
+        }
+    }
+
+    #[test]
+    fn random_pairs_round_trip_bit_for_bit() {
+        let dir = Dir::new("random");
+        let mut rng = Rng(42);
+        for _ in 0..8 {
+            let old_len = rng.below(100_000) as usize;
+            let old = rng.bytes(old_len);
+            // The new one: pieces of the old one and fresh bytes.
+            let mut new = Vec::new();
+            for _ in 0..rng.below(10) {
+                if rng.below(2) == 0 && !old.is_empty() {
+                    let start = rng.below(old.len() as u64) as usize;
+                    let end = (start + rng.below(20_000) as usize).min(old.len());
+                    new.extend_from_slice(&old[start..end]);
+                } else {
+                    let len = rng.below(5000) as usize;
+                    new.extend(rng.bytes(len));
+                }
+            }
+            let whole = make::whole_layer(&old, &new).unwrap().unwrap();
+            assert_eq!(run(&dir, &old, &whole, target(&new)).unwrap(), new);
+            let zref = make::zstd_ref(&old, &new).unwrap();
+            assert_eq!(run(&dir, &old, &zref, target(&new)).unwrap(), new);
+            // Not tars: no per-file delta, and no error.
+            assert_eq!(make::tar_files(&old, &new).unwrap(), None);
+        }
+        // Random tars: unrelated trees still round-trip.
+        for _ in 0..4 {
+            let names: Vec<String> = (0..10).map(|i| format!("f{}", i + rng.below(5))).collect();
+            let datas: Vec<Vec<u8>> = (0..20)
+                .map(|_| {
+                    let len = rng.below(3000) as usize;
+                    rng.bytes(len)
+                })
+                .collect();
+            let old = tar(&names
+                .iter()
+                .zip(&datas[..10])
+                .map(|(n, d)| Member::File(n, d))
+                .collect::<Vec<_>>());
+            let new = tar(&names
+                .iter()
+                .rev()
+                .zip(&datas[5..15])
+                .map(|(n, d)| Member::File(n, d))
+                .collect::<Vec<_>>());
+            let files = make::tar_files(&old, &new).unwrap().unwrap();
+            assert_eq!(run(&dir, &old, &files, target(&new)).unwrap(), new);
+        }
+    }
+
+    #[test]
+    fn zstd_ref_round_trips_across_segments_with_history_and_copies() {
+        let dir = Dir::new("segments");
+        let mut rng = Rng(11);
+        // Larger than a segment: several frames, each with the bytes before it.
+        let big: Vec<u8> = rng.text(3 * MAX_SEGMENT);
+        let same = rng.bytes(200_000); // an identical member large enough to copy
+        let mut edited = big.clone();
+        for _ in 0..50 {
+            let at = rng.below(edited.len() as u64) as usize;
+            let insert = rng.text(40);
+            edited.splice(at..at, insert);
+        }
+        let old = tar(&[Member::File("big", &big), Member::File("same", &same)]);
+        let new = tar(&[Member::File("same2", &same), Member::File("big", &edited)]);
+        let zref = make::zstd_ref(&old, &new).unwrap();
+        assert_eq!(run(&dir, &old, &zref, target(&new)).unwrap(), new);
+        assert!(zref.len() < 20_000, "{} bytes", zref.len());
+        // History cannot reach before the start of the output.
+        let old = b"0123456789".to_vec();
+        let frame = zstd::bulk::compress(b"abc", 3).unwrap();
+        let words = [0, 1, 3, frame.len() as u64];
+        let delta = raw(3, &[&op(OP_ZREF, &words, &frame), &[OP_END]]);
+        let e = run(&dir, &old, &delta, target(b"abc"))
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "delta: malformed: zstd-ref segment beyond its limits"
+        );
+    }
+
+    #[test]
+    fn a_corrupted_or_truncated_delta_fails_and_leaves_no_output() {
+        let dir = Dir::new("corrupt");
+        let (old, new) = structured_pair(&mut Rng(7));
+        let delta = make::tar_files(&old, &new).unwrap().unwrap();
+        for cut in [0, 1, 10, delta.len() / 2, delta.len() - 1] {
+            let e = run(&dir, &old, &delta[..cut], target(&new))
+                .map(|_| ())
+                .unwrap_err();
+            assert!(matches!(e, DeltaError::ReadDelta(_)), "cut at {cut}: {e}");
+        }
+        for at in [20, delta.len() / 3, delta.len() / 2, delta.len() - 5] {
+            let mut bad = delta.clone();
+            bad[at] ^= 0x40;
+            assert!(run(&dir, &old, &bad, target(&new)).is_err(), "flip at {at}");
+        }
+        // The right delta against another old layer: the digest says no.
+        // (One byte in every block: some of them are in members the delta copies.)
+        let mut other_old = old.clone();
+        for at in (300..other_old.len()).step_by(512) {
+            other_old[at] ^= 1;
+        }
+        let e = run(&dir, &other_old, &delta, target(&new))
+            .map(|_| ())
+            .unwrap_err();
+        assert!(matches!(e, DeltaError::Digest { .. }), "{e}");
+        assert!(e.to_string().starts_with("delta: result is sha256:"), "{e}");
+    }
+
+    fn raw(new_size: u64, ops: &[&[u8]]) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&new_size.to_le_bytes());
+        for op in ops {
+            out.extend_from_slice(op);
+        }
+        compress(&out).unwrap()
+    }
+
+    fn op(code: u8, words: &[u64], data: &[u8]) -> Vec<u8> {
+        let mut out = vec![code];
+        for w in words {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out.extend_from_slice(data);
+        out
+    }
+
+    #[test]
+    fn hostile_operations_are_refused_before_they_write() {
+        let dir = Dir::new("hostile");
+        let old = b"0123456789".to_vec();
+        let new = b"abc".to_vec();
+        let t = target(&new);
+        let end = [OP_END];
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (
+                raw(3, &[&op(OP_COPY, &[8, 3], b""), &end]),
+                "delta: reads old layer up to byte 11, past its size 10",
+            ),
+            (
+                raw(3, &[&op(OP_COPY, &[u64::MAX, 2], b""), &end]),
+                "delta: reads old layer up to byte 18446744073709551615, past its size 10",
+            ),
+            (
+                raw(3, &[&op(OP_LITERAL, &[4], b"abcd"), &end]),
+                "delta: produces 4 bytes, the target has 3",
+            ),
+            (raw(4, &[&end]), "delta: produces 4 bytes, the target has 3"),
+            (
+                raw(3, &[&op(OP_LITERAL, &[2], b"ab"), &end]),
+                "delta: produces 2 bytes, the target has 3",
+            ),
+            (
+                raw(3, &[&op(OP_LITERAL, &[3], b"abd"), &end]),
+                "delta: result is",
+            ),
+            (
+                raw(3, &[&op(9, &[], b""), &end]),
+                "delta: malformed: unknown operation",
+            ),
+            (
+                raw(3, &[&op(OP_LITERAL, &[3], b"abc"), &end, b"x"]),
+                "delta: malformed: bytes after the end",
+            ),
+            (
+                compress(b"HUSKDLT2\x03\0\0\0\0\0\0\0\0").unwrap(),
+                "delta: malformed: not a husk delta (bad magic)",
+            ),
+            // bsdiff: a control past the patch, a mix past the old range, a seek before it.
+            (
+                raw(
+                    3,
+                    &[
+                        &op(
+                            OP_BSDIFF,
+                            &[0, 10, 3, 24],
+                            &[&3u64.to_le_bytes()[..], &[0; 16]].concat(),
+                        ),
+                        &end,
+                    ],
+                ),
+                "delta: malformed: bsdiff control longer than the patch or the output",
+            ),
+            (
+                raw(
+                    3,
+                    &[
+                        &op(
+                            OP_BSDIFF,
+                            &[8, 2, 3, 27],
+                            &[&3u64.to_le_bytes()[..], &[0; 16], &[0; 3]].concat(),
+                        ),
+                        &end,
+                    ],
+                ),
+                "delta: reads old layer up to byte 11, past its size 10",
+            ),
+            (
+                raw(
+                    3,
+                    &[
+                        &op(
+                            OP_BSDIFF,
+                            &[0, 10, 3, 51],
+                            &[
+                                &1u64.to_le_bytes()[..],
+                                &[0; 8],
+                                &(5u64 | 1 << 63).to_le_bytes(),
+                                &[0],
+                                &[0; 24],
+                            ]
+                            .concat(),
+                        ),
+                        &end,
+                    ],
+                ),
+                "delta: malformed: bsdiff seeks outside the old data",
+            ),
+            (
+                raw(3, &[&op(OP_BSDIFF, &[0, 10, 3, 0], b""), &end]),
+                "delta: malformed: bsdiff patch ends before its output",
+            ),
+        ];
+        for (delta, message) in cases {
+            let e = run(&dir, &old, &delta, t).map(|_| ()).unwrap_err();
+            assert!(e.to_string().starts_with(message), "{e} / {message}");
+        }
+        // zstd-ref: a segment beyond the limits, a frame that is not zstd,
+        // a frame of more bytes than the op says.
+        let frame = zstd::bulk::compress(b"abcd", 3).unwrap();
+        let zref = |old_len: u64, new_len: u64, frame: &[u8]| {
+            let words = [1, 0, old_len, 0, new_len, frame.len() as u64];
+            raw(3, &[&op(OP_ZREF, &words, frame), &end])
+        };
+        let mut zcases: Vec<(Vec<u8>, &str)> = vec![
+            (
+                zref(MAX_REF as u64 + 1, 3, &frame),
+                "delta: malformed: zstd-ref segment beyond its limits",
+            ),
+            (
+                zref(10, 3, b"not a zstd frame"),
+                "delta: malformed: zstd-ref frame does not decode",
+            ),
+            (
+                zref(10, 3, &frame),
+                "delta: malformed: zstd-ref frame decodes to another length",
+            ),
+            (
+                zref(11, 3, &frame),
+                "delta: reads old layer up to byte 11, past its size 10",
+            ),
+        ];
+        let mut many = vec![MAX_REF_RANGES as u64 + 1];
+        many.extend([0, 1].repeat(MAX_REF_RANGES + 1));
+        many.extend([0, 3, frame.len() as u64]);
+        zcases.push((
+            raw(3, &[&op(OP_ZREF, &many, &frame), &end]),
+            "delta: malformed: zstd-ref segment beyond its limits",
+        ));
+        for (delta, message) in zcases {
+            let e = run(&dir, &old, &delta, t).map(|_| ()).unwrap_err();
+            assert!(e.to_string().starts_with(message), "{e} / {message}");
+        }
+        // A frame of more than MAX_SEGMENT bytes does not decode into the segment buffer.
+        let big = vec![7u8; 2 * MAX_SEGMENT];
+        let big_frame = zstd::bulk::compress(&big, 3).unwrap();
+        let e = run(&dir, &old, &zref(0, 3, &big_frame), t)
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "delta: malformed: zstd-ref frame does not decode"
+        );
+        // And hand-made valid ones, to show the cases above fail for their reason.
+        let prefixed = {
+            let mut cctx = zstd::zstd_safe::CCtx::create();
+            cctx.ref_prefix(&old[..]).unwrap();
+            let mut frame = Vec::with_capacity(64);
+            cctx.compress2(&mut frame, b"abc").unwrap();
+            frame
+        };
+        assert_eq!(run(&dir, &old, &zref(10, 3, &prefixed), t).unwrap(), new);
+        let ok = raw(
+            3,
+            &[
+                &op(OP_COPY, &[0, 0], b""),
+                &op(OP_LITERAL, &[3], b"abc"),
+                &end,
+            ],
+        );
+        assert_eq!(run(&dir, &old, &ok, t).unwrap(), new);
+    }
+
+    #[test]
+    fn the_margin_keeps_no_delta_for_unrelated_layers() {
+        let mut rng = Rng(9);
+        let old = tar(&[Member::File("a", &rng.bytes(20_000))]);
+        let new = tar(&[Member::File("a", &rng.bytes(20_000))]);
+        let full = compress(&new).unwrap().len() as u64;
+        assert_eq!(make::best(&old, &new, full).unwrap(), None);
+    }
+}
