@@ -25,7 +25,10 @@ fuzz_target!(|data: &[u8]| {
     options.extract.max_entries = 1000;
     if image::import(&store, &archive, &options).is_err() {
         assert!(image::list(&store).unwrap().is_empty());
-        assert!(store.layers().unwrap().is_empty(), "a failed import kept a layer");
+        assert!(
+            store.layers().unwrap().is_empty(),
+            "a failed import kept a layer"
+        );
     }
     fs::remove_dir_all(&work).unwrap();
 });

@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
         ..Options::default()
     };
     let _ = extract(data, &dest, &options);
-    let beside: Vec<_> = fs::read_dir(&work).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let beside: Vec<_> = fs::read_dir(&work)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(beside, ["layer"], "an entry escaped the layer directory");
     fs::remove_dir_all(&work).unwrap();
 });
