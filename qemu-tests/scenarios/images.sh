@@ -45,6 +45,24 @@ expect_eq "a write of one run, seen by the next" \
 grep -q "$data/containers" /proc/mounts && fail "an overlay is still mounted"
 echo "ok: no overlay left mounted"
 
+step "husk run --image with limits, volumes and the host's network"
+mkdir -p vol && echo from-host > vol/file
+expect_eq "a read-only volume" \
+    "$(H run --image lab:1 -v "$PWD/vol:/vol:ro" c1 sh -c 'cat /vol/file; touch /vol/x 2>&1 | grep -c Read-only')" \
+    "from-host
+1"
+H run --image lab:1 -v "$PWD/vol:/vol" c1 sh -c 'echo written > /vol/new' || fail "writing a volume failed"
+expect_eq "a write through a read-write volume" "$(cat vol/new)" written
+H run --image lab:1 --memory 16m c1 sh -c 'a=xxxxxxxxxxxxxxxx; while true; do a=$a$a; done'
+expect_eq "a hog under --memory 16m: killed by SIGKILL (128+9)" "$?" 137
+H run --image lab:1 --pids-limit 5 c1 sh -c 'for i in 1 2 3 4 5 6 7 8; do sleep 5 & done' > out.txt 2>&1
+grep -q "can't fork" out.txt || fail "8 processes started under --pids-limit 5: $(cat out.txt)"
+echo "ok: forks stop at --pids-limit"
+expect_eq "--net host: the host's network namespace" \
+    "$(H run --image lab:1 --net host c1 readlink /proc/self/ns/net)" "$(readlink /proc/self/ns/net)"
+expect_ne "default: a network namespace of its own" \
+    "$(H run --image lab:1 c1 readlink /proc/self/ns/net)" "$(readlink /proc/self/ns/net)"
+
 step "a layer whose bytes are not its digest is refused; the store is unchanged"
 # Into a second store: the first holds that diff_id already, and would use its
 # own checked copy rather than read the archive's.

@@ -13,6 +13,7 @@ use nix::sys::signal::Signal;
 use crate::container::ContainerId;
 use crate::image::extract::{self, MAX_LAYER_BYTES};
 use crate::image::oci::ImportOptions;
+use crate::image::run::{RunOptions, Volume};
 use crate::image::store::DEFAULT_DATA_DIR;
 use crate::image::ImageName;
 use crate::lifecycle;
@@ -412,6 +413,21 @@ pub struct RunArgs {
     /// with --image: set an environment variable, NAME=VALUE (repeatable)
     #[argh(option, short = 'e')]
     pub env: Vec<String>,
+    /// with --image: bind HOST into the container at CTR, read-only with :ro
+    #[argh(option, short = 'v', arg_name = "HOST:CTR[:ro]")]
+    pub volume: Vec<String>,
+    /// with --image: memory limit, bytes or with k, m, g (1024-based)
+    #[argh(option)]
+    pub memory: Option<String>,
+    /// with --image: CPU limit, in CPUs (0.01 to 1024, e.g. 0.5)
+    #[argh(option)]
+    pub cpus: Option<String>,
+    /// with --image: most processes (pids.max)
+    #[argh(option)]
+    pub pids_limit: Option<u64>,
+    /// with --image: none (a network namespace of its own, default) or host
+    #[argh(option)]
+    pub net: Option<String>,
     /// the OCI bundle directory holding config.json (default: .)
     #[argh(option, short = 'b', default = "PathBuf::from(\".\")")]
     pub bundle: PathBuf,
@@ -735,10 +751,18 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
 /// `run`: `--image` with its own flags, or a bundle.
 fn run_command(args: RunArgs) -> Result<RunArgs, EarlyExit> {
     if args.image.is_none() {
-        if !args.command.is_empty() || !args.env.is_empty() {
-            return Err(usage("run: a COMMAND and --env need --image"));
+        let image_only = !args.command.is_empty()
+            || !args.env.is_empty()
+            || args.image_options() != Ok(RunOptions::default());
+        if image_only {
+            return Err(usage(
+                "run: a COMMAND, --env, -v, --memory, --cpus, --pids-limit and --net need --image",
+            ));
         }
         return Ok(args);
+    }
+    if let Err(message) = args.image_options() {
+        return Err(usage(&format!("run: {message}")));
     }
     if args.detach {
         return Err(usage(
@@ -760,6 +784,107 @@ fn run_command(args: RunArgs) -> Result<RunArgs, EarlyExit> {
         return Err(usage("run: an argument contains a NUL byte"));
     }
     Ok(args)
+}
+
+impl RunArgs {
+    /// The limits, volumes and network `--image` asks for, or what is wrong
+    /// with them.
+    pub fn image_options(&self) -> Result<RunOptions, String> {
+        let memory = self.memory.as_deref().map(parse_size).transpose()?;
+        if memory == Some(0) {
+            return Err("--memory must be above 0".into());
+        }
+        let cpu_quota = self.cpus.as_deref().map(parse_cpus).transpose()?;
+        if self.pids_limit == Some(0) {
+            return Err("--pids-limit must be above 0".into());
+        }
+        let host_network = match self.net.as_deref() {
+            None | Some("none") => false,
+            Some("host") => true,
+            Some(other) => return Err(format!("--net is none or host, not {other:?}")),
+        };
+        let volumes = self
+            .volume
+            .iter()
+            .map(|v| parse_volume(v))
+            .collect::<Result<_, _>>()?;
+        Ok(RunOptions {
+            memory,
+            cpu_quota,
+            pids: self.pids_limit,
+            volumes,
+            host_network,
+        })
+    }
+}
+
+/// `--memory`: bytes, or a number with `k`, `m` or `g` (1024-based).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let bad = || format!("--memory takes bytes or a number with k, m or g, not {text:?}");
+    let lower = text.to_ascii_lowercase();
+    let (digits, shift) = match lower.strip_suffix(['k', 'm', 'g']) {
+        Some(digits) => (
+            digits,
+            10 * (1 + "kmg".find(&lower[lower.len() - 1..]).unwrap_or(0)),
+        ),
+        None => (lower.as_str(), 0),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(1 << shift).ok_or_else(bad)
+}
+
+/// `--cpus`: a decimal number of CPUs with at most two decimals, as the
+/// quota per [`crate::template::CPU_PERIOD`].
+fn parse_cpus(text: &str) -> Result<u64, String> {
+    let bad = || format!("--cpus takes 0.01 to 1024 (at most two decimals), not {text:?}");
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    if frac.len() > 2
+        || !whole
+            .bytes()
+            .chain(frac.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
+    let hundredths = whole * 100 + format!("{frac:0<2}").parse::<u64>().map_err(|_| bad())?;
+    if !(1..=102_400).contains(&hundredths) {
+        return Err(bad());
+    }
+    Ok(hundredths * crate::template::CPU_PERIOD / 100)
+}
+
+/// `-v HOST:CTR[:ro]`, both absolute.
+fn parse_volume(text: &str) -> Result<Volume, String> {
+    let bad = |why: &str| format!("-v {text:?}: {why}");
+    let mut parts = text.split(':');
+    let (Some(host), Some(container)) = (parts.next(), parts.next()) else {
+        return Err(bad("give HOST:CONTAINER[:ro]"));
+    };
+    let readonly = match parts.next() {
+        None => false,
+        Some("ro") => true,
+        Some("rw") => false,
+        Some(_) => return Err(bad("the only options are ro and rw")),
+    };
+    if parts.next().is_some() {
+        return Err(bad("give HOST:CONTAINER[:ro]"));
+    }
+    if !host.starts_with('/') || !container.starts_with('/') {
+        return Err(bad("both paths must be absolute"));
+    }
+    if text.contains('\0') {
+        return Err(bad("contains a NUL byte"));
+    }
+    Ok(Volume {
+        host: host.to_owned(),
+        container: container.to_owned(),
+        readonly,
+    })
 }
 
 /// `husk image ...`.
@@ -1170,14 +1295,107 @@ mod tests {
         assert_eq!(run.env, ["A=B"]);
         assert_eq!(run.id, id("c1"));
         assert_eq!(run.command, ["sh", "-c", "echo -e"]);
+        assert_eq!(run.image_options(), Ok(RunOptions::default()));
+        let Command::Run(run) = command(&[
+            "run",
+            "--image",
+            "web:1",
+            "--memory",
+            "64M",
+            "--cpus",
+            "1.5",
+            "--pids-limit",
+            "20",
+            "-v",
+            "/srv/data:/data",
+            "-v",
+            "/etc/conf:/conf:ro",
+            "--net",
+            "host",
+            "c1",
+        ]) else {
+            panic!("run --image with limits should parse");
+        };
+        assert_eq!(
+            run.image_options(),
+            Ok(RunOptions {
+                memory: Some(64 << 20),
+                cpu_quota: Some(150_000),
+                pids: Some(20),
+                volumes: vec![
+                    Volume {
+                        host: "/srv/data".into(),
+                        container: "/data".into(),
+                        readonly: false
+                    },
+                    Volume {
+                        host: "/etc/conf".into(),
+                        container: "/conf".into(),
+                        readonly: true
+                    },
+                ],
+                host_network: true,
+            })
+        );
+        for (cpus, quota) in [
+            ("0.01", 1000),
+            ("2", 200_000),
+            (".5", 50_000),
+            ("1024", 102_400_000),
+        ] {
+            assert_eq!(parse_cpus(cpus), Ok(quota), "{cpus}");
+        }
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert!(parse_size("99999999999g").is_err());
         for (args, expected) in [
             (
                 &["run", "c1", "sh"][..],
-                "run: a COMMAND and --env need --image",
+                "run: a COMMAND, --env, -v, --memory, --cpus, --pids-limit and --net need --image",
             ),
             (
                 &["run", "-e", "A=B", "c1"],
-                "run: a COMMAND and --env need --image",
+                "run: a COMMAND, --env, -v, --memory, --cpus, --pids-limit and --net need --image",
+            ),
+            (
+                &["run", "--memory", "1m", "c1"],
+                "run: a COMMAND, --env, -v, --memory, --cpus, --pids-limit and --net need --image",
+            ),
+            (
+                &["run", "--image", "x", "--memory", "1q", "c1"],
+                "run: --memory takes bytes or a number with k, m or g, not \"1q\"",
+            ),
+            (
+                &["run", "--image", "x", "--memory", "0", "c1"],
+                "run: --memory must be above 0",
+            ),
+            (
+                &["run", "--image", "x", "--cpus", "0.001", "c1"],
+                "run: --cpus takes 0.01 to 1024 (at most two decimals), not \"0.001\"",
+            ),
+            (
+                &["run", "--image", "x", "--cpus", "2000", "c1"],
+                "run: --cpus takes 0.01 to 1024 (at most two decimals), not \"2000\"",
+            ),
+            (
+                &["run", "--image", "x", "--pids-limit", "0", "c1"],
+                "run: --pids-limit must be above 0",
+            ),
+            (
+                &["run", "--image", "x", "--net", "bridge", "c1"],
+                "run: --net is none or host, not \"bridge\"",
+            ),
+            (
+                &["run", "--image", "x", "-v", "data:/data", "c1"],
+                "run: -v \"data:/data\": both paths must be absolute",
+            ),
+            (
+                &["run", "--image", "x", "-v", "/d:/d:rx", "c1"],
+                "run: -v \"/d:/d:rx\": the only options are ro and rw",
+            ),
+            (
+                &["run", "--image", "x", "-v", "/d", "c1"],
+                "run: -v \"/d\": give HOST:CONTAINER[:ro]",
             ),
             (
                 &["run", "--image", "x", "-d", "c1"],

@@ -172,7 +172,9 @@ fn run_image(invocation: &Invocation, host: &Host, args: &cli::RunArgs) -> Resul
     let Some(name) = &args.image else {
         return Ok(0);
     };
-    let bundle = image::run::prepare(&store, name, &args.id, &args.command, &args.env)?;
+    // Checked when the command line was parsed.
+    let options = args.image_options().unwrap_or_default();
+    let bundle = image::run::prepare(&store, name, &args.id, &args.command, &args.env, &options)?;
     let status = lifecycle::run(
         host,
         &args.id,

@@ -88,11 +88,41 @@ pub struct ProcessTemplate {
     pub user: (u32, u32),
 }
 
-/// [`default_config`] running `process`, if given, on a writable root and
-/// without the pids limit (`husk run --image` sets limits only when asked,
-/// and a host without the pids controller could not run it), the device
-/// rules kept.
-pub fn config(rootless: Option<Rootless>, process: Option<&ProcessTemplate>) -> String {
+/// What `husk run --image` adds to a container's config: limits (each only
+/// when asked: a host without that controller could not run the container
+/// otherwise), bind mounts, and the host's network instead of a new one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// `memory.max`, in bytes (`--memory`).
+    pub memory: Option<u64>,
+    /// CPU time per 100 ms period, in microseconds (`--cpus` × 100000).
+    pub cpu_quota: Option<u64>,
+    /// `pids.max` (`--pids-limit`).
+    pub pids: Option<u64>,
+    /// Host directories or files bound into the container (`-v`).
+    pub volumes: Vec<Volume>,
+    /// Stay in the host's network namespace (`--net host`).
+    pub host_network: bool,
+}
+
+/// One `-v HOST:CONTAINER[:ro]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    /// The host path, absolute.
+    pub host: String,
+    /// Where in the container, absolute.
+    pub container: String,
+    /// Bound read-only.
+    pub readonly: bool,
+}
+
+/// [`default_config`] running `process`, if given, on a writable root with
+/// `options`' limits, volumes and network (and the device rules kept, but
+/// not husk spec's pids limit).
+pub fn config(
+    rootless: Option<Rootless>,
+    process: Option<(&ProcessTemplate, &RunOptions)>,
+) -> String {
     let caps = json_list(&DEFAULT_CAPABILITIES, 10);
     let masked = json_list(&MASKED_PATHS, 6);
     let readonly = json_list(&READONLY_PATHS, 6);
@@ -104,15 +134,14 @@ pub fn config(rootless: Option<Rootless>, process: Option<&ProcessTemplate>) -> 
       "options": ["nosuid", "noexec", "nodev", "ro"]}"#,
             r#"{"type": "pid"}, {"type": "network"}, {"type": "ipc"},
       {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}"#,
-            if process.is_none() {
-                r#""resources": {
+            match process {
+                None => r#""resources": {
       "devices": [{"allow": false, "access": "rwm"}],
       "pids": {"limit": 1024}
     },"#
-            } else {
-                r#""resources": {"devices": [{"allow": false, "access": "rwm"}]},"#
-            }
-            .to_owned(),
+                .to_owned(),
+                Some((_, options)) => run_resources(options),
+            },
         ),
         Some(Rootless { uid, gid }) => (
             String::new(),
@@ -138,13 +167,37 @@ pub fn config(rootless: Option<Rootless>, process: Option<&ProcessTemplate>) -> 
             json_string(&"/"),
             true,
         ),
-        Some(p) => (
+        Some((p, _)) => (
             p.user,
             json_strings(&p.args),
             json_strings(&p.env),
             json_string(&p.cwd.as_str()),
             false,
         ),
+    };
+    let (namespaces, volumes) = match process {
+        Some((_, options)) => (
+            if options.host_network {
+                namespaces.replace(r#"{"type": "network"}, "#, "")
+            } else {
+                namespaces.to_owned()
+            },
+            options
+                .volumes
+                .iter()
+                .map(|v| {
+                    let ro = if v.readonly { r#", "ro""# } else { "" };
+                    format!(
+                        r#",
+    {{"destination": {}, "type": "bind", "source": {},
+      "options": ["rbind", "nosuid", "nodev"{ro}]}}"#,
+                        json_string(&v.container.as_str()),
+                        json_string(&v.host.as_str())
+                    )
+                })
+                .collect::<String>(),
+        ),
+        None => (namespaces.to_owned(), String::new()),
     };
     format!(
         r#"{{
@@ -177,7 +230,7 @@ pub fn config(rootless: Option<Rootless>, process: Option<&ProcessTemplate>) -> 
       "options": ["nosuid", "noexec", "nodev"]}},
     {sys},
     {{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
-      "options": ["nosuid", "nodev", "mode=1777", "size=16m"]}}
+      "options": ["nosuid", "nodev", "mode=1777", "size=16m"]}}{volumes}
   ],
   "linux": {{
     "namespaces": [
@@ -279,6 +332,26 @@ fn json_string<T: serde::Serialize + ?Sized>(value: &T) -> String {
     }
 }
 
+/// The `linux.resources` of a `husk run --image` container.
+fn run_resources(options: &RunOptions) -> String {
+    let mut members = vec![r#""devices": [{"allow": false, "access": "rwm"}]"#.to_owned()];
+    if let Some(bytes) = options.memory {
+        members.push(format!(r#""memory": {{"limit": {bytes}}}"#));
+    }
+    if let Some(quota) = options.cpu_quota {
+        members.push(format!(
+            r#""cpu": {{"quota": {quota}, "period": {CPU_PERIOD}}}"#
+        ));
+    }
+    if let Some(pids) = options.pids {
+        members.push(format!(r#""pids": {{"limit": {pids}}}"#));
+    }
+    format!(r#""resources": {{{}}},"#, members.join(", "))
+}
+
+/// The CPU period `--cpus` is a share of, in microseconds (Docker's).
+pub const CPU_PERIOD: u64 = 100_000;
+
 /// `items` as a JSON array of strings.
 fn json_strings(items: &[String]) -> String {
     let refs: Vec<&str> = items.iter().map(String::as_str).collect();
@@ -304,9 +377,10 @@ fn json_list(items: &[&str], per_line: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cgroup::Resources;
+    use crate::cgroup::{Limit, Resources};
     use crate::spec::{MountKind, NamespaceKind};
-    use std::path::Path;
+    use nix::mount::MsFlags;
+    use std::path::{Path, PathBuf};
 
     #[test]
     fn the_default_config_is_valid_json_of_the_expected_shape() {
@@ -357,6 +431,51 @@ mod tests {
             })
         ));
         assert!(!config.contains("gid="), "gid 5 is not mapped");
+    }
+
+    #[test]
+    fn run_options_become_limits_mounts_and_namespaces() {
+        let process = ProcessTemplate {
+            args: vec!["/bin/app".into()],
+            env: vec!["PATH=/bin".into()],
+            cwd: "/".into(),
+            user: (0, 0),
+        };
+        let options = RunOptions {
+            memory: Some(64 << 20),
+            cpu_quota: Some(50_000),
+            pids: Some(20),
+            volumes: vec![Volume {
+                host: "/srv/a \"b\"".into(),
+                container: "/data".into(),
+                readonly: true,
+            }],
+            host_network: true,
+        };
+        let json = config(None, Some((&process, &options)));
+        let spec = crate::spec::parse(json.as_bytes(), Path::new("/bundle")).expect(&json);
+        assert!(!spec.namespaces.contains(NamespaceKind::Net));
+        assert_eq!(spec.resources.memory.max, Some(Limit::Value(64 << 20)));
+        assert_eq!(spec.resources.pids_max, Some(Limit::Value(20)));
+        let cpu = spec.resources.cpu.max.unwrap();
+        assert_eq!((cpu.quota, cpu.period), (Limit::Value(50_000), Some(CPU_PERIOD)));
+        let data = spec.mounts.last().unwrap();
+        assert_eq!(data.destination.as_path(), Path::new("/data"));
+        assert_eq!(
+            data.kind,
+            MountKind::Bind {
+                source: PathBuf::from("/srv/a \"b\""),
+                recursive: true
+            }
+        );
+        assert!(data.flags.contains(MsFlags::MS_RDONLY));
+        // Without options: a network namespace of its own, no limits but the
+        // device rules.
+        let plain = config(None, Some((&process, &RunOptions::default())));
+        let spec = crate::spec::parse(plain.as_bytes(), Path::new("/bundle")).unwrap();
+        assert!(spec.namespaces.contains(NamespaceKind::Net));
+        assert_eq!(spec.resources.pids_max, None);
+        assert!(spec.resources.devices.is_some());
     }
 
     #[test]

@@ -748,7 +748,15 @@ fn bundle_dir(entry: &Entry, data_dir: &Path) -> Result<PathBuf, Error> {
         Source::Bundle(path) => Ok(path.clone()),
         Source::Image(name) => {
             let store = Store::new(data_dir);
-            Ok(image::run::prepare(&store, name, &entry.name, &[], &[])?)
+            let options = image::run::RunOptions::default();
+            Ok(image::run::prepare(
+                &store,
+                name,
+                &entry.name,
+                &[],
+                &[],
+                &options,
+            )?)
         }
     }
 }

@@ -43,6 +43,7 @@ pub const MAX_OVERLAY_OPTIONS: usize = 4095;
 
 /// What runs in a container of an image: the process of its `config.json`.
 pub type ImageProcess = crate::template::ProcessTemplate;
+pub use crate::template::{RunOptions, Volume};
 
 #[derive(Deserialize)]
 struct ConfigWire<'a> {
@@ -166,9 +167,10 @@ fn parse_user(user: &str) -> Option<(u32, u32)> {
 }
 
 /// `husk spec`'s default `config.json` running `process` on a writable root
-/// (the overlay's upper directory takes the writes).
-pub fn bundle_config(process: &ImageProcess) -> String {
-    crate::template::config(None, Some(process))
+/// (the overlay's upper directory takes the writes), with `options`' limits,
+/// volumes and network.
+pub fn bundle_config(process: &ImageProcess, options: &RunOptions) -> String {
+    crate::template::config(None, Some((process, options)))
 }
 
 /// The directory of container `id`'s image files.
@@ -223,6 +225,7 @@ pub fn prepare(
     id: &ContainerId,
     command: &[String],
     env: &[String],
+    options: &RunOptions,
 ) -> Result<PathBuf, ImageError> {
     let lock = store.lock()?;
     let images = store.images()?;
@@ -232,7 +235,7 @@ pub fn prepare(
         .ok_or_else(|| ImageError::NotFound(name.clone()))?;
     let config = store.blob(&image.id, MAX_CONFIG_BYTES)?;
     let process = image_process(&config, command, env)?;
-    let config_json = bundle_config(&process);
+    let config_json = bundle_config(&process, options);
     let mut lower = String::new();
     for layer in image.layers.iter().rev() {
         if !store.has_layer(layer) {

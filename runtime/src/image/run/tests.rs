@@ -79,7 +79,7 @@ fn a_config_that_cannot_run_is_refused_naming_why() {
 fn the_bundle_config_is_husk_s_default_with_the_image_s_process() {
     let mut p = process(CONFIG, &[], &[]).unwrap();
     p.args.push("quote\" and \\ back".into());
-    let json = bundle_config(&p);
+    let json = bundle_config(&p, &RunOptions::default());
     let spec = crate::spec::parse(json.as_bytes(), Path::new("/bundle")).expect("husk accepts it");
     let args: Vec<&str> = spec
         .process
