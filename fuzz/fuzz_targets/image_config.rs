@@ -7,7 +7,8 @@ use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(process) = husk::image::run::image_process(data, &[], &[]) {
-        let config = husk::image::run::bundle_config(&process);
+        let options = husk::image::run::RunOptions::default();
+        let config = husk::image::run::bundle_config(&process, &options);
         if let Err(e) = husk::spec::parse(config.as_bytes(), Path::new("/bundle")) {
             // Only what an image cannot be trusted to get right may fail.
             let message = e.to_string();

@@ -458,7 +458,10 @@ mod tests {
         assert_eq!(spec.resources.memory.max, Some(Limit::Value(64 << 20)));
         assert_eq!(spec.resources.pids_max, Some(Limit::Value(20)));
         let cpu = spec.resources.cpu.max.unwrap();
-        assert_eq!((cpu.quota, cpu.period), (Limit::Value(50_000), Some(CPU_PERIOD)));
+        assert_eq!(
+            (cpu.quota, cpu.period),
+            (Limit::Value(50_000), Some(CPU_PERIOD))
+        );
         let data = spec.mounts.last().unwrap();
         assert_eq!(data.destination.as_path(), Path::new("/data"));
         assert_eq!(
