@@ -100,6 +100,10 @@ pub trait Syscalls {
     fn chdir(&self, dir: &Path) -> Result<(), SysError>;
     /// `sethostname(2)`.
     fn sethostname(&self, name: &str) -> Result<(), SysError>;
+    /// Brings the loopback interface of the network namespace up
+    /// (`SIOCSIFFLAGS` with `IFF_UP` on `lo`), as Docker and podman do: a new
+    /// network namespace starts with it down.
+    fn loopback_up(&self) -> Result<(), SysError>;
     /// Creates a directory and its missing parents.
     fn mkdir_all(&self, dir: &Path) -> Result<(), SysError>;
     /// Creates an empty file and its missing parents, unless the file exists.
@@ -670,7 +674,7 @@ impl ExecTarget {
 ///    exist; before `pivot_root`, so the host's `/dev/null` can be bound over
 ///    files even when the container has none).
 /// 4. `pivot_root` into the rootfs, the old root detached; the root remounted
-///    read-only if asked; the hostname.
+///    read-only if asked; the hostname; `lo` up in a new network namespace.
 /// 5. `linux.sysctl` through the container's own `/proc/sys` (its namespaces),
 ///    then `linux.readonlyPaths` (after the sysctls, since `/proc/sys` is
 ///    usually one of them); with a console socket, the terminal (see
@@ -737,6 +741,12 @@ pub fn init(
     }
     if let Some(hostname) = &spec.hostname {
         sys.sethostname(hostname)?;
+    }
+    if matches!(
+        spec.namespaces.get(NamespaceKind::Net),
+        Some(crate::spec::Namespace { path: None, .. })
+    ) {
+        sys.loopback_up()?;
     }
     for sysctl in &spec.sysctl {
         sys.write_file(&sysctl.path, &sysctl.value)?;
@@ -1579,6 +1589,10 @@ mod tests {
             self.record("sethostname", name.into())
         }
 
+        fn loopback_up(&self) -> Result<(), SysError> {
+            self.record("loopback_up", String::new())
+        }
+
         fn mkdir_all(&self, dir: &Path) -> Result<(), SysError> {
             self.record("mkdir_all", dir.display().to_string())
         }
@@ -1879,6 +1893,8 @@ mod tests {
             format!("chdir {r}"),
             "pivot_root . .".into(),
             "umount_detach .".into(),
+            // A new network namespace: its loopback up.
+            "loopback_up".into(),
             "write_file /proc/sys/kernel/shmmax 65536".into(),
             "write_file /proc/sys/net/ipv4/ip_forward 1".into(),
             "mount /proc/sys /proc/sys - MS_BIND|MS_REC -".into(),

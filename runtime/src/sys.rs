@@ -159,6 +159,36 @@ impl Syscalls for Linux {
         check("sethostname", None, nix::unistd::sethostname(name))
     }
 
+    fn loopback_up(&self) -> Result<(), SysError> {
+        use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+        let sock = check(
+            "socket",
+            None,
+            socket(
+                AddressFamily::Inet,
+                SockType::Datagram,
+                SockFlag::SOCK_CLOEXEC,
+                None,
+            ),
+        )?;
+        // SAFETY: ifreq is plain data (a name and a union of integers and
+        // addresses); all zeroes is a valid value of it.
+        let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (to, from) in request.ifr_name.iter_mut().zip(b"lo\0") {
+            *to = libc::c_char::from_ne_bytes([*from]);
+        }
+        // SAFETY: SIOCGIFFLAGS reads the NUL-terminated name and writes the
+        // flags member of `request`, which lives across the call.
+        let got = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut request) };
+        check("ioctl(SIOCGIFFLAGS)", None, Errno::result(got))?;
+        // SAFETY: the kernel has just written the flags member of the union.
+        let flags = unsafe { request.ifr_ifru.ifru_flags };
+        request.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+        // SAFETY: SIOCSIFFLAGS reads the name and flags of `request`.
+        let set = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &request) };
+        check("ioctl(SIOCSIFFLAGS)", None, Errno::result(set)).map(drop)
+    }
+
     fn mkdir_all(&self, dir: &Path) -> Result<(), SysError> {
         io_check("mkdir", Some(dir), fs::create_dir_all(dir))
     }

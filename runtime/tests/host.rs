@@ -2277,3 +2277,17 @@ fn check_reports_this_host_through_the_binary() {
     );
     fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_new_network_namespace_has_its_loopback_up() {
+    let Some(bundle) = Bundle::new("loopback") else {
+        return;
+    };
+    let outcome = bundle.run(&Config {
+        args: &["cat", "/sys/class/net/lo/flags"],
+        mounts: r#", {"destination": "/sys", "type": "sysfs", "source": "sysfs"}"#,
+        ..DEFAULT
+    });
+    // IFF_UP (0x1) and IFF_LOOPBACK (0x8).
+    assert_eq!(success(outcome).trim(), "0x9");
+}
