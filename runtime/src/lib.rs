@@ -9,6 +9,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod atomic;
 pub mod cgroup;
 pub mod check;
 pub mod cli;

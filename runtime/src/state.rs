@@ -13,13 +13,14 @@
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io::{self, Read};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json_core::str::EscapedStr;
 
+use crate::atomic::Durability;
 use crate::container::ContainerId;
 use crate::wire::{self, Field};
 
@@ -147,18 +148,8 @@ impl StateDir {
             path: path.clone(),
             reason: "record larger than the state file limit",
         })?;
-        let write = || -> io::Result<()> {
-            let mut file = File::options()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            file.write_all(&text)?;
-            file.sync_all()?;
-            fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| io_error("write", &path, e))
+        crate::atomic::replace(&path, &tmp, &text, Durability::Contents)
+            .map_err(|e| io_error("write", &path, e))
     }
 
     /// Reads the record of container `id`.

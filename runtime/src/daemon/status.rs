@@ -4,7 +4,7 @@
 //! by `husk daemon status`.
 
 use std::fmt;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -236,15 +236,13 @@ impl DaemonStatus {
     /// Writes the status to `path` atomically (temporary file, rename).
     pub fn write(&self, path: &Path) -> Result<(), StatusError> {
         let tmp = path.with_extension("json.tmp");
-        fs::write(&tmp, self.to_json())
-            .and_then(|()| fs::rename(&tmp, path))
-            .map_err(|source| {
-                // A half-written temporary file would only hold space.
-                let _ = fs::remove_file(&tmp);
-                StatusError::Write {
-                    path: path.to_owned(),
-                    source,
-                }
+        // No fsync: the status is rewritten on every change (flash wear), and
+        // a daemon started again publishes a new one.
+        let json = self.to_json();
+        crate::atomic::replace(path, &tmp, json.as_bytes(), crate::atomic::Durability::None)
+            .map_err(|source| StatusError::Write {
+                path: path.to_owned(),
+                source,
             })
     }
 
@@ -392,7 +390,7 @@ mod tests {
         let path = tmp.path().join(STATUS_FILE);
         status.write(&path).unwrap();
         assert_eq!(DaemonStatus::read(&path).unwrap(), status);
-        fs::write(&path, "{").unwrap();
+        std::fs::write(&path, "{").unwrap();
         assert!(DaemonStatus::read(&path)
             .unwrap_err()
             .to_string()

@@ -20,7 +20,7 @@
 
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -523,22 +523,12 @@ fn remove_tree(path: &Path) -> Result<(), StoreError> {
     }
 }
 
-/// Writes `data` to `path` through a synced temporary file and a rename.
+/// Writes `data` to `path` through a synced temporary file and a rename,
+/// itself synced.
 fn write_synced(path: &Path, data: &[u8]) -> Result<(), StoreError> {
     let tmp = path.with_extension("tmp");
-    let write = || -> io::Result<()> {
-        let mut file = File::options()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(data)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    };
-    write().map_err(io_error("write", path))?;
-    sync_dir(path.parent().unwrap_or(Path::new("/")))
+    crate::atomic::replace(path, &tmp, data, crate::atomic::Durability::Rename)
+        .map_err(io_error("write", path))
 }
 
 /// Makes a rename in `dir` durable.

@@ -1,0 +1,74 @@
+//! Replacing a file whole: a reader sees the old contents or the new ones,
+//! never half of either (written to a temporary file beside it, then renamed
+//! over it). How much survives a power cut is the caller's choice.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// What must be on disk when [`replace`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Nothing: the file is replaced whole, but a power cut may undo it (for
+    /// files rewritten often, where flash wear matters more).
+    None,
+    /// The new contents (`fsync` before the rename).
+    Contents,
+    /// The new contents and the rename (`fsync` of the directory too).
+    Rename,
+}
+
+/// Replaces `path` with `data` through the temporary file `tmp` (in the same
+/// directory), mode 0600. On error the temporary file is removed and `path`
+/// is as it was.
+pub fn replace(path: &Path, tmp: &Path, data: &[u8], durability: Durability) -> io::Result<()> {
+    let write = || -> io::Result<()> {
+        let mut file = File::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(tmp)?;
+        file.write_all(data)?;
+        if durability != Durability::None {
+            file.sync_all()?;
+        }
+        fs::rename(tmp, path)
+    };
+    if let Err(e) = write() {
+        let _ = fs::remove_file(tmp);
+        return Err(e);
+    }
+    if durability == Durability::Rename {
+        File::open(path.parent().unwrap_or(Path::new("/")))?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_replaced_whole_and_a_failure_leaves_it() {
+        let dir = crate::testutil::TempDir::new("atomic");
+        let path = dir.path().join("f.json");
+        let tmp = dir.path().join("f.json.tmp");
+        for durability in [Durability::None, Durability::Contents, Durability::Rename] {
+            replace(&path, &tmp, b"new", durability).unwrap();
+            assert_eq!(fs::read(&path).unwrap(), b"new");
+            assert!(!tmp.exists());
+            fs::write(&path, b"old").unwrap();
+        }
+        // A temporary file that cannot be made: the old contents stay.
+        let error = replace(
+            &path,
+            &dir.path().join("no/such/dir"),
+            b"x",
+            Durability::Rename,
+        );
+        assert!(error.is_err());
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+    }
+}
