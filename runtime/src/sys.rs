@@ -926,15 +926,25 @@ struct BpfGetFdById {
 
 /// Makes `program` (a `BPF_PROG_TYPE_CGROUP_DEVICE` program) the device filter
 /// of the cgroup directory `cgroup`: loads it, attaches it with
-/// `BPF_F_ALLOW_MULTI`, then detaches the device programs that were attached
-/// there before (all of them when `program` is `None`). Between the two steps
+/// `BPF_F_ALLOW_MULTI`, then, with `replace`, detaches the device programs
+/// that were attached there before (all of them when `program` is `None`;
+/// without `replace`, the cgroup is new and has none). Between the two steps
 /// both apply, which only ever denies more. The attached program stays in the kernel, held by the cgroup, once
 /// its descriptor is closed. Without the `bpf` system call the load fails with
 /// `ENOSYS`; without `CONFIG_CGROUP_BPF`, with `EINVAL`.
-pub fn set_device_program(cgroup: &Path, program: Option<&[Insn]>) -> Result<(), SysError> {
+pub fn set_device_program(
+    cgroup: &Path,
+    program: Option<&[Insn]>,
+    replace: bool,
+) -> Result<(), SysError> {
     let dir = io_check("open", Some(cgroup), File::open(cgroup))?;
     let loaded = program.map(load_device_program).transpose()?;
-    let old = query_device_programs(&dir, cgroup)?;
+    // A cgroup husk has just made has no program to replace: not asking the
+    // kernel saves a system call that costs a third of the load.
+    let old = match replace {
+        true => query_device_programs(&dir, cgroup)?,
+        false => Vec::new(),
+    };
     if let Some(loaded) = &loaded {
         let mut attach = BpfProgAttach {
             target_fd: fd_u32(&dir),

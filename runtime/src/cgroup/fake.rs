@@ -404,10 +404,23 @@ impl CgroupFs for FakeKernel {
         self.state.borrow_mut().now += interval;
     }
 
-    fn set_device_program(&self, dir: &Path, program: Option<&[Insn]>) -> Result<(), SysError> {
+    fn set_device_program(
+        &self,
+        dir: &Path,
+        program: Option<&[Insn]>,
+        replace: bool,
+    ) -> Result<(), SysError> {
         let mut state = self.state.borrow_mut();
         if !state.dirs.contains_key(dir) {
             return Err(SysError::new("open", Some(dir), Errno::ENOENT));
+        }
+        // Attaching without replacing would leave the old filter there too.
+        if !replace && state.programs.contains_key(dir) {
+            return Err(SysError::new(
+                "bpf(BPF_PROG_ATTACH)",
+                Some(dir),
+                Errno::EEXIST,
+            ));
         }
         match (program, state.bpf_error) {
             (Some(_), Some(errno)) => Err(SysError::new("bpf(BPF_PROG_LOAD)", None, errno)),

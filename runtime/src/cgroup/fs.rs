@@ -28,9 +28,15 @@ pub trait CgroupFs {
     /// Waits `interval` before checking the kernel again.
     fn pause(&self, interval: Duration);
     /// Makes `program`, a `BPF_PROG_TYPE_CGROUP_DEVICE` program, the device
-    /// filter of the cgroup directory `dir`, in place of the ones attached
-    /// there before; `None` detaches them and leaves no filter.
-    fn set_device_program(&self, dir: &Path, program: Option<&[Insn]>) -> Result<(), SysError>;
+    /// filter of the cgroup directory `dir`; with `replace`, in place of the
+    /// ones attached there before (a new cgroup has none: no need to look);
+    /// `None` detaches them and leaves no filter.
+    fn set_device_program(
+        &self,
+        dir: &Path,
+        program: Option<&[Insn]>,
+        replace: bool,
+    ) -> Result<(), SysError>;
 }
 
 /// The running kernel's cgroup filesystem, through `std::fs`.
@@ -67,8 +73,13 @@ impl CgroupFs for HostFs {
         std::thread::sleep(interval);
     }
 
-    fn set_device_program(&self, dir: &Path, program: Option<&[Insn]>) -> Result<(), SysError> {
-        sys::set_device_program(dir, program)
+    fn set_device_program(
+        &self,
+        dir: &Path,
+        program: Option<&[Insn]>,
+        replace: bool,
+    ) -> Result<(), SysError> {
+        sys::set_device_program(dir, program, replace)
     }
 }
 
@@ -97,8 +108,13 @@ impl<T: CgroupFs + ?Sized> CgroupFs for &T {
         (**self).pause(interval);
     }
 
-    fn set_device_program(&self, dir: &Path, program: Option<&[Insn]>) -> Result<(), SysError> {
-        (**self).set_device_program(dir, program)
+    fn set_device_program(
+        &self,
+        dir: &Path,
+        program: Option<&[Insn]>,
+        replace: bool,
+    ) -> Result<(), SysError> {
+        (**self).set_device_program(dir, program, replace)
     }
 }
 

@@ -340,7 +340,10 @@ impl<F: CgroupFs> Cgroup<F> {
         if program.is_none() && fresh {
             return Ok(());
         }
-        match self.fs.set_device_program(&self.dir, program.as_deref()) {
+        match self
+            .fs
+            .set_device_program(&self.dir, program.as_deref(), !fresh)
+        {
             Err(e)
                 if rules.is_none()
                     && matches!(e.errno(), Errno::ENOSYS | Errno::EINVAL | Errno::EPERM) =>
