@@ -740,17 +740,13 @@ fn read_config_file(path: &Path) -> Result<KernelConfig, CheckError> {
     } else {
         Box::new(file)
     };
-    let mut bytes = Vec::new();
-    reader
-        .take(limit as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
-    if bytes.len() > limit {
-        return Err(CheckError::TooLarge {
-            path: path.to_owned(),
-            limit,
-        });
-    }
+    let too_large = || CheckError::TooLarge {
+        path: path.to_owned(),
+        limit,
+    };
+    let bytes = crate::file::read_capped(reader, limit)
+        .map_err(read_error)?
+        .ok_or_else(too_large)?;
     let text = String::from_utf8_lossy(&bytes);
     KernelConfig::parse(&text).map_err(|e| CheckError::Parse {
         path: path.to_owned(),
@@ -799,20 +795,16 @@ pub fn kernel_fragment_line(toml: &str) -> Result<&str, &'static str> {
 }
 
 fn read_limited(path: &Path, limit: usize) -> Result<Vec<u8>, CheckError> {
-    let mut bytes = Vec::new();
     std::fs::File::open(path)
-        .and_then(|f| f.take(limit as u64 + 1).read_to_end(&mut bytes))
+        .and_then(|f| crate::file::read_capped(f, limit))
         .map_err(|source| CheckError::Read {
             path: path.to_owned(),
             source,
-        })?;
-    if bytes.len() > limit {
-        return Err(CheckError::TooLarge {
+        })?
+        .ok_or_else(|| CheckError::TooLarge {
             path: path.to_owned(),
             limit,
-        });
-    }
-    Ok(bytes)
+        })
 }
 
 /// A small kernel file as text, or `None` if it cannot be read.

@@ -9,12 +9,12 @@
 
 #![deny(unsafe_code)]
 
-pub mod atomic;
 pub mod cgroup;
 pub mod check;
 pub mod cli;
 pub mod container;
 pub mod daemon;
+pub mod file;
 pub mod hooks;
 pub mod image;
 pub mod lifecycle;

@@ -17,7 +17,7 @@
 
 use std::ffi::CString;
 use std::fmt;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use nix::mount::MsFlags;
@@ -568,17 +568,11 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, SpecError> {
         source,
     };
     let file = std::fs::File::open(path).map_err(read_error)?;
-    let mut json = Vec::new();
-    let limit = MAX_CONFIG_BYTES as u64 + 1;
-    file.take(limit)
-        .read_to_end(&mut json)
-        .map_err(read_error)?;
-    if json.len() > MAX_CONFIG_BYTES {
-        return Err(SpecError::TooBig {
+    crate::file::read_capped(file, MAX_CONFIG_BYTES)
+        .map_err(read_error)?
+        .ok_or_else(|| SpecError::TooBig {
             path: path.to_owned(),
-        });
-    }
-    Ok(json)
+        })
 }
 
 impl Process {

@@ -13,15 +13,15 @@
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json_core::str::EscapedStr;
 
-use crate::atomic::Durability;
 use crate::container::ContainerId;
+use crate::file::Durability;
 use crate::wire::{self, Field};
 
 /// Where state lives unless `--root` says otherwise (for root; see [`default_root`]).
@@ -148,7 +148,7 @@ impl StateDir {
             path: path.clone(),
             reason: "record larger than the state file limit",
         })?;
-        crate::atomic::replace(&path, &tmp, &text, Durability::Contents)
+        crate::file::replace(&path, &tmp, &text, Durability::Contents)
             .map_err(|e| io_error("write", &path, e))
     }
 
@@ -156,11 +156,8 @@ impl StateDir {
     pub fn load(&self, id: &ContainerId) -> Result<Record, StateError> {
         let dir = self.dir(id);
         let path = dir.join(STATE_FILE);
-        let mut text = Vec::new();
-        match File::open(&path) {
-            Ok(file) => file
-                .take(MAX_STATE_BYTES as u64 + 1)
-                .read_to_end(&mut text)
+        let text = match File::open(&path) {
+            Ok(file) => crate::file::read_capped(file, MAX_STATE_BYTES)
                 .map_err(|e| io_error("read", &path, e))?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(if dir.is_dir() {
@@ -175,9 +172,7 @@ impl StateDir {
             path: path.clone(),
             reason,
         };
-        if text.len() > MAX_STATE_BYTES {
-            return Err(corrupt("larger than the state file limit"));
-        }
+        let text = text.ok_or_else(|| corrupt("larger than the state file limit"))?;
         let record = decode(&text).map_err(corrupt)?;
         if &record.id != id {
             return Err(corrupt("records another container id"));

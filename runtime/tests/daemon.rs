@@ -8,18 +8,19 @@
 
 use std::fs;
 use std::io::Write as _;
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
+
+#[allow(dead_code, reason = "each test binary uses part of it")]
+mod common;
 
 use husk::daemon::status::{ContainerStatus, DaemonStatus};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 const HUSK: &str = env!("CARGO_BIN_EXE_husk");
-const BUSYBOX: &str = "/bin/busybox";
 const APPLETS: &[&str] = &[
     "sh", "cat", "echo", "sleep", "rm", "touch", "head", "yes", "true",
 ];
@@ -38,29 +39,12 @@ struct World {
 impl World {
     /// The world for `test`, or `None` after printing why the test is skipped.
     fn new(test: &'static str) -> Option<Self> {
-        let why = if !nix::unistd::geteuid().is_root() {
-            Some("needs root".to_owned())
-        } else if !Path::new(BUSYBOX).exists() {
-            Some(format!("needs a static {BUSYBOX} (Debian: busybox-static)"))
-        } else {
-            None
-        };
-        if let Some(why) = why {
-            #[expect(
-                clippy::explicit_write,
-                reason = "the harness hides eprintln! of passing tests"
-            )]
-            writeln!(std::io::stderr(), "SKIP {test}: {why}").unwrap();
+        if !common::root_with_busybox(test) {
             return None;
         }
         let dir = std::env::temp_dir().join(format!("husk-daemon-{}-{test}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let bin = dir.join("bundle/rootfs/bin");
-        fs::create_dir_all(&bin).unwrap();
-        fs::copy(BUSYBOX, bin.join("busybox")).unwrap();
-        for applet in APPLETS {
-            symlink("busybox", bin.join(applet)).unwrap();
-        }
+        common::busybox_rootfs(&dir.join("bundle/rootfs"), APPLETS);
         let config = r#"{"ociVersion": "1.0.2",
             "process": {"args": ["sh"], "env": ["PATH=/bin"], "cwd": "/"},
             "root": {"path": "rootfs"},

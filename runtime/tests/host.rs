@@ -14,11 +14,13 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+#[allow(dead_code, reason = "each test binary uses part of it")]
+mod common;
+
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 const HUSK: &str = env!("CARGO_BIN_EXE_husk");
-const BUSYBOX: &str = "/bin/busybox";
 const APPLETS: &[&str] = &[
     "sh", "cat", "echo", "hostname", "id", "ls", "mkdir", "mknod", "mount", "readlink", "sleep",
     "stty", "touch", "tty", "wc",
@@ -65,29 +67,12 @@ struct Outcome {
 impl Bundle {
     /// The bundle for `test`, or `None` after printing why the test is skipped.
     fn new(test: &'static str) -> Option<Self> {
-        let why = if !nix::unistd::geteuid().is_root() {
-            Some("needs root".to_owned())
-        } else if !Path::new(BUSYBOX).exists() {
-            Some(format!("needs a static {BUSYBOX} (Debian: busybox-static)"))
-        } else {
-            None
-        };
-        if let Some(why) = why {
-            #[expect(
-                clippy::explicit_write,
-                reason = "the harness hides eprintln! of passing tests"
-            )]
-            writeln!(std::io::stderr(), "SKIP {test}: {why}").unwrap();
+        if !common::root_with_busybox(test) {
             return None;
         }
         let dir = std::env::temp_dir().join(format!("husk-host-{}-{test}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let bin = dir.join("rootfs/bin");
-        fs::create_dir_all(&bin).unwrap();
-        fs::copy(BUSYBOX, bin.join("busybox")).unwrap();
-        for applet in APPLETS {
-            symlink("busybox", bin.join(applet)).unwrap();
-        }
+        common::busybox_rootfs(&dir.join("rootfs"), APPLETS);
         fs::write(dir.join("rootfs/marker"), test).unwrap();
         Some(Self { name: test, dir })
     }

@@ -7,33 +7,27 @@
 //! prints `SKIP <test>: <why>` on stderr and passes.
 
 use std::fs;
-use std::io::Write as _;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use sha2::{Digest as _, Sha256};
 
-const HUSK: &str = env!("CARGO_BIN_EXE_husk");
-const BUSYBOX: &str = "/bin/busybox";
+#[allow(dead_code, reason = "each test binary uses part of it")]
+mod common;
 
-fn skip(test: &str, why: &str) {
-    #[expect(
-        clippy::explicit_write,
-        reason = "the harness hides eprintln! of passing tests"
-    )]
-    writeln!(std::io::stderr(), "SKIP {test}: {why}").unwrap();
-}
+const HUSK: &str = env!("CARGO_BIN_EXE_husk");
+use common::BUSYBOX;
 
 /// A scratch directory for `test`, or `None` after printing why it is skipped.
 fn scratch(test: &str, tools: &[&str]) -> Option<PathBuf> {
     if !nix::unistd::geteuid().is_root() {
-        skip(test, "needs root");
+        common::skip(test, "needs root");
         return None;
     }
     for tool in tools {
         if !on_path(tool) {
-            skip(test, &format!("needs {tool} (Debian package {tool})"));
+            common::skip(test, &format!("needs {tool} (Debian package {tool})"));
             return None;
         }
     }
@@ -359,7 +353,7 @@ fn owners_devices_setid_and_whiteouts_are_made_as_root() {
         &roots,
         "ls $M/etc; echo --; ls $M/opaque; echo --; cat $M/etc/kept",
     ) else {
-        skip(
+        common::skip(
             TEST,
             "overlayfs cannot be mounted here: whiteouts not checked through it",
         );
@@ -377,7 +371,7 @@ fn images_made_by_umoci_and_skopeo_import_and_their_layers_stack() {
         return;
     };
     if !Path::new(BUSYBOX).exists() {
-        skip(TEST, "needs a static /bin/busybox (Debian: busybox-static)");
+        common::skip(TEST, "needs a static /bin/busybox (Debian: busybox-static)");
         return;
     }
     let run = |cmd: &str| {
@@ -448,7 +442,7 @@ fn images_made_by_umoci_and_skopeo_import_and_their_layers_stack() {
         &roots,
         "test ! -e $M/etc/motd; cat $M/etc/issue; chroot $M /bin/sh -c 'echo from busybox'",
     ) else {
-        skip(TEST, "overlayfs cannot be mounted here: layers not stacked");
+        common::skip(TEST, "overlayfs cannot be mounted here: layers not stacked");
         fs::remove_dir_all(&work).unwrap();
         return;
     };
@@ -540,7 +534,7 @@ fn a_full_disk_fails_the_import_and_keeps_the_images_there_were() {
         .output()
         .unwrap();
     if output.status.code() == Some(77) {
-        skip(TEST, "cannot mount a tmpfs here");
+        common::skip(TEST, "cannot mount a tmpfs here");
         return;
     }
     let out = ok(output);

@@ -21,7 +21,7 @@
 use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::fmt;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -297,15 +297,11 @@ pub fn load(path: &Path) -> Result<DesiredState, DesiredError> {
         }
         opened => opened.map_err(read_error)?,
     };
-    let mut json = Vec::new();
-    file.take(MAX_DESIRED_BYTES as u64 + 1)
-        .read_to_end(&mut json)
-        .map_err(read_error)?;
-    if json.len() > MAX_DESIRED_BYTES {
-        return Err(DesiredError::TooBig {
+    let json = crate::file::read_capped(file, MAX_DESIRED_BYTES)
+        .map_err(read_error)?
+        .ok_or_else(|| DesiredError::TooBig {
             path: path.to_owned(),
-        });
-    }
+        })?;
     parse(&json)
 }
 

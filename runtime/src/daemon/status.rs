@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -239,11 +239,12 @@ impl DaemonStatus {
         // No fsync: the status is rewritten on every change (flash wear), and
         // a daemon started again publishes a new one.
         let json = self.to_json();
-        crate::atomic::replace(path, &tmp, json.as_bytes(), crate::atomic::Durability::None)
-            .map_err(|source| StatusError::Write {
+        crate::file::replace(path, &tmp, json.as_bytes(), crate::file::Durability::None).map_err(
+            |source| StatusError::Write {
                 path: path.to_owned(),
                 source,
-            })
+            },
+        )
     }
 
     /// Reads the status file `path`.
@@ -252,17 +253,14 @@ impl DaemonStatus {
             path: path.to_owned(),
             source,
         };
-        let mut json = Vec::new();
-        File::open(path)
-            .and_then(|f| f.take(MAX_STATUS_BYTES as u64 + 1).read_to_end(&mut json))
-            .map_err(read_error)?;
         let corrupt = |reason| StatusError::Corrupt {
             path: path.to_owned(),
             reason,
         };
-        if json.len() > MAX_STATUS_BYTES {
-            return Err(corrupt(format!("larger than {MAX_STATUS_BYTES} bytes")));
-        }
+        let json = File::open(path)
+            .and_then(|f| crate::file::read_capped(f, MAX_STATUS_BYTES))
+            .map_err(read_error)?
+            .ok_or_else(|| corrupt(format!("larger than {MAX_STATUS_BYTES} bytes")))?;
         Self::parse(&json).map_err(corrupt)
     }
 

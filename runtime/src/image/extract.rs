@@ -295,12 +295,7 @@ fn extract_resolving(
 
 /// The [`Digest`] a finished hasher holds.
 pub(crate) fn digest(hasher: Sha256) -> Digest {
-    let hex: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Digest::parse(&format!("sha256:{hex}")).expect("64 lowercase hex digits are a digest")
+    Digest::from_bytes(hasher.finalize().into())
 }
 
 /// The marker error [`Counted`] returns past its limit, found again in

@@ -527,7 +527,7 @@ fn remove_tree(path: &Path) -> Result<(), StoreError> {
 /// itself synced.
 fn write_synced(path: &Path, data: &[u8]) -> Result<(), StoreError> {
     let tmp = path.with_extension("tmp");
-    crate::atomic::replace(path, &tmp, data, crate::atomic::Durability::Rename)
+    crate::file::replace(path, &tmp, data, crate::file::Durability::Rename)
         .map_err(io_error("write", path))
 }
 
@@ -540,14 +540,10 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 
 /// The contents of `path`, refused if longer than `max` bytes.
 pub(crate) fn read_capped(path: &Path, max: usize) -> Result<Vec<u8>, StoreError> {
-    let mut data = Vec::new();
     File::open(path)
-        .and_then(|f| f.take(max as u64 + 1).read_to_end(&mut data))
-        .map_err(io_error("read", path))?;
-    if data.len() > max {
-        return Err(corrupt(path, format!("larger than {max} bytes")));
-    }
-    Ok(data)
+        .and_then(|f| crate::file::read_capped(f, max))
+        .map_err(io_error("read", path))?
+        .ok_or_else(|| corrupt(path, format!("larger than {max} bytes")))
 }
 
 /// A reader that hashes what passes through it.

@@ -1,9 +1,10 @@
-//! Replacing a file whole: a reader sees the old contents or the new ones,
-//! never half of either (written to a temporary file beside it, then renamed
-//! over it). How much survives a power cut is the caller's choice.
+//! Whole files. Replacing one ([`replace`]): a reader sees the old contents
+//! or the new ones, never half of either (written to a temporary file beside
+//! it, then renamed over it); how much survives a power cut is the caller's
+//! choice. Reading one of a bounded size ([`read_capped`]), never more.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -46,9 +47,27 @@ pub fn replace(path: &Path, tmp: &Path, data: &[u8], durability: Durability) -> 
     Ok(())
 }
 
+/// Everything `reader` yields if that is at most `max` bytes; `None` if it
+/// is more (having read `max + 1` bytes, no more).
+pub fn read_capped(reader: impl Read, max: usize) -> io::Result<Option<Vec<u8>>> {
+    let mut data = Vec::new();
+    reader.take(max as u64 + 1).read_to_end(&mut data)?;
+    Ok((data.len() <= max).then_some(data))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_are_capped() {
+        assert_eq!(
+            read_capped(&b"four"[..], 4).unwrap(),
+            Some(b"four".to_vec())
+        );
+        assert_eq!(read_capped(&b"five!"[..], 4).unwrap(), None);
+        assert_eq!(read_capped(&b""[..], 0).unwrap(), Some(Vec::new()));
+    }
 
     #[test]
     fn a_file_is_replaced_whole_and_a_failure_leaves_it() {
