@@ -16,6 +16,8 @@ pub mod canonical;
 pub mod delta;
 pub mod digest;
 #[cfg(feature = "device")]
+pub mod fetch;
+#[cfg(feature = "device")]
 pub mod metadata;
 #[cfg(feature = "publish")]
 pub mod repo;

@@ -26,6 +26,7 @@ pub mod sys;
 pub mod template;
 #[cfg(test)]
 mod testutil;
+pub mod update;
 pub mod userns;
 pub mod wire;
 
@@ -63,6 +64,8 @@ pub enum Error {
     Daemon(daemon::DaemonError),
     /// `husk check` could not read what it checks.
     Check(check::CheckError),
+    /// An update command refused or failed.
+    Update(Box<update::UpdateError>),
 }
 
 /// `error` and its sources joined by ": ", on one line.
@@ -89,6 +92,7 @@ impl fmt::Display for Error {
             Self::Image(e) => e.fmt(f),
             Self::Daemon(e) => e.fmt(f),
             Self::Check(e) => e.fmt(f),
+            Self::Update(e) => e.fmt(f),
         }
     }
 }
@@ -104,6 +108,7 @@ impl std::error::Error for Error {
             Self::Image(e) => e.source(),
             Self::Daemon(e) => e.source(),
             Self::Check(e) => e.source(),
+            Self::Update(e) => e.source(),
         }
     }
 }
@@ -141,6 +146,12 @@ impl From<image::ImageError> for Error {
 impl From<daemon::DaemonError> for Error {
     fn from(e: daemon::DaemonError) -> Self {
         Self::Daemon(e)
+    }
+}
+
+impl From<update::UpdateError> for Error {
+    fn from(e: update::UpdateError) -> Self {
+        Self::Update(Box::new(e))
     }
 }
 

@@ -227,6 +227,27 @@ pub fn apply(old: &Path, delta: impl Read, target: Target, out: &Path) -> Result
     output.commit()
 }
 
+/// Decompresses a full layer blob (one zstd stream, as `make::compress`
+/// writes it), writing the `target` layer to `out` only if it is exactly
+/// that layer: the device's side of a layer that came whole.
+pub fn decompress(blob: impl Read, target: Target, out: &Path) -> Result<(), DeltaError> {
+    let mut decoder = zstd::stream::read::Decoder::new(blob).map_err(DeltaError::ReadDelta)?;
+    decoder
+        .window_log_max(WINDOW_LOG)
+        .map_err(DeltaError::ReadDelta)?;
+    let mut output = Output::create(out, target)?;
+    let mut buf = vec![0; CHUNK];
+    loop {
+        let n = decoder.read(&mut buf).map_err(DeltaError::ReadDelta)?;
+        if n == 0 {
+            break;
+        }
+        output.room(n as u64)?;
+        output.write(&buf[..n])?;
+    }
+    output.commit()
+}
+
 struct OldLayer<'a> {
     file: File,
     path: &'a Path,

@@ -14,6 +14,18 @@
 //! }]}
 //! ```
 //!
+//! A release of the update agent adds the images its containers run, each
+//! pinned by content (an entry's `image` names one of them; the store holds
+//! their configs and layers, put there by the agent before the release was
+//! switched to):
+//!
+//! ```json
+//! {"containers": [{"name": "web", "image": "web"}],
+//!  "images": [{"name": "web",
+//!              "config": {"digest": "sha256:…", "size": 1234},
+//!              "layers": ["sha256:…", "sha256:…"]}]}
+//! ```
+//!
 //! Parsed into bounded wire structs, then converted once into
 //! [`DesiredState`]; every error names the property (`containers[0].restart`).
 //! Durations are strings: a whole number followed by `ms`, `s`, `m` or `h`.
@@ -42,6 +54,10 @@ pub const MAX_ARGS: usize = 64;
 pub const MAX_ARG_BYTES: usize = 4096;
 /// Longest bundle path, in bytes.
 pub const MAX_PATH_BYTES: usize = 4096;
+/// Most images a desired state pins.
+pub const MAX_IMAGES: usize = 16;
+/// Most layers of a pinned image (the store's own limit).
+pub const MAX_IMAGE_LAYERS: usize = crate::image::store::MAX_LAYERS;
 /// Longest short string: a name, a policy, a duration, an HTTP path.
 pub const MAX_WORD_BYTES: usize = 256;
 /// The longest a backoff, interval or timeout may be (a day).
@@ -67,6 +83,17 @@ pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct DesiredState {
     /// The containers, with distinct names.
     pub containers: Vec<Entry>,
+    /// The images pinned by content (a release's), with distinct names.
+    pub images: Vec<PinnedImage>,
+}
+
+/// An image the desired state pins by content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedImage {
+    /// The image, as the runtime takes it.
+    pub image: crate::image::Pinned,
+    /// The size of its config blob.
+    pub config_size: u64,
 }
 
 /// One container of the desired state.
@@ -97,6 +124,8 @@ pub enum Source {
     /// --image` runs it: a bundle under `<data-dir>/containers/<name>`, its
     /// root an overlay of the image's layers.
     Image(crate::image::ImageName),
+    /// An image of the desired state's `images`, run the same way.
+    Pinned(crate::image::Pinned),
 }
 
 /// When a container is restarted after it exits.
@@ -212,6 +241,26 @@ struct WireDesired<'a> {
     /// On the heap: an entry is about 3.5 KiB inline (its arrays).
     #[serde(borrow, default)]
     containers: HeapCapped<WireEntry<'a>, MAX_CONTAINERS>,
+    #[serde(borrow, default)]
+    images: HeapCapped<WireImage<'a>, MAX_IMAGES>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireImage<'a> {
+    #[serde(borrow)]
+    name: Option<EscapedStr<'a>>,
+    #[serde(borrow)]
+    config: Option<WireBlob<'a>>,
+    #[serde(borrow, default)]
+    layers: Capped<&'a str, MAX_IMAGE_LAYERS>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireBlob<'a> {
+    digest: &'a str,
+    size: u64,
 }
 
 #[derive(Deserialize)]
@@ -290,11 +339,7 @@ pub fn load(path: &Path) -> Result<DesiredState, DesiredError> {
         source,
     };
     let file = match std::fs::File::open(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(DesiredState {
-                containers: Vec::new(),
-            })
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DesiredState::default()),
         opened => opened.map_err(read_error)?,
     };
     let json = crate::file::read_capped(file, MAX_DESIRED_BYTES)
@@ -308,6 +353,7 @@ pub fn load(path: &Path) -> Result<DesiredState, DesiredError> {
 /// Validates the JSON text of a desired-state file.
 pub fn parse(json: &[u8]) -> Result<DesiredState, DesiredError> {
     let (wire, _) = serde_json_core::from_slice::<WireDesired<'_>>(json)?;
+    let images = convert_images(wire.images)?;
     let mut names = BTreeSet::new();
     let mut containers = Vec::new();
     for (i, entry) in wire
@@ -316,7 +362,7 @@ pub fn parse(json: &[u8]) -> Result<DesiredState, DesiredError> {
         .into_iter()
         .enumerate()
     {
-        let entry = convert_entry(entry, CONTAINERS.at(i))?;
+        let entry = convert_entry(entry, CONTAINERS.at(i), &images)?;
         if !names.insert(entry.name.as_str().to_owned()) {
             return Err(DesiredError::Duplicate {
                 field: CONTAINERS.at(i).member("name"),
@@ -325,10 +371,69 @@ pub fn parse(json: &[u8]) -> Result<DesiredState, DesiredError> {
         }
         containers.push(entry);
     }
-    Ok(DesiredState { containers })
+    Ok(DesiredState { containers, images })
 }
 
-fn convert_entry(wire: WireEntry<'_>, at: Field) -> Result<Entry, DesiredError> {
+const IMAGES: Field = Field::new("images");
+
+fn convert_images(
+    wire: HeapCapped<WireImage<'_>, MAX_IMAGES>,
+) -> Result<Vec<PinnedImage>, DesiredError> {
+    let mut images: Vec<PinnedImage> = Vec::new();
+    for (i, image) in wire.into_items(IMAGES)?.into_iter().enumerate() {
+        let at = IMAGES.at(i);
+        let field = at.member("name");
+        let name = unescape(
+            field,
+            image.name.ok_or(DesiredError::Missing(field))?,
+            MAX_WORD_BYTES,
+        )?;
+        if crate::image::ImageName::parse(&name).is_err() || name.contains(':') {
+            return Err(invalid(
+                field,
+                "must be an image name without a tag: A-Z a-z 0-9 . _ - /",
+            ));
+        }
+        if images.iter().any(|p| p.image.name == name) {
+            return Err(DesiredError::Duplicate { field, name });
+        }
+        let field = at.member("config");
+        let config = image.config.ok_or(DesiredError::Missing(field))?;
+        let config_digest = digest(field.member("digest"), config.digest)?;
+        let field = at.member("layers");
+        let mut layers = Vec::new();
+        for (j, layer) in image.layers.into_items(field)?.into_iter().enumerate() {
+            layers.push(digest(field.at(j), layer)?);
+        }
+        if layers.is_empty() {
+            return Err(invalid(field, "must name at least one layer"));
+        }
+        images.push(PinnedImage {
+            image: crate::image::Pinned {
+                name,
+                config: config_digest,
+                layers,
+            },
+            config_size: config.size,
+        });
+    }
+    Ok(images)
+}
+
+fn digest(field: Field, text: &str) -> Result<delta_updater::Digest, DesiredError> {
+    delta_updater::Digest::parse(text).map_err(|_| {
+        invalid(
+            field,
+            "must be a digest: sha256: and 64 lowercase hex digits",
+        )
+    })
+}
+
+fn convert_entry(
+    wire: WireEntry<'_>,
+    at: Field,
+    images: &[PinnedImage],
+) -> Result<Entry, DesiredError> {
     let field = at.member("name");
     let name = wire.name.ok_or(DesiredError::Missing(field))?;
     let name = unescape(field, name, MAX_WORD_BYTES)?
@@ -344,9 +449,13 @@ fn convert_entry(wire: WireEntry<'_>, at: Field) -> Result<Entry, DesiredError> 
         (Some(image), None) => {
             let field = at.member("image");
             let name = unescape(field, image, MAX_WORD_BYTES)?;
-            let name = crate::image::ImageName::parse(&name)
-                .map_err(|reason| DesiredError::ImageName { field, reason })?;
-            Source::Image(name)
+            match images.iter().find(|p| p.image.name == name) {
+                Some(pinned) => Source::Pinned(pinned.image.clone()),
+                None => Source::Image(
+                    crate::image::ImageName::parse(&name)
+                        .map_err(|reason| DesiredError::ImageName { field, reason })?,
+                ),
+            }
         }
         (None, None) => return Err(invalid(at, "needs a bundle or an image")),
         (None, Some(bundle)) => {

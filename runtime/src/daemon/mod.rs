@@ -758,6 +758,18 @@ fn bundle_dir(entry: &Entry, data_dir: &Path) -> Result<PathBuf, Error> {
                 &options,
             )?)
         }
+        Source::Pinned(pinned) => {
+            let store = Store::new(data_dir);
+            let options = image::run::RunOptions::default();
+            Ok(image::run::prepare_pinned(
+                &store,
+                pinned,
+                &entry.name,
+                &[],
+                &[],
+                &options,
+            )?)
+        }
     }
 }
 

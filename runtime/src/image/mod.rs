@@ -76,6 +76,19 @@ impl std::str::FromStr for ImageName {
     }
 }
 
+/// An image named by its content alone, its config and its layers (all in
+/// the store): what a release's desired state runs, whatever `images.json`
+/// says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pinned {
+    /// What errors and listings call it.
+    pub name: String,
+    /// The digest of its config blob.
+    pub config: Digest,
+    /// Its layers' diff_ids, lowest first.
+    pub layers: Vec<Digest>,
+}
+
 /// An imported image, as the store records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageRecord {

@@ -609,16 +609,20 @@ struct RootfsWire<'a> {
 }
 
 /// What husk takes from an image config today.
-struct Config {
-    arch: String,
-    os: String,
-    created: String,
-    diff_ids: Vec<Digest>,
+pub(crate) struct Config {
+    /// Its OCI architecture.
+    pub arch: String,
+    /// Its OS.
+    pub os: String,
+    /// When it was built (RFC 3339), or empty.
+    pub created: String,
+    /// Its layers' diff_ids, lowest first.
+    pub diff_ids: Vec<Digest>,
 }
 
 const DIFF_IDS: Field = Field::new("rootfs.diff_ids");
 
-fn parse_config(bytes: &[u8], file: &str) -> Result<Config, ImageError> {
+pub(crate) fn parse_config(bytes: &[u8], file: &str) -> Result<Config, ImageError> {
     let wire = parse_json::<ConfigWire<'_>>(bytes, file)?;
     let kind = text(file, Field::new("rootfs.type"), Some(wire.rootfs.kind))?;
     if kind != "layers" {

@@ -26,8 +26,8 @@ use delta_updater::Digest;
 use serde::Deserialize;
 use serde_json_core::str::EscapedStr;
 
-use super::store::{Store, StoreError, MAX_LAYERS};
-use super::{ImageError, ImageName};
+use super::store::{Lock, Store, StoreError, MAX_LAYERS};
+use super::{ImageError, ImageName, Pinned};
 use crate::container::ContainerId;
 use crate::sys;
 use crate::wire::{self, Field, HeapCapped};
@@ -233,7 +233,40 @@ pub fn prepare(
         .iter()
         .find(|i| i.name == *name)
         .ok_or_else(|| ImageError::NotFound(name.clone()))?;
-    let config = store.blob(&image.id, MAX_CONFIG_BYTES)?;
+    let pinned = Pinned {
+        name: name.to_string(),
+        config: image.id,
+        layers: image.layers.clone(),
+    };
+    prepare_locked(store, &lock, &pinned, id, command, env, options)
+}
+
+/// Makes container `id`'s bundle for an image given by its config and
+/// layers (a release's image: the update agent put them in the store), as
+/// [`prepare`] does for an image of the store.
+pub fn prepare_pinned(
+    store: &Store,
+    image: &Pinned,
+    id: &ContainerId,
+    command: &[String],
+    env: &[String],
+    options: &RunOptions,
+) -> Result<PathBuf, ImageError> {
+    let lock = store.lock()?;
+    prepare_locked(store, &lock, image, id, command, env, options)
+}
+
+fn prepare_locked(
+    store: &Store,
+    _lock: &Lock,
+    image: &Pinned,
+    id: &ContainerId,
+    command: &[String],
+    env: &[String],
+    options: &RunOptions,
+) -> Result<PathBuf, ImageError> {
+    let name = &image.name;
+    let config = store.blob(&image.config, MAX_CONFIG_BYTES)?;
     let process = image_process(&config, command, env)?;
     let config_json = bundle_config(&process, options);
     let mut lower = String::new();
@@ -305,7 +338,6 @@ pub fn prepare(
         }
         sys::mount_overlay(&dir.join("rootfs"), &options).map_err(|e| StoreError::Sys(e).into())
     })();
-    drop(lock);
     if let Err(e) = made {
         let _ = fs::remove_dir_all(&dir);
         return Err(e);
