@@ -149,3 +149,48 @@ pub fn download_blob(
     fs::rename(&part, &dest).map_err(io)?;
     Ok(dest)
 }
+
+/// How long a connection may take to open, and to stay silent.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Connecting.
+    pub connect: std::time::Duration,
+    /// Without a byte.
+    pub stall: std::time::Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: std::time::Duration::from_secs(10),
+            stall: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+/// PLACEHOLDER: the transport branch brings the HTTP client.
+pub struct HttpSource;
+
+impl HttpSource {
+    /// PLACEHOLDER: always fails.
+    pub fn new(url: &str, _timeouts: Timeouts) -> Result<Self, FetchError> {
+        Err(FetchError::NotFound(url.to_owned()))
+    }
+}
+
+impl Source for HttpSource {
+    fn get(&mut self, path: &str, _: u64, _: Option<&str>) -> Result<Fetched, FetchError> {
+        Err(FetchError::NotFound(path.to_owned()))
+    }
+
+    fn fetch_range(
+        &mut self,
+        path: &str,
+        _: u64,
+        _: u64,
+        _: &mut File,
+        _: &mut dyn FnMut(u64),
+    ) -> Result<(), FetchError> {
+        Err(FetchError::NotFound(path.to_owned()))
+    }
+}

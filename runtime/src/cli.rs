@@ -91,6 +91,13 @@ pub enum Command {
         /// Where the `linux.resources` JSON comes from.
         resources: ResourcesSource,
     },
+    /// A command of the update agent.
+    Agent {
+        /// The data directory.
+        data_dir: PathBuf,
+        /// Which.
+        command: AgentCommand,
+    },
     /// Print the OCI features document.
     Features,
     /// Write a default config.json into a bundle directory.
@@ -176,6 +183,33 @@ pub struct ExecCommand {
     pub pid_file: Option<PathBuf>,
     /// The unix socket to send the terminal's master to.
     pub console_socket: Option<PathBuf>,
+}
+
+/// `husk update check|apply|status|history|rollback`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentCommand {
+    /// Ask for a new release.
+    Check {
+        /// A repository directory instead of the server.
+        from: Option<PathBuf>,
+    },
+    /// Install the newest release.
+    Apply {
+        /// A repository directory instead of the server.
+        from: Option<PathBuf>,
+    },
+    /// Print the agent's state.
+    Status {
+        /// As JSON.
+        json: bool,
+    },
+    /// Print the history.
+    History {
+        /// As JSON.
+        json: bool,
+    },
+    /// Switch back to the previous release.
+    Rollback,
 }
 
 /// Where `update` takes the new limits from.
@@ -570,9 +604,18 @@ struct DeleteArgs {
 #[argh(subcommand, name = "features")]
 struct FeaturesArgs {}
 
-/// Change the cgroup limits of a running container; limits not given stay.
+/// Change a running container's cgroup limits (runc's "update ID"; limits
+/// not given stay), or update the device (check, apply, status, history,
+/// rollback).
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "update")]
+#[argh(
+    subcommand,
+    name = "update",
+    note = "The device's releases come from the repository <data-dir>/update/config.json
+names, checked against <data-dir>/update/root.json. 'husk daemon' polls it
+itself; these verbs do it by hand. A new release is on probation until its
+containers are healthy, and is rolled back by the daemon if they are not."
+)]
 struct UpdateArgs {
     /// linux.resources JSON to apply, from a file or - for stdin
     #[argh(option, short = 'r')]
@@ -603,8 +646,66 @@ struct UpdateArgs {
     cpuset_mems: Option<String>,
     /// the container id
     #[argh(positional)]
-    id: ContainerId,
+    id: Option<ContainerId>,
+    #[argh(subcommand)]
+    command: Option<AgentSubcommand>,
 }
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+enum AgentSubcommand {
+    Check(AgentCheckArgs),
+    Apply(AgentApplyArgs),
+    Status(AgentStatusArgs),
+    History(AgentHistoryArgs),
+    Rollback(AgentRollbackArgs),
+}
+
+/// Ask the update server (or a directory) for a new release; install nothing.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "check")]
+struct AgentCheckArgs {
+    /// a repository directory (a USB stick) instead of the server
+    #[argh(option)]
+    from: Option<PathBuf>,
+}
+
+/// Download, verify and switch to the newest release, on probation.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "apply",
+    note = "Exit status: 0 a release was installed, 1 an error (the running release
+is untouched), 4 nothing new."
+)]
+struct AgentApplyArgs {
+    /// a repository directory (a USB stick) instead of the server
+    #[argh(option)]
+    from: Option<PathBuf>,
+}
+
+/// Print the running release, its probation and the last check.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "status")]
+struct AgentStatusArgs {
+    /// as JSON (the state file's schema)
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Print what was installed, committed and rolled back, newest first.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "history")]
+struct AgentHistoryArgs {
+    /// as JSON (the state file's schema)
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Switch back to the previous release now.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "rollback")]
+struct AgentRollbackArgs {}
 
 /// Write a default config.json (read-only root, default capabilities and
 /// seccomp profile) into a bundle directory.
@@ -717,7 +818,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
             id: args.id,
             force: args.force,
         },
-        Some(Subcommand::Update(args)) => update_command(args)?,
+        Some(Subcommand::Update(args)) => update_command(args, data_dir(None))?,
         Some(Subcommand::Features(FeaturesArgs {})) => Command::Features,
         Some(Subcommand::Spec(args)) => Command::Spec {
             bundle: args.bundle,
@@ -1020,7 +1121,20 @@ fn parse_user(text: &str) -> Option<(u32, Option<u32>)> {
 }
 
 /// `update`: the limits from `--resources` or from the flags, not both.
-fn update_command(args: UpdateArgs) -> Result<Command, EarlyExit> {
+fn update_command(args: UpdateArgs, data_dir: PathBuf) -> Result<Command, EarlyExit> {
+    if let Some(command) = args.command {
+        let command = match command {
+            AgentSubcommand::Check(a) => AgentCommand::Check { from: a.from },
+            AgentSubcommand::Apply(a) => AgentCommand::Apply { from: a.from },
+            AgentSubcommand::Status(a) => AgentCommand::Status { json: a.json },
+            AgentSubcommand::History(a) => AgentCommand::History { json: a.json },
+            AgentSubcommand::Rollback(AgentRollbackArgs {}) => AgentCommand::Rollback,
+        };
+        return Ok(Command::Agent { data_dir, command });
+    }
+    let id = args.id.ok_or_else(|| {
+        usage("update: give a container id, or one of check, apply, status, history, rollback")
+    })?;
     let mut memory = Vec::new();
     push_member(&mut memory, "limit", args.memory);
     push_member(&mut memory, "swap", args.memory_swap);
@@ -1055,10 +1169,7 @@ fn update_command(args: UpdateArgs) -> Result<Command, EarlyExit> {
         (None, false) => ResourcesSource::Flags(format!("{{{}}}", members.join(", "))),
         (None, true) => return Err(usage("update: no limits given")),
     };
-    Ok(Command::Update {
-        id: args.id,
-        resources,
-    })
+    Ok(Command::Update { id, resources })
 }
 
 fn push_member(object: &mut Vec<String>, name: &str, value: Option<impl std::fmt::Display>) {

@@ -45,6 +45,7 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
             println!("{}", husk::template::features());
             return Ok(0);
         }
+        Command::Agent { data_dir, command } => return husk::update::run(data_dir, command),
         Command::DaemonStatus { data_dir, json } => {
             husk::daemon::print_status(data_dir, *json)?;
             return Ok(0);
@@ -84,6 +85,7 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
         | Command::Features
         | Command::Check { .. }
         | Command::DaemonStatus { .. }
+        | Command::Agent { .. }
         | Command::Logs { .. } => {}
         Command::Daemon(options) => return husk::daemon::run(&host, options),
         Command::Create(args) => lifecycle::create(

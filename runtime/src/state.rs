@@ -113,7 +113,12 @@ impl StateDir {
         Self { root: root.into() }
     }
 
-    /// The directory of container `id`.
+    /// The state directory itself (`--root`).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Container `id`'s directory.
     pub fn dir(&self, id: &ContainerId) -> PathBuf {
         self.root.join(id.as_str())
     }

@@ -18,6 +18,7 @@
 //! killed only if its start time still matches, and the cgroup is emptied)
 //! and starts the desired state afresh.
 
+pub mod agent;
 pub mod desired;
 pub mod logs;
 pub mod status;
@@ -160,6 +161,7 @@ pub fn run(host: &Host, options: &Options) -> Result<u8, Error> {
         devnull,
         published: None,
         status_failing: false,
+        agent: None,
     };
     // The last view published: what to clean up, and the counts to go on from.
     let previous = DaemonStatus::read(&options.data_dir.join(STATUS_FILE)).ok();
@@ -183,6 +185,7 @@ pub fn run(host: &Host, options: &Options) -> Result<u8, Error> {
         daemon.slots.len(),
         daemon.desired_path.display()
     ));
+    daemon.agent = agent::Agent::new(&options.data_dir, Some(host.state.root()), daemon.now());
     daemon.serve(&signals)?;
     say("stopped every container; exiting");
     Ok(0)
@@ -202,6 +205,8 @@ struct Daemon<'a> {
     published: Option<DaemonStatus>,
     /// Writing the status failed last time (said once).
     status_failing: bool,
+    /// The update agent's side, when updates are configured.
+    agent: Option<agent::Agent>,
 }
 
 /// A container of the desired state, and what the loop holds for it.
@@ -264,6 +269,7 @@ impl Daemon<'_> {
         loop {
             let now = self.now();
             self.fire_timers(now);
+            self.agent_tick(now);
             self.slots
                 .retain(|slot| !slot.removing || slot.unit.is_active());
             self.publish();
@@ -313,7 +319,34 @@ impl Daemon<'_> {
             .iter()
             .filter(|p| !p.timed_out)
             .map(|p| p.deadline);
-        units.chain(probes).min()
+        let agent = self.agent.as_ref().and_then(agent::Agent::deadline);
+        units.chain(probes).chain(agent).min()
+    }
+
+    /// Polls for updates when due, and judges a release on probation from
+    /// the containers of the current desired state.
+    fn agent_tick(&mut self, now: Time) {
+        let Some(mut agent) = self.agent.take() else {
+            return;
+        };
+        agent.poll_if_due(now, &self.options.data_dir);
+        let mut action = agent::AgentAction::None;
+        if agent.on_probation() && !self.shutting_down {
+            if let Ok(desired) = desired::load(&self.desired_path) {
+                // Only containers already running what the state desires.
+                let containers: Vec<ContainerStatus> = self
+                    .slots
+                    .iter()
+                    .filter(|s| !s.removing && desired.containers.contains(s.unit.entry()))
+                    .map(slot_status)
+                    .collect();
+                action = agent.judge(now, &desired, &containers);
+            }
+        }
+        self.agent = Some(agent);
+        if action == agent::AgentAction::Reload {
+            self.reload();
+        }
     }
 
     /// Lets every unit act on the time, and does what each asks.
@@ -484,7 +517,11 @@ impl Daemon<'_> {
         while let Some(reaped) = sys::reap_any().map_err(sys_error("reap"))? {
             let now = self.now();
             let pid = reaped.pid.as_raw();
-            if let Some(i) = self.slots.iter().position(|s| s.unit.pid() == Some(pid)) {
+            if let Some(agent) = self.agent.as_mut().filter(|a| a.is_child(reaped.pid)) {
+                if agent.ended(reaped.code, now) == agent::AgentAction::Reload {
+                    self.reload();
+                }
+            } else if let Some(i) = self.slots.iter().position(|s| s.unit.pid() == Some(pid)) {
                 self.container_ended(i, reaped, now);
             } else if let Some(p) = self.probes.iter().position(|p| p.pid == reaped.pid) {
                 let probe = self.probes.swap_remove(p);
@@ -627,6 +664,9 @@ impl Daemon<'_> {
                     self.perform(i, action);
                 }
             }
+        }
+        if let Some(agent) = self.agent.as_mut() {
+            agent.notice_probation(now);
         }
         for entry in desired.containers {
             match self.slots.iter().position(|s| s.id() == &entry.name) {
@@ -842,7 +882,7 @@ fn wall_now() -> u64 {
 }
 
 /// One line on stderr, which the init system keeps.
-fn say(message: &str) {
+pub(crate) fn say(message: &str) {
     eprintln!("husk daemon: {message}");
 }
 
@@ -866,6 +906,23 @@ pub fn print_status(data_dir: &Path, json: bool) -> Result<(), Error> {
         );
     }
     Ok(())
+}
+
+/// Tells the daemon of `data_dir`, if one runs, to read its desired state
+/// again (SIGHUP); says whether one was told.
+pub fn reload_running(data_dir: &Path) -> bool {
+    let lock_path = data_dir.join(LOCK_FILE);
+    let Ok(file) = File::options().write(true).open(&lock_path) else {
+        return false;
+    };
+    // The lock free: no daemon.
+    if !matches!(sys::try_lock(file, &lock_path), Ok(None)) {
+        return false;
+    }
+    let Ok(status) = DaemonStatus::read(&data_dir.join(STATUS_FILE)) else {
+        return false;
+    };
+    sys::forward_signal(Pid::from_raw(status.pid), Signal::SIGHUP).is_ok()
 }
 
 /// `husk logs`: a container's logs, the last `tail` lines if given; with

@@ -633,7 +633,7 @@ fn keep_factory(layout: &Layout) -> Result<(), UpdateError> {
 
 /// The agent's lock: held while anything of the update directory changes.
 pub struct AgentLock {
-    _file: nix::fcntl::Flock<File>,
+    _file: crate::sys::FileLock,
 }
 
 /// Takes the agent's lock, or says another update is under way.
@@ -1010,6 +1010,98 @@ fn ago(now: u64, at: u64) -> String {
         7200..=172_799 => format!("{}h", s / 3600),
         _ => format!("{}d", s / 86_400),
     }
+}
+
+/// The repository a command reads: `--from DIR`, else the configured server.
+fn source(
+    layout: &Layout,
+    config: &Config,
+    from: Option<&Path>,
+) -> Result<Box<dyn Source>, UpdateError> {
+    if let Some(dir) = from {
+        return Ok(Box::new(fetch::DirSource::new(dir)));
+    }
+    let url = config
+        .server
+        .as_deref()
+        .ok_or_else(|| UpdateError::NoServer(layout.config()))?;
+    Ok(Box::new(fetch::HttpSource::new(
+        url,
+        fetch::Timeouts::default(),
+    )?))
+}
+
+/// The exit status of `husk update apply` when there was nothing to install.
+pub const EXIT_NOTHING_NEW: u8 = 4;
+
+/// Runs `husk update check|apply|status|history|rollback`; returns the exit status.
+pub fn run(data_dir: &Path, command: &crate::cli::AgentCommand) -> Result<u8, crate::Error> {
+    use crate::cli::AgentCommand;
+    use std::io::IsTerminal;
+    let layout = Layout::new(data_dir);
+    let now = wall_now();
+    match command {
+        AgentCommand::Status { json } | AgentCommand::History { json } => {
+            let state = UpdateState::load(&layout.state())?;
+            if *json {
+                println!("{}", state.to_json());
+            } else if matches!(command, AgentCommand::Status { .. }) {
+                print!("{}", status_text(&state, now));
+            } else {
+                print!("{}", history_text(&state, now));
+            }
+            Ok(0)
+        }
+        AgentCommand::Check { from } => {
+            let config = Config::load(&layout.config())?;
+            let mut source = source(&layout, &config, from.as_deref())?;
+            println!("{}", check_only(&layout, &config, source.as_mut(), now)?);
+            Ok(0)
+        }
+        AgentCommand::Apply { from } => {
+            let config = Config::load(&layout.config())?;
+            let mut source = source(&layout, &config, from.as_deref())?;
+            let tty = std::io::stdout().is_terminal();
+            let mut progress = |line: &str| {
+                if tty {
+                    println!("{line}");
+                }
+            };
+            match apply(&layout, &config, source.as_mut(), now, &mut progress)? {
+                Outcome::Nothing(found) => {
+                    println!("{}", found_text(&found));
+                    Ok(EXIT_NOTHING_NEW)
+                }
+                Outcome::Switched(done) => {
+                    println!(
+                        "release {} installed, on probation: downloaded {} of {} bytes \
+                         ({} delta, {} whole, {} kept)",
+                        done.version,
+                        done.downloaded,
+                        done.full,
+                        done.deltas,
+                        done.whole,
+                        done.kept
+                    );
+                    crate::daemon::reload_running(data_dir);
+                    Ok(0)
+                }
+            }
+        }
+        AgentCommand::Rollback => {
+            let state = roll_back(&layout, now, "by hand", true)?;
+            println!("switched back to release {}", state.current);
+            crate::daemon::reload_running(data_dir);
+            Ok(0)
+        }
+    }
+}
+
+/// Seconds since the epoch.
+pub fn wall_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

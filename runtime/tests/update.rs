@@ -1,0 +1,306 @@
+//! Privileged host tests of updates: a repository published with
+//! delta-updater's publisher (busybox images), `husk update apply --from`
+//! by hand while `husk daemon` supervises; the daemon commits a healthy
+//! release and rolls an unhealthy one back by itself.
+//!
+//! A test that cannot run here (not root, no busybox) prints
+//! `SKIP <test>: <why>` on stderr and passes.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+#[allow(dead_code, reason = "each test binary uses part of it")]
+mod common;
+
+use delta_updater::repo::{ReleaseInput, Repo};
+use delta_updater::Digest;
+use husk::daemon::status::DaemonStatus;
+use husk::update::{Layout, UpdateState};
+
+const HUSK: &str = env!("CARGO_BIN_EXE_husk");
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+struct World {
+    dir: PathBuf,
+    repo: Repo,
+    daemon: Option<Child>,
+}
+
+impl World {
+    fn new(test: &str) -> Option<Self> {
+        if !common::root_with_busybox(test) {
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("husk-update-{}-{test}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("work")).unwrap();
+        let repo = Repo::new(&dir.join("publisher"));
+        repo.init(now()).unwrap();
+        let layout = Layout::new(&dir.join("data"));
+        fs::create_dir_all(layout.dir()).unwrap();
+        fs::copy(dir.join("publisher/repo/root.json"), layout.root()).unwrap();
+        fs::write(
+            layout.config(),
+            r#"{"deviceClass": "gw", "hardware": "host", "grace": "20s"}"#,
+        )
+        .unwrap();
+        Some(Self {
+            dir,
+            repo,
+            daemon: None,
+        })
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn husk(&self, args: &[&str]) -> Output {
+        Command::new(HUSK)
+            .arg("--root")
+            .arg(self.dir.join("state"))
+            .arg("--data-dir")
+            .arg(self.data())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn apply(&self) -> Output {
+        let from = self.dir.join("publisher/repo");
+        self.husk(&["update", "apply", "--from", from.to_str().unwrap()])
+    }
+
+    /// Publishes release `version`: one busybox image `app` (the base layer
+    /// plus a layer holding `/etc/version`), run as container `app` with
+    /// `health` as its exec health check.
+    fn publish(&self, version: u64, applets: &[&str], health: &str) {
+        let work = self.dir.join("work");
+        let rootfs = work.join(format!("rootfs{version}"));
+        common::busybox_rootfs(&rootfs, applets);
+        let base = work.join(format!("base{version}.tar"));
+        fs::write(&base, tar_dir(&rootfs)).unwrap();
+        let top_dir = work.join(format!("top{version}"));
+        fs::create_dir_all(top_dir.join("etc")).unwrap();
+        fs::write(top_dir.join("etc/version"), format!("{version}\n")).unwrap();
+        let top = work.join(format!("top{version}.tar"));
+        fs::write(&top, tar_dir(&top_dir)).unwrap();
+        let ids: Vec<String> = [&base, &top]
+            .iter()
+            .map(|p| format!("\"{}\"", Digest::of(&fs::read(p).unwrap())))
+            .collect();
+        let config = format!(
+            r#"{{"architecture":"{}","os":"linux","config":{{"Env":["PATH=/bin"],"Cmd":["sh","-c","cat /etc/version; exec sleep 1000"]}},"rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+            husk::image::native_arch(),
+            ids.join(",")
+        );
+        let digest = Digest::of(config.as_bytes());
+        let hex = digest.to_string();
+        let blob = self
+            .dir
+            .join("publisher/repo/blobs/sha256")
+            .join(hex.trim_start_matches("sha256:"));
+        fs::create_dir_all(blob.parent().unwrap()).unwrap();
+        fs::write(&blob, &config).unwrap();
+        let desired = format!(
+            r#"{{"containers":[{{"name":"{}","image":"app","health":{{"exec":{health},"interval":"1s","retries":1}}}}],"images":[{{"name":"app","config":{{"digest":"{digest}","size":{}}},"layers":[{}]}}]}}"#,
+            app(),
+            config.len(),
+            ids.join(",")
+        );
+        let desired_path = work.join(format!("desired{version}.json"));
+        fs::write(&desired_path, desired).unwrap();
+        self.repo
+            .release(
+                &ReleaseInput {
+                    class: "gw",
+                    arch: std::env::consts::ARCH,
+                    hardware: &["host".to_owned()],
+                    desired_state: &desired_path,
+                    layers: &[base, top],
+                    expires_in: 86_400,
+                    history: 3,
+                },
+                now(),
+            )
+            .unwrap();
+    }
+
+    fn start_daemon(&mut self) {
+        let log = fs::File::create(self.dir.join("daemon.log")).unwrap();
+        self.daemon = Some(
+            Command::new(HUSK)
+                .arg("--root")
+                .arg(self.dir.join("state"))
+                .arg("daemon")
+                .arg("--data-dir")
+                .arg(self.data())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+    }
+
+    fn said(&self) -> String {
+        fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    fn state(&self) -> UpdateState {
+        UpdateState::load(&Layout::new(&self.data()).state()).unwrap()
+    }
+
+    /// Waits until the update state satisfies `done`.
+    fn wait_for(&self, what: &str, done: impl Fn(&UpdateState, &DaemonStatus) -> bool) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let status = DaemonStatus::read(&self.data().join("status.json")).unwrap_or_default();
+            if done(&self.state(), &status) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never {what}: state {:?}\nstatus {status:?}\ndaemon said:\n{}",
+                self.state(),
+                self.said()
+            );
+            sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// What container `app` printed: its release's version.
+    fn app_version(&self) -> String {
+        let out = self.husk(&["logs", "--tail", "1", &app()]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+                sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("left {} for a look", self.dir.display());
+        }
+    }
+}
+
+/// The container's name: its cgroup is the host's, shared by every test run.
+fn app() -> String {
+    format!("app{}", std::process::id())
+}
+
+fn now() -> u64 {
+    husk::update::wall_now()
+}
+
+/// A tar of `dir`'s tree, owned by root, as a layer.
+fn tar_dir(dir: &Path) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.mode(tar::HeaderMode::Deterministic);
+    builder.follow_symlinks(false);
+    builder.append_dir_all(".", dir).unwrap();
+    builder.into_inner().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn a_healthy_release_is_committed_and_an_unhealthy_one_rolled_back() {
+    let Some(mut world) = World::new("rollback") else {
+        return;
+    };
+    let applets = ["sh", "cat", "sleep", "true", "false"];
+    world.publish(1, &applets, r#"["true"]"#);
+    world.start_daemon();
+    let out = world.apply();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("release 1 installed"), "{}", text(&out));
+    world.wait_for("committed release 1", |s, _| {
+        s.current == 1 && s.probation_since.is_none()
+    });
+    assert_eq!(world.app_version(), "1");
+
+    // Release 2: one more applet in the base layer and another version:
+    // both layers come as deltas.
+    world.publish(2, &[&applets[..], &["echo"]].concat(), r#"["true"]"#);
+    let out = world.apply();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("(2 delta, 0 whole"), "{}", text(&out));
+    world.wait_for("committed release 2", |s, st| {
+        s.current == 2
+            && s.probation_since.is_none()
+            && st
+                .containers
+                .iter()
+                .any(|c| c.health.as_deref() == Some("healthy"))
+    });
+    assert_eq!(world.app_version(), "2");
+
+    // Release 3 never becomes healthy: the daemon rolls it back to 2.
+    world.publish(3, &applets, r#"["false"]"#);
+    let out = world.apply();
+    assert!(out.status.success(), "{}", text(&out));
+    world.wait_for("rolled back to release 2", |s, st| {
+        s.current == 2
+            && s.rejected == 3
+            && st
+                .containers
+                .iter()
+                .any(|c| c.health.as_deref() == Some("healthy"))
+    });
+    assert_eq!(world.app_version(), "2");
+    let history = text(&world.husk(&["update", "history"]));
+    assert!(history.contains("rolled back"), "{history}");
+    let reason = format!("container {} is unhealthy", app());
+    assert!(history.contains(&reason), "{history}");
+    // And it is not installed again.
+    let out = world.apply();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("release 3 was rolled back"));
+}
+
+#[test]
+fn a_bad_release_leaves_the_device_as_it_was() {
+    let Some(world) = World::new("badrelease") else {
+        return;
+    };
+    world.publish(1, &["sh", "cat", "sleep", "true"], r#"["true"]"#);
+    // The timestamp's signature is broken: nothing is installed.
+    let ts = world.dir.join("publisher/repo/timestamp.json");
+    let broken = fs::read_to_string(&ts)
+        .unwrap()
+        .replacen("\"sig\":\"", "\"sig\":\"00", 1);
+    fs::write(&ts, broken).unwrap();
+    let out = world.apply();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let message = text(&out);
+    assert!(message.starts_with("husk: timestamp.json:"), "{message}");
+    assert_eq!(message.trim_end().lines().count(), 1, "{message}");
+    assert!(!world.data().join("desired.json").exists());
+    assert_eq!(world.state().current, 0);
+    let status = text(&world.husk(&["update", "status"]));
+    assert!(status.contains("failed: timestamp.json"), "{status}");
+}
