@@ -20,7 +20,7 @@ import threading
 import time
 
 from . import board as boards
-from . import runner
+from . import runner, updates
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROOT = os.path.dirname(HERE)
@@ -100,15 +100,23 @@ def main(argv=None):
             say("lab: cross/build failed")
             return 1
 
+    publisher = None
+    if "update" in selected:
+        try:
+            publisher = updates.publisher(ROOT, say)
+        except (OSError, subprocess.CalledProcessError) as e:
+            say(f"lab: cannot build husk-publish for the update scenario: {e}")
+            return 1
+
     started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = [pool.submit(run_one, b, selected, timeouts, args) for b in chosen]
+        futures = [pool.submit(run_one, b, selected, timeouts, args, publisher) for b in chosen]
         results = [f.result() for f in futures]
     return report(results, args.out, time.monotonic() - started)
 
 
 
-def run_one(board, selected, timeouts, args):
+def run_one(board, selected, timeouts, args, publisher=None):
     arch = board.arch
     out_dir = os.path.join(args.out, arch)
     os.makedirs(out_dir, exist_ok=True)
@@ -122,7 +130,7 @@ def run_one(board, selected, timeouts, args):
             raise RuntimeError(f"{husk_dir}/husk missing: run cross/build {arch}")
         tools = args.host_tool if arch == os.uname().machine else []
         guest = runner.prepare(board, args.cache, husk_dir, selected, out_dir,
-                               lambda m: say(f"{arch}: {m}"), tools)
+                               lambda m: say(f"{arch}: {m}"), tools, publisher)
         say(f"{arch}: booting {board.name} with {guest.kernel['package']} {guest.kernel['version']}")
         echo = (lambda line: say(f"{arch}| {line}")) if args.console else None
         result = runner.run_arch(guest, list(selected), timeouts, args.boot_timeout, console_log, echo)

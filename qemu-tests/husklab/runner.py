@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from . import board as board_mod, debian, initramfs
+from . import board as board_mod, debian, initramfs, updates
 from .session import Outcome, Session
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -71,8 +71,10 @@ def host_tool_files(names):
     return files
 
 
-def prepare(board, cache, husk_dir, scenarios, out_dir, log, host_tools=()):
-    """Fetches the kernel and busybox and writes the initramfs."""
+def prepare(board, cache, husk_dir, scenarios, out_dir, log, host_tools=(), publisher=None):
+    """Fetches the kernel and busybox and writes the initramfs. With
+    `publisher` (husk-publish) and the `update` scenario selected, the update
+    repository that scenario serves is published for this architecture."""
     arch_cache = os.path.join(cache, "lab", board.arch)
     os.makedirs(arch_cache, exist_ok=True)
     apt = debian.AptTree(cache, board.debian_suite, board.debian_arch, log)
@@ -113,6 +115,14 @@ def prepare(board, cache, husk_dir, scenarios, out_dir, log, host_tools=()):
         cpio.dir(f"lab/rootfs/{d}")
     cpio.file("lab/rootfs/etc/passwd", b"root:x:0:0:root:/:/bin/sh\n")
     cpio.file("lab/rootfs/etc/group", b"root:x:0:\n")
+    if publisher and "update" in scenarios:
+        published = updates.publish(publisher, board.arch, busybox,
+                                    os.path.join(out_dir, "update-repo"), log)
+        for guest_path, host_path in sorted(published.items()):
+            if os.path.isdir(host_path):
+                cpio.host_tree(guest_path, host_path)
+            else:
+                cpio.host_file(guest_path, host_path, 0o644)
 
     os.makedirs(out_dir, exist_ok=True)
     initrd = os.path.join(out_dir, "initrd.gz")
