@@ -861,6 +861,8 @@ pub fn install_seccomp(program: &[crate::seccomp::SockFilter], flags: u32) -> Re
 
 // bpf(2): the commands, program type, attach type and flags of <linux/bpf.h>.
 const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_OBJ_PIN: libc::c_long = 6;
+const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_PROG_ATTACH: libc::c_long = 8;
 const BPF_PROG_DETACH: libc::c_long = 9;
 const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
@@ -902,6 +904,22 @@ struct BpfProgAttach {
     replace_bpf_fd: u32,
 }
 
+/// The `BPF_OBJ_PIN` and `BPF_OBJ_GET` member.
+#[repr(C)]
+#[derive(Default)]
+struct BpfObj {
+    pathname: u64,
+    bpf_fd: u32,
+    file_flags: u32,
+}
+
+/// The statfs magic number of the BPF filesystem.
+const BPF_FS_MAGIC: u64 = 0xcafe_4a11;
+/// Where the BPF filesystem is mounted (by systemd, or by husk).
+const BPF_FS: &str = "/sys/fs/bpf";
+/// husk's directory in it: device programs, pinned by content.
+pub const BPF_PIN_DIR: &str = "/sys/fs/bpf/husk";
+
 /// The `BPF_PROG_QUERY` member, up to `prog_cnt` and the padding after it.
 #[repr(C)]
 #[derive(Default)]
@@ -938,7 +956,7 @@ pub fn set_device_program(
     replace: bool,
 ) -> Result<(), SysError> {
     let dir = io_check("open", Some(cgroup), File::open(cgroup))?;
-    let loaded = program.map(load_device_program).transpose()?;
+    let loaded = program.map(device_program).transpose()?;
     // A cgroup husk has just made has no program to replace: not asking the
     // kernel saves a system call that costs a third of the load.
     let old = match replace {
@@ -993,6 +1011,83 @@ pub fn set_device_program(
         }
     }
     Ok(())
+}
+
+/// A descriptor of `program` loaded in the kernel: the one pinned under
+/// [`BPF_PIN_DIR`] by the sha256 of its instructions if there is one (most
+/// containers have the same default program, and loading one — the
+/// verifier, the JIT — is most of what a device filter costs), else newly
+/// loaded and pinned there for the next container. Without the BPF
+/// filesystem (and not root to mount it at /sys/fs/bpf), every container
+/// loads its own. The directory is root's alone (0700): only root could
+/// swap a pinned program, and root can change any cgroup's filter anyway.
+fn device_program(program: &[Insn]) -> Result<OwnedFd, SysError> {
+    let Some(path) = pin_path(program) else {
+        return load_device_program(program);
+    };
+    let mut get = BpfObj {
+        pathname: path.as_ptr() as u64,
+        ..BpfObj::default()
+    };
+    // SAFETY: `get` is a fully initialised `repr(C)` prefix of `union
+    // bpf_attr` of the size passed; `pathname` points to a NUL-ended string
+    // alive for the call, which the kernel only reads. A non-negative result
+    // is a new descriptor.
+    if let Ok(fd) = unsafe { bpf(BPF_OBJ_GET, &mut get) } {
+        // SAFETY: the descriptor is new and nothing else owns it.
+        return Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+    }
+    let loaded = load_device_program(program)?;
+    let mut pin = BpfObj {
+        pathname: path.as_ptr() as u64,
+        bpf_fd: fd_u32(&loaded),
+        ..BpfObj::default()
+    };
+    // SAFETY: as for the get, with an open descriptor; the kernel only
+    // reads. Failing (another husk pinned it first) only costs the next
+    // container a load.
+    let _ = unsafe { bpf(BPF_OBJ_PIN, &mut pin) };
+    Ok(loaded)
+}
+
+/// The pin path of `program` under [`BPF_PIN_DIR`], after mounting the BPF
+/// filesystem and making the directory if need be; `None` where that fails.
+fn pin_path(program: &[Insn]) -> Option<CString> {
+    let is_bpffs = |path: &str| {
+        nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type().0 as u64 == BPF_FS_MAGIC)
+    };
+    if !is_bpffs(BPF_FS) {
+        let mounted = nix::mount::mount(
+            Some("bpf"),
+            BPF_FS,
+            Some("bpf"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            None::<&str>,
+        );
+        if mounted.is_err() || !is_bpffs(BPF_FS) {
+            return None;
+        }
+    }
+    match nix::unistd::mkdir(BPF_PIN_DIR, Mode::from_bits_truncate(0o700)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(_) => return None,
+    }
+    let mut bytes = Vec::with_capacity(program.len() * 8);
+    for insn in program {
+        bytes.extend_from_slice(&[insn.code, insn.regs]);
+        bytes.extend_from_slice(&insn.off.to_le_bytes());
+        bytes.extend_from_slice(&insn.imm.to_le_bytes());
+    }
+    let digest = delta_updater::Digest::of(&bytes).to_string();
+    let hex = digest.trim_start_matches("sha256:");
+    CString::new(format!("{BPF_PIN_DIR}/dev-{}", &hex[..32])).ok()
+}
+
+/// The ids of the device programs attached to the cgroup directory `cgroup`
+/// (for diagnostics and tests).
+pub fn device_program_ids(cgroup: &Path) -> Result<Vec<u32>, SysError> {
+    let dir = io_check("open", Some(cgroup), File::open(cgroup))?;
+    query_device_programs(&dir, cgroup)
 }
 
 /// Loads `program` into the kernel and returns its descriptor.

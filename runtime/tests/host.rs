@@ -2276,3 +2276,47 @@ fn a_new_network_namespace_has_its_loopback_up() {
     // IFF_UP (0x1) and IFF_LOOPBACK (0x8).
     assert_eq!(success(outcome).trim(), "0x9");
 }
+
+/// Two containers with the same device rules share one device program: the
+/// first loads it and pins it under /sys/fs/bpf/husk, the second attaches
+/// the pinned one (no second load, verification and JIT).
+#[test]
+fn containers_share_one_pinned_device_program() {
+    let Some(bundle) = Bundle::new("pinned_program") else {
+        return;
+    };
+    let Some(root) = cgroup_root() else {
+        eprintln!("SKIP pinned_program: no cgroup v2 hierarchy mounted");
+        return;
+    };
+    bundle.write_config(&Config {
+        args: &["sleep", "100"],
+        ..DEFAULT
+    });
+    let dir = bundle.dir.to_str().unwrap();
+    let created = bundle.husk(&["create", "--bundle", dir, "pinned_a"]);
+    if created.stderr.contains("CONFIG_CGROUP_BPF") {
+        eprintln!(
+            "SKIP pinned_program: no device programs: {}",
+            created.stderr
+        );
+        return;
+    }
+    success(created);
+    success(bundle.husk(&["create", "--bundle", dir, "pinned_b"]));
+    let ids = |id: &str| husk::sys::device_program_ids(&root.join("husk").join(id)).unwrap();
+    let (a, b) = (ids("pinned_a"), ids("pinned_b"));
+    for id in ["pinned_a", "pinned_b"] {
+        success(bundle.husk(&["delete", "--force", id]));
+    }
+    if !Path::new(husk::sys::BPF_PIN_DIR).exists() {
+        eprintln!("SKIP pinned_program: no BPF filesystem to pin in");
+        return;
+    }
+    assert_eq!(
+        a.len(),
+        1,
+        "one device program on the first container: {a:?}"
+    );
+    assert_eq!(a, b, "the second container must attach the same program");
+}
