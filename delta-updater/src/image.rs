@@ -120,7 +120,10 @@ impl fmt::Display for ImageError {
                 file,
                 expected,
                 found,
-            } => write!(f, "image {image}: {file}: has digest {found}, not {expected}"),
+            } => write!(
+                f,
+                "image {image}: {file}: has digest {found}, not {expected}"
+            ),
             Self::DiffId {
                 image,
                 layer,

@@ -512,10 +512,11 @@ impl Repo {
         let mut count = |ids: &[KeyId], threshold: usize, which: &'static str| {
             let mut have = 0;
             for id in ids {
-                let key = private
-                    .get(id)
-                    .map(|(k, _)| k.clone())
-                    .or_else(|| new_key.clone().filter(|k| metadata::key_id(&k.verifying_key()) == *id));
+                let key = private.get(id).map(|(k, _)| k.clone()).or_else(|| {
+                    new_key
+                        .clone()
+                        .filter(|k| metadata::key_id(&k.verifying_key()) == *id)
+                });
                 if let Some(key) = key {
                     have += 1;
                     if !signers.contains(&key) {
@@ -573,8 +574,8 @@ impl Repo {
         let path = self
             .release_dir(&release.device_class, &release.arch)
             .join(format!("{}.json", release.version));
-        let value = sign::release(&release)
-            .map_err(|e| RepoError::DesiredState(path.clone(), e))?;
+        let value =
+            sign::release(&release).map_err(|e| RepoError::DesiredState(path.clone(), e))?;
         write_atomic(&path, &sign::envelope(&value, &refs))
     }
     /// publisher's own files: devices check the chain, `verify` does too).
@@ -707,7 +708,8 @@ impl Repo {
         for path in input.layers {
             let file = File::open(path).map_err(io_err("open", path))?;
             let size = file.metadata().map_err(io_err("stat", path))?.len();
-            let diff_id = Digest::of_reader(io::BufReader::new(file)).map_err(io_err("read", path))?;
+            let diff_id =
+                Digest::of_reader(io::BufReader::new(file)).map_err(io_err("read", path))?;
             flat.push((diff_id, size, path.clone()));
         }
         for image in &images {
@@ -734,7 +736,9 @@ impl Repo {
             state.insert("images".into(), serde_json::Value::Array(member));
         }
         let state_text = serde_json::Value::Object(state).to_string();
-        let canonical = sign::desired_state(&state_text).map_err(state_error)?.encode();
+        let canonical = sign::desired_state(&state_text)
+            .map_err(state_error)?
+            .encode();
         if canonical.len() > metadata::MAX_DESIRED_STATE_LEN {
             return Err(RepoError::DesiredStateTooLong(canonical.len()));
         }

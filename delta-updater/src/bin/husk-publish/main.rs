@@ -263,10 +263,8 @@ fn keys(cmd: &KeysCmd, now: u64) -> ExitCode {
     };
     report(
         "keys",
-        repo.change_keys(&change, now).and_then(|v| {
-            println!("root {v}");
-            repo.list_keys().map(|text| print!("{text}"))
-        }),
+        repo.change_keys(&change, now)
+            .and_then(|_| repo.list_keys().map(|text| print!("{text}"))),
     )
 }
 
