@@ -94,6 +94,13 @@ pub enum ImageError {
         /// What the image offers.
         found: String,
     },
+    /// The release's architecture has no OCI name husk knows.
+    UnknownArch {
+        /// The image's name in the release.
+        image: String,
+        /// The release's architecture.
+        arch: String,
+    },
     /// The config is larger than [`MAX_CONFIG_LEN`].
     ConfigTooLarge {
         /// The image's name in the release.
@@ -140,6 +147,10 @@ impl fmt::Display for ImageError {
             } => write!(
                 f,
                 "image {image}: is for {found}, the release is for {wanted}"
+            ),
+            Self::UnknownArch { image, arch } => write!(
+                f,
+                "image {image}: the release's arch {arch} is not one of x86_64, aarch64, arm, riscv64"
             ),
             Self::ConfigTooLarge { image, size } => write!(
                 f,
@@ -233,10 +244,9 @@ pub struct StagedLayer {
 /// diff_id. Nothing but `stage` is written.
 pub fn stage(spec: &ImageSpec, arch: &str, stage: &Path) -> Result<Image, ImageError> {
     let image = spec.name.as_str();
-    let (oci, variant) = oci_arch(arch).ok_or_else(|| ImageError::WrongArch {
+    let (oci, variant) = oci_arch(arch).ok_or_else(|| ImageError::UnknownArch {
         image: image.to_owned(),
-        wanted: arch.to_owned(),
-        found: "an architecture husk has no target for".into(),
+        arch: arch.to_owned(),
     })?;
     let source = Source::open(image, &spec.path)?;
     let found = if source.exists("oci-layout") {
@@ -338,29 +348,52 @@ fn decompress(source: &Source, file: &str, out: &Path) -> Result<(u64, Digest), 
         Box::new(input)
     };
     let stage_err = |e| ImageError::Stage(out.to_owned(), e);
-    let mut writer = HashWriter {
-        inner: io::BufWriter::new(File::create(out).map_err(stage_err)?),
-        hash: Sha256::new(),
-        len: 0,
+    let mut writer = HashWriter::new(io::BufWriter::new(File::create(out).map_err(stage_err)?));
+    let mut buf = vec![0u8; 64 * 1024];
+    let copied = loop {
+        let n = match decoded.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => break Err(source.read_error(file, e)),
+        };
+        if let Err(e) = writer.write_all(&buf[..n]) {
+            break Err(stage_err(e));
+        }
     };
-    let copied = io::copy(&mut decoded, &mut writer);
-    if let Err(e) = copied {
+    let (inner, len, digest) = writer.finish();
+    let flushed = copied.and_then(|()| inner.into_inner().map_err(|e| stage_err(e.into_error())));
+    if let Err(e) = flushed {
         let _ = fs::remove_file(out);
-        // A write error is the staging disk's; anything else the source's.
-        return Err(match e.kind() {
-            io::ErrorKind::StorageFull | io::ErrorKind::PermissionDenied => stage_err(e),
-            _ => source.read_error(file, e),
-        });
+        return Err(e);
     }
-    let HashWriter { inner, hash, len } = writer;
-    inner.into_inner().map_err(|e| stage_err(e.into_error()))?;
-    Ok((len, Digest::from_bytes(hash.finalize().into())))
+    Ok((len, digest))
 }
 
-struct HashWriter<W> {
+/// A writer that counts and hashes what goes through it.
+pub(crate) struct HashWriter<W> {
     inner: W,
     hash: Sha256,
     len: u64,
+}
+
+impl<W> HashWriter<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hash: Sha256::new(),
+            len: 0,
+        }
+    }
+
+    /// The writer, the bytes written and their sha256.
+    pub(crate) fn finish(self) -> (W, u64, Digest) {
+        (
+            self.inner,
+            self.len,
+            Digest::from_bytes(self.hash.finalize().into()),
+        )
+    }
 }
 
 impl<W: Write> Write for HashWriter<W> {
@@ -405,7 +438,7 @@ struct IndexWire {
     layers: Vec<DescriptorWire>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct DescriptorWire {
     #[serde(rename = "mediaType", default)]
     media_type: String,
@@ -416,7 +449,7 @@ struct DescriptorWire {
     annotations: BTreeMap<String, String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct PlatformWire {
     architecture: String,
     os: String,
@@ -932,5 +965,157 @@ impl Read for At<'_> {
         }
         self.offset += n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("husk-image-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_spec_is_name_path_and_a_tag_only_when_the_path_has_none() {
+        let dir = temp("spec");
+        let layout = dir.join("web");
+        fs::create_dir(&layout).unwrap();
+        let spec = ImageSpec::parse(&format!("web={}:1.0", layout.display())).unwrap();
+        assert_eq!(spec.path, layout);
+        assert_eq!(spec.tag.as_deref(), Some("1.0"));
+        let spec = ImageSpec::parse(&format!("web={}", layout.display())).unwrap();
+        assert_eq!((spec.name.as_str(), spec.tag), ("web", None));
+        // A path that itself has a colon stays whole.
+        let colon = dir.join("a:b");
+        fs::create_dir(&colon).unwrap();
+        let spec = ImageSpec::parse(&format!("x={}", colon.display())).unwrap();
+        assert_eq!((spec.path, spec.tag), (colon, None));
+        for bad in ["web", "=/x", ".web=/x", "a/b=/x"] {
+            let e = ImageSpec::parse(bad).unwrap_err().to_string();
+            assert!(e.starts_with("--image "), "{e}");
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn release_arches_map_to_oci_platforms() {
+        assert_eq!(oci_arch("x86_64"), Some(("amd64", "")));
+        assert_eq!(oci_arch("aarch64"), Some(("arm64", "")));
+        assert_eq!(oci_arch("arm"), Some(("arm", "v7")));
+        assert_eq!(oci_arch("riscv64"), Some(("riscv64", "")));
+        assert_eq!(oci_arch("amd64"), None);
+    }
+
+    #[test]
+    fn member_names_stay_inside_the_image() {
+        assert_eq!(
+            member_name("./blobs//sha256/x").as_deref(),
+            Some("blobs/sha256/x")
+        );
+        assert_eq!(member_name("/etc/passwd"), None);
+        assert_eq!(member_name("a/../../b"), None);
+        assert_eq!(member_name("."), None);
+        assert_eq!(resolve_dots("a/b/../c").as_deref(), Some("a/c"));
+        assert_eq!(resolve_dots("a/../../c"), None);
+    }
+
+    fn descriptor(arch: &str, variant: &str, tag: Option<&str>) -> DescriptorWire {
+        DescriptorWire {
+            media_type: MANIFEST_TYPES[0].into(),
+            digest: format!("sha256:{}", "0".repeat(64)),
+            size: 1,
+            platform: Some(PlatformWire {
+                architecture: arch.into(),
+                os: "linux".into(),
+                variant: variant.into(),
+            }),
+            annotations: tag
+                .map(|t| BTreeMap::from([(REF_NAME.to_owned(), t.to_owned())]))
+                .unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn an_index_gives_the_manifest_of_the_platform_and_tag() {
+        let dir = temp("choose");
+        let source = Source::open("web", &dir).unwrap();
+        let list = [
+            descriptor("arm", "v6", None),
+            descriptor("arm", "v7", None),
+            descriptor("arm", "v8", None),
+            descriptor("arm64", "", None),
+        ];
+        let chosen = choose(&source, &list, ("arm", "v7"), None, "index.json").unwrap();
+        assert_eq!(chosen.platform.as_ref().unwrap().variant, "v7");
+        let chosen = choose(&source, &list, ("arm64", ""), None, "index.json").unwrap();
+        assert_eq!(chosen.platform.as_ref().unwrap().architecture, "arm64");
+        let e = choose(&source, &list, ("riscv64", ""), None, "index.json")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "image web: is for linux/arm/v6, linux/arm/v7, linux/arm/v8, linux/arm64, \
+             the release is for linux/riscv64"
+        );
+        let tagged = [
+            descriptor("arm64", "", Some("1")),
+            descriptor("arm64", "", Some("2")),
+        ];
+        let e = choose(&source, &tagged, ("arm64", ""), None, "index.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("lists 2 tags (1, 2): give NAME=PATH:TAG to choose"),
+            "{e}"
+        );
+        let chosen = choose(&source, &tagged, ("arm64", ""), Some("2"), "index.json").unwrap();
+        assert_eq!(chosen.annotations[REF_NAME], "2");
+        let e = choose(&source, &tagged, ("arm64", ""), Some("3"), "index.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("has no image tagged \"3\" (tags: 1, 2)"), "{e}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn layers_decompress_by_their_magic_bytes_to_their_diff_id() {
+        let dir = temp("decompress");
+        let layer: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(&layer).unwrap();
+        let members = [
+            ("plain", layer.clone()),
+            ("gzip", gzip.finish().unwrap()),
+            ("zstd", zstd::encode_all(&layer[..], 3).unwrap()),
+        ];
+        let source = Source::open("web", &dir).unwrap();
+        for (name, bytes) in members {
+            fs::write(dir.join(name), &bytes).unwrap();
+            let out = dir.join(format!("{name}.tar"));
+            let (len, digest) = decompress(&source, name, &out).unwrap();
+            assert_eq!(
+                (len, digest),
+                (layer.len() as u64, Digest::of(&layer)),
+                "{name}"
+            );
+            assert_eq!(fs::read(&out).unwrap(), layer, "{name}");
+        }
+        // A truncated gzip stream is the source's error, and leaves no file.
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(&layer).unwrap();
+        let bytes = gzip.finish().unwrap();
+        fs::write(dir.join("cut"), &bytes[..bytes.len() / 2]).unwrap();
+        let out = dir.join("cut.tar");
+        let e = decompress(&source, "cut", &out).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("image web: read {}", dir.join("cut").display())),
+            "{e}"
+        );
+        assert!(!out.exists());
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -96,6 +96,8 @@ pub enum RepoError {
         /// The image it names.
         image: String,
     },
+    /// A release's `images` member is not as `release` writes it.
+    Images(PathBuf, String),
     /// A release with more layers than a device accepts.
     TooManyLayers(usize),
     /// The desired state with its images is longer than a device accepts.
@@ -153,6 +155,7 @@ impl fmt::Display for RepoError {
                 f,
                 "container {container}: names image {image:?}, which no --image gives"
             ),
+            Self::Images(path, reason) => write!(f, "{}: {reason}", path.display()),
             Self::TooManyLayers(n) => write!(
                 f,
                 "the release has {n} layers, more than {} a device accepts",
@@ -764,53 +767,62 @@ impl Repo {
         };
         let mut layers = Vec::new();
         for (index, (diff_id, size, path)) in flat.iter().enumerate() {
-            let new = fs::read(path).map_err(io_err("read", path))?;
-            let full = make::compress(&new).map_err(|e| RepoError::Delta(path.clone(), e))?;
-            let blob = self.put_blob(&full)?;
-            drop(full);
+            let file = File::open(path).map_err(io_err("open", path))?;
+            let blob =
+                self.put_blob_from(|out| make::compress_stream(io::BufReader::new(file), out))?;
             // Deltas from the layer at the same place of the same image in
             // the previous releases; for a new image, or a --layer, from the
             // layer at the same place of the flat list.
-            let mut deltas: Vec<Delta> = Vec::new();
+            let mut bases: Vec<(Digest, &Layer)> = Vec::new();
             for (old_release, _) in previous.iter().take(input.history) {
-                let old_images = images_of(old_release);
-                let mut bases: Vec<Digest> = Vec::new();
+                let old_images = images_of(old_release).unwrap_or_default();
+                let mut ids: Vec<Digest> = Vec::new();
                 let mut flat_base = places(diff_id).is_empty();
                 for (name, at) in places(diff_id) {
                     match old_images.get(name) {
-                        Some(old) => bases.extend(old.get(at)),
+                        Some(old) => ids.extend(old.layers.get(at)),
                         None => flat_base = true,
                     }
                 }
                 if flat_base {
-                    bases.extend(old_release.layers.get(index).map(|l| l.diff_id));
+                    ids.extend(old_release.layers.get(index).map(|l| l.diff_id));
                 }
-                for base in bases {
-                    if base == *diff_id
-                        || deltas.iter().any(|d| d.from == base)
-                        || deltas.len() == metadata::MAX_DELTAS
+                for id in ids {
+                    let Some(old_layer) = old_release.layers.iter().find(|l| l.diff_id == id)
+                    else {
+                        continue;
+                    };
+                    if id != *diff_id
+                        && !bases.iter().any(|(b, _)| *b == id)
+                        && bases.len() < metadata::MAX_DELTAS
                     {
-                        continue;
+                        bases.push((id, old_layer));
                     }
-                    let Some(old_layer) = old_release.layers.iter().find(|l| l.diff_id == base)
-                    else {
-                        continue;
-                    };
-                    let old = self.layer(old_layer)?;
-                    let Some((algorithm, bytes)) = make::best(&old, &new, blob.size)
-                        .map_err(|e| RepoError::Delta(path.clone(), e))?
-                    else {
-                        continue;
-                    };
-                    let delta_blob = self.put_blob(&bytes)?;
-                    deltas.push(Delta {
-                        from: base,
-                        algorithm,
-                        blob: delta_blob,
-                        memory: algorithm.memory(),
-                    });
                 }
             }
+            // The new layer in memory only to diff it, with one old layer at a time.
+            let mut deltas: Vec<Delta> = Vec::new();
+            let new = if bases.is_empty() {
+                Vec::new()
+            } else {
+                fs::read(path).map_err(io_err("read", path))?
+            };
+            for (base, old_layer) in bases {
+                let old = self.layer(old_layer)?;
+                let Some((algorithm, bytes)) = make::best(&old, &new, blob.size)
+                    .map_err(|e| RepoError::Delta(path.clone(), e))?
+                else {
+                    continue;
+                };
+                let delta_blob = self.put_blob(&bytes)?;
+                deltas.push(Delta {
+                    from: base,
+                    algorithm,
+                    blob: delta_blob,
+                    memory: algorithm.memory(),
+                });
+            }
+            drop(new);
             published.layers.push(PublishedLayer {
                 diff_id: *diff_id,
                 size: *size,
@@ -876,6 +888,39 @@ impl Repo {
             });
         }
         Ok(out)
+    }
+
+    /// A blob written by `write` (to a temporary file of the blob
+    /// directory, hashed on the way), then renamed to its digest.
+    fn put_blob_from(
+        &self,
+        write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<Blob, RepoError> {
+        let dir = self.served().join("blobs/sha256");
+        fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        let temp = dir.join(format!(".incoming.tmp-{}", std::process::id()));
+        let result = File::create(&temp)
+            .and_then(|file| {
+                let mut out = image::HashWriter::new(io::BufWriter::new(file));
+                write(&mut out)?;
+                let (buffered, size, digest) = out.finish();
+                buffered.into_inner()?.sync_all()?;
+                Ok(Blob { digest, size })
+            })
+            .map_err(io_err("write", &temp))
+            .and_then(|blob| {
+                let path = self.blob_path(&blob.digest);
+                fs::rename(&temp, &path).map_err(io_err("rename", &path))?;
+                Ok(blob)
+            });
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        let blob = result?;
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err("sync", &dir))?;
+        Ok(blob)
     }
 
     fn put_blob(&self, bytes: &[u8]) -> Result<Blob, RepoError> {
@@ -1005,6 +1050,27 @@ impl Repo {
                                 }
                             }
                         },
+                    }
+                }
+                match images_of(release) {
+                    Err(reason) => problems.push(RepoError::Images(path.clone(), reason)),
+                    Ok(images) => {
+                        for (name, image) in images {
+                            summary.blobs += 1;
+                            if let Err(e) = self.check_blob(&image.config) {
+                                problems.push(e);
+                            }
+                            let missing = image
+                                .layers
+                                .iter()
+                                .find(|id| !release.layers.iter().any(|l| l.diff_id == **id));
+                            if let Some(id) = missing {
+                                problems.push(RepoError::Images(
+                                    path.clone(),
+                                    format!("image {name}: layer {id} is not in the release"),
+                                ));
+                            }
+                        }
                     }
                 }
                 for layer in &release.layers {
@@ -1173,9 +1239,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RepoError> {
         .map_err(io_err("sync", dir))
 }
 
-/// The images of a desired state (its `images` member), by name: their
-/// layers, lowest first. A release without images has none.
-fn images_of(release: &Release) -> BTreeMap<String, Vec<Digest>> {
+/// An entry of a desired state's `images` member.
+struct ReleaseImage {
+    config: Blob,
+    layers: Vec<Digest>,
+}
+
+/// The images of a release's desired state (its `images` member), by
+/// name; a release without images has none. Fails naming what is not as
+/// `release` writes it.
+fn images_of(release: &Release) -> Result<BTreeMap<String, ReleaseImage>, String> {
     #[derive(serde::Deserialize)]
     struct State {
         #[serde(default)]
@@ -1184,24 +1257,38 @@ fn images_of(release: &Release) -> BTreeMap<String, Vec<Digest>> {
     #[derive(serde::Deserialize)]
     struct ImageEntry {
         name: String,
+        config: BlobEntry,
         layers: Vec<String>,
     }
-    // Signed metadata this publisher wrote: anything else has no images.
-    let Ok(state) = serde_json::from_str::<State>(&release.desired_state) else {
-        return BTreeMap::new();
-    };
-    state
-        .images
-        .into_iter()
-        .map(|i| {
-            let layers = i
-                .layers
-                .iter()
-                .filter_map(|l| Digest::parse(l).ok())
-                .collect();
-            (i.name, layers)
-        })
-        .collect()
+    #[derive(serde::Deserialize)]
+    struct BlobEntry {
+        digest: String,
+        size: u64,
+    }
+    let state = serde_json::from_str::<State>(&release.desired_state)
+        .map_err(|e| format!("desired_state.images: {e}"))?;
+    let mut out = BTreeMap::new();
+    for image in state.images {
+        let digest = |s: &str| {
+            Digest::parse(s).map_err(|e| format!("desired_state.images {}: {e}", image.name))
+        };
+        let layers = image
+            .layers
+            .iter()
+            .map(|l| digest(l))
+            .collect::<Result<Vec<_>, _>>()?;
+        let config = Blob {
+            digest: digest(&image.config.digest)?,
+            size: image.config.size,
+        };
+        if out
+            .insert(image.name.clone(), ReleaseImage { config, layers })
+            .is_some()
+        {
+            return Err(format!("desired_state.images: {} twice", image.name));
+        }
+    }
+    Ok(out)
 }
 
 /// Image names unique, and every `containers[].image` one of them.

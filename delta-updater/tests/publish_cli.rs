@@ -718,8 +718,13 @@ fn a_release_of_images_has_their_configs_layers_and_deltas_of_the_changed_layer_
     }
 
     // Release 2: web's app layer changed; only that layer gets a delta.
+    // ... from an OCI archive (a tar of the layout) this time.
     multi_arch_layout(&web, &[&i.base, &i.app2], "1.1");
-    let out = release(&web);
+    let archive = dir.path("web.tar");
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.append_dir_all(".", &web).unwrap();
+    fs::write(&archive, builder.into_inner().unwrap()).unwrap();
+    let out = release(&archive);
     assert!(out.starts_with("release 2\n"), "{out}");
     let (r2, s2) = desired_state(&repo, 2);
     assert_eq!(r2.layers[1].diff_id.to_string(), diff(&i.app2));
@@ -766,6 +771,16 @@ fn a_release_of_images_has_their_configs_layers_and_deltas_of_the_changed_layer_
     let accepted = verifier.release(&bytes, now).unwrap();
     let state: serde_json::Value = serde_json::from_str(&accepted.desired_state).unwrap();
     assert_eq!(state, s2);
+
+    // verify checks the config blobs too.
+    let config = s2["images"][1]["config"]["digest"].as_str().unwrap();
+    fs::remove_file(format!("{repo}/repo/blobs/sha256/{}", &config[7..])).unwrap();
+    let (code, _, stderr) = publish(&["verify", &repo]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(&format!("blob {config}: is missing")),
+        "{stderr}"
+    );
 }
 
 /// Runs a release that must fail: one line naming `message`, and the
