@@ -912,11 +912,7 @@ fn bad_images_are_refused_naming_them_and_the_repository_is_unchanged() {
     let arg = format!("db={swapped}");
     let mut args = release_args(&repo, "aarch64", &state_db);
     args.extend(["--image", &arg]);
-    refused(
-        &repo,
-        &args,
-        &format!("image db: layer 1 decompresses to sha256:"),
-    );
+    refused(&repo, &args, "image db: layer 1 decompresses to sha256:");
     refused(&repo, &args, &format!("its diff_id is {}", sha(&i.db)));
 
     // A config over 64 KiB.
