@@ -7,7 +7,8 @@
 //! parsing), `verify` (the device's `Verifier` state machine) and `delta`
 //! (applying a delta in bounded memory). The operator side, behind `publish`
 //! (which implies `device`): the canonical writer, signing, delta computation
-//! and the repository (`repo`) that `husk-publish` drives.
+//! the images of a release (`image`) and the repository (`repo`) that
+//! `husk-publish` drives.
 
 #![deny(unsafe_code)]
 
@@ -15,6 +16,8 @@ pub mod canonical;
 #[cfg(feature = "device")]
 pub mod delta;
 pub mod digest;
+#[cfg(feature = "publish")]
+pub mod image;
 #[cfg(feature = "device")]
 pub mod fetch;
 #[cfg(feature = "device")]

@@ -291,7 +291,8 @@ impl<'a> Envelope<'a> {
 pub struct Keys(heapless::Vec<(KeyId, VerifyingKey), MAX_KEYS>);
 
 impl Keys {
-    fn get(&self, id: &KeyId) -> Option<&VerifyingKey> {
+    /// The key with id `id`.
+    pub fn get(&self, id: &KeyId) -> Option<&VerifyingKey> {
         self.0.iter().find(|(k, _)| k == id).map(|(_, key)| key)
     }
 }
@@ -306,6 +307,18 @@ pub fn key_id(public: &VerifyingKey) -> KeyId {
 pub struct RoleKeys {
     keyids: heapless::Vec<KeyId, MAX_ROLE_KEYS>,
     threshold: usize,
+}
+
+impl RoleKeys {
+    /// The ids of the role's keys.
+    pub fn keyids(&self) -> &[KeyId] {
+        &self.keyids
+    }
+
+    /// How many of them must sign.
+    pub fn threshold(&self) -> usize {
+        self.threshold
+    }
 }
 
 /// A parsed root: the trusted keys of every role.

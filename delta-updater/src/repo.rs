@@ -1,21 +1,30 @@
 //! The update repository on the publisher's disk (feature `publish`).
 //!
 //! ```text
-//! DIR/keys/{root,timestamp,release}.key   ed25519 seeds in hex, mode 0600: never served
+//! DIR/keys/<role>[-<keyid>].key          ed25519 seeds in hex, mode 0600: never served
+//! DIR/tmp/                                image layers staged for a release: never served
 //! DIR/repo/                               what is served, as static files:
 //!   root.json                             the current root (a copy of the highest below)
 //!   root/<N>.json                         every root; a device walks N+1, N+2, ...
 //!   timestamp.json                        the current release of each class and architecture
 //!   releases/<class>/<arch>/<V>.json      release V of a device class and architecture
-//!   blobs/sha256/<hex>                    zstd layers and deltas, by content
+//!   blobs/sha256/<hex>                    zstd layers, deltas, image configs, by content
 //! ```
 //!
 //! Every file is written to a temporary name, synced and renamed; blobs
 //! first, then release metadata, then the timestamp, so a device never sees
 //! metadata that names a blob not yet there.
 //!
-//! The CLI keeps one key per role (threshold 1); the metadata and the
-//! device's verifier take any k of n.
+//! Which keys a role has, and its threshold, is what the newest root says;
+//! the private keys are found in `DIR/keys` by their id. `init` makes one
+//! key per role (threshold 1); `keys` adds, revokes and rotates keys and
+//! sets thresholds, each change a new root.
+//!
+//! A release made from images (`--image NAME=PATH`) has, in its desired
+//! state, an `images` member beside the operator's `containers`:
+//! `{"name", "config": {"digest", "size"}, "layers": [diff_id, ...]}` per
+//! image, lowest layer first; every layer is also in the release's `layers`
+//! (once), and every config is an uncompressed blob.
 
 use core::fmt;
 use std::collections::BTreeMap;
@@ -26,9 +35,14 @@ use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
 
+use ed25519_dalek::VerifyingKey;
+
 use crate::delta::{self, make, Algorithm, Target};
 use crate::digest::Digest;
-use crate::metadata::{self, Blob, Delta, Layer, MetadataError, Release, Role, Root, Timestamp};
+use crate::image::{self, ImageError, ImageSpec};
+use crate::metadata::{
+    self, Blob, Delta, KeyId, Layer, MetadataError, Release, Role, Root, Timestamp,
+};
 use crate::sign::{self, JsonError, RoleSpec};
 use crate::verify::{Device, Seen, Verifier, VerifyError};
 
@@ -69,6 +83,38 @@ pub enum RepoError {
     Name(String),
     /// A release without layers.
     NoLayers,
+    /// An image could not be read.
+    Image(Box<ImageError>),
+    /// The desired state already has an `images` member.
+    ImagesInState(PathBuf),
+    /// Two `--image`s with one name.
+    DuplicateImage(String),
+    /// A container names an image the release does not have.
+    UnknownImage {
+        /// The container's name (or its index).
+        container: String,
+        /// The image it names.
+        image: String,
+    },
+    /// A release's `images` member is not as `release` writes it.
+    Images(PathBuf, String),
+    /// A release with more layers than a device accepts.
+    TooManyLayers(usize),
+    /// The desired state with its images is longer than a device accepts.
+    DesiredStateTooLong(usize),
+    /// A role of the root is not one of root, timestamp, release.
+    NoRole(String),
+    /// Fewer private keys of a role are here than its threshold.
+    MissingKeys {
+        /// The role.
+        role: &'static str,
+        /// Its keys whose private half is in `DIR/keys`.
+        have: usize,
+        /// Its threshold.
+        threshold: usize,
+    },
+    /// A `keys` change that the root cannot hold.
+    Keys(String),
     /// A blob is missing or is not what metadata says.
     Blob {
         /// Its address.
@@ -97,7 +143,41 @@ impl fmt::Display for RepoError {
                 f,
                 "{name:?} is not a name (1 to 64 of A-Z a-z 0-9 . _ + -, not starting with .)"
             ),
-            Self::NoLayers => f.write_str("a release needs at least one --layer"),
+            Self::NoLayers => f.write_str("a release needs at least one --layer or --image"),
+            Self::Image(e) => e.fmt(f),
+            Self::ImagesInState(path) => write!(
+                f,
+                "desired state {}: has an \"images\" member; --image writes it",
+                path.display()
+            ),
+            Self::DuplicateImage(name) => write!(f, "image {name}: given twice"),
+            Self::UnknownImage { container, image } => write!(
+                f,
+                "container {container}: names image {image:?}, which no --image gives"
+            ),
+            Self::Images(path, reason) => write!(f, "{}: {reason}", path.display()),
+            Self::TooManyLayers(n) => write!(
+                f,
+                "the release has {n} layers, more than {} a device accepts",
+                metadata::MAX_LAYERS
+            ),
+            Self::DesiredStateTooLong(n) => write!(
+                f,
+                "the desired state with its images is {n} bytes, more than {} a device accepts",
+                metadata::MAX_DESIRED_STATE_LEN
+            ),
+            Self::NoRole(role) => {
+                write!(f, "{role:?} is not a role (root, timestamp or release)")
+            }
+            Self::MissingKeys {
+                role,
+                have,
+                threshold,
+            } => write!(
+                f,
+                "{role} role: {have} of its private keys are in keys/, its threshold is {threshold}"
+            ),
+            Self::Keys(reason) => f.write_str(reason),
             Self::Blob { digest, reason } => write!(f, "blob {digest}: {reason}"),
             Self::Delta(path, e) => write!(f, "delta into {}: {e}", path.display()),
             Self::Apply(path, e) => write!(f, "{}: {e}", path.display()),
@@ -109,6 +189,12 @@ impl fmt::Display for RepoError {
 }
 
 impl std::error::Error for RepoError {}
+
+impl From<ImageError> for RepoError {
+    fn from(e: ImageError) -> Self {
+        Self::Image(Box::new(e))
+    }
+}
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> RepoError + 'a {
     move |error| RepoError::Io {
@@ -130,6 +216,8 @@ pub struct Published {
     pub version: u64,
     /// Per layer, what was published.
     pub layers: Vec<PublishedLayer>,
+    /// Per image, its config blob and how many layers it has.
+    pub images: Vec<(String, Blob, usize)>,
 }
 
 /// One layer of a published release.
@@ -137,6 +225,8 @@ pub struct Published {
 pub struct PublishedLayer {
     /// Its diff_id.
     pub diff_id: Digest,
+    /// Its uncompressed size.
+    pub size: u64,
     /// The size of its full zstd blob.
     pub full: u64,
     /// The deltas kept: algorithm, the layer it applies to, its size.
@@ -153,12 +243,34 @@ pub struct ReleaseInput<'a> {
     pub hardware: &'a [String],
     /// The desired-state JSON file.
     pub desired_state: &'a Path,
-    /// The layer tar files, in order.
+    /// Layer tar files, in order, before the images' layers.
     pub layers: &'a [PathBuf],
+    /// The images; their layers follow `layers`, each diff_id once.
+    pub images: &'a [ImageSpec],
     /// Seconds until the release expires.
     pub expires_in: u64,
     /// Against how many previous releases' layers to compute deltas.
     pub history: usize,
+}
+
+/// A change of the root's keys (`husk-publish keys`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyChange {
+    /// A new key for a role; its threshold is unchanged.
+    Add(String),
+    /// A role's key (by id, or a unique prefix of it) no longer counts.
+    Revoke(String, String),
+    /// A role's one key replaced by a new one.
+    Rotate(String),
+    /// How many of a role's keys must sign.
+    Threshold(String, usize),
+}
+
+/// The keys and threshold of one role, as root N+1 will say.
+#[derive(Clone)]
+struct RoleSet {
+    keys: Vec<VerifyingKey>,
+    threshold: usize,
 }
 
 impl Repo {
@@ -173,8 +285,8 @@ impl Repo {
         self.dir.join("repo")
     }
 
-    fn key_path(&self, role: &str) -> PathBuf {
-        self.dir.join("keys").join(format!("{role}.key"))
+    fn keys_dir(&self) -> PathBuf {
+        self.dir.join("keys")
     }
 
     /// The blob path of `digest`.
@@ -191,73 +303,284 @@ impl Repo {
 
     /// Creates the keys (one per role) and root version 1.
     pub fn init(&self, now: u64) -> Result<(), RepoError> {
-        if self.served().exists() || self.dir.join("keys").exists() {
+        let keys_dir = self.keys_dir();
+        if self.served().exists() || keys_dir.exists() {
             return Err(RepoError::Exists(self.dir.clone()));
         }
-        let keys_dir = self.dir.join("keys");
         fs::create_dir_all(&keys_dir).map_err(io_err("create", &keys_dir))?;
-        let mut keys = Vec::new();
+        let mut sets = Vec::new();
+        let mut root_key = None;
         for role in ROLES {
             let key = generate_key()?;
-            write_key(&self.key_path(role), &key)?;
-            keys.push(key);
+            write_key(&keys_dir.join(format!("{role}.key")), &key)?;
+            sets.push(RoleSet {
+                keys: vec![key.verifying_key()],
+                threshold: 1,
+            });
+            root_key.get_or_insert(key);
         }
-        self.write_root(1, now, &keys[0], &keys[1], &keys[2], &[&keys[0]])
+        let sets = [sets[0].clone(), sets[1].clone(), sets[2].clone()];
+        let root_key = root_key.expect("three roles");
+        self.write_root(1, now, &sets, &[&root_key])
     }
 
     fn write_root(
         &self,
         version: u64,
         now: u64,
-        root: &SigningKey,
-        timestamp: &SigningKey,
-        release: &SigningKey,
+        sets: &[RoleSet; 3],
         signers: &[&SigningKey],
     ) -> Result<(), RepoError> {
-        let one = |k: &SigningKey| RoleSpec {
-            keys: vec![k.verifying_key()],
-            threshold: 1,
+        let spec = |s: &RoleSet| RoleSpec {
+            keys: s.keys.clone(),
+            threshold: u32::try_from(s.threshold).unwrap_or(u32::MAX),
         };
         let value = sign::root(
             version,
             now + ROOT_EXPIRY,
-            &one(root),
-            &one(timestamp),
-            &one(release),
+            &spec(&sets[0]),
+            &spec(&sets[1]),
+            &spec(&sets[2]),
         );
         let bytes = sign::envelope(&value, signers);
         write_atomic(&self.served().join(format!("root/{version}.json")), &bytes)?;
         write_atomic(&self.served().join("root.json"), &bytes)
     }
 
-    /// Replaces `role`'s key with a new one and publishes root N+1, signed by
-    /// the old root key and, if the root key is the one replaced, the new one.
-    pub fn rotate_key(&self, role: &str, now: u64) -> Result<u64, RepoError> {
-        let current = self.roots()?.last().map_or(0, |r| r.version);
-        let mut keys = Vec::new();
-        for r in ROLES {
-            keys.push(read_key(&self.key_path(r))?);
+    /// Every private key in `DIR/keys`, by id, with its file.
+    fn private_keys(&self) -> Result<BTreeMap<KeyId, (SigningKey, PathBuf)>, RepoError> {
+        let dir = self.keys_dir();
+        let mut out = BTreeMap::new();
+        for entry in fs::read_dir(&dir).map_err(io_err("read", &dir))? {
+            let path = entry.map_err(io_err("read", &dir))?.path();
+            if path.extension().is_some_and(|e| e == "key") {
+                let key = read_key(&path)?;
+                out.insert(metadata::key_id(&key.verifying_key()), (key, path));
+            }
         }
-        let index = ROLES
+        Ok(out)
+    }
+
+    /// The newest root.
+    fn root(&self) -> Result<Root, RepoError> {
+        Ok(self.roots()?.pop().expect("roots() has root 1 at least"))
+    }
+
+    /// The private keys of `role` in `root`: all that are here, at least its threshold.
+    fn signers(&self, root: &Root, role: &'static str) -> Result<Vec<SigningKey>, RepoError> {
+        let spec = role_keys(root, role);
+        let private = self.private_keys()?;
+        let keys: Vec<SigningKey> = spec
+            .keyids()
             .iter()
-            .position(|r| *r == role)
-            .ok_or_else(|| RepoError::Name(role.to_owned()))?;
-        let old_root = keys[0].clone();
-        let new = generate_key()?;
-        keys[index] = new;
-        let version = current + 1;
-        let signers: Vec<&SigningKey> = if index == 0 {
-            vec![&old_root, &keys[0]]
-        } else {
-            vec![&old_root]
+            .filter_map(|id| private.get(id).map(|(k, _)| k.clone()))
+            .collect();
+        if keys.len() < spec.threshold() {
+            return Err(RepoError::MissingKeys {
+                role,
+                have: keys.len(),
+                threshold: spec.threshold(),
+            });
+        }
+        Ok(keys)
+    }
+
+    /// Each role's key ids and threshold in the newest root, and whether
+    /// each private key is here: for `keys list`.
+    pub fn list_keys(&self) -> Result<String, RepoError> {
+        let root = self.root()?;
+        let private = self.private_keys()?;
+        let mut out = format!("root {}\n", root.version);
+        for role in ROLES {
+            let spec = role_keys(&root, role);
+            out.push_str(&format!(
+                "{role}: threshold {} of {}\n",
+                spec.threshold(),
+                spec.keyids().len()
+            ));
+            for id in spec.keyids() {
+                let place = match private.get(id) {
+                    Some((_, path)) => path.display().to_string(),
+                    None => "no private key here".to_owned(),
+                };
+                out.push_str(&format!("  {}  {place}\n", sign::hex(id)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Publishes root N+1 with `change` applied, signed by a threshold of
+    /// root N's root keys and of its own; then re-publishes what the new
+    /// keys no longer cover (the newest release of a class and architecture,
+    /// as the next version with the same content, when its signers were
+    /// revoked) and re-signs the timestamp. Returns root N+1's version.
+    pub fn change_keys(&self, change: &KeyChange, now: u64) -> Result<u64, RepoError> {
+        let old = self.root()?;
+        let role_name = match change {
+            KeyChange::Add(r)
+            | KeyChange::Revoke(r, _)
+            | KeyChange::Rotate(r)
+            | KeyChange::Threshold(r, _) => r,
         };
-        self.write_root(version, now, &keys[0], &keys[1], &keys[2], &signers)?;
-        // The new key replaces the old one only once root N+1 is out.
-        write_key_replacing(&self.key_path(role), &keys[index])?;
+        let role = ROLES
+            .into_iter()
+            .find(|r| r == role_name)
+            .ok_or_else(|| RepoError::NoRole(role_name.clone()))?;
+        let index = ROLES.iter().position(|r| *r == role).expect("found");
+        let mut sets = ROLES.map(|r| {
+            let spec = role_keys(&old, r);
+            RoleSet {
+                keys: spec
+                    .keyids()
+                    .iter()
+                    .filter_map(|id| old.keys.get(id).copied())
+                    .collect(),
+                threshold: spec.threshold(),
+            }
+        });
+        let set = &mut sets[index];
+        let mut new_key = None;
+        let mut removed: Vec<KeyId> = Vec::new();
+        match change {
+            KeyChange::Add(_) => {
+                let key = generate_key()?;
+                set.keys.push(key.verifying_key());
+                new_key = Some(key);
+            }
+            KeyChange::Rotate(_) => {
+                if set.keys.len() != 1 {
+                    return Err(RepoError::Keys(format!(
+                        "{role} role: has {} keys; rotate replaces the only one \
+                         (use add and revoke)",
+                        set.keys.len()
+                    )));
+                }
+                removed.push(metadata::key_id(&set.keys[0]));
+                let key = generate_key()?;
+                set.keys = vec![key.verifying_key()];
+                new_key = Some(key);
+            }
+            KeyChange::Revoke(_, id) => {
+                let found: Vec<usize> = (0..set.keys.len())
+                    .filter(|&i| {
+                        id.len() >= 4
+                            && sign::hex(&metadata::key_id(&set.keys[i]))
+                                .starts_with(&id.to_ascii_lowercase())
+                    })
+                    .collect();
+                let [at] = found[..] else {
+                    return Err(RepoError::Keys(format!(
+                        "{role} role: {} of its keys have an id starting with {id:?}",
+                        found.len()
+                    )));
+                };
+                if set.keys.len() - 1 < set.threshold {
+                    return Err(RepoError::Keys(format!(
+                        "{role} role: its threshold is {}, revoking a key leaves {}",
+                        set.threshold,
+                        set.keys.len() - 1
+                    )));
+                }
+                removed.push(metadata::key_id(&set.keys.remove(at)));
+            }
+            KeyChange::Threshold(_, k) => {
+                if *k == 0 || *k > set.keys.len() {
+                    return Err(RepoError::Keys(format!(
+                        "{role} role: threshold {k} is not between 1 and its {} keys",
+                        set.keys.len()
+                    )));
+                }
+                set.threshold = *k;
+            }
+        }
+        if set.keys.len() > metadata::MAX_ROLE_KEYS {
+            return Err(RepoError::Keys(format!(
+                "{role} role: more than {} keys",
+                metadata::MAX_ROLE_KEYS
+            )));
+        }
+        let mut all: Vec<&VerifyingKey> = sets.iter().flat_map(|s| &s.keys).collect();
+        all.sort_by_key(|k| k.as_bytes());
+        all.dedup();
+        if all.len() > metadata::MAX_KEYS {
+            return Err(RepoError::Keys(format!(
+                "a root holds at most {} keys",
+                metadata::MAX_KEYS
+            )));
+        }
+        // Root N+1 is signed by a threshold of the old root keys and of the new.
+        let private = self.private_keys()?;
+        let mut signers: Vec<SigningKey> = Vec::new();
+        let new_root_ids: Vec<KeyId> = sets[0].keys.iter().map(metadata::key_id).collect();
+        let mut count = |ids: &[KeyId], threshold: usize, which: &'static str| {
+            let mut have = 0;
+            for id in ids {
+                let key = private.get(id).map(|(k, _)| k.clone()).or_else(|| {
+                    new_key
+                        .clone()
+                        .filter(|k| metadata::key_id(&k.verifying_key()) == *id)
+                });
+                if let Some(key) = key {
+                    have += 1;
+                    if !signers.contains(&key) {
+                        signers.push(key);
+                    }
+                }
+            }
+            if have < threshold {
+                return Err(RepoError::MissingKeys {
+                    role: which,
+                    have,
+                    threshold,
+                });
+            }
+            Ok(())
+        };
+        count(old.root.keyids(), old.root.threshold(), "root")?;
+        count(&new_root_ids, sets[0].threshold, "root")?;
+        let version = old.version + 1;
+        // The new private key is on disk before any root names it.
+        if let Some(key) = &new_key {
+            let id = sign::hex(&metadata::key_id(&key.verifying_key()));
+            write_key(
+                &self.keys_dir().join(format!("{role}-{}.key", &id[..16])),
+                key,
+            )?;
+        }
+        let refs: Vec<&SigningKey> = signers.iter().collect();
+        self.write_root(version, now, &sets, &refs)?;
+        // A key removed from its role is gone once root N+1 is out.
+        for id in &removed {
+            if let Some((_, path)) = private.get(id) {
+                fs::remove_file(path).map_err(io_err("remove", path))?;
+            }
+        }
+        let new_root = self.root()?;
+        for (class, arch) in self.classes()? {
+            let Some((newest, bytes)) = self.releases(&class, &arch)?.into_iter().next() else {
+                continue;
+            };
+            if checked_release(&new_root, &bytes).is_err() {
+                self.republish(&new_root, newest, now)?;
+            }
+        }
+        self.timestamp(now, TIMESTAMP_EXPIRY)?;
         Ok(version)
     }
 
-    /// Every root, from version 1, each checked against its own keys (the
+    /// `release` as the next version, the same content, signed by `root`'s release keys.
+    fn republish(&self, root: &Root, mut release: Release, now: u64) -> Result<(), RepoError> {
+        let keys = self.signers(root, "release")?;
+        let refs: Vec<&SigningKey> = keys.iter().collect();
+        release.version += 1;
+        release.expires = release.expires.max(now + RELEASE_EXPIRY);
+        let path = self
+            .release_dir(&release.device_class, &release.arch)
+            .join(format!("{}.json", release.version));
+        let value =
+            sign::release(&release).map_err(|e| RepoError::DesiredState(path.clone(), e))?;
+        write_atomic(&path, &sign::envelope(&value, &refs))
+    }
     /// publisher's own files: devices check the chain, `verify` does too).
     fn roots(&self) -> Result<Vec<Root>, RepoError> {
         let mut roots = Vec::new();
@@ -345,8 +668,10 @@ impl Repo {
         Ok(out)
     }
 
-    /// Publishes a new release from layer tars and a desired state, with
-    /// deltas from the layers of the previous releases, and re-signs the timestamp.
+    /// Publishes a new release from layer tars, images and a desired state,
+    /// with deltas from the layers of the previous releases, and re-signs
+    /// the timestamp. Everything is checked (images read, digests and
+    /// diff_ids verified, names resolved) before the first blob is written.
     pub fn release(&self, input: &ReleaseInput<'_>, now: u64) -> Result<Published, RepoError> {
         let names = [input.class, input.arch]
             .into_iter()
@@ -356,39 +681,133 @@ impl Repo {
                 return Err(RepoError::Name(name.to_owned()));
             }
         }
-        if input.layers.is_empty() {
+        if input.layers.is_empty() && input.images.is_empty() {
             return Err(RepoError::NoLayers);
         }
-        let key = read_key(&self.key_path("release"))?;
-        let state_text =
-            fs::read_to_string(input.desired_state).map_err(io_err("read", input.desired_state))?;
+        let root = self.root()?;
+        let keys = self.signers(&root, "release")?;
+        let state_path = input.desired_state;
+        let state_error = |e| RepoError::DesiredState(state_path.to_owned(), e);
+        let state_text = fs::read_to_string(state_path).map_err(io_err("read", state_path))?;
         // Refuse a bad desired state before writing any blob.
-        sign::desired_state(&state_text)
-            .map_err(|e| RepoError::DesiredState(input.desired_state.to_owned(), e))?;
+        sign::desired_state(&state_text).map_err(state_error)?;
+        let mut state: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&state_text)
+                .map_err(|e| state_error(sign::JsonError::Parse(e)))?;
+        if !input.images.is_empty() {
+            if state.contains_key("images") {
+                return Err(RepoError::ImagesInState(state_path.to_owned()));
+            }
+            check_images(&state, input.images)?;
+        }
+        // Every image read and its layers staged before anything is written.
+        let stage = Stage::new(&self.dir.join("tmp"))?;
+        let mut images = Vec::new();
+        for spec in input.images {
+            images.push(image::stage(spec, input.arch, &stage.0)?);
+        }
+        // The flat list: the --layer files, then each image's layers, each diff_id once.
+        let mut flat: Vec<(Digest, u64, PathBuf)> = Vec::new();
+        for path in input.layers {
+            let file = File::open(path).map_err(io_err("open", path))?;
+            let size = file.metadata().map_err(io_err("stat", path))?.len();
+            let diff_id =
+                Digest::of_reader(io::BufReader::new(file)).map_err(io_err("read", path))?;
+            flat.push((diff_id, size, path.clone()));
+        }
+        for image in &images {
+            for layer in &image.layers {
+                if !flat.iter().any(|(d, _, _)| *d == layer.diff_id) {
+                    flat.push((layer.diff_id, layer.size, layer.path.clone()));
+                }
+            }
+        }
+        if flat.len() > metadata::MAX_LAYERS {
+            return Err(RepoError::TooManyLayers(flat.len()));
+        }
+        if !images.is_empty() {
+            let member = images
+                .iter()
+                .map(|i| {
+                    serde_json::json!({
+                        "name": i.name,
+                        "config": {"digest": i.config_digest.to_string(), "size": i.config.len()},
+                        "layers": i.layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            state.insert("images".into(), serde_json::Value::Array(member));
+        }
+        let state_text = serde_json::Value::Object(state).to_string();
+        let canonical = sign::desired_state(&state_text)
+            .map_err(state_error)?
+            .encode();
+        if canonical.len() > metadata::MAX_DESIRED_STATE_LEN {
+            return Err(RepoError::DesiredStateTooLong(canonical.len()));
+        }
         let previous = self.releases(input.class, input.arch)?;
         let version = previous.first().map_or(1, |(r, _)| r.version + 1);
         let mut published = Published {
             version,
             layers: Vec::new(),
+            images: Vec::new(),
+        };
+        // Where each flat layer sits in the new images: (image name, index).
+        let places = |diff_id: &Digest| -> Vec<(&str, usize)> {
+            images
+                .iter()
+                .flat_map(|i| {
+                    i.layers
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, l)| l.diff_id == *diff_id)
+                        .map(|(at, _)| (i.name.as_str(), at))
+                })
+                .collect()
         };
         let mut layers = Vec::new();
-        for (index, path) in input.layers.iter().enumerate() {
-            let new = fs::read(path).map_err(io_err("read", path))?;
-            let diff_id = Digest::of(&new);
-            let full = make::compress(&new).map_err(|e| RepoError::Delta(path.clone(), e))?;
-            let blob = self.put_blob(&full)?;
-            // Deltas from the layer at the same place in the previous releases.
-            let mut deltas: Vec<Delta> = Vec::new();
+        for (index, (diff_id, size, path)) in flat.iter().enumerate() {
+            let file = File::open(path).map_err(io_err("open", path))?;
+            let blob =
+                self.put_blob_from(|out| make::compress_stream(io::BufReader::new(file), out))?;
+            // Deltas from the layer at the same place of the same image in
+            // the previous releases; for a new image, or a --layer, from the
+            // layer at the same place of the flat list.
+            let mut bases: Vec<(Digest, &Layer)> = Vec::new();
             for (old_release, _) in previous.iter().take(input.history) {
-                let Some(old_layer) = old_release.layers.get(index) else {
-                    continue;
-                };
-                if old_layer.diff_id == diff_id
-                    || deltas.iter().any(|d| d.from == old_layer.diff_id)
-                    || deltas.len() == metadata::MAX_DELTAS
-                {
-                    continue;
+                let old_images = images_of(old_release).unwrap_or_default();
+                let mut ids: Vec<Digest> = Vec::new();
+                let mut flat_base = places(diff_id).is_empty();
+                for (name, at) in places(diff_id) {
+                    match old_images.get(name) {
+                        Some(old) => ids.extend(old.layers.get(at)),
+                        None => flat_base = true,
+                    }
                 }
+                if flat_base {
+                    ids.extend(old_release.layers.get(index).map(|l| l.diff_id));
+                }
+                for id in ids {
+                    let Some(old_layer) = old_release.layers.iter().find(|l| l.diff_id == id)
+                    else {
+                        continue;
+                    };
+                    if id != *diff_id
+                        && !bases.iter().any(|(b, _)| *b == id)
+                        && bases.len() < metadata::MAX_DELTAS
+                    {
+                        bases.push((id, old_layer));
+                    }
+                }
+            }
+            // The new layer in memory only to diff it, with one old layer at a time.
+            let mut deltas: Vec<Delta> = Vec::new();
+            let new = if bases.is_empty() {
+                Vec::new()
+            } else {
+                fs::read(path).map_err(io_err("read", path))?
+            };
+            for (base, old_layer) in bases {
                 let old = self.layer(old_layer)?;
                 let Some((algorithm, bytes)) = make::best(&old, &new, blob.size)
                     .map_err(|e| RepoError::Delta(path.clone(), e))?
@@ -397,14 +816,16 @@ impl Repo {
                 };
                 let delta_blob = self.put_blob(&bytes)?;
                 deltas.push(Delta {
-                    from: old_layer.diff_id,
+                    from: base,
                     algorithm,
                     blob: delta_blob,
                     memory: algorithm.memory(),
                 });
             }
+            drop(new);
             published.layers.push(PublishedLayer {
-                diff_id,
+                diff_id: *diff_id,
+                size: *size,
                 full: blob.size,
                 deltas: deltas
                     .iter()
@@ -412,12 +833,19 @@ impl Repo {
                     .collect(),
             });
             layers.push(Layer {
-                diff_id,
-                size: new.len() as u64,
+                diff_id: *diff_id,
+                size: *size,
                 blob,
                 deltas,
             });
         }
+        for image in &images {
+            let blob = self.put_blob(&image.config)?;
+            published
+                .images
+                .push((image.name.clone(), blob, image.layers.len()));
+        }
+        drop(stage);
         let release = Release {
             version,
             expires: now + input.expires_in,
@@ -427,17 +855,18 @@ impl Repo {
             desired_state: state_text,
             layers,
         };
-        let value = sign::release(&release)
-            .map_err(|e| RepoError::DesiredState(input.desired_state.to_owned(), e))?;
-        let bytes = sign::envelope(&value, &[&key]);
+        let value = sign::release(&release).map_err(state_error)?;
+        let refs: Vec<&SigningKey> = keys.iter().collect();
+        let bytes = sign::envelope(&value, &refs);
         let path = self
             .release_dir(input.class, input.arch)
             .join(format!("{version}.json"));
+        // What a device will parse, parsed here first.
+        checked_release(&root, &bytes).map_err(|e| RepoError::Metadata(path.clone(), e.into()))?;
         write_atomic(&path, &bytes)?;
         self.timestamp(now, TIMESTAMP_EXPIRY)?;
         Ok(published)
     }
-
     /// The uncompressed layer of `layer`, from its blob, checked against its diff_id.
     fn layer(&self, layer: &Layer) -> Result<Vec<u8>, RepoError> {
         let path = self.blob_path(&layer.blob.digest);
@@ -461,6 +890,39 @@ impl Repo {
         Ok(out)
     }
 
+    /// A blob written by `write` (to a temporary file of the blob
+    /// directory, hashed on the way), then renamed to its digest.
+    fn put_blob_from(
+        &self,
+        write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<Blob, RepoError> {
+        let dir = self.served().join("blobs/sha256");
+        fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        let temp = dir.join(format!(".incoming.tmp-{}", std::process::id()));
+        let result = File::create(&temp)
+            .and_then(|file| {
+                let mut out = image::HashWriter::new(io::BufWriter::new(file));
+                write(&mut out)?;
+                let (buffered, size, digest) = out.finish();
+                buffered.into_inner()?.sync_all()?;
+                Ok(Blob { digest, size })
+            })
+            .map_err(io_err("write", &temp))
+            .and_then(|blob| {
+                let path = self.blob_path(&blob.digest);
+                fs::rename(&temp, &path).map_err(io_err("rename", &path))?;
+                Ok(blob)
+            });
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        let blob = result?;
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err("sync", &dir))?;
+        Ok(blob)
+    }
+
     fn put_blob(&self, bytes: &[u8]) -> Result<Blob, RepoError> {
         let digest = Digest::of(bytes);
         let path = self.blob_path(&digest);
@@ -476,7 +938,7 @@ impl Repo {
     /// Signs a new timestamp naming the highest release of every class and
     /// architecture, fresh for `expires_in` seconds.
     pub fn timestamp(&self, now: u64, expires_in: u64) -> Result<u64, RepoError> {
-        let key = read_key(&self.key_path("timestamp"))?;
+        let keys = self.signers(&self.root()?, "timestamp")?;
         let path = self.served().join("timestamp.json");
         let version = match fs::read(&path) {
             Ok(bytes) => {
@@ -499,7 +961,8 @@ impl Repo {
         }
         let refs: Vec<(&Release, &[u8])> = latest.iter().map(|(r, b)| (r, &b[..])).collect();
         let value = sign::timestamp(version, now + expires_in, &refs);
-        write_atomic(&path, &sign::envelope(&value, &[&key]))?;
+        let signers: Vec<&SigningKey> = keys.iter().collect();
+        write_atomic(&path, &sign::envelope(&value, &signers))?;
         Ok(version)
     }
 
@@ -587,6 +1050,27 @@ impl Repo {
                                 }
                             }
                         },
+                    }
+                }
+                match images_of(release) {
+                    Err(reason) => problems.push(RepoError::Images(path.clone(), reason)),
+                    Ok(images) => {
+                        for (name, image) in images {
+                            summary.blobs += 1;
+                            if let Err(e) = self.check_blob(&image.config) {
+                                problems.push(e);
+                            }
+                            let missing = image
+                                .layers
+                                .iter()
+                                .find(|id| !release.layers.iter().any(|l| l.diff_id == **id));
+                            if let Some(id) = missing {
+                                problems.push(RepoError::Images(
+                                    path.clone(),
+                                    format!("image {name}: layer {id} is not in the release"),
+                                ));
+                            }
+                        }
                     }
                 }
                 for layer in &release.layers {
@@ -691,6 +1175,14 @@ fn read(path: &Path, max: usize) -> Result<Vec<u8>, RepoError> {
     Ok(out)
 }
 
+fn role_keys<'r>(root: &'r Root, role: &str) -> &'r metadata::RoleKeys {
+    match role {
+        "root" => &root.root,
+        "timestamp" => &root.timestamp,
+        _ => &root.release,
+    }
+}
+
 fn generate_key() -> Result<SigningKey, RepoError> {
     let path = Path::new("/dev/urandom");
     let mut seed = [0u8; 32];
@@ -716,14 +1208,11 @@ fn write_key(path: &Path, key: &SigningKey) -> Result<(), RepoError> {
         .map_err(io_err("create", path))?;
     file.write_all(format!("{}\n", sign::hex(key.as_bytes())).as_bytes())
         .and_then(|()| file.sync_all())
-        .map_err(io_err("write", path))
-}
-
-fn write_key_replacing(path: &Path, key: &SigningKey) -> Result<(), RepoError> {
-    let temp = path.with_extension("key.new");
-    let _ = fs::remove_file(&temp);
-    write_key(&temp, key)?;
-    fs::rename(&temp, path).map_err(io_err("rename", path))
+        .map_err(io_err("write", path))?;
+    let dir = path.parent().expect("keys/");
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("sync", dir))
 }
 
 /// Writes `bytes` to `path` through a synced temporary file and a rename.
@@ -750,18 +1239,136 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RepoError> {
         .map_err(io_err("sync", dir))
 }
 
-/// Counts, for `husk-publish release`'s report.
+/// An entry of a desired state's `images` member.
+struct ReleaseImage {
+    config: Blob,
+    layers: Vec<Digest>,
+}
+
+/// The images of a release's desired state (its `images` member), by
+/// name; a release without images has none. Fails naming what is not as
+/// `release` writes it.
+fn images_of(release: &Release) -> Result<BTreeMap<String, ReleaseImage>, String> {
+    #[derive(serde::Deserialize)]
+    struct State {
+        #[serde(default)]
+        images: Vec<ImageEntry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ImageEntry {
+        name: String,
+        config: BlobEntry,
+        layers: Vec<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct BlobEntry {
+        digest: String,
+        size: u64,
+    }
+    let state = serde_json::from_str::<State>(&release.desired_state)
+        .map_err(|e| format!("desired_state.images: {e}"))?;
+    let mut out = BTreeMap::new();
+    for image in state.images {
+        let digest = |s: &str| {
+            Digest::parse(s).map_err(|e| format!("desired_state.images {}: {e}", image.name))
+        };
+        let layers = image
+            .layers
+            .iter()
+            .map(|l| digest(l))
+            .collect::<Result<Vec<_>, _>>()?;
+        let config = Blob {
+            digest: digest(&image.config.digest)?,
+            size: image.config.size,
+        };
+        if out
+            .insert(image.name.clone(), ReleaseImage { config, layers })
+            .is_some()
+        {
+            return Err(format!("desired_state.images: {} twice", image.name));
+        }
+    }
+    Ok(out)
+}
+
+/// Image names unique, and every `containers[].image` one of them.
+fn check_images(
+    state: &serde_json::Map<String, serde_json::Value>,
+    images: &[ImageSpec],
+) -> Result<(), RepoError> {
+    for (i, spec) in images.iter().enumerate() {
+        if images[..i].iter().any(|s| s.name == spec.name) {
+            return Err(RepoError::DuplicateImage(spec.name.clone()));
+        }
+    }
+    let containers = state
+        .get("containers")
+        .and_then(serde_json::Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    for (i, container) in containers.iter().enumerate() {
+        let Some(image) = container.get("image") else {
+            continue;
+        };
+        let name = image.as_str().unwrap_or_default();
+        if !images.iter().any(|s| s.name == name) {
+            let container = container
+                .get("name")
+                .and_then(serde_json::Value::as_str)
+                .map_or_else(|| format!("containers[{i}]"), str::to_owned);
+            return Err(RepoError::UnknownImage {
+                container,
+                image: image.to_string().trim_matches('"').to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A staging directory for one release's image layers, removed when dropped.
+struct Stage(PathBuf);
+
+impl Stage {
+    fn new(tmp: &Path) -> Result<Self, RepoError> {
+        let dir = tmp.join(format!("stage-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Counts, for `husk-publish release`'s report: one line per image (its
+/// config blob), one per layer (short diff_id, size, full blob) and one per
+/// delta kept.
 pub fn describe(published: &Published) -> String {
+    let short = |d: &Digest| {
+        let s = d.to_string();
+        s[..s.len().min("sha256:".len() + 12)].to_owned()
+    };
     let mut out = format!("release {}\n", published.version);
+    for (name, config, layers) in &published.images {
+        out.push_str(&format!(
+            "  image {name}: config {} {} bytes, {layers} layer(s)\n",
+            short(&config.digest),
+            config.size
+        ));
+    }
     for layer in &published.layers {
         out.push_str(&format!(
-            "  layer {}: full {} bytes\n",
-            layer.diff_id, layer.full
+            "  layer {}: {} bytes, full {} bytes\n",
+            short(&layer.diff_id),
+            layer.size,
+            layer.full
         ));
         let by_from: BTreeMap<String, _> = layer
             .deltas
             .iter()
-            .map(|(a, from, size)| (from.to_string(), (a.name(), size)))
+            .map(|(a, from, size)| (short(from), (a.name(), size)))
             .collect();
         for (from, (algorithm, size)) in by_from {
             out.push_str(&format!(

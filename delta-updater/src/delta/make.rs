@@ -70,6 +70,16 @@ pub fn compress(data: &[u8]) -> io::Result<Vec<u8>> {
     compress_at(data, LEVEL)
 }
 
+/// [`compress`] streaming from `data` into `out`: a full layer blob made
+/// without holding the layer.
+pub fn compress_stream(mut data: impl io::Read, out: impl Write) -> io::Result<()> {
+    let mut encoder = zstd::stream::write::Encoder::new(out, LEVEL)?;
+    encoder.window_log(WINDOW_LOG)?;
+    encoder.include_checksum(true)?;
+    io::copy(&mut data, &mut encoder)?;
+    encoder.finish()?.flush()
+}
+
 fn compress_at(data: &[u8], level: i32) -> io::Result<Vec<u8>> {
     compress_window(data, level, WINDOW_LOG)
 }

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use argh::FromArgs;
-use delta_updater::repo::{self, ReleaseInput, Repo};
+use delta_updater::image::ImageSpec;
+use delta_updater::repo::{self, KeyChange, ReleaseInput, Repo};
 use delta_updater::Digest;
 
 mod bench;
@@ -53,9 +54,13 @@ struct InitCmd {
     dir: PathBuf,
 }
 
-/// Publish the next release of a device class and architecture from layer
-/// tar files and a desired-state JSON object, with deltas from the layers of
-/// the previous releases, and re-sign the timestamp.
+/// Publish the next release of a device class and architecture from
+/// container images (or bare layer tars) and a desired-state JSON object,
+/// with deltas from the layers of the previous releases, and re-sign the
+/// timestamp. The desired state has the "containers"; each --image adds an
+/// entry to its "images" member, and a container's "image" must name one.
+/// Prints one line per image (its config blob), per layer (diff_id, size,
+/// full zstd blob) and per delta kept.
 #[derive(FromArgs)]
 #[argh(subcommand, name = "release")]
 struct ReleaseCmd {
@@ -74,7 +79,12 @@ struct ReleaseCmd {
     /// the desired state, a JSON object
     #[argh(option)]
     desired_state: PathBuf,
-    /// an uncompressed layer tar (in order; repeat for more)
+    /// NAME=PATH[:TAG]: the image NAME of the release, from an OCI layout
+    /// directory, an OCI archive or a docker save tarball (the manifest for
+    /// --arch out of a multi-arch index; :TAG picks one of several images)
+    #[argh(option)]
+    image: Vec<String>,
+    /// an uncompressed layer tar, before the images' layers (repeat for more)
     #[argh(option)]
     layer: Vec<PathBuf>,
     /// days until the release expires (default 90)
@@ -107,17 +117,26 @@ struct VerifyCmd {
     dir: PathBuf,
 }
 
-/// Replace a role's key (root, timestamp or release) and publish the next
-/// root version, signed by the old root key (and the new one, for root).
+/// Show or change the keys of the roles (root, timestamp, release):
+/// `keys DIR list`; `keys DIR add ROLE` (a new key, threshold unchanged);
+/// `keys DIR revoke ROLE KEYID` (an id or a unique prefix of 4 or more hex
+/// digits; never below the threshold); `keys DIR threshold ROLE K`;
+/// `keys DIR --rotate ROLE` (a role's only key replaced). Each change
+/// publishes the next root, signed by a threshold of the old and of the new
+/// root keys, re-publishes a release whose signers were revoked (as the
+/// next version, same content) and re-signs the timestamp.
 #[derive(FromArgs)]
 #[argh(subcommand, name = "keys")]
 struct KeysCmd {
     /// the repository directory
     #[argh(positional)]
     dir: PathBuf,
-    /// the role whose key to replace
+    /// list, add ROLE, revoke ROLE KEYID, threshold ROLE K
+    #[argh(positional)]
+    action: Vec<String>,
+    /// replace the only key of this role
     #[argh(option)]
-    rotate: String,
+    rotate: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -154,12 +173,23 @@ fn main() -> ExitCode {
                 eprintln!("husk-publish: release: at least one --hardware is needed");
                 return ExitCode::from(2);
             }
+            let mut images = Vec::new();
+            for text in &cmd.image {
+                match ImageSpec::parse(text) {
+                    Ok(spec) => images.push(spec),
+                    Err(e) => {
+                        eprintln!("husk-publish: release: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
             let input = ReleaseInput {
                 class: &cmd.class,
                 arch: &cmd.arch,
                 hardware: &cmd.hardware,
                 desired_state: &cmd.desired_state,
                 layers: &cmd.layer,
+                images: &images,
                 expires_in: cmd.expires_days * 86_400,
                 history: cmd.history,
             };
@@ -191,12 +221,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Keys(cmd) => report(
-            "keys",
-            Repo::new(&cmd.dir)
-                .rotate_key(&cmd.rotate, now)
-                .map(|v| println!("root {v}: new {} key", cmd.rotate)),
-        ),
+        Command::Keys(cmd) => keys(&cmd, now),
         Command::Bench(cmd) => bench::run(&cmd),
     }
 }
@@ -209,6 +234,38 @@ fn report(what: &str, result: Result<(), repo::RepoError>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn keys(cmd: &KeysCmd, now: u64) -> ExitCode {
+    let action: Vec<&str> = cmd.action.iter().map(String::as_str).collect();
+    let repo = Repo::new(&cmd.dir);
+    let change = match (&cmd.rotate, &action[..]) {
+        (None, ["list"]) => {
+            return report("keys", repo.list_keys().map(|text| print!("{text}")));
+        }
+        (Some(role), []) => KeyChange::Rotate(role.clone()),
+        (None, ["add", role]) => KeyChange::Add((*role).to_owned()),
+        (None, ["revoke", role, id]) => KeyChange::Revoke((*role).to_owned(), (*id).to_owned()),
+        (None, ["threshold", role, k]) => match k.parse() {
+            Ok(k) => KeyChange::Threshold((*role).to_owned(), k),
+            Err(_) => {
+                eprintln!("husk-publish: keys: threshold {k:?} is not a number");
+                return ExitCode::from(2);
+            }
+        },
+        _ => {
+            eprintln!(
+                "husk-publish: keys: give list, add ROLE, revoke ROLE KEYID, \
+                 threshold ROLE K or --rotate ROLE"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    report(
+        "keys",
+        repo.change_keys(&change, now)
+            .and_then(|_| repo.list_keys().map(|text| print!("{text}"))),
+    )
 }
 
 fn digest(files: &[String]) -> ExitCode {
