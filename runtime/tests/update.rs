@@ -121,6 +121,7 @@ impl World {
                     hardware: &["host".to_owned()],
                     desired_state: &desired_path,
                     layers: &[base, top],
+                    images: &[],
                     expires_in: 86_400,
                     history: 3,
                 },

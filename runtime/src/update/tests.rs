@@ -91,6 +91,7 @@ impl Fixture {
                     hardware: &["board".to_owned()],
                     desired_state: &desired_path,
                     layers: &paths,
+                    images: &[],
                     expires_in: 90 * 86_400,
                     history: 3,
                 },
