@@ -5,7 +5,8 @@
 //! The device side, behind the `device` feature (the update agent of `husk`
 //! will link it): `metadata` (the roles, their signatures and bounded
 //! parsing), `verify` (the device's `Verifier` state machine) and `delta`
-//! (applying a delta in bounded memory). The operator side, behind `publish`
+//! (applying a delta in bounded memory) and `fetch` (the transport: HTTP and
+//! directory sources, resumable blob downloads). The operator side, behind `publish`
 //! (which implies `device`): the canonical writer, signing, delta computation
 //! and the repository (`repo`) that `husk-publish` drives.
 
@@ -15,6 +16,8 @@ pub mod canonical;
 #[cfg(feature = "device")]
 pub mod delta;
 pub mod digest;
+#[cfg(feature = "device")]
+pub mod fetch;
 #[cfg(feature = "device")]
 pub mod metadata;
 #[cfg(feature = "publish")]
