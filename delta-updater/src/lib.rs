@@ -23,6 +23,10 @@ pub mod metadata;
 #[cfg(feature = "publish")]
 pub mod repo;
 #[cfg(feature = "publish")]
+pub mod push;
+#[cfg(feature = "publish")]
+pub mod serve;
+#[cfg(feature = "publish")]
 pub mod sign;
 #[cfg(feature = "device")]
 pub mod verify;

@@ -139,7 +139,7 @@ pub fn read_head(r: &mut impl BufRead) -> Result<Head, ResponseError> {
 
 /// Reads one line ending in LF into `line`, without the CRLF (or LF),
 /// charging its bytes to `budget`.
-fn read_line(
+pub(crate) fn read_line(
     r: &mut impl BufRead,
     budget: &mut usize,
     line: &mut Vec<u8>,
