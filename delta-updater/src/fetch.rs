@@ -117,6 +117,13 @@ pub enum FetchError {
         /// The error.
         error: io::Error,
     },
+    /// The connection failed while the response was read (reset by the server).
+    Receive {
+        /// The URL asked for.
+        url: String,
+        /// The error.
+        error: io::Error,
+    },
     /// The server sent nothing for the stall timeout.
     Stall {
         /// The URL asked for.
@@ -207,6 +214,7 @@ impl fmt::Display for FetchError {
             Self::Path(path) => write!(f, "{path:?} is not a relative repository path"),
             Self::Connect { url, error } => write!(f, "{url}: cannot connect: {error}"),
             Self::Send { url, error } => write!(f, "{url}: cannot send the request: {error}"),
+            Self::Receive { url, error } => write!(f, "{url}: connection lost: {error}"),
             Self::Stall { url, after } => {
                 write!(f, "{url}: no data for {} s (stalled)", after.as_secs())
             }

@@ -595,6 +595,7 @@ impl HttpSource {
                     }
                 }
             }
+            ResponseError::Io(error) => FetchError::Receive { url, error },
             ResponseError::Truncated => FetchError::Truncated { url },
             error => FetchError::BadResponse { url, error },
         }
