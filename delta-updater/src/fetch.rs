@@ -373,8 +373,8 @@ pub fn download_blob(
     dir: &Path,
     progress: &mut dyn FnMut(u64),
 ) -> Result<PathBuf, FetchError> {
-    let hex = digest.to_string();
-    let hex = hex.trim_start_matches("sha256:");
+    let name = digest.to_string();
+    let hex = &name["sha256:".len()..];
     let path = format!("blobs/sha256/{hex}");
     let done = dir.join(hex);
     let part = dir.join(format!("{hex}.part"));

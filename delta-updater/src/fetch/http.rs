@@ -520,15 +520,16 @@ impl HttpSource {
         Err(fail(last))
     }
 
-    /// Sends `method path` with `headers` (each ending in CRLF) and `body`
-    /// (with its length), and reads the head of the answer, with a deadline
-    /// for `expect` more bytes after it.
+    /// Sends `method path` with `headers` (each ending in CRLF), then has
+    /// `body` write the request body if there is one (`PUT`; a closure, so
+    /// the device's binary has no body-sending code), and reads the head of
+    /// the answer, with a deadline for `expect` more bytes after it.
     fn exchange(
         &self,
         method: &str,
         path: &str,
         headers: &str,
-        body: Option<(&mut dyn Read, u64)>,
+        body: Option<&mut dyn FnMut(&mut &TcpStream) -> io::Result<()>>,
         expect: u64,
     ) -> Result<(String, Head, Conn), FetchError> {
         check_path(path)?;
@@ -541,24 +542,17 @@ impl HttpSource {
         stream
             .set_write_timeout(Some(self.timeouts.stall))
             .map_err(send)?;
-        let length = match &body {
-            Some((_, n)) => format!("Content-Length: {n}\r\n"),
-            None => String::new(),
-        };
         let request = format!(
             "{method} {}/{path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: husk/{}\r\n\
-             Accept-Encoding: identity\r\nConnection: close\r\n{length}{headers}\r\n",
+             Accept-Encoding: identity\r\nConnection: close\r\n{headers}\r\n",
             self.prefix,
             self.authority,
             env!("CARGO_PKG_VERSION"),
         );
         let mut writer = &stream;
         writer.write_all(request.as_bytes()).map_err(send)?;
-        if let Some((reader, n)) = body {
-            let copied = io::copy(&mut reader.take(n), &mut writer).map_err(send)?;
-            if copied != n {
-                return Err(send(io::ErrorKind::UnexpectedEof.into()));
-            }
+        if let Some(body) = body {
+            body(&mut writer).map_err(send)?;
         }
         let budget = (MAX_HEAD_LEN as u64).saturating_add(expect) / self.min_rate;
         let deadline = self.timeouts.stall * 2 + Duration::from_secs(budget);
@@ -610,6 +604,7 @@ impl HttpSource {
     }
 
     /// `HEAD path`: the status and `Content-Length` (for `husk-publish push`).
+    #[cfg(feature = "publish")]
     pub fn head(&mut self, path: &str) -> Result<(u16, Option<u64>), FetchError> {
         let (_, head, _) = self.exchange("HEAD", path, "", None, 0)?;
         Ok((head.status, head.length))
@@ -617,8 +612,17 @@ impl HttpSource {
 
     /// `PUT path` with the `len` bytes of `body` (for `husk-publish push` to a
     /// WebDAV server): any 2xx answer is success.
+    #[cfg(feature = "publish")]
     pub fn put(&mut self, path: &str, body: &mut dyn Read, len: u64) -> Result<(), FetchError> {
-        let (url, head, _) = self.exchange("PUT", path, "", Some((body, len)), 0)?;
+        let header = format!("Content-Length: {len}\r\n");
+        let mut send = |out: &mut &TcpStream| {
+            if io::copy(&mut body.take(len), out)? == len {
+                Ok(())
+            } else {
+                Err(io::ErrorKind::UnexpectedEof.into())
+            }
+        };
+        let (url, head, _) = self.exchange("PUT", path, &header, Some(&mut send), 0)?;
         match head.status {
             200..=299 => Ok(()),
             status => Err(Self::unexpected(url, status)),
