@@ -381,8 +381,7 @@ pub fn download_blob(
     match File::open(&done) {
         Ok(file) => {
             let len = file.metadata().map_err(io_err("stat", &done))?.len();
-            if len == size && Digest::of_reader(file).map_err(io_err("read", &done))? == *digest
-            {
+            if len == size && Digest::of_reader(file).map_err(io_err("read", &done))? == *digest {
                 progress(size);
                 return Ok(done);
             }

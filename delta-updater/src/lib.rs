@@ -21,9 +21,9 @@ pub mod fetch;
 #[cfg(feature = "device")]
 pub mod metadata;
 #[cfg(feature = "publish")]
-pub mod repo;
-#[cfg(feature = "publish")]
 pub mod push;
+#[cfg(feature = "publish")]
+pub mod repo;
 #[cfg(feature = "publish")]
 pub mod serve;
 #[cfg(feature = "publish")]

@@ -56,8 +56,7 @@ pub fn read_request(r: &mut impl io::BufRead) -> Result<Request, u16> {
     read_line(r, &mut budget, &mut line, ResponseError::HeadTooLong).map_err(|_| 400u16)?;
     let text = String::from_utf8(line.clone()).map_err(|_| 400u16)?;
     let mut parts = text.split(' ');
-    let (method, target, version) = match (parts.next(), parts.next(), parts.next(), parts.next())
-    {
+    let (method, target, version) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some(m), Some(t), Some(v), None) => (m, t, v),
         _ => return Err(400),
     };
@@ -125,12 +124,7 @@ fn handle(stream: TcpStream, root: &Path) -> io::Result<()> {
     let mut file = File::open(&path)?;
     let meta = file.metadata()?;
     let len = meta.len();
-    let etag = format!(
-        "\"{:x}-{:x}{:08x}\"",
-        len,
-        meta.mtime(),
-        meta.mtime_nsec()
-    );
+    let etag = format!("\"{:x}-{:x}{:08x}\"", len, meta.mtime(), meta.mtime_nsec());
     let tag = format!("ETag: {etag}\r\nAccept-Ranges: bytes\r\n");
     if let Some(tags) = &request.if_none_match {
         if tags.split(',').any(|t| t.trim() == etag || t.trim() == "*") {
@@ -160,7 +154,13 @@ fn handle(stream: TcpStream, root: &Path) -> io::Result<()> {
 
 fn answer(out: &mut impl Write, status: u16, extra: &str, body: Option<&[u8]>) -> io::Result<()> {
     let body = body.unwrap_or(b"");
-    answer_with(out, status, extra, body.len() as u64, Some((&mut &body[..], body.len() as u64)))
+    answer_with(
+        out,
+        status,
+        extra,
+        body.len() as u64,
+        Some((&mut &body[..], body.len() as u64)),
+    )
 }
 
 fn answer_with(

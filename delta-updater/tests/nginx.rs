@@ -219,7 +219,11 @@ fn nginx_webdav_accepts_a_push() {
     let served = root.join("served");
     fs::create_dir_all(served.join("blobs/sha256")).unwrap();
     fs::create_dir_all(served.join("releases/gw/arm")).unwrap();
-    fs::write(served.join("blobs/sha256").join("ab".repeat(32)), vec![7u8; 100_000]).unwrap();
+    fs::write(
+        served.join("blobs/sha256").join("ab".repeat(32)),
+        vec![7u8; 100_000],
+    )
+    .unwrap();
     fs::write(served.join("releases/gw/arm/1.json"), b"{}").unwrap();
     fs::write(served.join("timestamp.json"), b"{\"t\":1}").unwrap();
     let Some(nginx) = Nginx::new("nginx_webdav_accepts_a_push", &root, "0") else {
@@ -227,7 +231,10 @@ fn nginx_webdav_accepts_a_push() {
     };
     let dest = format!("{}/dav", nginx.url());
     let pushed = push::push(&served, &dest).unwrap();
-    assert_eq!(pushed.sent.last().map(String::as_str), Some("timestamp.json"));
+    assert_eq!(
+        pushed.sent.last().map(String::as_str),
+        Some("timestamp.json")
+    );
     assert_eq!(pushed.sent.len(), 3);
     let again = push::push(&served, &dest).unwrap();
     assert_eq!(again.skipped, 1, "the blob is already there");

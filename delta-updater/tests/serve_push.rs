@@ -44,7 +44,11 @@ fn published(dir: &Path) -> PathBuf {
     let repo = dir.join("r");
     Repo::new(&repo).init(now()).unwrap();
     let state = dir.join("state.json");
-    fs::write(&state, r#"{"containers": [{"name": "app", "image": "app:1"}]}"#).unwrap();
+    fs::write(
+        &state,
+        r#"{"containers": [{"name": "app", "image": "app:1"}]}"#,
+    )
+    .unwrap();
     let mut layers = Vec::new();
     for (i, size) in [(0u32, 3000usize), (1, 200_000)] {
         let data: Vec<u8> = (0..size as u32).map(|j| (j * 7 + i) as u8).collect();
@@ -111,7 +115,10 @@ fn a_device_fetches_and_verifies_a_served_repository() {
     let (root, _) = body(src.get("root/1.json", MAX_ROOT_LEN as u64, None).unwrap());
     assert_eq!(root, fs::read(repo.join("repo/root/1.json")).unwrap());
     let mut v = Verifier::new(&root, device, Seen::default()).unwrap();
-    let (ts, etag) = body(src.get("timestamp.json", MAX_TIMESTAMP_LEN as u64, None).unwrap());
+    let (ts, etag) = body(
+        src.get("timestamp.json", MAX_TIMESTAMP_LEN as u64, None)
+            .unwrap(),
+    );
     let etag = etag.expect("serve sends an ETag");
     assert_eq!(
         src.get("timestamp.json", MAX_TIMESTAMP_LEN as u64, Some(&etag))
@@ -120,8 +127,12 @@ fn a_device_fetches_and_verifies_a_served_repository() {
     );
     // Another tag: the body again.
     let (again, _) = body(
-        src.get("timestamp.json", MAX_TIMESTAMP_LEN as u64, Some("\"other\""))
-            .unwrap(),
+        src.get(
+            "timestamp.json",
+            MAX_TIMESTAMP_LEN as u64,
+            Some("\"other\""),
+        )
+        .unwrap(),
     );
     assert_eq!(again, ts);
     let entry = v.timestamp(&ts, now()).unwrap();
@@ -131,12 +142,23 @@ fn a_device_fetches_and_verifies_a_served_repository() {
     let store = dir.0.join("store");
     fs::create_dir_all(&store).unwrap();
     for layer in &release.layers {
-        let got = download_blob(&mut src, &layer.blob.digest, layer.blob.size, &store, &mut |_| {})
-            .unwrap();
+        let got = download_blob(
+            &mut src,
+            &layer.blob.digest,
+            layer.blob.size,
+            &store,
+            &mut |_| {},
+        )
+        .unwrap();
         assert_eq!(Digest::of(&fs::read(got).unwrap()), layer.blob.digest);
     }
     // A cut download resumes from the server with a 206.
-    let big = release.layers.iter().max_by_key(|l| l.blob.size).unwrap().blob;
+    let big = release
+        .layers
+        .iter()
+        .max_by_key(|l| l.blob.size)
+        .unwrap()
+        .blob;
     let hex = big.digest.to_string()["sha256:".len()..].to_owned();
     let done = store.join(&hex);
     let whole = fs::read(&done).unwrap();
@@ -145,7 +167,9 @@ fn a_device_fetches_and_verifies_a_served_repository() {
     download_blob(&mut src, &big.digest, big.size, &store, &mut |_| {}).unwrap();
     assert_eq!(fs::read(&done).unwrap(), whole);
 
-    let e = src.get("releases/gateway/aarch64/99.json", 100, None).unwrap_err();
+    let e = src
+        .get("releases/gateway/aarch64/99.json", 100, None)
+        .unwrap_err();
     assert!(matches!(e, FetchError::Status { status: 404, .. }), "{e}");
 }
 
@@ -169,7 +193,10 @@ fn serve_answers_head_ranges_and_refuses_escapes() {
     std::os::unix::fs::symlink("f", root.join("sub/in")).unwrap();
     let url = serving(&root);
     let get = |target: &str, extra: &str| {
-        raw(&url, &format!("GET {target} HTTP/1.1\r\nHost: x\r\n{extra}\r\n"))
+        raw(
+            &url,
+            &format!("GET {target} HTTP/1.1\r\nHost: x\r\n{extra}\r\n"),
+        )
     };
     let head = raw(&url, "HEAD /sub/f HTTP/1.1\r\n\r\n");
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n") && head.contains("Content-Length: 10\r\n"));
@@ -182,8 +209,18 @@ fn serve_answers_head_ranges_and_refuses_escapes() {
     assert!(part.ends_with("\r\n\r\n23"), "{part}");
     let past = get("/sub/f", "Range: bytes=10-\r\n");
     assert!(past.starts_with("HTTP/1.1 416 ") && past.contains("bytes */10"));
-    assert!(get("/sub/in", "").ends_with("0123456789"), "a link inside is fine");
-    for target in ["/out", "/../secret", "/sub/../../secret", "/sub", "/nothing", "/%2e%2e/secret"] {
+    assert!(
+        get("/sub/in", "").ends_with("0123456789"),
+        "a link inside is fine"
+    );
+    for target in [
+        "/out",
+        "/../secret",
+        "/sub/../../secret",
+        "/sub",
+        "/nothing",
+        "/%2e%2e/secret",
+    ] {
         assert!(get(target, "").starts_with("HTTP/1.1 404 "), "{target}");
     }
     assert!(raw(&url, "PUT /sub/f HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405 "));
@@ -206,9 +243,15 @@ fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 fn assert_push_order(sent: &[String]) {
     let last_blob = sent.iter().rposition(|f| f.starts_with("blobs/")).unwrap();
-    let first_release = sent.iter().position(|f| f.starts_with("releases/")).unwrap();
+    let first_release = sent
+        .iter()
+        .position(|f| f.starts_with("releases/"))
+        .unwrap();
     let first_root = sent.iter().position(|f| f.starts_with("root")).unwrap();
-    assert!(last_blob < first_release && first_release < first_root, "{sent:?}");
+    assert!(
+        last_blob < first_release && first_release < first_root,
+        "{sent:?}"
+    );
     assert_eq!(sent.last().map(String::as_str), Some("timestamp.json"));
     assert_eq!(sent[sent.len() - 2], "root.json");
 }
@@ -242,7 +285,9 @@ fn push_over_http_puts_each_file_in_order() {
     let repo = published(&dir.0);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/fleet", listener.local_addr().unwrap());
-    let stored: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    // (path, body) of each PUT, in order.
+    type Files = Vec<(String, Vec<u8>)>;
+    let stored: Arc<Mutex<Files>> = Arc::default();
     let log = stored.clone();
     // A WebDAV-like server: HEAD is 404 for anything not yet PUT.
     thread::spawn(move || {
@@ -297,7 +342,14 @@ fn push_over_http_puts_each_file_in_order() {
     assert_eq!(got, tree(&repo.join("repo")));
     // Blobs the server has (HEAD with their size) are not sent again.
     let again = push::push(&repo.join("repo"), &url).unwrap();
-    assert!(again.sent.iter().all(|f| !f.starts_with("blobs/")), "{:?}", again.sent);
+    assert!(
+        again.sent.iter().all(|f| !f.starts_with("blobs/")),
+        "{:?}",
+        again.sent
+    );
     assert!(again.skipped > 0);
-    assert_eq!(again.sent.last().map(String::as_str), Some("timestamp.json"));
+    assert_eq!(
+        again.sent.last().map(String::as_str),
+        Some("timestamp.json")
+    );
 }

@@ -8,7 +8,9 @@
 use core::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Ipv6Addr, TcpStream, ToSocketAddrs};
+#[cfg(feature = "dns")]
+use std::net::ToSocketAddrs;
+use std::net::{IpAddr, Ipv6Addr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -409,10 +411,7 @@ fn chunk_size(line: &[u8]) -> Option<u64> {
 /// Parses a whole response to a `GET` (head, then body up to `max` bytes):
 /// the parser alone, for fuzzing and tests. `Ok((head, body, fits))`, `fits`
 /// false when the body is longer than `max`.
-pub fn parse_response(
-    mut data: &[u8],
-    max: u64,
-) -> Result<(Head, Vec<u8>, bool), ResponseError> {
+pub fn parse_response(mut data: &[u8], max: u64) -> Result<(Head, Vec<u8>, bool), ResponseError> {
     let head = read_head(&mut data)?;
     let mut body = Vec::new();
     let fits = Body::new(&head, "GET").read_to_vec(&mut data, max, &mut body)?;
@@ -436,16 +435,23 @@ pub struct HttpSource {
 /// The connection a response is read from.
 type Conn = BufReader<Timed>;
 
+/// What writes a request's body to the connection.
+type SendBody<'a> = dyn FnMut(&mut &TcpStream) -> io::Result<()> + 'a;
+
 impl HttpSource {
     /// The repository at `url`: `http://host[:port][/prefix]`, host an IPv4
-    /// literal, `[IPv6]` literal or a name (resolved at each request).
+    /// literal, `[IPv6]` literal or a name (resolved at each request by the C
+    /// library's resolver; only with the `dns` feature, which costs ~25 KB on
+    /// armv7 musl: without it a name is refused here).
     pub fn new(url: &str, timeouts: Timeouts) -> Result<Self, FetchError> {
         let bad = |reason| FetchError::Url {
             url: url.to_owned(),
             reason,
         };
         if url.starts_with("https://") {
-            return Err(bad("https is not supported (plain http; everything is signed)"));
+            return Err(bad(
+                "https is not supported (plain http; everything is signed)",
+            ));
         }
         let rest = url
             .strip_prefix("http://")
@@ -465,6 +471,11 @@ impl HttpSource {
             if host.is_empty() || !host.bytes().all(name) {
                 return Err(bad("no host name"));
             }
+            if !cfg!(feature = "dns") && host.parse::<IpAddr>().is_err() {
+                return Err(bad(
+                    "a host name needs delta-updater's dns feature (give an IP address)",
+                ));
+            }
             (host, port)
         };
         let port = match port {
@@ -477,7 +488,8 @@ impl HttpSource {
         };
         let prefix = prefix.trim_end_matches('/');
         if !prefix.is_empty() {
-            check_path(&prefix[1..]).map_err(|_| bad("path has characters other than A-Z a-z 0-9 . _ + - /"))?;
+            check_path(&prefix[1..])
+                .map_err(|_| bad("path has characters other than A-Z a-z 0-9 . _ + - /"))?;
         }
         Ok(Self {
             authority: authority.to_owned(),
@@ -508,10 +520,18 @@ impl HttpSource {
             error,
         };
         let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
-        for addr in (self.host.as_str(), self.port)
+        #[cfg(feature = "dns")]
+        let addrs = (self.host.as_str(), self.port)
             .to_socket_addrs()
-            .map_err(fail)?
-        {
+            .map_err(fail)?;
+        // Without dns, `new` admitted IP literals only.
+        #[cfg(not(feature = "dns"))]
+        let addrs = [self
+            .host
+            .parse()
+            .map(|ip| std::net::SocketAddr::new(ip, self.port))
+            .map_err(|_| fail(io::ErrorKind::InvalidInput.into()))?];
+        for addr in addrs {
             match TcpStream::connect_timeout(&addr, self.timeouts.connect) {
                 Ok(stream) => return Ok(stream),
                 Err(e) => last = e,
@@ -529,7 +549,7 @@ impl HttpSource {
         method: &str,
         path: &str,
         headers: &str,
-        body: Option<&mut dyn FnMut(&mut &TcpStream) -> io::Result<()>>,
+        body: Option<&mut SendBody<'_>>,
         expect: u64,
     ) -> Result<(String, Head, Conn), FetchError> {
         check_path(path)?;
@@ -575,7 +595,10 @@ impl HttpSource {
         let url = url.to_owned();
         match error {
             ResponseError::Io(e)
-                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
             {
                 if conn.get_ref().expired {
                     FetchError::Deadline {

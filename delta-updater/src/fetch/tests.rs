@@ -56,52 +56,69 @@ fn parse_err(data: &[u8]) -> ResponseError {
 #[test]
 fn malformed_responses_are_refused() {
     use ResponseError as E;
-    let cases: &[(&[u8], fn(&E) -> bool)] = &[
+    type Case = (&'static [u8], fn(&E) -> bool);
+    let cases: &[Case] = &[
         (b"HTTP/2 200 OK\r\n\r\n", |e| matches!(e, E::StatusLine)),
         (b"HTTP/1.1 20 OK\r\n\r\n", |e| matches!(e, E::StatusLine)),
         (b"HTTP/1.1 2000 OK\r\n\r\n", |e| matches!(e, E::StatusLine)),
-        (b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n", |e| matches!(e, E::Header)),
-        (b"HTTP/1.1 200 OK\r\n folded: x\r\n\r\n", |e| matches!(e, E::Header)),
+        (b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n", |e| {
+            matches!(e, E::Header)
+        }),
+        (b"HTTP/1.1 200 OK\r\n folded: x\r\n\r\n", |e| {
+            matches!(e, E::Header)
+        }),
         (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", |e| {
             matches!(e, E::ContentLength)
         }),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n", |e| {
-            matches!(e, E::ContentLength)
-        }),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", |e| {
-            matches!(e, E::ContentLength)
-        }),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            |e| matches!(e, E::ContentLength),
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            |e| matches!(e, E::ContentLength),
+        ),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", |e| {
             matches!(e, E::TransferEncoding)
         }),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", |e| {
-            matches!(e, E::TransferEncoding)
-        }),
-        (b"HTTP/1.1 206 OK\r\nContent-Range: bytes 5-4/10\r\n\r\n", |e| {
-            matches!(e, E::ContentRange)
-        }),
-        (b"HTTP/1.1 206 OK\r\nContent-Range: bytes 0-10/10\r\n\r\n", |e| {
-            matches!(e, E::ContentRange)
-        }),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", |e| {
-            matches!(e, E::ChunkSize)
-        }),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000\r\n", |e| {
-            matches!(e, E::ChunkSize)
-        }),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n", |e| {
-            matches!(e, E::ChunkSize)
-        }),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n", |e| {
-            matches!(e, E::ChunkEnd)
-        }),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+            |e| matches!(e, E::TransferEncoding),
+        ),
+        (
+            b"HTTP/1.1 206 OK\r\nContent-Range: bytes 5-4/10\r\n\r\n",
+            |e| matches!(e, E::ContentRange),
+        ),
+        (
+            b"HTTP/1.1 206 OK\r\nContent-Range: bytes 0-10/10\r\n\r\n",
+            |e| matches!(e, E::ContentRange),
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            |e| matches!(e, E::ChunkSize),
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000\r\n",
+            |e| matches!(e, E::ChunkSize),
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n",
+            |e| matches!(e, E::ChunkSize),
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n",
+            |e| matches!(e, E::ChunkEnd),
+        ),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", |e| {
             matches!(e, E::Truncated)
         }),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nshort", |e| {
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nshort",
+            |e| matches!(e, E::Truncated),
+        ),
+        (b"HTTP/1.1 200 OK\r\nContent-Le", |e| {
             matches!(e, E::Truncated)
         }),
-        (b"HTTP/1.1 200 OK\r\nContent-Le", |e| matches!(e, E::Truncated)),
     ];
     for (data, ok) in cases {
         let e = parse_err(data);
@@ -247,7 +264,11 @@ fn error_statuses_and_redirects_name_the_url() {
     let e = src.get("a", 10, None).unwrap_err();
     assert!(matches!(e, FetchError::Status { status: 500, .. }), "{e}");
     let e = src.get("a", 10, None).unwrap_err();
-    assert!(e.to_string().ends_with("HTTP status 301 redirect (not followed)"), "{e}");
+    assert!(
+        e.to_string()
+            .ends_with("HTTP status 301 redirect (not followed)"),
+        "{e}"
+    );
     // 304 without an ETag sent is not an answer to this request.
     let e = src.get("a", 10, None).unwrap_err();
     assert!(matches!(e, FetchError::Status { status: 304, .. }), "{e}");
@@ -330,20 +351,21 @@ fn connection_refused_is_a_connect_error() {
     let mut src = source(&format!("http://127.0.0.1:{port}"));
     let e = src.get("timestamp.json", 10, None).unwrap_err();
     assert!(matches!(e, FetchError::Connect { .. }), "{e}");
-    assert!(e
-        .to_string()
-        .starts_with(&format!("http://127.0.0.1:{port}/timestamp.json: cannot connect: ")));
+    assert!(e.to_string().starts_with(&format!(
+        "http://127.0.0.1:{port}/timestamp.json: cannot connect: "
+    )));
 }
 
 #[test]
 fn urls_and_paths() {
-    for good in [
-        "http://example.com",
-        "http://10.0.2.2:8080/",
-        "http://[::1]:8080/updates/fleet-a",
-        "http://repo.local/x/",
-    ] {
+    for good in ["http://10.0.2.2:8080/", "http://[::1]:8080/updates/fleet-a"] {
         assert!(HttpSource::new(good, quick()).is_ok(), "{good}");
+    }
+    for name in ["http://example.com", "http://repo.local/x/"] {
+        assert_eq!(
+            HttpSource::new(name, quick()).is_ok(),
+            cfg!(feature = "dns")
+        );
     }
     let src = HttpSource::new("http://[::1]:8080/a/b/", quick()).unwrap();
     assert_eq!(src.url("root.json"), "http://[::1]:8080/a/b/root.json");
@@ -364,7 +386,16 @@ fn urls_and_paths() {
         let e = HttpSource::new(bad, quick()).unwrap_err();
         assert!(matches!(e, FetchError::Url { .. }), "{bad}");
     }
-    for bad in ["", "/etc/passwd", "../x", "a/../../b", "a//b", "a/./b", "a b", "a%2e"] {
+    for bad in [
+        "",
+        "/etc/passwd",
+        "../x",
+        "a/../../b",
+        "a//b",
+        "a/./b",
+        "a b",
+        "a%2e",
+    ] {
         assert!(check_path(bad).is_err(), "{bad:?}");
     }
     check_path("releases/cam_1/aarch64/7.json").unwrap();
@@ -410,11 +441,24 @@ fn ranges_right_wrong_ignored_and_overlong() {
     let e = src
         .fetch_range("blobs/b", 5, 10, &mut append(&part), &mut |_| {})
         .unwrap_err();
-    assert!(matches!(e, FetchError::WrongRange { from: 5, start: 4, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            FetchError::WrongRange {
+                from: 5,
+                start: 4,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let e = src
         .fetch_range("blobs/b", 5, 10, &mut append(&part), &mut |_| {})
         .unwrap_err();
-    assert!(matches!(e, FetchError::WrongLength { found: 11, .. }), "{e}");
+    assert!(
+        matches!(e, FetchError::WrongLength { found: 11, .. }),
+        "{e}"
+    );
     assert_eq!(fs::read(&part).unwrap(), b"01234", "nothing written");
 
     // The server ignores the range: the file restarts from 0.
@@ -429,7 +473,10 @@ fn ranges_right_wrong_ignored_and_overlong() {
     let e = src
         .fetch_range("blobs/b", 0, 10, &mut append(&part), &mut |_| {})
         .unwrap_err();
-    assert!(matches!(e, FetchError::WrongLength { found: 12, .. }), "{e}");
+    assert!(
+        matches!(e, FetchError::WrongLength { found: 12, .. }),
+        "{e}"
+    );
     // A body without a length that runs past the size: cut at the size.
     let e = src
         .fetch_range("blobs/b", 0, 10, &mut append(&part), &mut |_| {})
@@ -440,7 +487,11 @@ fn ranges_right_wrong_ignored_and_overlong() {
     src.fetch_range("blobs/b", 10, 10, &mut append(&part), &mut |_| {})
         .unwrap();
     let requests = server.join().unwrap();
-    assert!(requests[0].contains("Range: bytes=5-\r\n"), "{}", requests[0]);
+    assert!(
+        requests[0].contains("Range: bytes=5-\r\n"),
+        "{}",
+        requests[0]
+    );
     assert!(!requests[4].contains("Range"), "{}", requests[4]);
     assert!(requests[6].contains("Range: bytes=10-\r\n"));
     fs::remove_dir_all(&dir).unwrap();
@@ -498,7 +549,8 @@ fn entries(dir: &Path) -> Vec<String> {
 fn a_cut_download_resumes_with_range_to_the_right_file() {
     let dir = temp_dir("resume");
     let (data, digest) = blob(100_000);
-    let mut first = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", data.len()).into_bytes();
+    let mut first =
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", data.len()).into_bytes();
     first.extend_from_slice(&data[..40_000]);
     let mut second = format!(
         "HTTP/1.1 206 Partial\r\nContent-Range: bytes 40000-99999/100000\r\nContent-Length: {}\r\n\r\n",
@@ -512,7 +564,10 @@ fn a_cut_download_resumes_with_range_to_the_right_file() {
     assert!(matches!(e, FetchError::Truncated { .. }), "{e}");
     assert_eq!(entries(&dir), [format!("{}.part", hex(&digest))]);
     let mut last = 0;
-    let path = download_blob(&mut src, &digest, data.len() as u64, &dir, &mut |n| last = n).unwrap();
+    let path = download_blob(&mut src, &digest, data.len() as u64, &dir, &mut |n| {
+        last = n
+    })
+    .unwrap();
     assert_eq!(path, dir.join(hex(&digest)));
     assert_eq!(fs::read(&path).unwrap(), data);
     assert_eq!(last, data.len() as u64);
@@ -535,7 +590,8 @@ fn a_corrupted_partial_is_detected_and_the_download_restarted() {
     let mut bad = data[..20_000].to_vec();
     bad[100] ^= 1;
     fs::write(dir.join(format!("{}.part", hex(&digest))), &bad).unwrap();
-    let mut tail = b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 20000-49999/50000\r\n\r\n".to_vec();
+    let mut tail =
+        b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 20000-49999/50000\r\n\r\n".to_vec();
     tail.extend_from_slice(&data[20_000..]);
     let mut whole = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     for c in data.chunks(7000) {
@@ -590,7 +646,10 @@ fn dir_source_has_the_same_contract() {
     );
     let e = src.get("timestamp.json", 6, None).unwrap_err();
     assert!(matches!(e, FetchError::TooLong { max: 6, .. }), "{e}");
-    assert!(matches!(src.get("../repo/timestamp.json", 100, None), Err(FetchError::Path(_))));
+    assert!(matches!(
+        src.get("../repo/timestamp.json", 100, None),
+        Err(FetchError::Path(_))
+    ));
     let e = src.get("missing.json", 100, None).unwrap_err();
     assert!(matches!(e, FetchError::Io { op: "open", .. }), "{e}");
     // Resume from a partial.
@@ -602,6 +661,29 @@ fn dir_source_has_the_same_contract() {
     assert!(matches!(e, FetchError::Io { .. }), "{e}");
     fs::write(repo.join("blobs/sha256").join(hex(&Digest::of(b"x"))), b"x").unwrap();
     let e = download_blob(&mut src, &Digest::of(b"x"), 5, &store, &mut |_| {}).unwrap_err();
-    assert!(matches!(e, FetchError::WrongLength { expected: 5, found: 1, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            FetchError::WrongLength {
+                expected: 5,
+                found: 1,
+                ..
+            }
+        ),
+        "{e}"
+    );
     fs::remove_dir_all(&dir).unwrap();
+}
+
+#[cfg(feature = "dns")]
+#[test]
+fn a_host_name_is_resolved() {
+    let (url, server) = server(vec![reply(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx",
+    )]);
+    let url = url.replace("127.0.0.1", "localhost");
+    let got = source(&url).get("a", 10, None).unwrap();
+    assert!(matches!(got, Fetched::Body { bytes, .. } if bytes == b"x"));
+    let requests = server.join().unwrap();
+    assert!(requests[0].contains("Host: localhost:"), "{}", requests[0]);
 }

@@ -8,8 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use argh::FromArgs;
 use delta_updater::repo::{self, ReleaseInput, Repo};
-use delta_updater::{push, serve};
 use delta_updater::Digest;
+use delta_updater::{push, serve};
 
 mod bench;
 
