@@ -687,3 +687,24 @@ fn a_host_name_is_resolved() {
     let requests = server.join().unwrap();
     assert!(requests[0].contains("Host: localhost:"), "{}", requests[0]);
 }
+
+#[test]
+fn oversized_heads_and_bad_chunks_from_a_server_are_bad_responses() {
+    let mut big = b"HTTP/1.1 200 OK\r\n".to_vec();
+    for i in 0..10 {
+        big.extend(format!("X-Filler-{i}: {}\r\n", "a".repeat(2000)).bytes());
+    }
+    big.extend(b"\r\n");
+    let (url, server) = server(vec![
+        reply(&big),
+        reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nffffffffffffffff\r\n"),
+        reply(b"garbage\r\n\r\n"),
+    ]);
+    let mut src = source(&url);
+    for expected in ["headers longer than", "malformed chunk size", "status line"] {
+        let e = src.get("a", 1 << 20, None).unwrap_err();
+        assert!(matches!(e, FetchError::BadResponse { .. }), "{e}");
+        assert!(e.to_string().contains(expected), "{e}");
+    }
+    server.join().unwrap();
+}
