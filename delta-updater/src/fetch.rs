@@ -12,6 +12,10 @@
 //! size. A server that stops sending for [`Timeouts::stall`] is dropped, and
 //! so is one that trickles: each request has an overall deadline of twice the
 //! stall time plus the bytes asked for at [`MIN_RATE`].
+//!
+//! Host names in repository URLs need the `dns` feature (the C library's
+//! `getaddrinfo`, ~25 KB on armv7 musl); without it only IP literals are
+//! accepted, and [`HttpSource::new`] says so.
 
 use core::fmt;
 use std::fs::{self, File, OpenOptions};

@@ -626,15 +626,16 @@ impl HttpSource {
         }
     }
 
-    /// `HEAD path`: the status and `Content-Length` (for `husk-publish push`).
+    /// `HEAD path`: the status and `Content-Length` (feature `publish`, for
+    /// `husk-publish push`).
     #[cfg(feature = "publish")]
     pub fn head(&mut self, path: &str) -> Result<(u16, Option<u64>), FetchError> {
         let (_, head, _) = self.exchange("HEAD", path, "", None, 0)?;
         Ok((head.status, head.length))
     }
 
-    /// `PUT path` with the `len` bytes of `body` (for `husk-publish push` to a
-    /// WebDAV server): any 2xx answer is success.
+    /// `PUT path` with the `len` bytes of `body` (feature `publish`, for
+    /// `husk-publish push` to a WebDAV server): any 2xx answer is success.
     #[cfg(feature = "publish")]
     pub fn put(&mut self, path: &str, body: &mut dyn Read, len: u64) -> Result<(), FetchError> {
         let header = format!("Content-Length: {len}\r\n");
