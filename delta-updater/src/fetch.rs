@@ -361,7 +361,7 @@ impl Source for DirSource {
     }
 }
 
-/// Downloads blob `digest` of `size` bytes (path "blobs/sha256/<hex>") into
+/// Downloads blob `digest` of `size` bytes (path `blobs/sha256/<hex>`) into
 /// `dir/<hex>`, resuming from `dir/<hex>.part` if one exists; the sha256 of the whole file is
 /// checked before the rename into place; on mismatch the partial is deleted and an error names
 /// the digest. Returns the final path. Already present and correct: no request at all.

@@ -10,7 +10,7 @@
 //! ```
 //!
 //! `fetch` downloads blob DIGEST of SIZE bytes from REPO (`http://...` or a
-//! directory) into DIR/<hex>, resuming a DIR/<hex>.part left by a cut.
+//! directory) into `DIR/<hex>`, resuming a `DIR/<hex>.part` left by a cut.
 
 use std::fmt;
 use std::fs::{self, File};

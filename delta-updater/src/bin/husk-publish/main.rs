@@ -145,7 +145,7 @@ struct PushCmd {
     /// the repository directory (as made by init)
     #[argh(positional)]
     dir: PathBuf,
-    /// where to: a directory or http://host[:port][/prefix]
+    /// where to: a directory, or an http:// URL (host, optional port and path)
     #[argh(positional)]
     dest: String,
 }
