@@ -6,7 +6,8 @@
 # packages, busybox-static (the root filesystem of the privileged host tests), and
 # crun and runc (peers the conformance scenario and the benchmarks run beside husk),
 # umoci and skopeo (they make the real OCI and docker images the image tests import),
-# shellcheck (the init scripts of board-configs/ are checked with it).
+# the shellcheck tool (the init scripts of board-configs/ are checked with it), and
+# nginx-light (the reference server of update repositories: delta-updater/tests/nginx.rs).
 set -euo pipefail
 
 need=()
@@ -17,13 +18,14 @@ for bin in dpkg-deb python3 xz zstd; do
     command -v "$bin" >/dev/null 2>&1 || need+=("$bin")
 done
 [ -x /bin/busybox ] || need+=(busybox)
+[ -x /usr/sbin/nginx ] || need+=(nginx)
 # The conformance scenario checks itself against crun and runc in the guest of
 # the host's architecture.
 for bin in crun runc umoci skopeo shellcheck; do
     command -v "$bin" >/dev/null 2>&1 || need+=("$bin")
 done
 if [ ${#need[@]} -eq 0 ]; then
-    echo "deps: qemu-system (arm, aarch64, riscv64, x86_64), unpack tools, busybox-static, crun, runc, umoci, skopeo, shellcheck present"
+    echo "deps: qemu-system (arm, aarch64, riscv64, x86_64), unpack tools, busybox-static, crun, runc, umoci, skopeo, shellcheck, nginx present"
     exit 0
 fi
 echo "deps: missing ${need[*]}; installing from Debian"
@@ -55,7 +57,7 @@ fi
 echo "deps: apt-get update"
 apt-get update -qq >/dev/null
 pkgs=(qemu-system-arm qemu-system-riscv qemu-system-x86 dpkg xz-utils zstd python3 python3-venv
-      ca-certificates busybox-static crun runc umoci skopeo shellcheck)
+      ca-certificates busybox-static crun runc umoci skopeo shellcheck nginx-light)
 if [ "$codename" = bookworm ]; then
     echo "deps: apt-get install -t bookworm-backports ${pkgs[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \

@@ -5,7 +5,8 @@
 //! The device side, behind the `device` feature (the update agent of `husk`
 //! will link it): `metadata` (the roles, their signatures and bounded
 //! parsing), `verify` (the device's `Verifier` state machine) and `delta`
-//! (applying a delta in bounded memory). The operator side, behind `publish`
+//! (applying a delta in bounded memory) and `fetch` (the transport: HTTP and
+//! directory sources, resumable blob downloads). The operator side, behind `publish`
 //! (which implies `device`): the canonical writer, signing, delta computation
 //! the images of a release (`image`) and the repository (`repo`) that
 //! `husk-publish` drives.
@@ -16,14 +17,18 @@ pub mod canonical;
 #[cfg(feature = "device")]
 pub mod delta;
 pub mod digest;
+#[cfg(feature = "device")]
+pub mod fetch;
 #[cfg(feature = "publish")]
 pub mod image;
 #[cfg(feature = "device")]
-pub mod fetch;
-#[cfg(feature = "device")]
 pub mod metadata;
 #[cfg(feature = "publish")]
+pub mod push;
+#[cfg(feature = "publish")]
 pub mod repo;
+#[cfg(feature = "publish")]
+pub mod serve;
 #[cfg(feature = "publish")]
 pub mod sign;
 #[cfg(feature = "device")]

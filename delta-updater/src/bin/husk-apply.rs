@@ -6,7 +6,11 @@
 //! ```text
 //! husk-apply [--rss] verify ROOT REPO CLASS ARCH HARDWARE NOW
 //! husk-apply [--rss] apply OLD DELTA DELTA_DIGEST DIFF_ID SIZE OUT
+//! husk-apply [--rss] fetch REPO DIGEST SIZE DIR
 //! ```
+//!
+//! `fetch` downloads blob DIGEST of SIZE bytes from REPO (`http://...` or a
+//! directory) into `DIR/<hex>`, resuming a `DIR/<hex>.part` left by a cut.
 
 use std::fmt;
 use std::fs::{self, File};
@@ -15,6 +19,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use delta_updater::delta::{self, DeltaError, Target};
+use delta_updater::fetch::{self, DirSource, FetchError, HttpSource, Source, Timeouts};
 use delta_updater::metadata::{MAX_RELEASE_LEN, MAX_ROOT_LEN, MAX_TIMESTAMP_LEN};
 use delta_updater::verify::{Device, Seen, VerifyError};
 use delta_updater::{Digest, DigestError, Verifier};
@@ -37,6 +42,8 @@ enum Error {
     },
     /// The delta did not apply.
     Apply(DeltaError),
+    /// A download failed.
+    Fetch(FetchError),
 }
 
 impl fmt::Display for Error {
@@ -52,11 +59,12 @@ impl fmt::Display for Error {
                 expected,
             } => write!(f, "{path}: is {found}, not {expected}"),
             Self::Apply(e) => e.fmt(f),
+            Self::Fetch(e) => e.fmt(f),
         }
     }
 }
 
-const USAGE: &str = "usage: husk-apply [--rss] verify ROOT REPO CLASS ARCH HARDWARE NOW\n       husk-apply [--rss] apply OLD DELTA DELTA_DIGEST DIFF_ID SIZE OUT";
+const USAGE: &str = "usage: husk-apply [--rss] verify ROOT REPO CLASS ARCH HARDWARE NOW\n       husk-apply [--rss] apply OLD DELTA DELTA_DIGEST DIFF_ID SIZE OUT\n       husk-apply [--rss] fetch REPO DIGEST SIZE DIR";
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -72,6 +80,7 @@ fn main() -> ExitCode {
         ["apply", old, delta, delta_digest, diff_id, size, out] => {
             apply(old, delta, delta_digest, diff_id, size, out)
         }
+        ["fetch", repo, digest, size, dir] => fetch(repo, digest, size, dir),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -182,4 +191,20 @@ fn apply(
         Path::new(out),
     )
     .map_err(Error::Apply)
+}
+
+fn fetch(repo: &str, digest: &str, size: &str, dir: &str) -> Result<(), Error> {
+    let digest = Digest::parse(digest).map_err(|e| Error::Digest("DIGEST", e))?;
+    let size: u64 = size
+        .parse()
+        .map_err(|_| Error::Number("SIZE", size.to_owned()))?;
+    let mut source: Box<dyn Source> = if repo.starts_with("http") {
+        Box::new(HttpSource::new(repo, Timeouts::default()).map_err(Error::Fetch)?)
+    } else {
+        Box::new(DirSource::new(Path::new(repo)))
+    };
+    let path = fetch::download_blob(source.as_mut(), &digest, size, Path::new(dir), &mut |_| {})
+        .map_err(Error::Fetch)?;
+    println!("{}", path.display());
+    Ok(())
 }

@@ -312,7 +312,8 @@ pub fn check(
         let path = format!("root/{}.json", verifier.root().version + 1);
         let bytes = match source.get(&path, MAX_ROOT_LEN as u64, None) {
             Ok(Fetched::Body { bytes, .. }) => bytes,
-            Err(FetchError::NotFound(_)) | Ok(Fetched::NotModified) => break,
+            Err(e) if e.is_not_found() => break,
+            Ok(Fetched::NotModified) => break,
             Err(e) => return Err(e.into()),
         };
         verifier
@@ -373,7 +374,7 @@ pub struct Installed {
     pub version: u64,
     /// Bytes downloaded (deltas, full layers, configs).
     pub downloaded: u64,
-    /// What the layers fetched would have cost as full blobs.
+    /// What the layers fetched would have cost as full blobs (and the configs).
     pub full: u64,
     /// Layers made from a delta.
     pub deltas: u32,
@@ -457,6 +458,7 @@ pub fn install(
             &mut |_| {},
         )?;
         done.downloaded += pinned.config_size;
+        done.full += pinned.config_size;
         let config = read_file(&path, image::run::MAX_CONFIG_BYTES)?;
         let parsed = image::oci::parse_config(&config, &image.config.to_string())
             .map_err(UpdateError::Image)?;

@@ -10,6 +10,7 @@ use argh::FromArgs;
 use delta_updater::image::ImageSpec;
 use delta_updater::repo::{self, KeyChange, ReleaseInput, Repo};
 use delta_updater::Digest;
+use delta_updater::{push, serve};
 
 mod bench;
 
@@ -33,6 +34,8 @@ enum Command {
     Verify(VerifyCmd),
     Keys(KeysCmd),
     Bench(bench::BenchCmd),
+    Serve(ServeCmd),
+    Push(PushCmd),
 }
 
 /// Print the sha256 content address of each file, as blobs are named.
@@ -139,6 +142,33 @@ struct KeysCmd {
     rotate: Option<String>,
 }
 
+/// Serve DIR/repo read-only over HTTP/1.1 (for development): GET and HEAD
+/// with ETag, If-None-Match and Range, nothing outside the directory.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "serve")]
+struct ServeCmd {
+    /// the repository directory (as made by init)
+    #[argh(positional)]
+    dir: PathBuf,
+    /// address and port to listen on (default 127.0.0.1:8080)
+    #[argh(option, default = "String::from(\"127.0.0.1:8080\")")]
+    listen: String,
+}
+
+/// Copy DIR/repo to DEST, a directory or an http:// URL that accepts PUT
+/// (nginx WebDAV): blobs first, then releases, then root, timestamp.json
+/// last, so a device never sees metadata naming a file not yet there.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "push")]
+struct PushCmd {
+    /// the repository directory (as made by init)
+    #[argh(positional)]
+    dir: PathBuf,
+    /// where to: a directory, or an http:// URL (host, optional port and path)
+    #[argh(positional)]
+    dest: String,
+}
+
 fn main() -> ExitCode {
     let cli: Cli = argh::from_env();
     if cli.version {
@@ -223,6 +253,20 @@ fn main() -> ExitCode {
         },
         Command::Keys(cmd) => keys(&cmd, now),
         Command::Bench(cmd) => bench::run(&cmd),
+        Command::Serve(cmd) => serve(&cmd),
+        Command::Push(cmd) => match push::push(&cmd.dir.join("repo"), &cmd.dest) {
+            Ok(p) => {
+                for file in &p.sent {
+                    println!("pushed {file}");
+                }
+                println!("{} pushed, {} already there", p.sent.len(), p.skipped);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("husk-publish: push: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -283,4 +327,33 @@ fn digest(files: &[String]) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+fn serve(cmd: &ServeCmd) -> ExitCode {
+    let root = cmd.dir.join("repo");
+    if !root.is_dir() {
+        eprintln!(
+            "husk-publish: serve: {}: not a repository (no repo/ directory)",
+            cmd.dir.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let listener = match std::net::TcpListener::bind(&cmd.listen) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("husk-publish: serve: listen on {}: {e}", cmd.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    match listener.local_addr() {
+        Ok(addr) => println!("serving {} on http://{addr}/", root.display()),
+        Err(_) => println!("serving {} on {}", root.display(), cmd.listen),
+    }
+    match serve::serve(listener, &root) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("husk-publish: serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
