@@ -736,7 +736,7 @@ fn read_config_file(path: &Path) -> Result<KernelConfig, CheckError> {
     let file = std::fs::File::open(path).map_err(read_error)?;
     let limit = MAX_CONFIG_BYTES;
     let reader: Box<dyn Read> = if path.extension() == Some("gz".as_ref()) {
-        Box::new(flate2::read::GzDecoder::new(file))
+        Box::new(crate::gzip::Decoder::new(std::io::BufReader::new(file)))
     } else {
         Box::new(file)
     };

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod container;
 pub mod daemon;
 pub mod file;
+pub mod gzip;
 pub mod hooks;
 pub mod image;
 pub mod lifecycle;

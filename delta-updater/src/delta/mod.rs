@@ -30,9 +30,16 @@
 //!
 //! [`apply`] reads the old layer by positioned reads and writes the new one
 //! front to back through a sha256 into a temporary file beside the target:
-//! memory is the zstd window plus two [`CHUNK`]s whatever the layer size,
-//! and for `ZREF` one reference window, one frame and one segment
-//! ([`Algorithm::memory`]). The result is renamed into place only if its size and
+//! memory is ruzstd's buffer for the zstd window (twice the window) plus
+//! two [`CHUNK`]s whatever the layer size, and for `ZREF` one reference
+//! window (twice: ruzstd copies it), one frame and one segment
+//! ([`Algorithm::memory`]).
+//!
+//! The device decodes with ruzstd (pure Rust, which husk links for image
+//! layers anyway); the operator's side compresses with the C zstd (`make`).
+//! A frame whose header asks for a window over 2^[`WINDOW_LOG`] is refused
+//! before any decoding ([`DeltaError::Window`]). The frames' checksums are
+//! not checked: the delta's sha256 is, before, and the result's, after. The result is renamed into place only if its size and
 //! digest are the target's; on any error the temporary file is removed.
 
 #[cfg(feature = "publish")]
@@ -44,21 +51,34 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use ruzstd::decoding::{BlockDecodingStrategy, Dictionary, FrameDecoder, StreamingDecoder};
 use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
 
 /// The first bytes of a delta's decoded stream.
 pub const MAGIC: &[u8; 8] = b"HUSKDLT1";
-/// Largest zstd window a delta (and a compressed layer) may need: 4 MiB.
-pub const WINDOW_LOG: u32 = 22;
+/// Largest zstd window a delta (and a compressed layer) may need: 2 MiB.
+/// ruzstd's ring buffer for it is 4 MiB (a power of two above window and
+/// block), which keeps applying any delta under 8 MiB.
+pub const WINDOW_LOG: u32 = 21;
 /// Bytes read or written at once while applying.
 pub const CHUNK: usize = 64 * 1024;
-/// What zstd's decoder holds besides its window (its context and input
-/// buffer), rounded up; measured with `husk-apply --rss`.
+/// What ruzstd's decoder holds besides its window buffer (literals, block
+/// and sequence buffers, entropy tables), rounded up; measured with
+/// `husk-apply --rss`.
 pub const ZSTD_DECODER_OVERHEAD: u64 = 256 * 1024;
+/// Largest zstd block, which ruzstd decodes whole before it can drain.
+const ZSTD_BLOCK: u64 = 128 * 1024;
+/// The buffer ruzstd holds for a frame of window 2^`log`: the window and
+/// one block, in a ring buffer whose size is a power of two, so twice the
+/// window (4 MiB more than the C decoder took for [`WINDOW_LOG`]).
+pub const fn zstd_window_buffer(log: u32) -> u64 {
+    (1u64 << log).saturating_add(ZSTD_BLOCK).next_power_of_two()
+}
 /// Heap memory applying a `bsdiff` or `tar-files` delta needs.
-pub const APPLY_MEMORY: u64 = (1 << WINDOW_LOG) + ZSTD_DECODER_OVERHEAD + 2 * CHUNK as u64;
+pub const APPLY_MEMORY: u64 =
+    zstd_window_buffer(WINDOW_LOG) + ZSTD_DECODER_OVERHEAD + 2 * CHUNK as u64;
 /// Most bytes of the old layer a `ZREF` segment is compressed against.
 pub const MAX_REF: usize = 2048 << 10;
 /// Most bytes of the new layer written just before a `ZREF` segment that
@@ -73,8 +93,16 @@ pub const MAX_FRAME: usize = MAX_SEGMENT + (MAX_SEGMENT >> 7) + 4096;
 /// zstd window of the outer frame of a `zstd-ref` delta, whose content is
 /// mostly already-compressed frames: 128 KiB.
 pub const ZREF_OUTER_WINDOW_LOG: u32 = 17;
-/// What zstd's one-shot decoder context holds, rounded up.
-pub const ZSTD_DCTX_SIZE: u64 = 192 * 1024;
+/// What decoding one `ZREF` frame holds besides the prefix: the output
+/// is read after every block, so ruzstd's ring buffer is written at most
+/// [`MAX_SEGMENT`] and a block deep (it reserves the frame's window, but
+/// pages never written are never resident), and its scratch.
+pub const ZREF_FRAME_DECODER: u64 =
+    (MAX_SEGMENT as u64 + ZSTD_BLOCK).next_power_of_two() + ZSTD_DECODER_OVERHEAD;
+
+/// The id the prefix of a `ZREF` frame is given as a dictionary of the
+/// decoder (its frames name none: any id does).
+const PREFIX_ID: u32 = 1;
 
 const OP_END: u8 = 0;
 const OP_COPY: u8 = 1;
@@ -110,11 +138,13 @@ impl Algorithm {
         match self {
             Self::Bsdiff | Self::TarFiles => APPLY_MEMORY,
             Self::ZstdRef => {
-                (1 << ZREF_OUTER_WINDOW_LOG)
+                zstd_window_buffer(ZREF_OUTER_WINDOW_LOG)
                     + ZSTD_DECODER_OVERHEAD
                     + 2 * CHUNK as u64
-                    + (MAX_REF + MAX_HISTORY + MAX_SEGMENT + MAX_FRAME) as u64
-                    + ZSTD_DCTX_SIZE
+                    // The prefix, and ruzstd's copy of it.
+                    + 2 * (MAX_REF + MAX_HISTORY) as u64
+                    + (MAX_SEGMENT + MAX_FRAME) as u64
+                    + ZREF_FRAME_DECODER
             }
         }
     }
@@ -148,6 +178,13 @@ pub enum DeltaError {
     ReadDelta(io::Error),
     /// The delta's content is malformed.
     Malformed(&'static str),
+    /// A zstd frame of the delta needs a larger window than a device gives.
+    Window {
+        /// The bytes its header asks for.
+        found: u64,
+        /// The most allowed (2^[`WINDOW_LOG`]).
+        max: u64,
+    },
     /// An operation reads outside the old layer.
     OutsideOld {
         /// Offset of the first byte past the old layer it reads.
@@ -179,6 +216,10 @@ impl fmt::Display for DeltaError {
             Self::ReadOld(path, e) => write!(f, "delta: reading old layer {}: {e}", path.display()),
             Self::ReadDelta(e) => write!(f, "delta: reading delta: {e}"),
             Self::Malformed(what) => write!(f, "delta: malformed: {what}"),
+            Self::Window { found, max } => write!(
+                f,
+                "delta: a zstd frame needs a {found}-byte window, more than {max}"
+            ),
             Self::OutsideOld { end, old_size } => write!(
                 f,
                 "delta: reads old layer up to byte {end}, past its size {old_size}"
@@ -207,10 +248,7 @@ pub fn apply(old: &Path, delta: impl Read, target: Target, out: &Path) -> Result
         .metadata()
         .map_err(|e| DeltaError::ReadOld(old.to_owned(), e))?
         .len();
-    let mut decoder = zstd::stream::read::Decoder::new(delta).map_err(DeltaError::ReadDelta)?;
-    decoder
-        .window_log_max(WINDOW_LOG)
-        .map_err(DeltaError::ReadDelta)?;
+    let decoder = frame(delta, WINDOW_LOG)?;
     let mut output = Output::create(out, target)?;
     let mut ops = Ops {
         delta: decoder,
@@ -224,17 +262,21 @@ pub fn apply(old: &Path, delta: impl Read, target: Target, out: &Path) -> Result
         zref: None,
     };
     ops.run(&mut output)?;
+    // One frame and nothing after it: the C decoder went on to a next
+    // frame, ruzstd's stops at the end of the first.
+    let rest = ops.delta.get_mut().read(&mut [0u8; 1]);
+    if rest.map_err(DeltaError::ReadDelta)? != 0 {
+        return Err(DeltaError::Malformed("bytes after the zstd frame"));
+    }
     output.commit()
 }
 
-/// Decompresses a full layer blob (one zstd stream, as `make::compress`
-/// writes it), writing the `target` layer to `out` only if it is exactly
-/// that layer: the device's side of a layer that came whole.
+/// Decompresses a full layer blob (one zstd frame, as `make::compress`
+/// writes it, its window at most 2^[`WINDOW_LOG`]), writing the `target`
+/// layer to `out` only if it is exactly that layer: the device's side of a
+/// layer that came whole.
 pub fn decompress(blob: impl Read, target: Target, out: &Path) -> Result<(), DeltaError> {
-    let mut decoder = zstd::stream::read::Decoder::new(blob).map_err(DeltaError::ReadDelta)?;
-    decoder
-        .window_log_max(WINDOW_LOG)
-        .map_err(DeltaError::ReadDelta)?;
+    let mut decoder = frame(blob, WINDOW_LOG)?;
     let mut output = Output::create(out, target)?;
     let mut buf = vec![0; CHUNK];
     loop {
@@ -245,7 +287,85 @@ pub fn decompress(blob: impl Read, target: Target, out: &Path) -> Result<(), Del
         output.room(n as u64)?;
         output.write(&buf[..n])?;
     }
+    let rest = decoder.get_mut().read(&mut [0u8; 1]);
+    if rest.map_err(DeltaError::ReadDelta)? != 0 {
+        return Err(DeltaError::Malformed("bytes after the zstd frame"));
+    }
     output.commit()
+}
+
+/// The delta's zstd frame, decoded as it is read, once its header says it
+/// needs a window of at most 2^`window_log` bytes.
+fn frame<R: Read>(
+    mut delta: R,
+    window_log: u32,
+) -> Result<StreamingDecoder<io::Chain<io::Cursor<FrameHeader>, R>, FrameDecoder>, DeltaError> {
+    let header = FrameHeader::read(&mut delta, window_log)?;
+    StreamingDecoder::new(io::Cursor::new(header).chain(delta))
+        .map_err(|e| DeltaError::ReadDelta(io::Error::new(io::ErrorKind::InvalidData, e)))
+}
+
+/// The first bytes of a zstd frame, up to and including what says how
+/// large a window its decoder needs (RFC 8878, 3.1.1.1). Read before the
+/// decoder is made: ruzstd allocates the window a frame asks for (up to
+/// 100 MiB), and has no smaller cap to set.
+struct FrameHeader {
+    bytes: [u8; 18],
+    len: usize,
+}
+
+impl AsRef<[u8]> for FrameHeader {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl FrameHeader {
+    /// Largest window any frame of a delta may need: [`WINDOW_LOG`].
+    fn read(r: &mut impl Read, window_log: u32) -> Result<Self, DeltaError> {
+        let mut h = Self {
+            bytes: [0; 18],
+            len: 6,
+        };
+        r.read_exact(&mut h.bytes[..5])
+            .map_err(DeltaError::ReadDelta)?;
+        if h.bytes[..4] != [0x28, 0xb5, 0x2f, 0xfd] {
+            return Err(DeltaError::ReadDelta(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not a zstd frame",
+            )));
+        }
+        let descriptor = h.bytes[4];
+        let single_segment = descriptor & 0x20 != 0;
+        let dictionary_id = [0, 1, 2, 4][usize::from(descriptor & 3)];
+        let content_size = match descriptor >> 6 {
+            0 if single_segment => 1,
+            0 => 0,
+            1 => 2,
+            2 => 4,
+            _ => 8,
+        };
+        h.len = 5 + usize::from(!single_segment) + dictionary_id + content_size;
+        r.read_exact(&mut h.bytes[5..h.len])
+            .map_err(DeltaError::ReadDelta)?;
+        let window = if single_segment {
+            // The window is the content size.
+            let mut size = [0u8; 8];
+            size[..content_size].copy_from_slice(&h.bytes[h.len - content_size..h.len]);
+            u64::from_le_bytes(size) + if content_size == 2 { 256 } else { 0 }
+        } else {
+            let exponent = u32::from(h.bytes[5] >> 3);
+            let base = 1u64 << (10 + exponent);
+            base + base / 8 * u64::from(h.bytes[5] & 7)
+        };
+        if window > 1 << window_log {
+            return Err(DeltaError::Window {
+                found: window,
+                max: 1 << window_log,
+            });
+        }
+        Ok(h)
+    }
 }
 
 struct OldLayer<'a> {
@@ -454,7 +574,7 @@ impl<R: Read> Ops<'_, R> {
         let bufs = self.zref.get_or_insert_with(|| ZrefBuffers {
             reference: Vec::with_capacity(MAX_REF + MAX_HISTORY),
             frame: Vec::with_capacity(MAX_FRAME),
-            segment: Vec::with_capacity(MAX_SEGMENT),
+            segment: vec![0; MAX_SEGMENT],
         });
         bufs.reference.clear();
         let mut word = [0u8; 8];
@@ -494,22 +614,59 @@ impl<R: Read> Ops<'_, R> {
         self.delta
             .read_exact(&mut bufs.frame)
             .map_err(DeltaError::ReadDelta)?;
-        bufs.segment.clear();
-        // The output never grows past MAX_SEGMENT: the decoder writes into
-        // the capacity it is given and fails if the frame holds more.
-        let segment = &mut bufs.segment;
-        let mut dctx = zstd::zstd_safe::DCtx::create();
-        let bad = |_| DeltaError::Malformed("zstd-ref frame does not decode");
-        if !bufs.reference.is_empty() {
-            dctx.ref_prefix(&bufs.reference).map_err(bad)?;
+        // The prefix is a raw-content dictionary to ruzstd (repeat offsets
+        // 1, 4, 8 and no entropy tables), which is what zstd's ref_prefix
+        // is to the C decoder. ruzstd copies it into its decoder: the
+        // reference is moved into the dictionary rather than copied again.
+        let bad = DeltaError::Malformed("zstd-ref frame does not decode");
+        let mut source = &bufs.frame[..];
+        match FrameHeader::read(&mut &bufs.frame[..], WINDOW_LOG) {
+            Err(DeltaError::ReadDelta(_)) => return Err(bad),
+            header => header?,
+        };
+        let mut decoder = FrameDecoder::new();
+        let prefix = Dictionary {
+            id: PREFIX_ID,
+            fse: Default::default(),
+            huf: Default::default(),
+            dict_content: std::mem::take(&mut bufs.reference),
+            offset_hist: [1, 4, 8],
+        };
+        let decoded = decoder
+            .add_dict(prefix)
+            .and_then(|()| decoder.reset(&mut source))
+            .and_then(|()| decoder.force_dict(PREFIX_ID));
+        decoded.map_err(|_| bad)?;
+        // Block by block into the segment buffer, which never grows: a
+        // frame that holds more than MAX_SEGMENT bytes fails.
+        let segment = &mut bufs.segment[..];
+        let mut len = 0;
+        loop {
+            let finished = decoder
+                .decode_blocks(&mut source, BlockDecodingStrategy::UptoBlocks(1))
+                .map_err(|_| DeltaError::Malformed("zstd-ref frame does not decode"))?;
+            len += decoder
+                .read(&mut segment[len..])
+                .map_err(|_| DeltaError::Malformed("zstd-ref frame does not decode"))?;
+            if decoder.can_collect() > 0 {
+                return Err(DeltaError::Malformed("zstd-ref frame does not decode"));
+            }
+            if finished {
+                break;
+            }
         }
-        dctx.decompress(segment, &bufs.frame).map_err(bad)?;
-        if segment.len() as u64 != new_len {
+        if !source.is_empty() {
+            return Err(DeltaError::Malformed("zstd-ref frame does not decode"));
+        }
+        if len as u64 != new_len {
             return Err(DeltaError::Malformed(
                 "zstd-ref frame decodes to another length",
             ));
         }
-        out.write(segment)
+        // The dictionary took the reference buffer: a new one for the next segment.
+        drop(decoder);
+        bufs.reference = Vec::with_capacity(MAX_REF + MAX_HISTORY);
+        out.write(&segment[..len])
     }
 }
 
@@ -1119,6 +1276,85 @@ mod tests {
             ],
         );
         assert_eq!(run(&dir, &old, &ok, t).unwrap(), new);
+    }
+
+    /// `data` in one zstd frame whose header asks for a 2^`window_log` window.
+    fn compress_with_window(data: &[u8], window_log: u32) -> Vec<u8> {
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.window_log(window_log).unwrap();
+        encoder.include_contentsize(false).unwrap();
+        std::io::Write::write_all(&mut encoder, data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn a_frame_asking_for_a_larger_window_is_refused_before_decoding() {
+        let dir = Dir::new("window");
+        let old = b"0123456789".to_vec();
+        let new = b"abc".to_vec();
+        let mut stream = MAGIC.to_vec();
+        stream.extend_from_slice(&3u64.to_le_bytes());
+        stream.extend_from_slice(&op(OP_LITERAL, &[3], b"abc"));
+        stream.push(OP_END);
+        // The largest window allowed decodes; one step more is refused.
+        let fits = compress_with_window(&stream, WINDOW_LOG);
+        assert_eq!(run(&dir, &old, &fits, target(&new)).unwrap(), new);
+        let wide = compress_with_window(&stream, WINDOW_LOG + 1);
+        let e = run(&dir, &old, &wide, target(&new)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "delta: a zstd frame needs a 4194304-byte window, more than 2097152"
+        );
+        // A header alone (window descriptor 2^31 bytes): refused as it is read.
+        let huge = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 21 << 3];
+        let e = run(&dir, &old, &huge, target(&new)).unwrap_err();
+        assert!(
+            matches!(e, DeltaError::Window { found, .. } if found == 1 << 31),
+            "{e}"
+        );
+        // A single-segment frame's window is its content size (4 bytes here).
+        let single = [
+            &[0x28, 0xb5, 0x2f, 0xfd, 0xa0][..],
+            &(5u32 << 20).to_le_bytes(),
+        ]
+        .concat();
+        let e = run(&dir, &old, &single, target(&new)).unwrap_err();
+        assert!(
+            matches!(e, DeltaError::Window { found, .. } if found == 5 << 20),
+            "{e}"
+        );
+        // The same for a `ZREF` segment's frame.
+        let frame = compress_with_window(b"abc", WINDOW_LOG + 1);
+        let words = [1, 0, 10, 0, 3, frame.len() as u64];
+        let delta = raw(3, &[&op(OP_ZREF, &words, &frame), &[OP_END]]);
+        let e = run(&dir, &old, &delta, target(&new)).unwrap_err();
+        assert!(matches!(e, DeltaError::Window { .. }), "{e}");
+    }
+
+    #[test]
+    fn bytes_after_the_frame_are_refused() {
+        let dir = Dir::new("trailing");
+        let old = b"0123456789".to_vec();
+        let new = b"abc".to_vec();
+        let delta = raw(3, &[&op(OP_LITERAL, &[3], b"abc"), &[OP_END]]);
+        assert_eq!(run(&dir, &old, &delta, target(&new)).unwrap(), new);
+        // A second frame, or garbage, after the delta's one frame.
+        for tail in [compress(b"more").unwrap(), b"x".to_vec()] {
+            let e = run(&dir, &old, &[&delta[..], &tail].concat(), target(&new)).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "delta: malformed: bytes after the zstd frame"
+            );
+        }
+        // Inside a `ZREF` op: the segment's frame is exactly one frame.
+        let frame = [zstd::bulk::compress(b"abc", 3).unwrap(), b"x".to_vec()].concat();
+        let words = [0, 0, 3, frame.len() as u64];
+        let delta = raw(3, &[&op(OP_ZREF, &words, &frame), &[OP_END]]);
+        let e = run(&dir, &old, &delta, target(&new)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "delta: malformed: zstd-ref frame does not decode"
+        );
     }
 
     #[test]

@@ -651,11 +651,53 @@ fn convert_cpu(wire: WireCpu<'_>) -> Result<Cpu, CgroupError> {
 /// both ranges' ends and their defaults (the old linear map made 1024 a weight
 /// of 39, below every process outside the container). Values outside the
 /// range are clamped.
+///
+/// Computed in fixed point (no libm: `pow` and `log2` with their tables were
+/// ~11 KB of armv7's husk): the weight is the least `w` with
+/// `log2(w) >= y = log2(10) (l² + 125 l - 126) / 612`. Where the curve is not
+/// exactly on an integer, it is at least 4e-10 (relative) away from one, far
+/// more than the fixed point's error (~2^-46), and where it is exactly on one
+/// (shares 2, 1024, 262144) [`LOG2_SLACK`] absorbs that error; the tests
+/// check every shares value against the f64 formula.
 fn shares_to_weight(shares: u64) -> u64 {
-    let l = (shares.clamp(2, 262_144) as f64).log2();
-    let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
-    // In range by construction: 10^0 to 10^4.
-    (10f64.powf(exponent).ceil() as u64).clamp(1, 10_000)
+    let l = log2_fixed(shares.clamp(2, 262_144));
+    let l_squared = (l * l) >> LOG2_FRAC;
+    let numerator = (l_squared + 125 * l).saturating_sub(126 << LOG2_FRAC);
+    let y = ((numerator * log2_fixed(10)) / 612) >> LOG2_FRAC;
+    // Binary search for the least weight whose log2 reaches y.
+    let (mut low, mut high) = (1u64, 10_000u64);
+    while low < high {
+        let mid = (low + high) / 2;
+        if log2_fixed(mid) + LOG2_SLACK >= y {
+            high = mid;
+        } else {
+            low = mid + 1;
+        }
+    }
+    low
+}
+
+/// Fractional bits of [`log2_fixed`].
+const LOG2_FRAC: u32 = 48;
+/// 2^-40: more than log2_fixed's error, less than the curve's distance from
+/// any integer it does not hit exactly.
+const LOG2_SLACK: u128 = 1 << (LOG2_FRAC - 40);
+
+/// log2(n) for n >= 1, with [`LOG2_FRAC`] fractional bits (truncated): the
+/// integer part from the highest bit, then one fractional bit per squaring
+/// of the mantissa (held with 62 fractional bits, so squares fit in u128).
+fn log2_fixed(n: u64) -> u128 {
+    let int = 63 - n.max(1).leading_zeros();
+    let mut log = u128::from(int) << LOG2_FRAC;
+    let mut mantissa = (u128::from(n) << 62) >> int;
+    for bit in (0..LOG2_FRAC).rev() {
+        mantissa = (mantissa * mantissa) >> 62;
+        if mantissa >= 2 << 62 {
+            mantissa >>= 1;
+            log |= 1 << bit;
+        }
+    }
+    log
 }
 
 /// crun's and runc's linear map of cgroup v1 `blkio.weight` (10 to 1000) onto

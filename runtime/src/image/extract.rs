@@ -350,14 +350,14 @@ impl<R: Read> Read for Counted<R> {
 }
 
 /// The first bytes of a gzip stream.
-const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+const GZIP_MAGIC: &[u8] = &crate::gzip::MAGIC;
 /// The first bytes of a zstd frame.
 const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
 
 /// A layer's bytes, decompressed as their first bytes say.
 enum Decoder<R: Read> {
     Plain(Buffered<R>),
-    Gzip(Box<flate2::bufread::MultiGzDecoder<Buffered<R>>>),
+    Gzip(Box<crate::gzip::Decoder<Buffered<R>>>),
     Zstd(Box<ZstdFrames<Buffered<R>>>),
 }
 
@@ -379,7 +379,7 @@ impl<R: Read> Decoder<R> {
         };
         let input = BufReader::with_capacity(64 * 1024, io::Cursor::new(head).chain(input));
         Ok(match format {
-            Format::Gzip => Self::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(input))),
+            Format::Gzip => Self::Gzip(Box::new(crate::gzip::Decoder::new(input))),
             Format::Zstd => Self::Zstd(Box::new(ZstdFrames {
                 source: Some(input),
                 frame: None,

@@ -419,3 +419,20 @@ fn the_status_and_history_fit_80_columns() {
     assert!(text.contains("release:   3, on probation for 30 s"));
     assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
 }
+
+#[test]
+fn every_delta_algorithm_fits_the_apply_budget() {
+    // Else the agent would fetch every layer whole.
+    for algorithm in [
+        delta::Algorithm::Bsdiff,
+        delta::Algorithm::TarFiles,
+        delta::Algorithm::ZstdRef,
+    ] {
+        assert!(
+            algorithm.memory() <= APPLY_MEMORY_BUDGET,
+            "{} needs {} bytes",
+            algorithm.name(),
+            algorithm.memory()
+        );
+    }
+}

@@ -174,6 +174,36 @@ fn cpu_shares_to_weight_like_crun_and_runc() {
     assert_eq!(weight(2048), ["cpu.weight=174"]);
 }
 
+/// The formula as crun and runc compute it, in f64 with libm.
+fn shares_to_weight_f64(shares: u64) -> u64 {
+    let l = (shares.clamp(2, 262_144) as f64).log2();
+    let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+    (10f64.powf(exponent).ceil() as u64).clamp(1, 10_000)
+}
+
+#[test]
+fn cpu_shares_to_weight_in_fixed_point_is_the_f64_formula_for_every_value() {
+    for shares in 2..=262_144 {
+        assert_eq!(
+            shares_to_weight(shares),
+            shares_to_weight_f64(shares),
+            "shares {shares}"
+        );
+    }
+}
+
+#[test]
+fn log2_fixed_point() {
+    for n in [1u64, 2, 4, 1024, 1 << 40] {
+        assert_eq!(log2_fixed(n), u128::from(n.ilog2()) << LOG2_FRAC, "{n}");
+    }
+    for n in [3u64, 10, 1000, 262_143] {
+        let exact = (n as f64).log2();
+        let fixed = log2_fixed(n) as f64 / (1u64 << LOG2_FRAC) as f64;
+        assert!((exact - fixed).abs() < 1e-13, "{n}: {exact} {fixed}");
+    }
+}
+
 #[test]
 fn cpu_max_burst_idle_and_cpuset() {
     let cpu = |fields: &str| settings(&format!(r#"{{"cpu": {{{fields}}}}}"#));
