@@ -732,6 +732,7 @@ pub fn apply(
     state.previous = state.current;
     state.current = release.version;
     state.probation_since = Some(now);
+    state.last_ok = now;
     state.last_check = Some(state::LastCheck {
         at: now,
         ok: true,
@@ -765,6 +766,9 @@ fn record_check(
     now: u64,
     result: Result<&str, &UpdateError>,
 ) -> Result<(), UpdateError> {
+    if result.is_ok() {
+        state.last_ok = now;
+    }
     state.last_check = Some(state::LastCheck {
         at: now,
         ok: result.is_ok(),
@@ -979,6 +983,12 @@ pub fn status_text(state: &UpdateState, now: u64) -> String {
             c.message
         )),
         None => out.push_str("checked:   never\n"),
+    }
+    if state.last_check.as_ref().is_some_and(|c| !c.ok) {
+        match state.last_ok {
+            0 => out.push_str("last ok:   never\n"),
+            at => out.push_str(&format!("last ok:   {} ago\n", ago(now, at))),
+        }
     }
     out.push_str(&format!(
         "accepted:  timestamp {}, release {}\n",

@@ -38,6 +38,8 @@ pub struct UpdateState {
     pub etag: Option<String>,
     /// The last check of the server.
     pub last_check: Option<LastCheck>,
+    /// When a check last succeeded, seconds since the epoch (0: never).
+    pub last_ok: u64,
     /// What happened, oldest first, at most [`MAX_HISTORY`].
     pub history: Vec<HistoryEntry>,
 }
@@ -127,6 +129,7 @@ impl UpdateState {
             probation_since: self.probation_since,
             rejected: self.rejected,
             etag: self.etag.as_deref(),
+            last_ok: self.last_ok,
             last_check: self.last_check.as_ref().map(|c| WireCheck {
                 at: c.at,
                 ok: c.ok,
@@ -186,6 +189,7 @@ impl UpdateState {
                 .etag
                 .map(|e| text("etag", e, MAX_MESSAGE_BYTES))
                 .transpose()?,
+            last_ok: wire.last_ok,
             last_check: wire
                 .last_check
                 .map(|c| {
@@ -225,6 +229,7 @@ struct WireOut<'a> {
     rejected: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     etag: Option<&'a str>,
+    last_ok: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_check: Option<WireCheck<'a>>,
     history: &'a [WireEntry<'a>],
@@ -259,6 +264,7 @@ struct WireIn<'a> {
     rejected: u64,
     #[serde(borrow)]
     etag: Option<EscapedStr<'a>>,
+    last_ok: u64,
     #[serde(borrow)]
     last_check: Option<WireCheckIn<'a>>,
     #[serde(borrow)]
@@ -301,6 +307,7 @@ mod tests {
             probation_since: Some(1_800_000_100),
             rejected: 1,
             etag: Some("\"abc\"".into()),
+            last_ok: 1_799_999_000,
             last_check: Some(LastCheck {
                 at: 1_800_000_000,
                 ok: false,

@@ -436,3 +436,43 @@ fn every_delta_algorithm_fits_the_apply_budget() {
         );
     }
 }
+
+#[test]
+fn an_image_naming_a_layer_outside_its_release_is_refused() {
+    // Mix-and-match: a signed release whose image would take a layer of
+    // another release (already on the device) is not assembled.
+    let f = Fixture::new();
+    f.publish(1, &[&base()]);
+    installed(f.apply(NOW + 10).unwrap());
+    commit(&f.layout, NOW + 11).unwrap();
+    let other = Digest::of(b"a layer of some other release");
+    let path = f.work.join("desired9.json");
+    let layer = f.work.join("l.tar");
+    fs::write(&layer, tar(&base())).unwrap();
+    fs::write(
+        &path,
+        format!(
+            r#"{{"containers":[{{"name":"web","image":"web"}}],"images":[{{"name":"web","config":{{"digest":"{other}","size":10}},"layers":["{other}"]}}]}}"#
+        ),
+    )
+    .unwrap();
+    f.repo
+        .release(
+            &ReleaseInput {
+                class: "gw",
+                arch: std::env::consts::ARCH,
+                hardware: &["board".to_owned()],
+                desired_state: &path,
+                layers: &[layer],
+                images: &[],
+                expires_in: 86_400,
+                history: 3,
+            },
+            NOW + 20,
+        )
+        .unwrap();
+    let error = f.apply(NOW + 30).unwrap_err().to_string();
+    assert!(error.contains("which the release does not list"), "{error}");
+    assert_eq!(linked(&f.layout), Some(1));
+    assert_eq!(f.state().seen.release_version, 1);
+}
