@@ -305,3 +305,84 @@ fn a_bad_release_leaves_the_device_as_it_was() {
     let status = text(&world.husk(&["update", "status"]));
     assert!(status.contains("failed: timestamp.json"), "{status}");
 }
+
+/// `husk update apply` killed (SIGKILL) at 24 moments spread over an
+/// install: after each, the device is on release 1 or release 2, whole
+/// (the symlink names a release whose files and layers are all there, and
+/// the state agrees once read), and the next apply finishes the job.
+#[test]
+fn an_apply_killed_at_any_moment_leaves_a_whole_release() {
+    let Some(world) = World::new("killed") else {
+        return;
+    };
+    let applets = ["sh", "cat", "sleep", "true"];
+    world.publish(1, &applets, r#"["true"]"#);
+    let out = world.apply();
+    assert!(out.status.success(), "{}", text(&out));
+    world.publish(2, &[&applets[..], &["echo"]].concat(), r#"["true"]"#);
+    // The device after release 1, kept to start each try from.
+    let pristine = world.dir.join("pristine");
+    copy_tree(&world.data(), &pristine);
+    // How long a whole install of release 2 takes here.
+    let started = Instant::now();
+    let out = world.apply();
+    assert!(out.status.success(), "{}", text(&out));
+    let whole = started.elapsed();
+    let from = world.dir.join("publisher/repo");
+    let (mut old, mut new) = (0, 0);
+    for i in 0..24u32 {
+        let _ = fs::remove_dir_all(world.data());
+        copy_tree(&pristine, &world.data());
+        let mut child = Command::new(HUSK)
+            .arg("--data-dir")
+            .arg(world.data())
+            .args(["update", "apply", "--from", from.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        sleep(whole * i / 20);
+        let _ = child.kill();
+        let _ = child.wait();
+        let layout = Layout::new(&world.data());
+        let linked = husk::update::linked(&layout);
+        let state = husk::update::load_state(&layout, now()).unwrap();
+        match linked {
+            Some(1) => old += 1,
+            Some(2) => new += 1,
+            other => panic!("try {i}: the symlink names {other:?}"),
+        }
+        assert_eq!(Some(state.current), linked, "try {i}: {state:?}");
+        let desired = husk::daemon::desired::load(&layout.desired()).unwrap();
+        let store = husk::image::store::Store::new(&world.data());
+        for image in &desired.images {
+            for layer in &image.image.layers {
+                assert!(store.has_layer(layer), "try {i}: layer {layer} missing");
+            }
+            assert!(store.blob(&image.image.config, 1 << 16).is_ok(), "try {i}");
+        }
+        // The next apply finishes (or finds it done).
+        let out = world.apply();
+        assert!(
+            matches!(out.status.code(), Some(0 | 4)),
+            "try {i}: {}",
+            text(&out)
+        );
+        assert_eq!(husk::update::linked(&layout), Some(2), "try {i}");
+    }
+    eprintln!("killed 24 installs: {old} left on release 1, {new} on release 2, none broken");
+    assert!(
+        old > 0 && new > 0,
+        "the kills should land on both sides: {old} / {new}"
+    );
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
