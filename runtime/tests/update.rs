@@ -354,7 +354,7 @@ fn an_apply_killed_at_any_moment_leaves_a_whole_release() {
         }
         assert_eq!(Some(state.current), linked, "try {i}: {state:?}");
         let desired = husk::daemon::desired::load(&layout.desired()).unwrap();
-        let store = husk::image::store::Store::new(&world.data());
+        let store = husk::image::store::Store::new(world.data());
         for image in &desired.images {
             for layer in &image.image.layers {
                 assert!(store.has_layer(layer), "try {i}: layer {layer} missing");
