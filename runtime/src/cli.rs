@@ -143,6 +143,42 @@ pub enum Command {
     },
     /// Work with the image store.
     Image(ImageCommand),
+    /// A field engineer's view of the supervised device.
+    Field {
+        /// The supervisor's data directory.
+        data_dir: PathBuf,
+        /// Which.
+        command: FieldCommand,
+    },
+}
+
+/// `husk status`, `ps` (no id), `inspect`, `stats`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FieldCommand {
+    /// Is this device healthy?
+    Status {
+        /// As JSON.
+        json: bool,
+    },
+    /// The supervised containers.
+    Ps {
+        /// As JSON.
+        json: bool,
+    },
+    /// Everything known of one supervised container.
+    Inspect {
+        /// The container.
+        name: ContainerId,
+        /// As JSON.
+        json: bool,
+    },
+    /// CPU, memory and pids per container.
+    Stats {
+        /// Again every 2 s.
+        watch: bool,
+        /// As JSON lines.
+        json: bool,
+    },
 }
 
 /// The `husk image` commands.
@@ -232,6 +268,19 @@ pub enum EarlyExit {
 
 /// husk: a minimal OCI container runtime for small devices.
 #[derive(FromArgs, Debug)]
+#[argh(
+    note = "Field commands: status, ps (no id), inspect, stats, logs, update status.
+Listing commands take --json (schemas: man husk). run and exec (in the
+foreground) exit with the container process's status (128 + signal).",
+    error_code(0, "success; status: the device is healthy"),
+    error_code(1, "husk failed (a one-line error on stderr)"),
+    error_code(2, "check: a required kernel feature is missing"),
+    error_code(3, "check: the kernel differs from --board"),
+    error_code(4, "update apply: nothing new"),
+    error_code(5, "status: the daemon is not running"),
+    error_code(6, "status: a container or file needs attention"),
+    error_code(7, "status: the release is on probation")
+)]
 struct Husk {
     /// print the version and exit
     #[argh(switch)]
@@ -273,6 +322,68 @@ enum Subcommand {
     Daemon(DaemonArgs),
     Logs(LogsArgs),
     Check(CheckArgs),
+    Status(StatusArgs),
+    Inspect(InspectArgs),
+    Stats(StatsArgs),
+}
+
+/// Is this device healthy? Version, release, daemon, containers, disk.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "status",
+    note = "Reads update/config.json, update/state.json and status.json of the data
+directory, and each running container's cgroup. CPU is the average since
+the container started, in % of one CPU. Unwell: unhealthy, given up or
+backing off; disk full: under 5% free.",
+    error_code(0, "all is well"),
+    error_code(5, "the daemon is not running, or its status cannot be read"),
+    error_code(6, "a container unwell, desired state refused, a bad file, disk full"),
+    error_code(7, "the running release is on probation")
+)]
+struct StatusArgs {
+    /// data directory (default: /var/lib/husk)
+    #[argh(option)]
+    data_dir: Option<PathBuf>,
+    /// print JSON instead of text
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Print everything known of one supervised container.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "inspect")]
+struct InspectArgs {
+    /// data directory (default: /var/lib/husk)
+    #[argh(option)]
+    data_dir: Option<PathBuf>,
+    /// print JSON instead of text
+    #[argh(switch)]
+    json: bool,
+    /// the container's name
+    #[argh(positional)]
+    name: ContainerId,
+}
+
+/// Print CPU, memory and pids of each supervised container.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "stats",
+    note = "CPU is measured over 1 s, then over each 2 s of --watch, in % of one
+CPU. --watch redraws in place on a terminal, else prints one block per
+sample (one JSON line per sample with --json)."
+)]
+struct StatsArgs {
+    /// data directory (default: /var/lib/husk)
+    #[argh(option)]
+    data_dir: Option<PathBuf>,
+    /// sample again every 2 s until interrupted
+    #[argh(switch, short = 'w')]
+    watch: bool,
+    /// print JSON instead of a table
+    #[argh(switch)]
+    json: bool,
 }
 
 /// Supervise the containers of <data-dir>/desired.json.
@@ -560,16 +671,22 @@ struct ResumeArgs {
     id: ContainerId,
 }
 
-/// List the pids of a container's processes.
+/// List supervised containers; with an id, a container's pids (as runc).
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "ps")]
 struct PsArgs {
     /// table (default) or json
     #[argh(option, short = 'f', default = "String::from(\"table\")")]
     format: String,
+    /// print JSON (the same as --format json)
+    #[argh(switch)]
+    json: bool,
+    /// without an id: data directory (default: /var/lib/husk)
+    #[argh(option)]
+    data_dir: Option<PathBuf>,
     /// the container id
     #[argh(positional)]
-    id: ContainerId,
+    id: Option<ContainerId>,
 }
 
 /// Send a signal (default TERM) to a container.
@@ -810,9 +927,33 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
         }
         Some(Subcommand::Pause(args)) => Command::Pause(args.id),
         Some(Subcommand::Resume(args)) => Command::Resume(args.id),
-        Some(Subcommand::Ps(args)) => Command::Ps {
-            id: args.id,
-            json: json_format("ps", &args.format)?,
+        Some(Subcommand::Ps(args)) => {
+            let json = json_format("ps", &args.format)? || args.json;
+            match args.id {
+                Some(id) => Command::Ps { id, json },
+                None => Command::Field {
+                    data_dir: data_dir(args.data_dir),
+                    command: FieldCommand::Ps { json },
+                },
+            }
+        }
+        Some(Subcommand::Status(args)) => Command::Field {
+            data_dir: data_dir(args.data_dir),
+            command: FieldCommand::Status { json: args.json },
+        },
+        Some(Subcommand::Inspect(args)) => Command::Field {
+            data_dir: data_dir(args.data_dir),
+            command: FieldCommand::Inspect {
+                name: args.name,
+                json: args.json,
+            },
+        },
+        Some(Subcommand::Stats(args)) => Command::Field {
+            data_dir: data_dir(args.data_dir),
+            command: FieldCommand::Stats {
+                watch: args.watch,
+                json: args.json,
+            },
         },
         Some(Subcommand::Delete(args)) => Command::Delete {
             id: args.id,
@@ -1747,6 +1888,10 @@ mod tests {
             &["daemon", "status", "--help"],
             &["logs", "--help"],
             &["check", "--help"],
+            &["status", "--help"],
+            &["ps", "--help"],
+            &["inspect", "--help"],
+            &["stats", "--help"],
         ] {
             let Err(EarlyExit::Help(text)) = parse_args(args) else {
                 panic!("{args:?} should print help");
@@ -1760,7 +1905,8 @@ mod tests {
         };
         for name in [
             "create", "start", "state", "kill", "delete", "run", "list", "pause", "resume", "ps",
-            "spec", "update", "features", "exec", "daemon", "logs", "check",
+            "spec", "update", "features", "exec", "daemon", "logs", "check", "status", "inspect",
+            "stats",
         ] {
             assert!(text.contains(name), "{name} missing from {text}");
         }
@@ -1827,5 +1973,68 @@ mod tests {
             }
         );
         assert!(usage_message(&["logs", "../x"]).contains("container id"));
+    }
+
+    #[test]
+    fn field_commands() {
+        let field = |command| Command::Field {
+            data_dir: PathBuf::from("/var/lib/husk"),
+            command,
+        };
+        assert_eq!(
+            command(&["status"]),
+            field(FieldCommand::Status { json: false })
+        );
+        assert_eq!(
+            command(&["--data-dir", "/d", "status", "--json"]),
+            Command::Field {
+                data_dir: PathBuf::from("/d"),
+                command: FieldCommand::Status { json: true }
+            }
+        );
+        assert_eq!(command(&["ps"]), field(FieldCommand::Ps { json: false }));
+        assert_eq!(
+            command(&["ps", "--json"]),
+            field(FieldCommand::Ps { json: true })
+        );
+        // With an id, runc's ps stays.
+        assert_eq!(
+            command(&["ps", "--format", "json", "web"]),
+            Command::Ps {
+                id: id("web"),
+                json: true
+            }
+        );
+        assert_eq!(
+            command(&["ps", "--json", "web"]),
+            Command::Ps {
+                id: id("web"),
+                json: true
+            }
+        );
+        assert_eq!(
+            command(&["inspect", "--json", "web"]),
+            field(FieldCommand::Inspect {
+                name: id("web"),
+                json: true
+            })
+        );
+        assert_eq!(
+            command(&["stats", "-w"]),
+            field(FieldCommand::Stats {
+                watch: true,
+                json: false
+            })
+        );
+        assert!(usage_message(&["inspect"]).contains("name"));
+        let Err(EarlyExit::Help(text)) = parse_args(&["--help"]) else {
+            panic!("--help should print help");
+        };
+        for code in 0..=7 {
+            assert!(
+                text.contains(&format!("  {code}")),
+                "exit {code} undocumented: {text}"
+            );
+        }
     }
 }

@@ -87,6 +87,7 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
         | Command::DaemonStatus { .. }
         | Command::Agent { .. }
         | Command::Logs { .. } => {}
+        Command::Field { data_dir, command } => return field_command(&host, data_dir, command),
         Command::Daemon(options) => return husk::daemon::run(&host, options),
         Command::Create(args) => lifecycle::create(
             &host,
@@ -163,6 +164,45 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
             }
         }
         Command::Image(command) => image_command(&Store::new(&invocation.data_dir), command)?,
+    }
+    Ok(0)
+}
+
+/// `husk status`, `ps` (no id), `inspect`, `stats`.
+fn field_command(
+    host: &Host,
+    data_dir: &Path,
+    command: &cli::FieldCommand,
+) -> Result<u8, husk::Error> {
+    use husk::field;
+    let sources = field::Sources { data_dir, host };
+    let now = husk::update::wall_now();
+    match command {
+        cli::FieldCommand::Status { json } => {
+            let report = field::gather(&sources, now);
+            match json {
+                true => println!("{}", report.json()),
+                false => print!("{}", report.text()),
+            }
+            return Ok(report.exit_code());
+        }
+        cli::FieldCommand::Ps { json } => {
+            let (status, images) = field::ps(&sources)?;
+            match json {
+                true => println!("{}", field::ps_json(&status, &images)),
+                false => print!("{}", field::ps_table(&status, &images, now)),
+            }
+        }
+        cli::FieldCommand::Inspect { name, json } => {
+            let inspection = field::inspect(&sources, name)?;
+            match json {
+                true => println!("{}", inspection.json()),
+                false => print!("{}", inspection.text(now)),
+            }
+        }
+        cli::FieldCommand::Stats { watch, json } => {
+            field::stats(&sources, *watch, *json, colour())?
+        }
     }
     Ok(0)
 }

@@ -1605,6 +1605,18 @@ pub fn join_net_namespace(proc_root: &Path, pid: Pid) -> Result<(), SysError> {
     setns(&file, CloneFlags::CLONE_NEWNET, &path)
 }
 
+/// Bytes free (for an unprivileged user) and in total on the filesystem
+/// holding `path` (`statvfs(2)`).
+pub fn disk_space(path: &Path) -> Result<(u64, u64), SysError> {
+    let stat = check("statvfs", Some(path), nix::sys::statvfs::statvfs(path))?;
+    // c_ulong and fsblkcnt_t are 32 or 64 bits wide, as the target has them.
+    let unit = u64::from(stat.fragment_size()).max(1);
+    Ok((
+        u64::from(stat.blocks_available()).saturating_mul(unit),
+        u64::from(stat.blocks()).saturating_mul(unit),
+    ))
+}
+
 /// Takes an exclusive lock on `file` (opened from `path`) without waiting;
 /// `None` if another open file description holds one.
 pub fn try_lock(file: File, path: &Path) -> Result<Option<FileLock>, SysError> {
