@@ -143,6 +143,8 @@ pub enum Command {
     },
     /// Work with the image store.
     Image(ImageCommand),
+    /// A request to the running daemon (`husk stop|restart NAME`).
+    Control(crate::daemon::control::Request),
     /// A field engineer's view of the supervised device.
     Field {
         /// The supervisor's data directory.
@@ -325,6 +327,37 @@ enum Subcommand {
     Status(StatusArgs),
     Inspect(InspectArgs),
     Stats(StatsArgs),
+    Stop(StopArgs),
+    Restart(RestartArgs),
+}
+
+/// Ask the daemon to stop a supervised container and keep it stopped.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "stop",
+    note = "Through the daemon's control socket, <root>/daemon.sock: needs root
+or the group of 'husk daemon --group'. The container stays stopped until
+'husk start NAME', 'husk restart NAME', a changed desired entry or a new
+daemon."
+)]
+struct StopArgs {
+    /// the supervised container's name
+    #[argh(positional)]
+    name: ContainerId,
+}
+
+/// Ask the daemon to stop a supervised container, if it runs, and start it.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "restart",
+    note = "Through the daemon's control socket, as 'husk stop'."
+)]
+struct RestartArgs {
+    /// the supervised container's name
+    #[argh(positional)]
+    name: ContainerId,
 }
 
 /// Is this device healthy? Version, release, daemon, containers, disk.
@@ -405,6 +438,9 @@ struct DaemonArgs {
     /// rotated log files kept per container (default: 3)
     #[argh(option)]
     log_files: Option<u32>,
+    /// group that may use the control socket (stop, start, restart) besides root
+    #[argh(option)]
+    group: Option<String>,
     #[argh(subcommand)]
     command: Option<DaemonSubcommand>,
 }
@@ -635,9 +671,14 @@ struct ExecArgs {
     command: Vec<String>,
 }
 
-/// Start a created container.
+/// Start a created container, or ask the daemon to start a supervised one.
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "start")]
+#[argh(
+    subcommand,
+    name = "start",
+    note = "A container of --root that is created (husk create) is started as
+runc does; any other name is asked of the daemon (see 'husk stop')."
+)]
 struct StartArgs {
     /// the container id
     #[argh(positional)]
@@ -936,6 +977,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
                     command: FieldCommand::Ps { json },
                 },
             }
+        }
+        Some(Subcommand::Stop(args)) => {
+            Command::Control(crate::daemon::control::Request::Stop(args.name))
+        }
+        Some(Subcommand::Restart(args)) => {
+            Command::Control(crate::daemon::control::Request::Restart(args.name))
         }
         Some(Subcommand::Status(args)) => Command::Field {
             data_dir: data_dir(args.data_dir),
@@ -1244,6 +1291,7 @@ fn daemon_command(
     Ok(Command::Daemon(crate::daemon::Options {
         data_dir: data_dir(args.data_dir),
         log_limits: LogLimits { max_bytes, rotated },
+        group: args.group,
     }))
 }
 
@@ -1921,6 +1969,7 @@ mod tests {
             Command::Daemon(Options {
                 data_dir: PathBuf::from("/var/lib/husk"),
                 log_limits: LogLimits::default(),
+                group: None,
             })
         );
         assert_eq!(
@@ -1939,6 +1988,7 @@ mod tests {
                     max_bytes: 4096,
                     rotated: 0
                 },
+                group: None,
             })
         );
         assert_eq!(
@@ -2027,6 +2077,20 @@ mod tests {
             })
         );
         assert!(usage_message(&["inspect"]).contains("name"));
+        use crate::daemon::control::Request;
+        assert_eq!(
+            command(&["stop", "web"]),
+            Command::Control(Request::Stop(id("web")))
+        );
+        assert_eq!(
+            command(&["restart", "web"]),
+            Command::Control(Request::Restart(id("web")))
+        );
+        assert_eq!(command(&["start", "web"]), Command::Start(id("web")));
+        let Command::Daemon(options) = command(&["daemon", "--group", "husk"]) else {
+            panic!("daemon");
+        };
+        assert_eq!(options.group.as_deref(), Some("husk"));
         let Err(EarlyExit::Help(text)) = parse_args(&["--help"]) else {
             panic!("--help should print help");
         };

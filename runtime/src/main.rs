@@ -97,7 +97,17 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
             args.console_socket.as_deref(),
             args.init,
         )?,
-        Command::Start(id) => lifecycle::start(&host, id)?,
+        // runc's start of a created container; any other, the daemon's.
+        Command::Start(id) => match host.state.load(id) {
+            Ok(record) if host.status(&record) == lifecycle::Status::Created => {
+                lifecycle::start(&host, id)?
+            }
+            _ => {
+                let request = husk::daemon::control::Request::Start(id.clone());
+                return control_command(&host, &request);
+            }
+        },
+        Command::Control(request) => return control_command(&host, request),
         Command::State(id) => println!("{}", lifecycle::state(&host, id)?),
         Command::Kill {
             id,
@@ -165,6 +175,17 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
         }
         Command::Image(command) => image_command(&Store::new(&invocation.data_dir), command)?,
     }
+    Ok(0)
+}
+
+/// `husk stop|start|restart NAME` through the daemon's control socket.
+fn control_command(
+    host: &Host,
+    request: &husk::daemon::control::Request,
+) -> Result<u8, husk::Error> {
+    let message = husk::daemon::control::send(host.state.root(), request)
+        .map_err(husk::daemon::DaemonError::Control)?;
+    println!("{message}");
     Ok(0)
 }
 

@@ -1617,6 +1617,20 @@ pub fn disk_space(path: &Path) -> Result<(u64, u64), SysError> {
     ))
 }
 
+/// The id of the group `name` (`getgrnam_r(3)`, through nix), if it exists.
+pub fn group_id(name: &str) -> Result<Option<u32>, SysError> {
+    let group = check_named("getgrnam", "group", nix::unistd::Group::from_name(name))?;
+    Ok(group.map(|g| g.gid.as_raw()))
+}
+
+/// The name of group `gid` (`getgrgid_r(3)`), if it has one.
+pub fn group_name(gid: u32) -> Option<String> {
+    nix::unistd::Group::from_gid(Gid::from_raw(gid))
+        .ok()
+        .flatten()
+        .map(|g| g.name)
+}
+
 /// Takes an exclusive lock on `file` (opened from `path`) without waiting;
 /// `None` if another open file description holds one.
 pub fn try_lock(file: File, path: &Path) -> Result<Option<FileLock>, SysError> {
