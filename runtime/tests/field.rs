@@ -7,6 +7,7 @@
 //! `SKIP <test>: <why>` on stderr and passes.
 
 use std::fs;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
@@ -254,4 +255,176 @@ fn status_exits_6_when_a_container_keeps_failing() {
         );
         sleep(Duration::from_millis(50));
     }
+}
+
+impl World {
+    /// The published state and pid of container `name`.
+    fn container(&self, name: &str) -> (String, Option<i32>, u32) {
+        let status = DaemonStatus::read(&self.dir.join("data/status.json")).unwrap();
+        let c = status
+            .containers
+            .into_iter()
+            .find(|c| c.name == name)
+            .unwrap();
+        (c.state, c.pid, c.restarts)
+    }
+
+    /// Waits until container `name` is in `state`; returns its pid.
+    fn wait_state(&self, name: &str, state: &str) -> Option<i32> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let published = DaemonStatus::read(&self.dir.join("data/status.json"))
+                .ok()
+                .and_then(|s| s.containers.into_iter().find(|c| c.name == name));
+            if let Some(c) = published.filter(|c| c.state == state) {
+                return c.pid;
+            }
+            assert!(Instant::now() < deadline, "{name} never got {state}");
+            sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `husk --root STATE ARGS` (the control commands need no data directory).
+    fn control(&self, args: &[&str]) -> Output {
+        Command::new(HUSK)
+            .arg("--root")
+            .arg(self.dir.join("state"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("state/daemon.sock")
+    }
+}
+
+#[test]
+fn stop_start_and_restart_through_the_control_socket() {
+    let Some(world) = World::new(
+        "control",
+        &[r#"{"name": "idle", "args": ["sleep", "1000"], "stopTimeout": "1s"}"#],
+    ) else {
+        return;
+    };
+    world.wait_running(1);
+    let meta = fs::metadata(world.socket()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+
+    let out = world.control(&["stop", "idle"]);
+    assert!(out.status.success(), "{:?}", out);
+    assert_eq!(text(&out), "idle: stopping\n");
+    assert_eq!(world.wait_state("idle", "stopped"), None);
+    // Held stopped: its restart policy (always) does not apply.
+    sleep(Duration::from_millis(1500));
+    assert_eq!(world.container("idle").0, "stopped");
+
+    let out = world.control(&["start", "idle"]);
+    assert_eq!(text(&out), "idle: starting\n", "{out:?}");
+    let first = world.wait_state("idle", "running").unwrap();
+    assert_eq!(
+        text(&world.control(&["start", "idle"])),
+        "idle: already running\n"
+    );
+
+    let out = world.control(&["restart", "idle"]);
+    assert_eq!(text(&out), "idle: restarting\n", "{out:?}");
+    let deadline = Instant::now() + TIMEOUT;
+    while world.container("idle").1.is_none_or(|pid| pid == first) {
+        assert!(Instant::now() < deadline, "never restarted");
+        sleep(Duration::from_millis(20));
+    }
+
+    let out = world.control(&["stop", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "husk: no container nope is supervised\n"
+    );
+
+    // Another user: the socket's permissions refuse, and say why.
+    let out = Command::new(HUSK)
+        .arg("--root")
+        .arg(world.dir.join("state"))
+        .args(["stop", "idle"])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.starts_with("husk: stop idle needs root or group "),
+        "{said}"
+    );
+
+    // No daemon: said so.
+    let mut world = world;
+    world.stop();
+    let out = world.control(&["restart", "idle"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no husk daemon is listening"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn malformed_control_requests_never_stall_supervision() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let Some(world) = World::new(
+        "malformed",
+        &[
+            r#"{"name": "idle", "args": ["sleep", "1000"], "stopTimeout": "1s"}"#,
+            // Exits every 0.2 s: its restarts show the loop turning.
+            r#"{"name": "flaky", "args": ["sh", "-c", "sleep 0.2; exit 1"], "backoff": {"initial": "50ms", "max": "50ms"}}"#,
+        ],
+    ) else {
+        return;
+    };
+    world.wait_state("idle", "running");
+    let pid = world.container("idle").1;
+    let restarts = world.container("flaky").2;
+    let connect = || UnixStream::connect(world.socket()).unwrap();
+
+    // Half a line, then silence, on many connections at once.
+    let mut silent: Vec<UnixStream> = (0..50)
+        .map(|_| {
+            let mut s = connect();
+            let _ = s.write_all(b"{\"op\":\"st");
+            s
+        })
+        .collect();
+    // Garbage, and a 1 MiB line.
+    for _ in 0..20 {
+        let mut s = connect();
+        s.write_all(b"\x00\x01garbage\xff\n").unwrap();
+        let mut reply = String::new();
+        let _ = s.read_to_string(&mut reply);
+        assert!(reply.is_empty() || reply.contains("bad request"), "{reply}");
+    }
+    let mut s = connect();
+    // The daemon stops reading after its cap: the write fails or is cut.
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(&vec![b'x'; 1 << 20]);
+    drop(s);
+
+    // Beyond the client timeout, the silent ones are dropped, and the
+    // daemon has kept supervising throughout.
+    sleep(Duration::from_secs(3));
+    for s in &mut silent {
+        let mut reply = String::new();
+        let _ = s.read_to_string(&mut reply);
+    }
+    drop(silent);
+    assert_eq!(world.container("idle").1, pid, "idle was restarted");
+    let (_, _, now) = world.container("flaky");
+    assert!(
+        now >= restarts + 5,
+        "status no longer published: {restarts} -> {now}"
+    );
+    // And it still answers.
+    let out = world.control(&["stop", "idle"]);
+    assert_eq!(text(&out), "idle: stopping\n", "{out:?}");
 }
