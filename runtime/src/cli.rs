@@ -676,8 +676,8 @@ struct ExecArgs {
 #[argh(
     subcommand,
     name = "start",
-    note = "A container of --root that is created (husk create) is started as
-runc does; any other name is asked of the daemon (see 'husk stop')."
+    note = "A container of --root is started as runc does; a name --root does not
+hold is asked of the daemon, if one runs (see 'husk stop')."
 )]
 struct StartArgs {
     /// the container id

@@ -436,11 +436,8 @@ impl Report {
 
     /// The report as one line of JSON (the schema in the module docs).
     pub fn json(&self) -> String {
-        let containers: Vec<ContainerOut<'_>> = self
-            .containers
-            .iter()
-            .map(|row| ContainerOut::new(row))
-            .collect();
+        let containers: Vec<ContainerOut<'_>> =
+            self.containers.iter().map(ContainerOut::new).collect();
         let problems = self.problems();
         let problem_texts: Vec<&str> = problems.iter().map(|(_, p)| p.as_str()).collect();
         let out = ReportOut {
@@ -874,7 +871,7 @@ pub fn stats_table(before: &[Sample], now: &[Sample], elapsed: Duration) -> Stri
         let cpu = cpu_over(before, s, elapsed).map_or("-".to_owned(), percent);
         let stats = s.stats.as_ref();
         let memory = stats.and_then(|s| s.memory_current);
-        let max = stats.and_then(|s| s.memory_max.clone());
+        let max = stats.and_then(|s| s.memory_max);
         let share = match (memory, limit_bytes(max.as_ref())) {
             (Some(used), Some(max)) if max > 0 => percent(used.saturating_mul(10_000) / max),
             _ => "-".to_owned(),
@@ -957,7 +954,7 @@ pub fn stats(
         let written = match (watch, redraw && !json) {
             // Home, clear the screen.
             (true, true) => write!(stdout, "\x1b[H\x1b[2J{text}"),
-            (true, false) if !json => write!(stdout, "{text}\n"),
+            (true, false) if !json => writeln!(stdout, "{text}"),
             _ => write!(stdout, "{text}"),
         };
         if written.and_then(|()| stdout.flush()).is_err() || !watch {

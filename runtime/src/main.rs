@@ -97,15 +97,18 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
             args.console_socket.as_deref(),
             args.init,
         )?,
-        // runc's start of a created container; any other, the daemon's.
+        // runc's start of a container of --root; one that is not there may
+        // be the daemon's, held stopped (without a daemon, runc's error).
         Command::Start(id) => match host.state.load(id) {
-            Ok(record) if host.status(&record) == lifecycle::Status::Created => {
-                lifecycle::start(&host, id)?
+            Err(state::StateError::NotFound(_)) => {
+                use husk::daemon::control::{self, ControlError, Request};
+                match control::send(host.state.root(), &Request::Start(id.clone())) {
+                    Err(ControlError::NoDaemon { .. }) => lifecycle::start(&host, id)?,
+                    Ok(message) => println!("{message}"),
+                    Err(e) => return Err(husk::daemon::DaemonError::Control(e).into()),
+                }
             }
-            _ => {
-                let request = husk::daemon::control::Request::Start(id.clone());
-                return control_command(&host, &request);
-            }
+            _ => lifecycle::start(&host, id)?,
         },
         Command::Control(request) => return control_command(&host, request),
         Command::State(id) => println!("{}", lifecycle::state(&host, id)?),

@@ -1607,9 +1607,12 @@ pub fn join_net_namespace(proc_root: &Path, pid: Pid) -> Result<(), SysError> {
 
 /// Bytes free (for an unprivileged user) and in total on the filesystem
 /// holding `path` (`statvfs(2)`).
+#[allow(
+    clippy::useless_conversion,
+    reason = "c_ulong and fsblkcnt_t are u64 on 64-bit targets only"
+)]
 pub fn disk_space(path: &Path) -> Result<(u64, u64), SysError> {
     let stat = check("statvfs", Some(path), nix::sys::statvfs::statvfs(path))?;
-    // c_ulong and fsblkcnt_t are 32 or 64 bits wide, as the target has them.
     let unit = u64::from(stat.fragment_size()).max(1);
     Ok((
         u64::from(stat.blocks_available()).saturating_mul(unit),
