@@ -1940,6 +1940,9 @@ mod tests {
             &["ps", "--help"],
             &["inspect", "--help"],
             &["stats", "--help"],
+            &["stop", "--help"],
+            &["restart", "--help"],
+            &["start", "--help"],
         ] {
             let Err(EarlyExit::Help(text)) = parse_args(args) else {
                 panic!("{args:?} should print help");
@@ -1954,7 +1957,7 @@ mod tests {
         for name in [
             "create", "start", "state", "kill", "delete", "run", "list", "pause", "resume", "ps",
             "spec", "update", "features", "exec", "daemon", "logs", "check", "status", "inspect",
-            "stats",
+            "stats", "stop", "restart",
         ] {
             assert!(text.contains(name), "{name} missing from {text}");
         }

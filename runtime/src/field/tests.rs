@@ -445,3 +445,66 @@ fn inspect_joins_desired_state_status_and_runtime() {
     let (_, images) = ps(&sources).unwrap();
     assert_eq!(images, ["/srv/web"]);
 }
+
+#[test]
+fn gather_reads_each_running_containers_cgroup() {
+    use crate::state::Record;
+    let tmp = crate::testutil::TempDir::new("field-cgroup");
+    fixture(tmp.path());
+    let mut status = DaemonStatus::read(&tmp.path().join(STATUS_FILE)).unwrap();
+    status.containers[0] = container("web", "running", None);
+    status.write(&tmp.path().join(STATUS_FILE)).unwrap();
+    // A cgroup v2 root of files, and the runtime's record of the container.
+    let cgroups = tmp.path().join("cgroup");
+    let dir = cgroups.join("husk/web");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(cgroups.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+    std::fs::write(dir.join("memory.current"), "1048576\n").unwrap();
+    std::fs::write(dir.join("memory.max"), "4194304\n").unwrap();
+    std::fs::write(dir.join("pids.current"), "2\n").unwrap();
+    std::fs::write(dir.join("cpu.stat"), "usage_usec 3000000\nuser_usec 1\n").unwrap();
+    let mut host = Host::new(tmp.path().join("state"));
+    host.cgroup_root = Some(cgroups);
+    let id: ContainerId = "web".parse().unwrap();
+    host.state.claim(&id).unwrap();
+    host.state
+        .save(&Record {
+            id: id.clone(),
+            bundle: PathBuf::from("/srv/web"),
+            rootfs: PathBuf::from("/srv/web/rootfs"),
+            pid: Some(4242),
+            start_time: 1,
+            created: 1,
+            cgroup: Some("husk/web".to_owned()),
+            hooks: false,
+        })
+        .unwrap();
+    let sources = Sources {
+        data_dir: tmp.path(),
+        host: &host,
+    };
+    // 3 s of CPU in the 300 s since it started: 1%.
+    let report = gather(&sources, 1_000_300);
+    let usage = report.containers[0]
+        .usage
+        .as_ref()
+        .expect("its cgroup read");
+    assert_eq!(usage.memory_current, Some(1 << 20));
+    assert_eq!(usage.memory_max, Some(Limit::Value(4 << 20)));
+    assert_eq!(usage.pids_current, Some(2));
+    let text = report.text();
+    let line = text.lines().find(|l| l.starts_with("web ")).unwrap();
+    assert!(line.ends_with("  1.0M/4.0M   1.0%"), "{line}");
+    let samples = sample(&sources).unwrap();
+    assert_eq!(
+        samples[0].stats.as_ref().unwrap().cpu_usage_usec,
+        Some(3_000_000)
+    );
+    let inspection = inspect(&sources, &id).unwrap();
+    assert!(inspection
+        .text(1_000_300)
+        .contains("memory       1.0M of 4.0M\n"));
+    let value: serde_json::Value = serde_json::from_str(&inspection.json()).unwrap();
+    assert_eq!(value["cgroup"]["pids"], 2);
+    assert_eq!(value["oci"]["id"], "web");
+}

@@ -149,6 +149,11 @@ fn the_socket_is_made_with_its_mode_and_removed() {
     // A client finds no daemon.
     let error = send(tmp.path(), &Request::Status).unwrap_err();
     assert!(matches!(error, ControlError::NoDaemon { .. }), "{error}");
+    // --group: the socket's group (giving it away takes root).
+    if crate::sys::is_root() {
+        let server = Server::bind(tmp.path(), Some(65534)).unwrap();
+        assert_eq!(fs::metadata(server.path()).unwrap().gid(), 65534);
+    }
 }
 
 #[test]
