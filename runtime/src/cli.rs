@@ -143,6 +143,44 @@ pub enum Command {
     },
     /// Work with the image store.
     Image(ImageCommand),
+    /// A request to the running daemon (`husk stop|restart NAME`).
+    Control(crate::daemon::control::Request),
+    /// A field engineer's view of the supervised device.
+    Field {
+        /// The supervisor's data directory.
+        data_dir: PathBuf,
+        /// Which.
+        command: FieldCommand,
+    },
+}
+
+/// `husk status`, `ps` (no id), `inspect`, `stats`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FieldCommand {
+    /// Is this device healthy?
+    Status {
+        /// As JSON.
+        json: bool,
+    },
+    /// The supervised containers.
+    Ps {
+        /// As JSON.
+        json: bool,
+    },
+    /// Everything known of one supervised container.
+    Inspect {
+        /// The container.
+        name: ContainerId,
+        /// As JSON.
+        json: bool,
+    },
+    /// CPU, memory and pids per container.
+    Stats {
+        /// Again every 2 s.
+        watch: bool,
+        /// As JSON lines.
+        json: bool,
+    },
 }
 
 /// The `husk image` commands.
@@ -232,6 +270,19 @@ pub enum EarlyExit {
 
 /// husk: a minimal OCI container runtime for small devices.
 #[derive(FromArgs, Debug)]
+#[argh(
+    note = "Field commands: status, ps (no id), inspect, stats, logs, update status.
+Listing commands take --json (schemas: man husk). run and exec (in the
+foreground) exit with the container process's status (128 + signal).",
+    error_code(0, "success; status: the device is healthy"),
+    error_code(1, "husk failed (a one-line error on stderr)"),
+    error_code(2, "check: a required kernel feature is missing"),
+    error_code(3, "check: the kernel differs from --board"),
+    error_code(4, "update apply: nothing new"),
+    error_code(5, "status: the daemon is not running"),
+    error_code(6, "status: a container or file needs attention"),
+    error_code(7, "status: the release is on probation")
+)]
 struct Husk {
     /// print the version and exit
     #[argh(switch)]
@@ -273,6 +324,99 @@ enum Subcommand {
     Daemon(DaemonArgs),
     Logs(LogsArgs),
     Check(CheckArgs),
+    Status(StatusArgs),
+    Inspect(InspectArgs),
+    Stats(StatsArgs),
+    Stop(StopArgs),
+    Restart(RestartArgs),
+}
+
+/// Ask the daemon to stop a supervised container and keep it stopped.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "stop",
+    note = "Through the daemon's control socket, <root>/daemon.sock: needs root
+or the group of 'husk daemon --group'. The container stays stopped until
+'husk start NAME', 'husk restart NAME', a changed desired entry or a new
+daemon."
+)]
+struct StopArgs {
+    /// the supervised container's name
+    #[argh(positional)]
+    name: ContainerId,
+}
+
+/// Ask the daemon to stop a supervised container, if it runs, and start it.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "restart",
+    note = "Through the daemon's control socket, as 'husk stop'."
+)]
+struct RestartArgs {
+    /// the supervised container's name
+    #[argh(positional)]
+    name: ContainerId,
+}
+
+/// Is this device healthy? Version, release, daemon, containers, disk.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "status",
+    note = "Reads update/config.json, update/state.json and status.json of the data
+directory, and each running container's cgroup. CPU is the average since
+the container started, in % of one CPU. Unwell: unhealthy, given up or
+backing off; disk full: under 5% free.",
+    error_code(0, "all is well"),
+    error_code(5, "the daemon is not running, or its status cannot be read"),
+    error_code(6, "a container unwell, desired state refused, a bad file, disk full"),
+    error_code(7, "the running release is on probation")
+)]
+struct StatusArgs {
+    /// data directory (default: /var/lib/husk)
+    #[argh(option)]
+    data_dir: Option<PathBuf>,
+    /// print JSON instead of text
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Print everything known of one supervised container.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "inspect")]
+struct InspectArgs {
+    /// data directory (default: /var/lib/husk)
+    #[argh(option)]
+    data_dir: Option<PathBuf>,
+    /// print JSON instead of text
+    #[argh(switch)]
+    json: bool,
+    /// the container's name
+    #[argh(positional)]
+    name: ContainerId,
+}
+
+/// Print CPU, memory and pids of each supervised container.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "stats",
+    note = "CPU is measured over 1 s, then over each 2 s of --watch, in % of one
+CPU. --watch redraws in place on a terminal, else prints one block per
+sample (one JSON line per sample with --json)."
+)]
+struct StatsArgs {
+    /// data directory (default: /var/lib/husk)
+    #[argh(option)]
+    data_dir: Option<PathBuf>,
+    /// sample again every 2 s until interrupted
+    #[argh(switch, short = 'w')]
+    watch: bool,
+    /// print JSON instead of a table
+    #[argh(switch)]
+    json: bool,
 }
 
 /// Supervise the containers of <data-dir>/desired.json.
@@ -294,6 +438,9 @@ struct DaemonArgs {
     /// rotated log files kept per container (default: 3)
     #[argh(option)]
     log_files: Option<u32>,
+    /// group that may use the control socket (stop, start, restart) besides root
+    #[argh(option)]
+    group: Option<String>,
     #[argh(subcommand)]
     command: Option<DaemonSubcommand>,
 }
@@ -524,9 +671,14 @@ struct ExecArgs {
     command: Vec<String>,
 }
 
-/// Start a created container.
+/// Start a created container, or ask the daemon to start a supervised one.
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "start")]
+#[argh(
+    subcommand,
+    name = "start",
+    note = "A container of --root is started as runc does; a name --root does not
+hold is asked of the daemon, if one runs (see 'husk stop')."
+)]
 struct StartArgs {
     /// the container id
     #[argh(positional)]
@@ -560,16 +712,22 @@ struct ResumeArgs {
     id: ContainerId,
 }
 
-/// List the pids of a container's processes.
+/// List supervised containers; with an id, a container's pids (as runc).
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "ps")]
 struct PsArgs {
     /// table (default) or json
     #[argh(option, short = 'f', default = "String::from(\"table\")")]
     format: String,
+    /// print JSON (the same as --format json)
+    #[argh(switch)]
+    json: bool,
+    /// without an id: data directory (default: /var/lib/husk)
+    #[argh(option)]
+    data_dir: Option<PathBuf>,
     /// the container id
     #[argh(positional)]
-    id: ContainerId,
+    id: Option<ContainerId>,
 }
 
 /// Send a signal (default TERM) to a container.
@@ -810,9 +968,39 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
         }
         Some(Subcommand::Pause(args)) => Command::Pause(args.id),
         Some(Subcommand::Resume(args)) => Command::Resume(args.id),
-        Some(Subcommand::Ps(args)) => Command::Ps {
-            id: args.id,
-            json: json_format("ps", &args.format)?,
+        Some(Subcommand::Ps(args)) => {
+            let json = json_format("ps", &args.format)? || args.json;
+            match args.id {
+                Some(id) => Command::Ps { id, json },
+                None => Command::Field {
+                    data_dir: data_dir(args.data_dir),
+                    command: FieldCommand::Ps { json },
+                },
+            }
+        }
+        Some(Subcommand::Stop(args)) => {
+            Command::Control(crate::daemon::control::Request::Stop(args.name))
+        }
+        Some(Subcommand::Restart(args)) => {
+            Command::Control(crate::daemon::control::Request::Restart(args.name))
+        }
+        Some(Subcommand::Status(args)) => Command::Field {
+            data_dir: data_dir(args.data_dir),
+            command: FieldCommand::Status { json: args.json },
+        },
+        Some(Subcommand::Inspect(args)) => Command::Field {
+            data_dir: data_dir(args.data_dir),
+            command: FieldCommand::Inspect {
+                name: args.name,
+                json: args.json,
+            },
+        },
+        Some(Subcommand::Stats(args)) => Command::Field {
+            data_dir: data_dir(args.data_dir),
+            command: FieldCommand::Stats {
+                watch: args.watch,
+                json: args.json,
+            },
         },
         Some(Subcommand::Delete(args)) => Command::Delete {
             id: args.id,
@@ -1103,6 +1291,7 @@ fn daemon_command(
     Ok(Command::Daemon(crate::daemon::Options {
         data_dir: data_dir(args.data_dir),
         log_limits: LogLimits { max_bytes, rotated },
+        group: args.group,
     }))
 }
 
@@ -1747,6 +1936,13 @@ mod tests {
             &["daemon", "status", "--help"],
             &["logs", "--help"],
             &["check", "--help"],
+            &["status", "--help"],
+            &["ps", "--help"],
+            &["inspect", "--help"],
+            &["stats", "--help"],
+            &["stop", "--help"],
+            &["restart", "--help"],
+            &["start", "--help"],
         ] {
             let Err(EarlyExit::Help(text)) = parse_args(args) else {
                 panic!("{args:?} should print help");
@@ -1760,7 +1956,8 @@ mod tests {
         };
         for name in [
             "create", "start", "state", "kill", "delete", "run", "list", "pause", "resume", "ps",
-            "spec", "update", "features", "exec", "daemon", "logs", "check",
+            "spec", "update", "features", "exec", "daemon", "logs", "check", "status", "inspect",
+            "stats", "stop", "restart",
         ] {
             assert!(text.contains(name), "{name} missing from {text}");
         }
@@ -1775,6 +1972,7 @@ mod tests {
             Command::Daemon(Options {
                 data_dir: PathBuf::from("/var/lib/husk"),
                 log_limits: LogLimits::default(),
+                group: None,
             })
         );
         assert_eq!(
@@ -1793,6 +1991,7 @@ mod tests {
                     max_bytes: 4096,
                     rotated: 0
                 },
+                group: None,
             })
         );
         assert_eq!(
@@ -1827,5 +2026,82 @@ mod tests {
             }
         );
         assert!(usage_message(&["logs", "../x"]).contains("container id"));
+    }
+
+    #[test]
+    fn field_commands() {
+        let field = |command| Command::Field {
+            data_dir: PathBuf::from("/var/lib/husk"),
+            command,
+        };
+        assert_eq!(
+            command(&["status"]),
+            field(FieldCommand::Status { json: false })
+        );
+        assert_eq!(
+            command(&["--data-dir", "/d", "status", "--json"]),
+            Command::Field {
+                data_dir: PathBuf::from("/d"),
+                command: FieldCommand::Status { json: true }
+            }
+        );
+        assert_eq!(command(&["ps"]), field(FieldCommand::Ps { json: false }));
+        assert_eq!(
+            command(&["ps", "--json"]),
+            field(FieldCommand::Ps { json: true })
+        );
+        // With an id, runc's ps stays.
+        assert_eq!(
+            command(&["ps", "--format", "json", "web"]),
+            Command::Ps {
+                id: id("web"),
+                json: true
+            }
+        );
+        assert_eq!(
+            command(&["ps", "--json", "web"]),
+            Command::Ps {
+                id: id("web"),
+                json: true
+            }
+        );
+        assert_eq!(
+            command(&["inspect", "--json", "web"]),
+            field(FieldCommand::Inspect {
+                name: id("web"),
+                json: true
+            })
+        );
+        assert_eq!(
+            command(&["stats", "-w"]),
+            field(FieldCommand::Stats {
+                watch: true,
+                json: false
+            })
+        );
+        assert!(usage_message(&["inspect"]).contains("name"));
+        use crate::daemon::control::Request;
+        assert_eq!(
+            command(&["stop", "web"]),
+            Command::Control(Request::Stop(id("web")))
+        );
+        assert_eq!(
+            command(&["restart", "web"]),
+            Command::Control(Request::Restart(id("web")))
+        );
+        assert_eq!(command(&["start", "web"]), Command::Start(id("web")));
+        let Command::Daemon(options) = command(&["daemon", "--group", "husk"]) else {
+            panic!("daemon");
+        };
+        assert_eq!(options.group.as_deref(), Some("husk"));
+        let Err(EarlyExit::Help(text)) = parse_args(&["--help"]) else {
+            panic!("--help should print help");
+        };
+        for code in 0..=7 {
+            assert!(
+                text.contains(&format!("  {code}")),
+                "exit {code} undocumented: {text}"
+            );
+        }
     }
 }

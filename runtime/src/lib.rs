@@ -14,6 +14,7 @@ pub mod check;
 pub mod cli;
 pub mod container;
 pub mod daemon;
+pub mod field;
 pub mod file;
 pub mod gzip;
 pub mod hooks;
@@ -67,6 +68,8 @@ pub enum Error {
     Check(check::CheckError),
     /// An update command refused or failed.
     Update(Box<update::UpdateError>),
+    /// A field view (`ps`, `inspect`, `stats`) could not be given.
+    Field(field::FieldError),
 }
 
 /// `error` and its sources joined by ": ", on one line.
@@ -94,6 +97,7 @@ impl fmt::Display for Error {
             Self::Daemon(e) => e.fmt(f),
             Self::Check(e) => e.fmt(f),
             Self::Update(e) => e.fmt(f),
+            Self::Field(e) => e.fmt(f),
         }
     }
 }
@@ -110,6 +114,7 @@ impl std::error::Error for Error {
             Self::Daemon(e) => e.source(),
             Self::Check(e) => e.source(),
             Self::Update(e) => e.source(),
+            Self::Field(e) => e.source(),
         }
     }
 }
@@ -159,5 +164,11 @@ impl From<update::UpdateError> for Error {
 impl From<check::CheckError> for Error {
     fn from(e: check::CheckError) -> Self {
         Self::Check(e)
+    }
+}
+
+impl From<field::FieldError> for Error {
+    fn from(e: field::FieldError) -> Self {
+        Self::Field(e)
     }
 }

@@ -428,6 +428,16 @@ pub fn update(host: &Host, id: &ContainerId, json: &[u8]) -> Result<(), Error> {
         .map_err(|e| LifecycleError::Cgroup(e).into())
 }
 
+/// The usage counters of a container's cgroup (memory, pids, CPU time), or
+/// `None` if it has none (no cgroup v2, or the cgroup is gone).
+pub fn cgroup_stats(host: &Host, id: &ContainerId) -> Result<Option<cgroup::Stats>, Error> {
+    let record = host.state.load(id)?;
+    match host.cgroup(&record)? {
+        Some(cgroup) => Ok(Some(cgroup.stats().map_err(LifecycleError::Cgroup)?)),
+        None => Ok(None),
+    }
+}
+
 /// `ps`: the pids of the container's processes, in husk's PID namespace.
 pub fn ps(host: &Host, id: &ContainerId) -> Result<Vec<i32>, Error> {
     let record = host.state.load(id)?;

@@ -87,6 +87,7 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
         | Command::DaemonStatus { .. }
         | Command::Agent { .. }
         | Command::Logs { .. } => {}
+        Command::Field { data_dir, command } => return field_command(&host, data_dir, command),
         Command::Daemon(options) => return husk::daemon::run(&host, options),
         Command::Create(args) => lifecycle::create(
             &host,
@@ -96,7 +97,20 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
             args.console_socket.as_deref(),
             args.init,
         )?,
-        Command::Start(id) => lifecycle::start(&host, id)?,
+        // runc's start of a container of --root; one that is not there may
+        // be the daemon's, held stopped (without a daemon, runc's error).
+        Command::Start(id) => match host.state.load(id) {
+            Err(state::StateError::NotFound(_)) => {
+                use husk::daemon::control::{self, ControlError, Request};
+                match control::send(host.state.root(), &Request::Start(id.clone())) {
+                    Err(ControlError::NoDaemon { .. }) => lifecycle::start(&host, id)?,
+                    Ok(message) => println!("{message}"),
+                    Err(e) => return Err(husk::daemon::DaemonError::Control(e).into()),
+                }
+            }
+            _ => lifecycle::start(&host, id)?,
+        },
+        Command::Control(request) => return control_command(&host, request),
         Command::State(id) => println!("{}", lifecycle::state(&host, id)?),
         Command::Kill {
             id,
@@ -163,6 +177,56 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
             }
         }
         Command::Image(command) => image_command(&Store::new(&invocation.data_dir), command)?,
+    }
+    Ok(0)
+}
+
+/// `husk stop|start|restart NAME` through the daemon's control socket.
+fn control_command(
+    host: &Host,
+    request: &husk::daemon::control::Request,
+) -> Result<u8, husk::Error> {
+    let message = husk::daemon::control::send(host.state.root(), request)
+        .map_err(husk::daemon::DaemonError::Control)?;
+    println!("{message}");
+    Ok(0)
+}
+
+/// `husk status`, `ps` (no id), `inspect`, `stats`.
+fn field_command(
+    host: &Host,
+    data_dir: &Path,
+    command: &cli::FieldCommand,
+) -> Result<u8, husk::Error> {
+    use husk::field;
+    let sources = field::Sources { data_dir, host };
+    let now = husk::update::wall_now();
+    match command {
+        cli::FieldCommand::Status { json } => {
+            let report = field::gather(&sources, now);
+            match json {
+                true => println!("{}", report.json()),
+                false => print!("{}", report.text()),
+            }
+            return Ok(report.exit_code());
+        }
+        cli::FieldCommand::Ps { json } => {
+            let (status, images) = field::ps(&sources)?;
+            match json {
+                true => println!("{}", field::ps_json(&status, &images)),
+                false => print!("{}", field::ps_table(&status, &images, now)),
+            }
+        }
+        cli::FieldCommand::Inspect { name, json } => {
+            let inspection = field::inspect(&sources, name)?;
+            match json {
+                true => println!("{}", inspection.json()),
+                false => print!("{}", inspection.text(now)),
+            }
+        }
+        cli::FieldCommand::Stats { watch, json } => {
+            field::stats(&sources, *watch, *json, colour())?
+        }
     }
     Ok(0)
 }

@@ -1605,6 +1605,35 @@ pub fn join_net_namespace(proc_root: &Path, pid: Pid) -> Result<(), SysError> {
     setns(&file, CloneFlags::CLONE_NEWNET, &path)
 }
 
+/// Bytes free (for an unprivileged user) and in total on the filesystem
+/// holding `path` (`statvfs(2)`).
+#[allow(
+    clippy::useless_conversion,
+    reason = "c_ulong and fsblkcnt_t are u64 on 64-bit targets only"
+)]
+pub fn disk_space(path: &Path) -> Result<(u64, u64), SysError> {
+    let stat = check("statvfs", Some(path), nix::sys::statvfs::statvfs(path))?;
+    let unit = u64::from(stat.fragment_size()).max(1);
+    Ok((
+        u64::from(stat.blocks_available()).saturating_mul(unit),
+        u64::from(stat.blocks()).saturating_mul(unit),
+    ))
+}
+
+/// The id of the group `name` (`getgrnam_r(3)`, through nix), if it exists.
+pub fn group_id(name: &str) -> Result<Option<u32>, SysError> {
+    let group = check_named("getgrnam", "group", nix::unistd::Group::from_name(name))?;
+    Ok(group.map(|g| g.gid.as_raw()))
+}
+
+/// The name of group `gid` (`getgrgid_r(3)`), if it has one.
+pub fn group_name(gid: u32) -> Option<String> {
+    nix::unistd::Group::from_gid(Gid::from_raw(gid))
+        .ok()
+        .flatten()
+        .map(|g| g.name)
+}
+
 /// Takes an exclusive lock on `file` (opened from `path`) without waiting;
 /// `None` if another open file description holds one.
 pub fn try_lock(file: File, path: &Path) -> Result<Option<FileLock>, SysError> {

@@ -19,6 +19,7 @@
 //! and starts the desired state afresh.
 
 pub mod agent;
+pub mod control;
 pub mod desired;
 pub mod logs;
 pub mod status;
@@ -69,6 +70,8 @@ pub struct Options {
     pub data_dir: PathBuf,
     /// Sizes of the log files.
     pub log_limits: LogLimits,
+    /// The group of the control socket (`--group`), besides root.
+    pub group: Option<String>,
 }
 
 /// Why the daemon stopped or refused to start.
@@ -97,6 +100,8 @@ pub enum DaemonError {
     },
     /// The status file cannot be read (`husk daemon status`).
     Status(status::StatusError),
+    /// The control socket refused a request, or cannot be made.
+    Control(control::ControlError),
     /// A container's logs cannot be read (`husk logs`).
     Logs {
         /// The container.
@@ -113,6 +118,16 @@ pub enum DaemonError {
 pub fn run(host: &Host, options: &Options) -> Result<u8, Error> {
     let desired_path = options.data_dir.join(DESIRED_FILE);
     let desired = desired::load(&desired_path).map_err(DaemonError::Desired)?;
+    let gid = match &options.group {
+        None => None,
+        Some(name) => Some(
+            sys::group_id(name)
+                .map_err(sys_error("look the --group up"))?
+                .ok_or_else(|| {
+                    DaemonError::Control(control::ControlError::NoGroup(name.clone()))
+                })?,
+        ),
+    };
     fs::create_dir_all(&options.data_dir).map_err(|source| DaemonError::DataDir {
         path: options.data_dir.clone(),
         source,
@@ -162,6 +177,15 @@ pub fn run(host: &Host, options: &Options) -> Result<u8, Error> {
         published: None,
         status_failing: false,
         agent: None,
+        // Supervision matters more than the socket: without it, the daemon
+        // still runs its containers.
+        control: match control::Server::bind(host.state.root(), gid) {
+            Ok(server) => Some(server),
+            Err(e) => {
+                say(&format!("no control socket: {}", crate::error_chain(&e)));
+                None
+            }
+        },
     };
     // The last view published: what to clean up, and the counts to go on from.
     let previous = DaemonStatus::read(&options.data_dir.join(STATUS_FILE)).ok();
@@ -207,6 +231,8 @@ struct Daemon<'a> {
     status_failing: bool,
     /// The update agent's side, when updates are configured.
     agent: Option<agent::Agent>,
+    /// The control socket, if it could be made.
+    control: Option<control::Server>,
 }
 
 /// A container of the desired state, and what the loop holds for it.
@@ -270,6 +296,7 @@ impl Daemon<'_> {
             let now = self.now();
             self.fire_timers(now);
             self.agent_tick(now);
+            self.control_tick(now);
             self.slots
                 .retain(|slot| !slot.removing || slot.unit.is_active());
             self.publish();
@@ -290,6 +317,10 @@ impl Daemon<'_> {
                     .iter()
                     .filter_map(|&i| self.slots[i].pipe.as_ref().map(AsFd::as_fd)),
             );
+            // Served on the next turn, whichever of them woke the loop.
+            if let Some(control) = &self.control {
+                fds.extend(control.fds());
+            }
             let ready = sys::poll_readable(&fds, timeout).map_err(sys_error("poll"))?;
             drop(fds);
             for (&i, _) in piped.iter().zip(&ready[1..]).filter(|(_, &r)| r) {
@@ -320,7 +351,8 @@ impl Daemon<'_> {
             .filter(|p| !p.timed_out)
             .map(|p| p.deadline);
         let agent = self.agent.as_ref().and_then(agent::Agent::deadline);
-        units.chain(probes).chain(agent).min()
+        let control = self.control.as_ref().and_then(|c| c.deadline(self.now()));
+        units.chain(probes).chain(agent).chain(control).min()
     }
 
     /// Polls for updates when due, and judges a release on probation from
@@ -347,6 +379,66 @@ impl Daemon<'_> {
         if action == agent::AgentAction::Reload {
             self.reload();
         }
+    }
+
+    /// Serves the control socket: each complete request acted on and
+    /// answered (the status as it will be published).
+    fn control_tick(&mut self, now: Time) {
+        let Some(mut control) = self.control.take() else {
+            return;
+        };
+        for (id, request) in control.service(now) {
+            let reply = self.control(&request, now);
+            control.reply(id, reply, self.now());
+        }
+        self.control = Some(control);
+    }
+
+    /// Acts on one control request; returns the reply line.
+    fn control(&mut self, request: &control::Request, now: Time) -> String {
+        use control::Request;
+        let name = match request {
+            Request::Status => return control::status_reply(&self.view().to_json()),
+            Request::Stop(name) | Request::Start(name) | Request::Restart(name) => name,
+        };
+        let Some(i) = self
+            .slots
+            .iter()
+            .position(|s| s.id() == name && !s.removing)
+        else {
+            let error = format!("no container {} is supervised", name.as_str());
+            return control::reply_line(Err(&error));
+        };
+        if self.shutting_down {
+            return control::reply_line(Err("the daemon is shutting down"));
+        }
+        let active = self.slots[i].unit.is_active();
+        let stopping = matches!(
+            self.slots[i].unit.state(),
+            supervisor::State::Stopping { .. }
+        );
+        // A stopped unit stays stopped: no timer of its restarts it.
+        let (event, message) = match request {
+            Request::Stop(_) if active => (Some(Event::Stop), "stopping"),
+            Request::Stop(_) => (Some(Event::Stop), "held stopped"),
+            Request::Start(_) if active && !stopping => (None, "already running"),
+            Request::Restart(_) if active => (Some(self.replace_event(i)), "restarting"),
+            _ => (Some(self.replace_event(i)), "starting"),
+        };
+        say(&format!(
+            "{}: {message} (asked on the control socket)",
+            name.as_str()
+        ));
+        if let Some(action) = event.and_then(|e| self.slots[i].unit.handle(e, now)) {
+            self.perform(i, action);
+        }
+        control::reply_line(Ok(&format!("{}: {message}", name.as_str())))
+    }
+
+    /// The same entry again: a unit that runs stops and starts anew, one
+    /// that does not starts (its counts kept).
+    fn replace_event(&self, i: usize) -> Event {
+        Event::Replace(Box::new(self.slots[i].unit.entry().clone()))
     }
 
     /// Lets every unit act on the time, and does what each asks.
@@ -719,13 +811,18 @@ impl Daemon<'_> {
         }
     }
 
-    /// Writes the status file if the view changed.
-    fn publish(&mut self) {
-        let view = DaemonStatus {
+    /// The daemon's view of itself and its containers.
+    fn view(&self) -> DaemonStatus {
+        DaemonStatus {
             pid: std::process::id() as i32,
             desired_error: self.desired_error.clone(),
             containers: self.slots.iter().map(slot_status).collect(),
-        };
+        }
+    }
+
+    /// Writes the status file if the view changed.
+    fn publish(&mut self) {
+        let view = self.view();
         if self.published.as_ref() == Some(&view) {
             return;
         }
@@ -969,6 +1066,7 @@ impl fmt::Display for DaemonError {
                 lock.display()
             ),
             Self::Status(e) => e.fmt(f),
+            Self::Control(e) => e.fmt(f),
             Self::Logs { name, dir, source } if source.kind() == io::ErrorKind::NotFound => write!(
                 f,
                 "no logs of container {name} (looked in {})",
@@ -989,6 +1087,7 @@ impl std::error::Error for DaemonError {
             Self::DataDir { source, .. } => Some(source),
             Self::Running { .. } => None,
             Self::Status(e) => e.source(),
+            Self::Control(e) => e.source(),
             Self::Logs { source, .. } if source.kind() != io::ErrorKind::NotFound => Some(source),
             Self::Logs { .. } => None,
         }

@@ -46,6 +46,17 @@ define HUSK_INSTALL_CONFIG
 endef
 HUSK_POST_INSTALL_TARGET_HOOKS += HUSK_INSTALL_CONFIG
 
+# The man page and bash completion runtime/doc/gen.py makes from husk --help
+# (Buildroot's target-finalize drops /usr/share/man unless documentation is
+# kept; the completion only where bash is).
+define HUSK_INSTALL_DOCS
+	$(INSTALL) -D -m 0644 $(@D)/runtime/doc/husk.1 $(TARGET_DIR)/usr/share/man/man1/husk.1
+	$(if $(BR2_PACKAGE_BASH),
+		$(INSTALL) -D -m 0644 $(@D)/runtime/doc/husk.bash \
+			$(TARGET_DIR)/usr/share/bash-completion/completions/husk)
+endef
+HUSK_POST_INSTALL_TARGET_HOOKS += HUSK_INSTALL_DOCS
+
 define HUSK_INSTALL_INIT_SYSV
 	$(INSTALL) -D -m 0755 $(BR2_EXTERNAL_HUSK_PATH)/package/husk/S95husk \
 		$(TARGET_DIR)/etc/init.d/S95husk

@@ -35,9 +35,15 @@ do_install:append() {
         install -m 0755 ${UNPACKDIR}/husk.init ${D}${sysconfdir}/init.d/husk
     fi
     install -d ${D}${localstatedir}/lib/husk
+    # Made by runtime/doc/gen.py from husk --help (the man page goes to
+    # ${PN}-doc).
+    install -D -m 0644 ${S}/runtime/doc/husk.1 ${D}${mandir}/man1/husk.1
+    install -D -m 0644 ${S}/runtime/doc/husk.bash \
+        ${D}${datadir}/bash-completion/completions/husk
 }
 
-FILES:${PN} += "${systemd_system_unitdir}/husk.service ${localstatedir}/lib/husk"
+FILES:${PN} += "${systemd_system_unitdir}/husk.service ${localstatedir}/lib/husk \
+    ${datadir}/bash-completion/completions/husk"
 
 # What husk check reports as optional, when the kernel builds it as modules
 # (board-configs/*.config list the symbols).

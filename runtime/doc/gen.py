@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""Writes husk's man page (husk.1) and bash completion (husk.bash) from the
+built binary's --help of every command, so they say what --help says.
+
+    runtime/doc/gen.py [--husk PATH] [--out DIR]
+
+PATH defaults to $HUSK_BIN, else $CARGO_TARGET_DIR/debug/husk, else
+target/debug/husk. The JSON schemas of the field commands come from the
+module docs of runtime/src/field.rs (its "# JSON" section), the one place
+they are written. test_doc.py regenerates both files and fails if they
+differ from the committed ones.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+FIELD_RS = REPO / "runtime" / "src" / "field.rs"
+
+# Commands whose positional argument is a container of --root.
+CONTAINER_ARGS = {
+    "start", "state", "kill", "delete", "pause", "resume", "ps", "exec",
+    "update", "logs", "inspect", "stop", "restart",
+}
+
+FILES = [
+    ("/run/husk", "the state directory (--root): one directory per container, "
+     "and the daemon's control socket daemon.sock (root's, mode 0660, group of "
+     "husk daemon --group)"),
+    ("/var/lib/husk", "the data directory (--data-dir): images, desired.json, "
+     "status.json, logs/, daemon.lock"),
+    ("/var/lib/husk/update", "the update agent: config.json, root.json, "
+     "state.json, releases/"),
+]
+
+ENVIRONMENT = [
+    ("XDG_RUNTIME_DIR", "when not root, the state directory is "
+     "$XDG_RUNTIME_DIR/husk"),
+    ("TERM", "husk check colours, and husk stats --watch redraws in place, "
+     "only when standard output is a terminal and TERM is set and not dumb"),
+]
+
+
+def default_husk():
+    if os.environ.get("HUSK_BIN"):
+        return os.environ["HUSK_BIN"]
+    target = os.environ.get("CARGO_TARGET_DIR", str(REPO / "target"))
+    return os.path.join(target, "debug", "husk")
+
+
+def run_help(husk, words):
+    out = subprocess.run([husk, *words, "--help"], capture_output=True,
+                         text=True, check=True)
+    return out.stdout
+
+
+def parse_help(text):
+    """argh's help: the usage, the description and the named sections (each
+    a list of (name, description) items, or of lines for Notes)."""
+    lines = text.rstrip("\n").split("\n")
+    usage = []
+    i = 0
+    while i < len(lines) and lines[i].strip():
+        usage.append(lines[i].strip())
+        i += 1
+    usage = " ".join(usage)
+    if usage.startswith("Usage: "):
+        usage = usage[len("Usage: "):]
+    i += 1
+    description = []
+    while i < len(lines) and lines[i].strip():
+        description.append(lines[i].strip())
+        i += 1
+    sections = {}
+    current = None
+    for line in lines[i:]:
+        if not line.strip():
+            continue
+        if not line.startswith(" ") and line.endswith(":"):
+            current = line[:-1]
+            sections[current] = []
+            continue
+        if current is None:
+            continue
+        items = sections[current]
+        if current == "Notes":
+            items.append(line.strip())
+            continue
+        if current == "Error codes":
+            code, _, what = line.strip().partition(" ")
+            items.append([code, what.strip()])
+            continue
+        m = re.match(r"^  (\S.*?)(?:\s{2,}(.*))?$", line)
+        if m and not line.startswith("   "):
+            items.append([m.group(1).strip(), (m.group(2) or "").strip()])
+        elif items:
+            items[-1][1] = (items[-1][1] + " " + line.strip()).strip()
+    return {"usage": usage, "description": " ".join(description),
+            "sections": sections}
+
+
+def walk(husk):
+    """Every command's help, depth first: [(words, parsed)]."""
+    found = []
+
+    def visit(words):
+        parsed = parse_help(run_help(husk, words))
+        found.append((words, parsed))
+        for name, _ in parsed["sections"].get("Commands", []):
+            visit([*words, name])
+
+    visit([])
+    return found
+
+
+def roff(text):
+    text = text.replace("\\", "\\e").replace("-", "\\-")
+    if text.startswith((".", "'")):
+        text = "\\&" + text
+    return text
+
+
+def json_docs():
+    """The "# JSON" section of field.rs's module docs, as paragraphs."""
+    docs = []
+    for line in FIELD_RS.read_text().split("\n"):
+        if not line.startswith("//!"):
+            break
+        docs.append(line[3:].strip())
+    text = "\n".join(docs)
+    m = re.search(r"^# JSON.*?\n(.*?)(?=^# |\Z)", text, re.S | re.M)
+    if not m:
+        sys.exit("gen.py: no '# JSON' section in the module docs of field.rs")
+    paragraphs = [p.replace("\n", " ").strip() for p in m.group(1).split("\n\n")]
+    return [p.replace("`", "") for p in paragraphs if p]
+
+
+def man_page(husk, commands):
+    version = subprocess.run([husk, "--version"], capture_output=True,
+                             text=True, check=True).stdout.split()[1]
+    top = commands[0][1]
+    out = [
+        '.\\" Generated by runtime/doc/gen.py from husk --help; do not edit.',
+        f'.TH HUSK 1 "" "husk {version}" "User Commands"',
+        ".SH NAME",
+        "husk \\- " + roff(top["description"].split(": ", 1)[-1].rstrip(".")),
+        ".SH SYNOPSIS",
+        ".B husk",
+        roff(top["usage"].split(" ", 1)[1]),
+        ".SH DESCRIPTION",
+        roff(top["description"]),
+        ".PP",
+        " ".join(roff(n) for n in top["sections"].get("Notes", [])),
+        ".SH OPTIONS",
+    ]
+    for name, what in top["sections"].get("Options", []):
+        out += [".TP", f".B {roff(name)}", roff(what)]
+    out.append(".SH COMMANDS")
+    for words, parsed in commands[1:]:
+        out += [f'.SS "husk {" ".join(words)}"', ".nf", roff(parsed["usage"]), ".fi",
+                roff(parsed["description"])]
+        for section in ("Positional Arguments", "Options"):
+            for name, what in parsed["sections"].get(section, []):
+                if name.startswith("--help"):
+                    continue
+                out += [".TP", f".B {roff(name)}", roff(what)]
+        notes = parsed["sections"].get("Notes", [])
+        if notes:
+            out += [".PP", " ".join(roff(n) for n in notes)]
+        codes = parsed["sections"].get("Error codes", [])
+        if codes:
+            out += [".PP", "Exit status:"]
+            for code, what in codes:
+                out += [".TP", f".B {code}", roff(what)]
+    out.append(".SH EXIT STATUS")
+    for code, what in top["sections"].get("Error codes", []):
+        out += [".TP", f".B {code}", roff(what)]
+    out.append(".SH JSON OUTPUT")
+    for paragraph in json_docs():
+        out += [roff(paragraph), ".PP"]
+    out.pop()
+    out.append(".SH FILES")
+    for path, what in FILES:
+        out += [".TP", f".I {roff(path)}", roff(what)]
+    out.append(".SH ENVIRONMENT")
+    for name, what in ENVIRONMENT:
+        out += [".TP", f".B {name}", roff(what)]
+    out += [".SH SEE ALSO", "runc(8), crun(1)"]
+    return "\n".join(out) + "\n"
+
+
+def options_of(parsed):
+    words = []
+    for section in ("Options",):
+        for name, _ in parsed["sections"].get(section, []):
+            for word in name.split(","):
+                word = word.strip()
+                if word.startswith("-"):
+                    words.append(word)
+    return words
+
+
+def completion(commands):
+    """A bash completion: commands and subcommands by position, each one's
+    options, and container names (husk list -q) where a command takes one."""
+    cases = []
+    for words, parsed in commands:
+        key = " ".join(words)
+        subs = [n for n, _ in parsed["sections"].get("Commands", [])]
+        opts = options_of(parsed)
+        wants_container = bool(words) and words[-1] in CONTAINER_ARGS and len(words) == 1
+        names = " ".join(subs + opts)
+        line = f'        "{key}") words="{names}"'
+        if wants_container:
+            line += "; containers=1"
+        cases.append(line + " ;;")
+    top_opts = " ".join(options_of(commands[0][1]))
+    return f"""# bash completion for husk. Generated by runtime/doc/gen.py from husk --help;
+# do not edit.
+_husk() {{
+    local cur=${{COMP_WORDS[COMP_CWORD]}} path="" word i containers=0 words
+    # The command path so far: the words that are commands, skipping options
+    # and their values.
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        word=${{COMP_WORDS[i]}}
+        case "$word" in
+            -*) continue ;;
+        esac
+        case "${{COMP_WORDS[i-1]}}" in
+            {"|".join(o for o in top_opts.split() if o not in ("--version", "--help", "help"))}) continue ;;
+        esac
+        _husk_words "${{path:+$path }}$word" >/dev/null
+        if [ $? -ne 2 ]; then
+            path="${{path:+$path }}$word"
+        fi
+    done
+    words=$(_husk_words "$path")
+    containers=$?
+    if [ "$containers" -eq 1 ] && [[ "$cur" != -* ]]; then
+        words="$words $(husk list -q 2>/dev/null)"
+    fi
+    COMPREPLY=($(compgen -W "$words" -- "$cur"))
+}}
+
+# The subcommands and options after the command path $1; status 1 if that
+# command takes a container name, 2 if there is no such command.
+_husk_words() {{
+    local words containers=0
+    case "$1" in
+{chr(10).join(cases)}
+        *) return 2 ;;
+    esac
+    echo "$words"
+    return $containers
+}}
+
+complete -F _husk husk
+"""
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--husk", default=default_husk())
+    parser.add_argument("--out", default=str(HERE))
+    args = parser.parse_args()
+    if not os.access(args.husk, os.X_OK):
+        sys.exit(f"gen.py: no husk binary at {args.husk} (cargo build -p husk, or --husk PATH)")
+    commands = walk(args.husk)
+    out = Path(args.out)
+    (out / "husk.1").write_text(man_page(args.husk, commands))
+    (out / "husk.bash").write_text(completion(commands))
+
+
+if __name__ == "__main__":
+    main()
