@@ -762,9 +762,7 @@ struct DeleteArgs {
 #[argh(subcommand, name = "features")]
 struct FeaturesArgs {}
 
-/// Change a running container's cgroup limits (runc's "update ID"; limits
-/// not given stay), or update the device (check, apply, status, history,
-/// rollback).
+/// Change a container's cgroup limits (runc's update ID), or update the device.
 #[derive(FromArgs, Debug)]
 #[argh(
     subcommand,
