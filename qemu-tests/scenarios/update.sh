@@ -18,7 +18,10 @@ serve() {
     [ -n "$httpd_pid" ] && kill "$httpd_pid" && wait "$httpd_pid" 2>/dev/null
     rm -rf served
     mkdir served || fail "cannot make served/"
-    cp -a "/lab/update/snapshots/$1/." served/ || fail "no snapshot $1"
+    # Copied, not preserved: busybox httpd's ETag is mtime and size, and two
+    # snapshots published within a second would look alike.
+    cp -R "/lab/update/snapshots/$1/." served/ || fail "no snapshot $1"
+    touch served/timestamp.json
     ln -s "${2:-/lab/update/blobs}" served/blobs
     busybox httpd -f -p 127.0.0.1:8080 -h "$PWD/served" &
     httpd_pid=$!
