@@ -4,7 +4,9 @@
 //!
 //! ```text
 //! <data-dir>/update/config.json        server, device class, hardware, interval, grace
-//! <data-dir>/update/root.json          the trusted root (provisioned; replaced by newer roots)
+//!                                      (else /etc/husk/update.json, as the image installed it)
+//! <data-dir>/update/root.json          the trusted root, once a newer root was accepted
+//!                                      (else /etc/husk/root.json: the fleet's root/1.json)
 //! <data-dir>/update/state.json         what was accepted, what runs, history (state.rs)
 //! <data-dir>/update/lock               flock: one agent at a time
 //! <data-dir>/update/releases/<N>/      release.json (the signed file), desired.json
@@ -69,13 +71,23 @@ pub const FACTORY: u64 = 0;
 #[derive(Debug, Clone)]
 pub struct Layout {
     data_dir: PathBuf,
+    etc: PathBuf,
 }
 
+/// Where the device's image puts the update settings and the trusted root.
+pub const ETC_DIR: &str = "/etc/husk";
+
 impl Layout {
-    /// The agent's files under `data_dir`.
+    /// The agent's files under `data_dir`, with the image's in [`ETC_DIR`].
     pub fn new(data_dir: &Path) -> Self {
+        Self::with_etc(data_dir, Path::new(ETC_DIR))
+    }
+
+    /// The agent's files under `data_dir`, with the image's in `etc`.
+    pub fn with_etc(data_dir: &Path, etc: &Path) -> Self {
         Self {
             data_dir: data_dir.to_owned(),
+            etc: etc.to_owned(),
         }
     }
 
@@ -84,14 +96,28 @@ impl Layout {
         self.data_dir.join("update")
     }
 
-    /// The settings.
+    /// The settings: the data directory's, else the image's.
     pub fn config(&self) -> PathBuf {
-        self.dir().join("config.json")
+        let own = self.dir().join("config.json");
+        let image = self.etc.join("update.json");
+        if !own.exists() && image.exists() {
+            return image;
+        }
+        own
     }
 
-    /// The trusted root.
+    /// Where a newer trusted root is kept once accepted.
     pub fn root(&self) -> PathBuf {
         self.dir().join("root.json")
+    }
+
+    /// The trusted root: the newest accepted, else the image's.
+    pub fn trusted_root(&self) -> PathBuf {
+        let image = self.etc.join("root.json");
+        if !self.root().exists() && image.exists() {
+            return image;
+        }
+        self.root()
     }
 
     /// The agent's memory.
@@ -293,7 +319,8 @@ pub fn check(
     now: u64,
 ) -> Result<(Found, Verifier), UpdateError> {
     let root_path = layout.root();
-    let root = read_file(&root_path, MAX_ROOT_LEN)?;
+    let trusted = layout.trusted_root();
+    let root = read_file(&trusted, MAX_ROOT_LEN)?;
     let mut verifier =
         Verifier::new(&root, device(config), state.seen).map_err(|source| UpdateError::Verify {
             file: root_path.display().to_string(),

@@ -476,3 +476,33 @@ fn an_image_naming_a_layer_outside_its_release_is_refused() {
     assert_eq!(linked(&f.layout), Some(1));
     assert_eq!(f.state().seen.release_version, 1);
 }
+
+#[test]
+fn the_images_settings_and_root_in_etc_are_used() {
+    let f = Fixture::new();
+    let etc = f.work.join("etc");
+    fs::create_dir_all(&etc).unwrap();
+    fs::rename(f.layout.root(), etc.join("root.json")).unwrap();
+    fs::write(
+        etc.join("update.json"),
+        r#"{"deviceClass": "gw", "hardware": "board"}"#,
+    )
+    .unwrap();
+    let layout = Layout::with_etc(&f.layout.data_dir, &etc);
+    assert_eq!(layout.config(), etc.join("update.json"));
+    assert_eq!(layout.trusted_root(), etc.join("root.json"));
+    let config = Config::load(&layout.config()).unwrap();
+    f.publish(1, &[&base()]);
+    installed(apply(&layout, &config, &mut f.source(), NOW + 10, &mut |_| {}).unwrap());
+    // A newer root, once accepted, is the device's own.
+    let rotate = delta_updater::repo::KeyChange::Rotate("timestamp".into());
+    f.repo.change_keys(&rotate, NOW + 20).unwrap();
+    let mut changed = base();
+    changed.push(("etc/new", b"new".to_vec()));
+    f.publish(2, &[&changed]);
+    installed(apply(&layout, &config, &mut f.source(), NOW + 30, &mut |_| {}).unwrap());
+    assert_eq!(layout.trusted_root(), layout.root());
+    assert!(fs::read_to_string(layout.root())
+        .unwrap()
+        .contains("\"version\":"));
+}

@@ -30,7 +30,8 @@ endef
 HUSK_PRE_CONFIGURE_HOOKS += HUSK_VENDOR_CRATES
 
 HUSK_BOARD = $(call qstrip,$(BR2_PACKAGE_HUSK_BOARD))
-HUSK_UPDATE_ROOT_KEY = $(call qstrip,$(BR2_PACKAGE_HUSK_UPDATE_ROOT_KEY))
+HUSK_UPDATE_ROOT = $(call qstrip,$(BR2_PACKAGE_HUSK_UPDATE_ROOT))
+HUSK_UPDATE_CONFIG = $(call qstrip,$(BR2_PACKAGE_HUSK_UPDATE_CONFIG))
 HUSK_BOARD_FILE = $(BR2_EXTERNAL_HUSK_PATH)/../$(HUSK_BOARD).toml
 
 define HUSK_INSTALL_CONFIG
@@ -40,8 +41,10 @@ define HUSK_INSTALL_CONFIG
 	fragment=`sed -n 's/^kernel_fragment = "\([^"]*\)".*/\1/p' $(HUSK_BOARD_FILE)`; \
 	$(INSTALL) -D -m 0644 $(BR2_EXTERNAL_HUSK_PATH)/../$$fragment \
 		$(TARGET_DIR)/etc/husk/$$fragment
-	$(if $(HUSK_UPDATE_ROOT_KEY),
-		$(INSTALL) -D -m 0644 $(HUSK_UPDATE_ROOT_KEY) $(TARGET_DIR)/etc/husk/root.pub)
+	$(if $(HUSK_UPDATE_ROOT),
+		$(INSTALL) -D -m 0644 $(HUSK_UPDATE_ROOT) $(TARGET_DIR)/etc/husk/root.json)
+	$(if $(HUSK_UPDATE_CONFIG),
+		$(INSTALL) -D -m 0644 $(HUSK_UPDATE_CONFIG) $(TARGET_DIR)/etc/husk/update.json)
 	mkdir -p $(TARGET_DIR)/var/lib/husk
 endef
 HUSK_POST_INSTALL_TARGET_HOOKS += HUSK_INSTALL_CONFIG

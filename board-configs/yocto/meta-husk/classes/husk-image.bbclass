@@ -6,7 +6,7 @@
 #                         IMAGE_FEATURES += "husk"
 # or from local.conf:     IMAGE_CLASSES += "husk-image"
 #                         EXTRA_IMAGE_FEATURES += "husk"
-# with HUSK_BOARD and HUSK_UPDATE_ROOT_KEY set (see husk-config).
+# with HUSK_BOARD and HUSK_UPDATE_ROOT and HUSK_UPDATE_CONFIG set (see husk-config).
 
 FEATURE_PACKAGES_husk = "packagegroup-husk"
 IMAGE_FEATURES[validitems] += "husk"
