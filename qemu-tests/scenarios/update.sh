@@ -119,6 +119,30 @@ step "the daemon starts again on release 2"
 husk daemon --data-dir "$data" 2> daemon2.log &
 daemon=$!
 app_says "release 2"
+
+step "a field engineer's session on this console: status, ps, logs, history"
+# fits80 CMD...: runs CMD, shows its output, and fails on a line over 80 columns.
+fits80() {
+    "$@" > reply.txt 2>&1
+    rc=$?
+    cat reply.txt
+    awk 'length($0) > 80 { print "FAIL: over 80 columns: " $0; bad = 1 } END { exit bad }' reply.txt \
+        || fail "$* printed a line over 80 columns"
+    return $rc
+}
+i=0
+until fits80 H status > /dev/null; do
+    i=$((i + 1)); [ $i -lt 150 ] || { H status; fail "husk status never said all is well"; }
+    sleep 0.2
+done
+fits80 H status || fail "husk status exited with $?"
+grep -q "2, committed" reply.txt || grep -q "release 2" reply.txt || fail "husk status does not show release 2"
+fits80 H ps || fail "husk ps exited with $?"
+grep -q "^app .*running" reply.txt || fail "husk ps does not show app running"
+fits80 H logs --tail 5 app || fail "husk logs exited with $?"
+expect_eq "the last log line" "$(tail -n 1 reply.txt)" "release 2"
+fits80 H update history || fail "husk update history exited with $?"
+grep -q "rolled back *container app is unhealthy" reply.txt || fail "the history lacks the rollback"
 kill "$daemon"; wait "$daemon"
 kill "$httpd_pid"
 H update status
