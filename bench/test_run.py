@@ -35,20 +35,20 @@ def data(name):
 
 class ConsoleTest(unittest.TestCase):
     def test_x86_64_start_latency_and_rss(self):
-        sc = run.parse_console(data("console-x86_64-start.log"))
+        sc = run.parse_console(data("console-x86_64.log"))
         start = sc["start"]
         self.assertEqual(start["rc"], 0)
         self.assertEqual(sorted(start["latency"]), ["baseline", "crun", "husk", "runc"])
-        self.assertAlmostEqual(start["latency"]["husk"]["median_ms"], 50.43)
-        self.assertAlmostEqual(start["latency"]["crun"]["median_ms"], 94.745)
+        self.assertAlmostEqual(start["latency"]["husk"]["median_ms"], 52.104)
+        self.assertAlmostEqual(start["latency"]["crun"]["median_ms"], 98.511)
         # Each rss line is attributed to the command named on the line before it.
-        self.assertEqual(start["rss"], {"husk": 1460, "crun": 3348})
+        self.assertEqual(start["rss"], {"husk": 1460, "crun": 3360})
         rows, _ = run.lab_rows("x86_64", sc)
         by_what = {r["what"]: r for r in rows}
-        self.assertAlmostEqual(by_what["x86_64 guest: vs crun"]["ratio"], 50.43 / 94.745)
-        self.assertAlmostEqual(by_what["x86_64 guest: vs runc"]["ratio"], 50.43 / 650.454)
-        self.assertAlmostEqual(by_what["x86_64 guest: x fork+exec (baseline)"]["husk"], 50.43 / 6.857)
-        self.assertAlmostEqual(by_what["x86_64: husk run vs crun run"]["ratio"], 1460 / 3348)
+        self.assertAlmostEqual(by_what["x86_64 guest: vs crun"]["ratio"], 52.104 / 98.511)
+        self.assertAlmostEqual(by_what["x86_64 guest: vs runc"]["ratio"], 52.104 / 707.028)
+        self.assertAlmostEqual(by_what["x86_64 guest: x fork+exec (baseline)"]["husk"], 52.104 / 7.529)
+        self.assertAlmostEqual(by_what["x86_64: husk run vs crun run"]["ratio"], 1460 / 3360)
 
     def test_emulated_guest_has_baseline_only(self):
         sc = run.parse_console(data("console-aarch64.log"))
@@ -61,17 +61,17 @@ class ConsoleTest(unittest.TestCase):
         self.assertEqual((rss["husk"], rss["peer"], rss["ratio"]), (1392, None, None))
 
     def test_imagerun_daemon_rss_and_cold_start(self):
-        sc = run.parse_console(data("console-x86_64-start.log") + data("console-x86_64-imagerun.log"))
-        self.assertEqual(run.daemon_rss(sc["imagerun"]["results"]), (1804, 1912))
+        sc = run.parse_console(data("console-x86_64.log"))
+        self.assertEqual(run.daemon_rss(sc["imagerun"]["results"]), (1648, 1728))
         rows, _ = run.lab_rows("x86_64", sc)
         daemon = next(r for r in rows if "daemon" in r["what"])
-        self.assertEqual((daemon["husk"], daemon["peer"]), (1804, run.DAEMON_GOAL_KIB))
+        self.assertEqual((daemon["husk"], daemon["peer"]), (1648, run.DAEMON_GOAL_KIB))
         cold = next(r for r in rows if "--image" in r["what"])
-        self.assertAlmostEqual(cold["ratio"], 61.2 / 98.4)
+        self.assertAlmostEqual(cold["ratio"], 81.538 / 99.78)
 
     def test_last_run_of_a_scenario_wins(self):
-        log = data("console-x86_64-start.log")
-        again = log.replace("median_ms\":50.430", "median_ms\":40.000")
+        log = data("console-x86_64.log")
+        again = log.replace("median_ms\":52.104", "median_ms\":40.000")
         sc = run.parse_console(log + again)
         self.assertAlmostEqual(sc["start"]["latency"]["husk"]["median_ms"], 40.0)
 
@@ -208,7 +208,7 @@ class BudgetTest(unittest.TestCase):
 
 class OutputTest(unittest.TestCase):
     def rows(self):
-        sc = run.parse_console(data("console-x86_64-start.log") + data("console-x86_64-imagerun.log"))
+        sc = run.parse_console(data("console-x86_64.log"))
         rows, _ = run.lab_rows("x86_64", sc)
         rows += run.wire_rows("libc", "libc crate 0.2.186 -> 0.2.191", run.parse_publish_bench(data("publish-bench.txt")))
         rows += run.size_rows({"armv7": {"husk": 953_000, "peers": {
@@ -226,7 +226,7 @@ class OutputTest(unittest.TestCase):
         text = "\n".join(lines)
         self.assertIn("armv7: husk vs crun 1.8.1-1+deb12u1", text)
         self.assertIn("0.32", text)  # 953000 / 3000000
-        self.assertIn("50.43 ms", text)
+        self.assertIn("52.10 ms", text)
         self.assertIn("PASS", text)
 
     def test_json_round_trip(self):
