@@ -206,6 +206,28 @@ class BudgetTest(unittest.TestCase):
         self.assertEqual(self.verdicts({"sizes": {}, "lab": {}, "wire": {}}), ["n/a", "n/a", "n/a"])
 
 
+class CrossBuildTest(unittest.TestCase):
+    def test_only_a_budget_miss_with_fresh_binaries_is_not_a_failure(self):
+        over = "cross: error: /t/cross/armv7/husk: 1,151,108 bytes, over its budget of 1,048,576 bytes by 102,532\n"
+        with tempfile.TemporaryDirectory() as tmp:
+            for arch in run.ARCHS:
+                os.makedirs(os.path.join(tmp, "cross", arch))
+                open(os.path.join(tmp, "cross", arch, "husk"), "w").close()
+            old = os.environ.get("CARGO_TARGET_DIR")
+            os.environ["CARGO_TARGET_DIR"] = tmp
+            try:
+                now = os.path.getmtime(os.path.join(tmp, "cross", "armv7", "husk"))
+                self.assertTrue(run.budget_only_failure(over, now))
+                self.assertFalse(run.budget_only_failure(over + "cross: error: husk is dynamically linked\n", now))
+                self.assertFalse(run.budget_only_failure("error[E0425]: cannot find value\n", now))
+                self.assertFalse(run.budget_only_failure(over, now + 60))  # binaries from an older build
+            finally:
+                if old is None:
+                    del os.environ["CARGO_TARGET_DIR"]
+                else:
+                    os.environ["CARGO_TARGET_DIR"] = old
+
+
 class OutputTest(unittest.TestCase):
     def rows(self):
         sc = run.parse_console(data("console-x86_64.log"))
