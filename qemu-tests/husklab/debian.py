@@ -52,6 +52,10 @@ class AptTree:
         os.makedirs(os.path.join(self.dir, "debs"), exist_ok=True)
         with open(os.path.join(self.dir, "sources.list"), "w") as f:
             f.write(f"deb [signed-by={KEYRING}] {mirror_uri()} {suite} main\n")
+        # An empty dpkg status: else the host's installed version of a package
+        # (say liblzma5 from bookworm-security) becomes the candidate, and the
+        # mirror of this tree has no such version to download.
+        open(os.path.join(self.dir, "status"), "a").close()
 
     def _opts(self):
         d = self.dir
@@ -61,6 +65,7 @@ class AptTree:
             "-o", "Dir::Etc::Preferences=/dev/null",
             "-o", "Dir::Etc::PreferencesParts=/dev/null",
             "-o", f"Dir::State::Lists={d}/lists",
+            "-o", f"Dir::State::status={d}/status",
             "-o", f"Dir::Cache={d}/cache",
             "-o", f"APT::Architecture={self.arch}",
             "-o", f"APT::Architectures={self.arch}",
