@@ -25,6 +25,8 @@ else
     husk-bench latency $RUNS "husk=husk run --bundle $bundle h{i}" \
         -- baseline /lab/rootfs/bin/true || fail "husk-bench latency failed"
 fi
+# The device program every run attached: pinned once, by the first run.
+echo "pinned device programs: $(find /sys/fs/bpf/husk -type f 2>&1 | tr '\n' ' ')"
 
 step "peak RSS of husk run"
 husk-bench rss husk run --bundle "$bundle" rss || fail "husk-bench rss failed"
