@@ -1053,6 +1053,8 @@ fn device_program(program: &[Insn]) -> Result<OwnedFd, SysError> {
 /// The pin path of `program` under [`BPF_PIN_DIR`], after mounting the BPF
 /// filesystem and making the directory if need be; `None` where that fails.
 fn pin_path(program: &[Insn]) -> Option<CString> {
+    // f_type is i64, u64 or u32 depending on the libc and the architecture.
+    #[allow(clippy::unnecessary_cast)]
     let is_bpffs = |path: &str| {
         nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type().0 as u64 == BPF_FS_MAGIC)
     };
