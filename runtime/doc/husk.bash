@@ -42,7 +42,7 @@ _husk_words() {
         "spec") words="-b --bundle --rootless --help" ;;
         "update") words="check apply status history rollback -r --resources --memory --memory-swap --pids-limit --cpu-quota --cpu-period --cpu-shares --cpuset-cpus --cpuset-mems --help"; containers=1 ;;
         "update check") words="--from --help" ;;
-        "update apply") words="--from --help" ;;
+        "update apply") words="--from --poll --help" ;;
         "update status") words="--json --help" ;;
         "update history") words="--json --help" ;;
         "update rollback") words="--help" ;;

@@ -235,6 +235,8 @@ pub enum AgentCommand {
     Apply {
         /// A repository directory instead of the server.
         from: Option<PathBuf>,
+        /// As the daemon polls: with the last `If-None-Match`.
+        poll: bool,
     },
     /// Print the agent's state.
     Status {
@@ -838,6 +840,10 @@ struct AgentApplyArgs {
     /// a repository directory (a USB stick) instead of the server
     #[argh(option)]
     from: Option<PathBuf>,
+    /// as husk daemon polls: "not modified" if the server's timestamp keeps
+    /// the entity tag of the last check
+    #[argh(switch)]
+    poll: bool,
 }
 
 /// Print the running release, its probation and the last check.
@@ -1312,7 +1318,10 @@ fn update_command(args: UpdateArgs, data_dir: PathBuf) -> Result<Command, EarlyE
     if let Some(command) = args.command {
         let command = match command {
             AgentSubcommand::Check(a) => AgentCommand::Check { from: a.from },
-            AgentSubcommand::Apply(a) => AgentCommand::Apply { from: a.from },
+            AgentSubcommand::Apply(a) => AgentCommand::Apply {
+                from: a.from,
+                poll: a.poll,
+            },
             AgentSubcommand::Status(a) => AgentCommand::Status { json: a.json },
             AgentSubcommand::History(a) => AgentCommand::History { json: a.json },
             AgentSubcommand::Rollback(AgentRollbackArgs {}) => AgentCommand::Rollback,

@@ -119,7 +119,7 @@ impl Agent {
         command
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["update", "apply"]);
+            .args(["update", "apply", "--poll"]);
         match command.spawn() {
             // Reaped by the loop's reap_any, which hands the status to `ended`.
             Ok(child) => self.child = Some(Pid::from_raw(child.id() as i32)),

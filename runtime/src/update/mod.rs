@@ -720,16 +720,23 @@ pub enum Outcome {
 }
 
 /// `husk update apply`: check, install, switch. The state records the
-/// check, and the switch (the new release on probation).
+/// check, and the switch (the new release on probation). Only a `poll` (the
+/// daemon's) sends the last entity tag: by hand, the server always answers
+/// with the timestamp (an ETag made of mtime and size, as nginx and busybox
+/// httpd make them, can match a changed file).
 pub fn apply(
     layout: &Layout,
     config: &Config,
     source: &mut dyn Source,
     now: u64,
+    poll: bool,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Outcome, UpdateError> {
     let _lock = lock(layout)?;
     let mut state = load_state(layout, now)?;
+    if !poll {
+        state.etag = None;
+    }
     let checked = check(layout, config, &mut state, source, now);
     let (found, verifier) = match checked {
         Ok(found) => found,
@@ -1097,7 +1104,7 @@ pub fn run(data_dir: &Path, command: &crate::cli::AgentCommand) -> Result<u8, cr
             println!("{}", check_only(&layout, &config, source.as_mut(), now)?);
             Ok(0)
         }
-        AgentCommand::Apply { from } => {
+        AgentCommand::Apply { from, poll } => {
             let config = Config::load(&layout.config())?;
             let mut source = source(&layout, &config, from.as_deref())?;
             let tty = std::io::stdout().is_terminal();
@@ -1106,7 +1113,7 @@ pub fn run(data_dir: &Path, command: &crate::cli::AgentCommand) -> Result<u8, cr
                     println!("{line}");
                 }
             };
-            match apply(&layout, &config, source.as_mut(), now, &mut progress)? {
+            match apply(&layout, &config, source.as_mut(), now, *poll, &mut progress)? {
                 Outcome::Nothing(found) => {
                     println!("{}", found_text(&found));
                     Ok(EXIT_NOTHING_NEW)

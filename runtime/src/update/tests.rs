@@ -111,6 +111,7 @@ impl Fixture {
             &self.config,
             &mut self.source(),
             now,
+            false,
             &mut |_| {},
         )
     }
@@ -493,14 +494,34 @@ fn the_images_settings_and_root_in_etc_are_used() {
     assert_eq!(layout.trusted_root(), etc.join("root.json"));
     let config = Config::load(&layout.config()).unwrap();
     f.publish(1, &[&base()]);
-    installed(apply(&layout, &config, &mut f.source(), NOW + 10, &mut |_| {}).unwrap());
+    installed(
+        apply(
+            &layout,
+            &config,
+            &mut f.source(),
+            NOW + 10,
+            true,
+            &mut |_| {},
+        )
+        .unwrap(),
+    );
     // A newer root, once accepted, is the device's own.
     let rotate = delta_updater::repo::KeyChange::Rotate("timestamp".into());
     f.repo.change_keys(&rotate, NOW + 20).unwrap();
     let mut changed = base();
     changed.push(("etc/new", b"new".to_vec()));
     f.publish(2, &[&changed]);
-    installed(apply(&layout, &config, &mut f.source(), NOW + 30, &mut |_| {}).unwrap());
+    installed(
+        apply(
+            &layout,
+            &config,
+            &mut f.source(),
+            NOW + 30,
+            true,
+            &mut |_| {},
+        )
+        .unwrap(),
+    );
     assert_eq!(layout.trusted_root(), layout.root());
     assert!(fs::read_to_string(layout.root())
         .unwrap()
