@@ -18,8 +18,10 @@ serve() {
     [ -n "$httpd_pid" ] && kill "$httpd_pid" && wait "$httpd_pid" 2>/dev/null
     rm -rf served
     mkdir served || fail "cannot make served/"
-    # Copied, not preserved: busybox httpd's ETag is mtime and size, and two
-    # snapshots published within a second would look alike.
+    # Copied, not preserved, a second after the last: busybox httpd's ETag
+    # is mtime and size, and two timestamps of one second would look alike
+    # to the daemon's polls (by hand, husk update sends no ETag).
+    sleep 1
     cp -R "/lab/update/snapshots/$1/." served/ || fail "no snapshot $1"
     touch served/timestamp.json
     ln -s "${2:-/lab/update/blobs}" served/blobs
