@@ -120,6 +120,13 @@ expect_eq "linked release" "$(readlink "$data/desired.json")" "update/releases/2
 step "the daemon starts again on release 2"
 husk daemon --data-dir "$data" 2> daemon2.log &
 daemon=$!
+# Its log still ends with the last run's line: wait for the new run.
+i=0
+until H ps 2>/dev/null | grep -q "^app .*running"; do
+    i=$((i + 1))
+    [ $i -lt 300 ] || { H ps; tail -n 30 daemon2.log; fail "app never ran again"; }
+    sleep 0.2
+done
 app_says "release 2"
 
 step "a field engineer's session on this console: status, ps, logs, history"
