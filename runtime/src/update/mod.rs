@@ -1010,12 +1010,17 @@ pub fn status_text(state: &UpdateState, now: u64) -> String {
         out.push_str(&format!("rejected:  up to release {}\n", state.rejected));
     }
     match &state.last_check {
-        Some(c) => out.push_str(&format!(
-            "checked:   {} ago, {}: {}\n",
-            ago(now, c.at),
-            if c.ok { "ok" } else { "failed" },
-            c.message
-        )),
+        Some(c) => {
+            // The whole message is in `--json`; the screen gets a line.
+            let line = format!(
+                "checked:   {} ago, {}: {}",
+                ago(now, c.at),
+                if c.ok { "ok" } else { "failed" },
+                c.message
+            );
+            out.push_str(state::truncate(&line, 80));
+            out.push('\n');
+        }
         None => out.push_str("checked:   never\n"),
     }
     if state.last_check.as_ref().is_some_and(|c| !c.ok) {

@@ -416,6 +416,11 @@ fn the_status_and_history_fit_80_columns() {
         ..UpdateState::default()
     };
     state.record(NOW - 7200, 3, "installed", &"a long detail ".repeat(20));
+    state.last_check = Some(state::LastCheck {
+        at: NOW - 5,
+        ok: false,
+        message: "timestamp.json: timestamp metadata: version 1 is lower than version 5".into(),
+    });
     let text = status_text(&state, NOW) + &history_text(&state, NOW);
     assert!(text.contains("release:   3, on probation for 30 s"));
     assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
