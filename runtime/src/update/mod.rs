@@ -464,9 +464,12 @@ pub fn install(
         }
         if !store.has_layer(&layer.diff_id) {
             let file = File::open(&tar).map_err(io_error("open", &tar))?;
+            // As `husk image import` reads: one instance of the extractor
+            // in the binary, not a second one for this reader type.
+            let input: Box<dyn io::Read> = Box::new(BufReader::new(file));
             store.add_layer(
                 &lock,
-                BufReader::new(file),
+                input,
                 &layer.diff_id.to_string(),
                 Some(&layer.diff_id),
                 None,
