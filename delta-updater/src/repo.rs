@@ -767,9 +767,29 @@ impl Repo {
         };
         let mut layers = Vec::new();
         for (index, (diff_id, size, path)) in flat.iter().enumerate() {
-            let file = File::open(path).map_err(io_err("open", path))?;
-            let blob =
-                self.put_blob_from(|out| make::compress_stream(io::BufReader::new(file), out))?;
+            // A layer an earlier release already has keeps its blob and its
+            // deltas: an unchanged base layer costs no compression or diffing
+            // when it is published again.
+            let known = previous
+                .iter()
+                .flat_map(|(r, _)| &r.layers)
+                .find(|l| l.diff_id == *diff_id && self.blob_path(&l.blob.digest).is_file());
+            let (blob, mut deltas) = match known {
+                Some(layer) => {
+                    let kept = layer
+                        .deltas
+                        .iter()
+                        .filter(|d| self.blob_path(&d.blob.digest).is_file());
+                    (layer.blob, kept.copied().collect::<Vec<Delta>>())
+                }
+                None => {
+                    let file = File::open(path).map_err(io_err("open", path))?;
+                    let blob = self.put_blob_from(|out| {
+                        make::compress_stream(io::BufReader::new(file), out)
+                    })?;
+                    (blob, Vec::new())
+                }
+            };
             // Deltas from the layer at the same place of the same image in
             // the previous releases; for a new image, or a --layer, from the
             // layer at the same place of the flat list.
@@ -794,14 +814,14 @@ impl Repo {
                     };
                     if id != *diff_id
                         && !bases.iter().any(|(b, _)| *b == id)
-                        && bases.len() < metadata::MAX_DELTAS
+                        && !deltas.iter().any(|d| d.from == id)
+                        && deltas.len() + bases.len() < metadata::MAX_DELTAS
                     {
                         bases.push((id, old_layer));
                     }
                 }
             }
             // The new layer in memory only to diff it, with one old layer at a time.
-            let mut deltas: Vec<Delta> = Vec::new();
             let new = if bases.is_empty() {
                 Vec::new()
             } else {

@@ -296,6 +296,60 @@ fn a_second_release_gets_a_delta_that_the_device_applies_bit_for_bit() {
     assert!(!Path::new(&out2).exists());
 }
 
+/// The blob files of a repository.
+fn blob_count(repo: &str) -> usize {
+    fs::read_dir(format!("{repo}/repo/blobs/sha256"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn a_layer_published_before_keeps_its_blob_and_deltas() {
+    let dir = Dir::new("reuse");
+    let repo = two_releases(&dir);
+    let state = dir.path("state.json");
+    let release = |layer: &str| {
+        let base = dir.path("base.tar");
+        let mut args = release_args(&repo, "aarch64", &state);
+        args.extend(["--layer", &base, "--layer", layer]);
+        ok(publish(&args))
+    };
+    let load = |v: u32| desired_state(&repo, v).0;
+    let (r1, r2) = (load(1), load(2));
+    let before = blob_count(&repo);
+
+    // Release 3 goes back to l1: the unchanged base and l1 keep release 1's
+    // blobs; the one new blob is l1's delta from l2.
+    let out = release(&dir.path("l1.tar"));
+    assert!(out.starts_with("release 3\n"), "{out}");
+    let r3 = load(3);
+    assert_eq!(r3.layers[0].blob, r1.layers[0].blob);
+    assert_eq!(r3.layers[1].blob, r1.layers[1].blob);
+    assert_eq!(r3.layers[1].deltas.len(), 1);
+    assert_eq!(r3.layers[1].deltas[0].from, r2.layers[1].diff_id);
+    assert_eq!(blob_count(&repo), before + 1);
+
+    // Release 4 is l2 again: its blob and its delta from l1 are release 2's,
+    // and nothing is compressed or diffed: no new blob at all.
+    let out = release(&dir.path("l2.tar"));
+    assert!(out.starts_with("release 4\n"), "{out}");
+    let r4 = load(4);
+    assert_eq!(r4.layers[1].blob, r2.layers[1].blob);
+    assert_eq!(r4.layers[1].deltas, r2.layers[1].deltas);
+    assert_eq!(blob_count(&repo), before + 1);
+    let out = ok(publish(&["verify", &repo]));
+    assert!(out.starts_with("ok: root version 1, 4 release(s)"), "{out}");
+
+    // A reused delta whose blob is gone is not referenced: it is made again.
+    let gone = r2.layers[1].deltas[0].blob.digest.to_string();
+    let gone_path = format!("{repo}/repo/blobs/sha256/{}", &gone[7..]);
+    fs::remove_file(&gone_path).unwrap();
+    let out = release(&dir.path("l2.tar"));
+    assert!(out.starts_with("release 5\n"), "{out}");
+    assert_eq!(load(5).layers[1].deltas, r2.layers[1].deltas);
+    assert!(Path::new(&gone_path).is_file());
+}
+
 #[test]
 fn verify_names_a_tampered_or_missing_blob() {
     let dir = Dir::new("tamper");
