@@ -19,7 +19,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from husklab import board, initramfs  # noqa: E402
+from husklab import board, initramfs, powercut  # noqa: E402
 from husklab.session import Session  # noqa: E402
 
 TOKEN = "t0k3n"
@@ -143,12 +143,60 @@ class BoardTest(unittest.TestCase):
             self.assertEqual(cmd[0], b.qemu_binary)
             self.assertIn(f"console={b.console} quiet", cmd)
 
+    def test_disks_are_attached_as_the_boards_virtio_device(self):
+        for arch in board.ARCHS:
+            b = board.load(arch)
+            cmd = b.qemu_command("K", "I", "quiet", [("data.img", False), ("repo.img", True)])
+            self.assertIn("file=data.img,format=raw,if=none,id=disk0", cmd)
+            self.assertIn("file=repo.img,format=raw,if=none,id=disk1,readonly=on", cmd)
+            self.assertIn(f"{b.block_device},drive=disk1", cmd)
+
     def test_a_broken_board_file_names_the_file_and_the_key(self):
         with tempfile.TemporaryDirectory() as d:
             with open(os.path.join(d, "qemu-aarch64.toml"), "w") as f:
                 f.write('[board]\narch = "aarch64"\n')
             with self.assertRaisesRegex(board.BoardError, r"qemu-aarch64.toml: board.name must be a string"):
                 board.load("aarch64", d)
+
+
+def boot(found, target=None, opened=0.0, closed=None, rc=None, cut_at=None):
+    return powercut.Boot(found=found, target=target, opened=opened, closed=closed, rc=rc,
+                         cut_at=cut_at)
+
+
+class PowercutTallyTest(unittest.TestCase):
+    def test_cuts_end_on_the_old_or_the_new_release(self):
+        t = powercut.Tally()
+        self.assertTrue(t.boot(1, boot(0, 1, 0.0, 50.0, 0)))
+        self.assertTrue(t.boot(2, boot(1, 2, 10.0, 40.0, 0)))
+        self.assertEqual(t.window, 30.0)
+        self.assertTrue(t.boot(3, boot(2, 3, cut_at=5.0)))
+        self.assertTrue(t.boot(4, boot(2, 3, cut_at=25.0)))  # old: still 2
+        self.assertTrue(t.boot(5, boot(3, 4, 0.0, 30.0, 0)))  # new: 3
+        self.assertEqual((t.cuts, t.old, t.new, t.problems), (2, 1, 1, []))
+        self.assertIn("2 power cut(s): 1 on the old release, 1 on the new, 0 broken", t.summary())
+        self.assertIn("cut 5.0 to 25.0 s into a 30.0 s update", t.summary())
+
+    def test_a_release_that_is_neither_old_nor_new_is_broken(self):
+        t = powercut.Tally()
+        t.boot(1, boot(0, 1, 0.0, 50.0, 0))
+        t.boot(2, boot(1, 2, 0.0, 30.0, 0))
+        t.boot(3, boot(2, 3, cut_at=5.0))
+        self.assertFalse(t.boot(4, boot(1, 2, cut_at=1.0)))
+        self.assertEqual(t.problems, ["boot 4: found release 1, expected 2 or 3"])
+
+    def test_a_boot_that_cannot_report_or_finish_is_broken(self):
+        t = powercut.Tally()
+        self.assertFalse(t.boot(1, powercut.Boot(broken="kernel panic: x")))
+        self.assertEqual(t.problems, ["boot 1: did not report its release (kernel panic: x)"])
+        t = powercut.Tally()
+        self.assertFalse(t.boot(1, boot(0, 1, 0.0, None, 1)))
+        self.assertEqual(t.problems, ["boot 1: scenario exited with status 1"])
+
+    def test_only_scripts_that_declare_cuts_are_driven(self):
+        here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scenarios")
+        self.assertEqual(powercut.declared_cuts(os.path.join(here, "powercut.sh")), 2)
+        self.assertIsNone(powercut.declared_cuts(os.path.join(here, "smoke.sh")))
 
 
 @unittest.skipUnless(os.environ.get("HUSK_LAB_QEMU") == "1",

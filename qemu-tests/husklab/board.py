@@ -23,21 +23,29 @@ class Board:
     cpu: str | None
     memory_mib: int
     console: str
+    block_device: str
     debian_suite: str
     debian_arch: str
     kernel_package: str
     kernel_image: str
 
-    def qemu_command(self, kernel, initrd, append):
+    def qemu_command(self, kernel, initrd, append, disks=()):
+        """The QEMU command line; `disks` are (raw image path, read-only)
+        attached in order as this board's virtio block device."""
         cmd = [self.qemu_binary, "-M", self.machine]
         if self.cpu:
             cmd += ["-cpu", self.cpu]
-        return cmd + [
+        cmd += [
             "-accel", "tcg", "-smp", "1", "-m", str(self.memory_mib),
             "-nographic", "-no-reboot", "-nic", "none",
             "-kernel", kernel, "-initrd", initrd,
             "-append", f"console={self.console} {append}",
         ]
+        for i, (path, readonly) in enumerate(disks):
+            ro = ",readonly=on" if readonly else ""
+            cmd += ["-drive", f"file={path},format=raw,if=none,id=disk{i}{ro}",
+                    "-device", f"{self.block_device},drive=disk{i}"]
+        return cmd
 
 
 def load(arch, board_dir=BOARD_DIR):
@@ -64,7 +72,8 @@ def load(arch, board_dir=BOARD_DIR):
         arch=get("board.arch"), name=get("board.name"), rust_target=get("board.rust_target"),
         qemu_binary=get("qemu.binary"), machine=get("qemu.machine"),
         cpu=get("qemu.cpu", required=False), memory_mib=get("qemu.memory_mib", int),
-        console=get("qemu.console"), debian_suite=get("kernel.debian_suite"),
+        console=get("qemu.console"), block_device=get("qemu.block_device"),
+        debian_suite=get("kernel.debian_suite"),
         debian_arch=get("kernel.debian_arch"), kernel_package=get("kernel.package"),
         kernel_image=get("kernel.image"),
     )

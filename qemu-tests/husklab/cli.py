@@ -20,7 +20,7 @@ import threading
 import time
 
 from . import board as boards
-from . import runner, updates
+from . import powercut, runner, updates
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROOT = os.path.dirname(HERE)
@@ -70,6 +70,11 @@ def parse_args(argv):
     p.add_argument("--host-tool", action="append", default=[],
                    help="a host program to put in the guest with its libraries, at the same path "
                         "(only for a guest of the host's architecture; e.g. crun, runc)")
+    p.add_argument("--powercuts", type=int,
+                   help="power cuts of the powercut scenario per architecture "
+                        "(default: its '# powercut: N' line)")
+    p.add_argument("--powercut-mib", type=int, default=powercut.DEFAULT_LAYER_MIB,
+                   help="size of the layer the powercut scenario's updates rebuild")
     p.add_argument("--no-build", action="store_true", help="use target/cross/ as it is (cross/build ran)")
     p.add_argument("--cache", default=os.environ.get("HUSK_CACHE", os.path.expanduser("~/.cache/husk")),
                    help="where kernels, busybox and apt state are kept between runs")
@@ -101,7 +106,8 @@ def main(argv=None):
             return 1
 
     publisher = None
-    if "update" in selected:
+    if "update" in selected or any(powercut.declared_cuts(p) is not None
+                                   for p in selected.values()):
         try:
             publisher = updates.publisher(ROOT, say)
         except (OSError, subprocess.CalledProcessError) as e:
@@ -133,7 +139,23 @@ def run_one(board, selected, timeouts, args, publisher=None):
                                lambda m: say(f"{arch}: {m}"), tools, publisher)
         say(f"{arch}: booting {board.name} with {guest.kernel['package']} {guest.kernel['version']}")
         echo = (lambda line: say(f"{arch}| {line}")) if args.console else None
-        result = runner.run_arch(guest, list(selected), timeouts, args.boot_timeout, console_log, echo)
+        # Scenarios that declare '# powercut: N' boot many times on disks of
+        # their own (husklab/powercut.py); the others share one-boot sessions.
+        cuts = {n: powercut.declared_cuts(p) for n, p in selected.items()}
+        plain = [n for n in selected if cuts[n] is None]
+        if plain:
+            result = runner.run_arch(guest, plain, timeouts, args.boot_timeout, console_log, echo)
+        else:
+            result.kernel_package = f"{guest.kernel['package']} {guest.kernel['version']}"
+        for name in selected:
+            if cuts[name] is not None:
+                n = cuts[name] if args.powercuts is None else args.powercuts
+                outcome, kernel = powercut.run(
+                    guest, publisher, n, args.powercut_mib, timeouts[name], args.boot_timeout,
+                    out_dir, console_log, lambda m: say(f"{arch}: {m}"), echo)
+                result.outcomes.append(outcome)
+                result.kernel = result.kernel or kernel
+                result.boots += n + 3
     except Exception as e:  # the lab itself failed: every scenario fails with the reason
         result.error = f"{type(e).__name__}: {e}"
         result.outcomes = [runner.Outcome(s, "fail", f"lab error: {result.error}", 0.0) for s in selected]

@@ -20,8 +20,11 @@ from .session import Outcome, Session
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUEST_DIR = os.path.join(HERE, "guest")
-# Kernel modules the scenarios need, loaded at boot (built-ins are skipped).
-MODULES = ("overlay", "squashfs", "loop", "veth", "bridge")
+# Kernel modules the scenarios need, loaded at boot (built-ins are skipped):
+# the last ones are the powercut scenario's virtio disks and their ext4
+# (crc32c is asked for at mount time, by name, so it is named here).
+MODULES = ("overlay", "squashfs", "loop", "veth", "bridge",
+           "virtio_mmio", "virtio_pci", "virtio_blk", "crc32c_generic", "ext4")
 # Applets linked in the container test root filesystem.
 ROOTFS_APPLETS = (
     "sh", "cat", "echo", "hostname", "ls", "mkdir", "mount", "readlink", "sleep",
@@ -38,6 +41,7 @@ class Guest:
     kernel: dict
     busybox_version: str
     initrd: str
+    busybox: str  # the static busybox (host path) the guest and its test images use
 
 
 @dataclass
@@ -129,7 +133,7 @@ def prepare(board, cache, husk_dir, scenarios, out_dir, log, host_tools=(), publ
     with open(initrd + ".tmp", "wb") as f:
         f.write(cpio.gzip_bytes())
     os.rename(initrd + ".tmp", initrd)
-    return Guest(board, kernel, bb_version, initrd)
+    return Guest(board, kernel, bb_version, initrd, busybox)
 
 
 def _reader(stream, lines, console_log, echo):

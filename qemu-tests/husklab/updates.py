@@ -71,14 +71,17 @@ def _data(changed):
     return bytes(data)
 
 
-def _image(path, arch, busybox, version, extra_applets, health_ok):
+def _image(path, arch, busybox, version, extra_applets, health_ok, big=None):
+    """Writes a docker save archive of `app` to `path`; returns the desired
+    state that runs it. `big` is an optional layer tar between the base
+    and the top layer (the powercut series' real-size layer)."""
     base = [("bin", None), ("bin/busybox", busybox)]
     base += [(f"bin/{a}", "busybox") for a in APPLETS + extra_applets]
     base += [(d, None) for d in ("proc", "sys", "dev", "tmp", "etc", "opt")]
     base += [("etc/passwd", b"root:x:0:0:root:/:/bin/sh\n"), ("opt/data.bin", _data(version > 1))]
     top = [("etc", None), ("etc/version", f"{version}\n".encode()),
            ("www", None), ("www/index.html", f"release {version}\n".encode())]
-    layers = [_tar(base), _tar(top)]
+    layers = [_tar(base)] + ([big] if big is not None else []) + [_tar(top)]
     diff_ids = ["sha256:" + hashlib.sha256(l).hexdigest() for l in layers]
     config = json.dumps({
         "architecture": OCI_ARCH[arch], "os": "linux",
@@ -87,10 +90,13 @@ def _image(path, arch, busybox, version, extra_applets, health_ok):
                            "exec httpd -f -p 127.0.0.1:8081 -h /www"]},
         "rootfs": {"type": "layers", "diff_ids": diff_ids}}, separators=(",", ":")).encode()
     cfg = hashlib.sha256(config).hexdigest()
+    names = [f"l{i}/layer.tar" for i in range(len(layers))]
     manifest = json.dumps([{"Config": f"{cfg}.json", "RepoTags": [f"app:{version}"],
-                            "Layers": ["l0/layer.tar", "l1/layer.tar"]}]).encode()
-    archive = _tar([("manifest.json", manifest), (f"{cfg}.json", config), ("l0", None),
-                    ("l0/layer.tar", layers[0]), ("l1", None), ("l1/layer.tar", layers[1])])
+                            "Layers": names}]).encode()
+    entries = [("manifest.json", manifest), (f"{cfg}.json", config)]
+    for name, layer in zip(names, layers):
+        entries += [(os.path.dirname(name), None), (name, layer)]
+    archive = _tar(entries)
     with open(path, "wb") as f:
         f.write(archive)
     health = ({"http": {"port": 8081, "path": "/index.html"}} if health_ok
@@ -138,3 +144,68 @@ def publish(tool, arch, busybox_path, work, log):
     shutil.copy(os.path.join(snaps, "r1", "root", "1.json"), trusted)
     return {"lab/update/snapshots": snaps, "lab/update/blobs": os.path.join(served, "blobs"),
             "lab/update/root.json": trusted}
+
+
+# The powercut series: one file of the real-size layer per MiB.
+SERIES_FILE = 1 << 20
+SERIES_VARIANTS = 3
+
+
+def _big_layer(files, variant):
+    """The real-size layer: `files` incompressible 1 MiB files, in one of
+    three variants that each rewrite 1 % of four files. Release k carries
+    variant k % 3, so that its layer is neither the device's current one
+    nor its previous one: every update rebuilds the whole layer from a
+    per-file delta."""
+    rng = random.Random(11)
+    entries = [("opt", None), ("opt/big", None)]
+    for i in range(files):
+        data = bytearray(rng.randbytes(SERIES_FILE))
+        if i // 4 == variant % (files // 4):
+            vr = random.Random(100 + variant)
+            for at in range(0, SERIES_FILE, SERIES_FILE // 8):
+                data[at:at + SERIES_FILE // 800] = vr.randbytes(SERIES_FILE // 800)
+        entries.append((f"opt/big/f{i:03}.bin", bytes(data)))
+    return _tar(entries)
+
+
+def publish_series(tool, arch, busybox_path, work, releases, layer_mib, log):
+    """Publishes releases 1..`releases` of `app` with a `layer_mib` MiB layer
+    into `work`, for the powercut scenario; returns the directory that
+    becomes its repository disk:
+
+      root.json          the trusted root the device is provisioned with
+      served/            the repository as served, without timestamp.json
+      timestamps/K.json  the timestamp that makes release K the newest
+
+    Releases are immutable files, so one tree serves them all; which one is
+    newest is only the timestamp the guest puts beside them.
+    """
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    with open(busybox_path, "rb") as f:
+        busybox = f.read()
+    repo = os.path.join(work, "publisher")
+    served = os.path.join(repo, "repo")
+    run = lambda *args: subprocess.run([tool, *args], check=True, stdout=subprocess.DEVNULL)
+    run("init", repo)
+    disk = os.path.join(work, "disk")
+    os.makedirs(os.path.join(disk, "timestamps"))
+    files = max(4 * SERIES_VARIANTS, layer_mib)
+    big = [_big_layer(files, v) for v in range(SERIES_VARIANTS)]
+    log(f"publishing {releases} releases with a {files} MiB layer for {arch}")
+    for version in range(1, releases + 1):
+        image = os.path.join(work, "app.tar")
+        desired = _image(image, arch, busybox, version, (), True,
+                         big=big[version % SERIES_VARIANTS])
+        desired_path = os.path.join(work, "desired.json")
+        with open(desired_path, "w") as f:
+            json.dump(desired, f)
+        run("release", repo, "--class", CLASS, "--arch", RUST_ARCH[arch], "--hardware",
+            HARDWARE, "--desired-state", desired_path, "--image", f"app={image}")
+        shutil.copy(os.path.join(served, "timestamp.json"),
+                    os.path.join(disk, "timestamps", f"{version}.json"))
+    os.remove(os.path.join(work, "app.tar"))
+    shutil.copy(os.path.join(served, "root", "1.json"), os.path.join(disk, "root.json"))
+    shutil.copytree(served, os.path.join(disk, "served"), ignore=shutil.ignore_patterns("timestamp.json"))
+    return disk
