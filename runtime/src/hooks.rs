@@ -81,6 +81,7 @@ pub fn run_all_warning(kind: &'static str, hooks: &[Hook], state: &str) {
 fn run_one(kind: &'static str, hook: &Hook, state: &str) -> Result<(), HookError> {
     let path = || hook.path.clone();
     let mut command = Command::new(&hook.path);
+    crate::sys::unblock_signals_in(&mut command);
     if let Some((first, rest)) = hook.args.split_first() {
         command.arg0(first).args(rest);
     }

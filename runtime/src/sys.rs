@@ -719,6 +719,23 @@ pub fn try_wait(pid: Pid) -> Result<Option<u8>, SysError> {
     Ok(exit_code(check("waitpid", None, status)?))
 }
 
+/// Makes `command` start its program with no signal blocked. Rust's
+/// `Command` keeps the parent's signal mask, and the daemon blocks SIGTERM,
+/// SIGINT, SIGHUP and SIGCHLD for its signalfd: without this, its update
+/// poll or a hook it runs could not be stopped with SIGTERM.
+pub fn unblock_signals_in(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec, where
+    // only async-signal-safe calls are allowed; it makes one, sigprocmask,
+    // and touches no memory shared with the parent.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
 /// Sends `signal` to `pid`; a process that has already ended is not an error.
 pub fn forward_signal(pid: Pid, signal: Signal) -> Result<(), SysError> {
     match nix::sys::signal::kill(pid, signal) {

@@ -119,7 +119,9 @@ pub fn helper_args(pid: Pid, map: &[IdMapping]) -> Vec<String> {
 }
 
 fn helper(tool: &'static str, pid: Pid, map: &[IdMapping]) -> Result<(), MapError> {
-    let status = Command::new(tool)
+    let mut command = Command::new(tool);
+    crate::sys::unblock_signals_in(&mut command);
+    let status = command
         .args(helper_args(pid, map))
         .status()
         .map_err(|source| MapError::Spawn { tool, source })?;

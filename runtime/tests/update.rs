@@ -386,3 +386,187 @@ fn copy_tree(from: &Path, to: &Path) {
         .unwrap();
     assert!(status.success());
 }
+
+/// How the test's update server answers every request it gets.
+#[derive(Clone, Copy, Debug)]
+enum Misbehaviour {
+    /// Reads the request and never answers.
+    Silent,
+    /// Promises 1000 bytes, sends 5 and closes.
+    Truncated,
+    /// Says 5 bytes, sends 400.
+    WrongLength,
+    /// A body with no length that never ends.
+    Endless,
+    /// An HTML error page with 200 and a content type of text/html.
+    WrongType,
+}
+
+/// A server on 127.0.0.1 that misbehaves as told; returns its port. It
+/// lives as long as the test process.
+fn misbehaving_server(how: Misbehaviour) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let _ = match how {
+                    Misbehaviour::Silent => {
+                        sleep(Duration::from_secs(120));
+                        Ok(())
+                    }
+                    Misbehaviour::Truncated => {
+                        stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{\"sig")
+                    }
+                    Misbehaviour::WrongLength => {
+                        let mut out = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n".to_vec();
+                        out.extend([b'x'; 400]);
+                        stream.write_all(&out)
+                    }
+                    Misbehaviour::Endless => {
+                        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n\r\n");
+                        let chunk = [b'{'; 16 << 10];
+                        while stream.write_all(&chunk).is_ok() {}
+                        Ok(())
+                    }
+                    Misbehaviour::WrongType => {
+                        let page = b"<html><body>Service unavailable</body></html>";
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n",
+                            page.len()
+                        );
+                        stream
+                            .write_all(head.as_bytes())
+                            .and_then(|()| stream.write_all(page))
+                    }
+                };
+            });
+        }
+    });
+    port
+}
+
+/// The pids of live `husk update apply` processes of this world.
+fn update_children(world: &World) -> Vec<i32> {
+    let data = world.data();
+    let mut pids = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let mentions = |s: &[u8]| args.contains(&s);
+        if mentions(data.to_str().unwrap().as_bytes()) && mentions(b"apply") {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Issue 7: the daemon under a misbehaving update server keeps serving its
+/// containers. For each way of misbehaving, a daemon polls it (its first
+/// poll comes 5 s after it starts): the poll fails with a one-line reason
+/// recorded in the update state, the device stays on release 1, and app
+/// keeps its pid and its health throughout. A poll that hangs is ended
+/// when the daemon stops, not left behind.
+#[test]
+fn the_daemon_keeps_its_containers_while_the_update_server_misbehaves() {
+    let Some(mut world) = World::new("misbehaving") else {
+        return;
+    };
+    world.publish(1, &["sh", "cat", "sleep", "true"], r#"["true"]"#);
+    let out = world.apply();
+    assert!(out.status.success(), "{}", text(&out));
+    let layout = Layout::new(&world.data());
+    for how in [
+        Misbehaviour::Truncated,
+        Misbehaviour::WrongLength,
+        Misbehaviour::Endless,
+        Misbehaviour::WrongType,
+        Misbehaviour::Silent,
+    ] {
+        let port = misbehaving_server(how);
+        fs::write(
+            layout.config(),
+            format!(
+                r#"{{"server": "http://127.0.0.1:{port}", "deviceClass": "gw", "hardware": "host", "grace": "20s"}}"#
+            ),
+        )
+        .unwrap();
+        let before = world.state().last_check.map(|c| c.at);
+        world.start_daemon();
+        world.wait_for(&format!("app healthy ({how:?})"), |_, st| {
+            st.containers
+                .iter()
+                .any(|c| c.health.as_deref() == Some("healthy"))
+        });
+        let status = || DaemonStatus::read(&world.data().join("status.json")).unwrap();
+        let pid = status().containers[0].pid;
+        assert!(pid.is_some(), "{how:?}: {:?}", status());
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let done = match how {
+                Misbehaviour::Silent => !update_children(&world).is_empty(),
+                _ => world.state().last_check.map(|c| c.at) != before,
+            };
+            if done {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{how:?}: no poll; daemon said:\n{}",
+                world.said()
+            );
+            sleep(Duration::from_millis(100));
+        }
+        if let Misbehaviour::Silent = how {
+            // The poll hangs; the daemon answers and supervises meanwhile.
+            sleep(Duration::from_secs(3));
+            let out = world.husk(&["ps", "--json"]);
+            assert!(out.status.success(), "{how:?}: {}", text(&out));
+            assert!(!update_children(&world).is_empty(), "the poll ended early");
+        } else {
+            let check = world.state().last_check.unwrap();
+            assert!(!check.ok, "{how:?}: {check:?}");
+            assert!(!check.message.contains('\n'), "{how:?}: {check:?}");
+            eprintln!("{how:?}: {}", check.message);
+        }
+        let st = status();
+        assert_eq!(
+            st.containers[0].pid, pid,
+            "{how:?}: app was restarted: {st:?}"
+        );
+        assert_eq!(
+            st.containers[0].health.as_deref(),
+            Some("healthy"),
+            "{how:?}"
+        );
+        assert_eq!(world.state().current, 1, "{how:?}");
+        // Stopping the daemon ends a poll still running.
+        let mut daemon = world.daemon.take().unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(daemon.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        assert!(
+            daemon.wait().unwrap().success(),
+            "{how:?}: {}",
+            world.said()
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !update_children(&world).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "{how:?}: a poll outlived the daemon"
+            );
+            sleep(Duration::from_millis(50));
+        }
+    }
+    assert_eq!(world.app_version(), "1");
+}

@@ -120,6 +120,7 @@ impl Agent {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["update", "apply", "--poll"]);
+        crate::sys::unblock_signals_in(&mut command);
         match command.spawn() {
             // Reaped by the loop's reap_any, which hands the status to `ended`.
             Ok(child) => self.child = Some(Pid::from_raw(child.id() as i32)),
@@ -127,6 +128,16 @@ impl Agent {
                 super::say(&format!("update check: cannot run husk update: {e}"));
                 self.failed(now);
             }
+        }
+    }
+
+    /// The daemon is stopping: a poll still running is ended (SIGTERM).
+    /// An apply cut anywhere leaves a whole release (the switch is one
+    /// rename), and the next daemon polls again; an orphan left running
+    /// would switch the device with nobody to judge the release.
+    pub fn stop(&mut self) {
+        if let Some(pid) = self.child {
+            let _ = crate::sys::forward_signal(pid, nix::sys::signal::Signal::SIGTERM);
         }
     }
 

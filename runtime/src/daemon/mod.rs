@@ -361,7 +361,9 @@ impl Daemon<'_> {
         let Some(mut agent) = self.agent.take() else {
             return;
         };
-        agent.poll_if_due(now, &self.options.data_dir);
+        if !self.shutting_down {
+            agent.poll_if_due(now, &self.options.data_dir);
+        }
         let mut action = agent::AgentAction::None;
         if agent.on_probation() && !self.shutting_down {
             if let Ok(desired) = desired::load(&self.desired_path) {
@@ -718,6 +720,9 @@ impl Daemon<'_> {
         }
         say("stopping every container");
         self.shutting_down = true;
+        if let Some(agent) = self.agent.as_mut() {
+            agent.stop();
+        }
         let now = self.now();
         for i in 0..self.slots.len() {
             if let Some(action) = self.slots[i].unit.handle(Event::Stop, now) {
