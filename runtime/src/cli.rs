@@ -823,7 +823,8 @@ enum AgentSubcommand {
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "check")]
 struct AgentCheckArgs {
-    /// a repository directory (a USB stick) instead of the server
+    /// a repository directory or uncompressed tarball (a USB stick)
+    /// instead of the server
     #[argh(option)]
     from: Option<PathBuf>,
 }
@@ -837,7 +838,8 @@ struct AgentCheckArgs {
 is untouched), 4 nothing new."
 )]
 struct AgentApplyArgs {
-    /// a repository directory (a USB stick) instead of the server
+    /// a repository directory or uncompressed tarball (a USB stick)
+    /// instead of the server
     #[argh(option)]
     from: Option<PathBuf>,
     /// as husk daemon polls: "not modified" if the server's timestamp keeps

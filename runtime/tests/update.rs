@@ -570,3 +570,43 @@ fn the_daemon_keeps_its_containers_while_the_update_server_misbehaves() {
     }
     assert_eq!(world.app_version(), "1");
 }
+
+/// Offline updates from a tarball (a USB stick): `--from repo.tar` installs
+/// as `--from DIR` does; a tampered blob in it is refused like a download.
+#[test]
+fn an_update_from_a_tarball_is_verified_like_a_download() {
+    let Some(world) = World::new("tarball") else {
+        return;
+    };
+    world.publish(1, &["sh", "cat", "sleep", "true"], r#"["true"]"#);
+    let repo = world.dir.join("publisher/repo");
+    let tarball = |name: &str, dir: &Path| {
+        let mut builder = tar::Builder::new(Vec::new());
+        builder.follow_symlinks(false);
+        builder.append_dir_all("repo", dir).unwrap();
+        let path = world.dir.join(name);
+        fs::write(&path, builder.into_inner().unwrap()).unwrap();
+        path
+    };
+    // A copy whose largest blob (the first layer) has one byte flipped.
+    let tampered = world.dir.join("tampered");
+    copy_tree(&repo, &tampered);
+    let largest = fs::read_dir(tampered.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = fs::read(&largest).unwrap();
+    bytes[1000] ^= 0xff;
+    fs::write(&largest, bytes).unwrap();
+    let bad = tarball("bad.tar", &tampered);
+    let out = world.husk(&["update", "apply", "--from", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(text(&out).trim_end().lines().count(), 1, "{}", text(&out));
+    assert_eq!(world.state().current, 0);
+    let good = tarball("good.tar", &repo);
+    let out = world.husk(&["update", "apply", "--from", good.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("release 1 installed"), "{}", text(&out));
+    assert_eq!(world.state().current, 1);
+}

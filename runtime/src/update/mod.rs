@@ -41,6 +41,7 @@
 
 pub mod config;
 pub mod state;
+pub mod tarball;
 
 use std::fmt;
 use std::fs::{self, File};
@@ -1072,8 +1073,11 @@ fn source(
     config: &Config,
     from: Option<&Path>,
 ) -> Result<Box<dyn Source>, UpdateError> {
-    if let Some(dir) = from {
-        return Ok(Box::new(fetch::DirSource::new(dir)));
+    if let Some(from) = from {
+        if from.is_dir() {
+            return Ok(Box::new(fetch::DirSource::new(from)));
+        }
+        return Ok(Box::new(tarball::TarSource::open(from)?));
     }
     let url = config
         .server
