@@ -58,7 +58,7 @@ _husk_words() {
         "image df") words="--help" ;;
         "daemon") words="status --data-dir --log-max-bytes --log-files --group --help" ;;
         "daemon status") words="--data-dir --json --help" ;;
-        "logs") words="--data-dir -f --follow --tail --help"; containers=1 ;;
+        "logs") words="--data-dir -f --follow --tail --since -t --timestamps --help"; containers=1 ;;
         "check") words="--board --json --help" ;;
         "status") words="--data-dir --json --help" ;;
         "inspect") words="--data-dir --json --help"; containers=1 ;;

@@ -136,10 +136,8 @@ pub enum Command {
         data_dir: PathBuf,
         /// The container.
         name: ContainerId,
-        /// Only the last this many lines.
-        tail: Option<usize>,
-        /// Then keep printing what it writes.
-        follow: bool,
+        /// Which lines, how.
+        options: crate::daemon::LogsOptions,
     },
     /// Work with the image store.
     Image(ImageCommand),
@@ -467,7 +465,14 @@ struct DaemonStatusArgs {
 
 /// Print a supervised container's output (stdout and stderr).
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "logs")]
+#[argh(
+    subcommand,
+    name = "logs",
+    note = "The daemon stamps each line with the UTC time it read it; --since T
+keeps the lines stamped at or after T, a duration back from now (30s, 10m,
+2h, 1d) or a UTC time (2026-11-28T03:00:00Z). With --tail N, the last N of
+those. Lines written before stamps existed count as older than any T."
+)]
 struct LogsArgs {
     /// data directory (default: /var/lib/husk)
     #[argh(option)]
@@ -478,6 +483,12 @@ struct LogsArgs {
     /// print only the last N lines
     #[argh(option)]
     tail: Option<usize>,
+    /// print only lines written since T (10m, 2h, 2026-11-28T03:00:00Z)
+    #[argh(option)]
+    since: Option<String>,
+    /// print each line's time, as the file has it
+    #[argh(switch, short = 't')]
+    timestamps: bool,
     /// the container's name
     #[argh(positional)]
     name: ContainerId,
@@ -1029,8 +1040,17 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
         Some(Subcommand::Logs(args)) => Command::Logs {
             data_dir: data_dir(args.data_dir),
             name: args.name,
-            tail: args.tail,
-            follow: args.follow,
+            options: crate::daemon::LogsOptions {
+                tail: args.tail,
+                since: args
+                    .since
+                    .as_deref()
+                    .map(crate::daemon::logs::Since::parse)
+                    .transpose()
+                    .map_err(|e| usage(&format!("logs: {e}")))?,
+                follow: args.follow,
+                timestamps: args.timestamps,
+            },
         },
     };
     Ok(Invocation {
@@ -2028,10 +2048,46 @@ mod tests {
             Command::Logs {
                 data_dir: PathBuf::from("/var/lib/husk"),
                 name: id("web"),
-                tail: Some(5),
-                follow: true
+                options: crate::daemon::LogsOptions {
+                    tail: Some(5),
+                    follow: true,
+                    ..Default::default()
+                }
             }
         );
+        use crate::daemon::logs::Since;
+        assert_eq!(
+            command(&["logs", "--since", "10m", "-t", "-f", "web"]),
+            Command::Logs {
+                data_dir: PathBuf::from("/var/lib/husk"),
+                name: id("web"),
+                options: crate::daemon::LogsOptions {
+                    tail: None,
+                    since: Some(Since::Ago(600)),
+                    follow: true,
+                    timestamps: true,
+                }
+            }
+        );
+        let Command::Logs { options, .. } = command(&[
+            "logs",
+            "--since",
+            "2026-11-28T03:00:00Z",
+            "--tail",
+            "3",
+            "web",
+        ]) else {
+            panic!("logs should parse");
+        };
+        assert_eq!(options.since, Some(Since::At(1_795_834_800)));
+        assert_eq!(options.tail, Some(3));
+        for bad in ["10", "yesterday", "2026-11-28T03:00:00+01:00"] {
+            let message = usage_message(&["logs", "--since", bad, "web"]);
+            assert!(
+                message.starts_with("logs: --since takes a duration") && !message.contains('\n'),
+                "{message}"
+            );
+        }
         assert!(usage_message(&["logs", "../x"]).contains("container id"));
     }
 

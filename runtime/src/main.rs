@@ -53,10 +53,9 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
         Command::Logs {
             data_dir,
             name,
-            tail,
-            follow,
+            options,
         } => {
-            husk::daemon::print_logs(data_dir, name, *tail, *follow)?;
+            husk::daemon::print_logs(data_dir, name, *options)?;
             return Ok(0);
         }
         Command::Check { board, json } => {

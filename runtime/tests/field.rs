@@ -443,3 +443,55 @@ fn malformed_control_requests_never_stall_supervision() {
     let out = world.control(&["stop", "idle"]);
     assert_eq!(text(&out), "idle: stopping\n", "{out:?}");
 }
+
+#[test]
+fn logs_since_keeps_the_lines_stamped_from_then_on() {
+    let Some(world) = World::new(
+        "since",
+        &[
+            r#"{"name": "talk", "args": ["sh", "-c", "echo early; sleep 2; echo late; exec sleep 1000"], "stopTimeout": "200ms"}"#,
+        ],
+    ) else {
+        return;
+    };
+    world.wait_running(1);
+    let deadline = Instant::now() + TIMEOUT;
+    let stamped = loop {
+        let out = world.husk("logs", &["-t", "talk"]);
+        if text(&out).contains("late\n") {
+            break text(&out);
+        }
+        assert!(Instant::now() < deadline, "no late line: {out:?}");
+        sleep(Duration::from_millis(50));
+    };
+    // As the daemon stamped them: `<UTC time> <line>`, a second or more apart.
+    let times: Vec<u64> = stamped
+        .lines()
+        .map(|line| {
+            let (stamp, rest) = line.split_once(' ').unwrap();
+            assert!(["early", "late"].contains(&rest), "{stamped}");
+            husk::daemon::logs::parse_rfc3339(stamp).unwrap()
+        })
+        .collect();
+    assert_eq!(times.len(), 2, "{stamped}");
+    assert!(times[1] > times[0], "{stamped}");
+    let since = |args: &[&str]| {
+        let out = world.husk("logs", args);
+        assert!(out.status.success(), "{out:?}");
+        text(&out)
+    };
+    let between = husk::lifecycle::rfc3339(times[0] + 1);
+    assert_eq!(since(&["--since", &between, "talk"]), "late\n");
+    assert_eq!(since(&["--since", "1d", "talk"]), "early\nlate\n");
+    assert_eq!(since(&["--since", "1d", "--tail", "1", "talk"]), "late\n");
+    let future = husk::lifecycle::rfc3339(times[1] + 3600);
+    assert_eq!(since(&["--since", &future, "talk"]), "");
+    assert_eq!(since(&["talk"]), "early\nlate\n");
+    // A bad T: one line on stderr, nothing on stdout, exit status 1.
+    let out = world.husk("logs", &["--since", "yesterday", "talk"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--since takes a duration"), "{stderr}");
+}

@@ -689,7 +689,8 @@ impl Daemon<'_> {
                 }
                 Ok(n) => {
                     total += n;
-                    let written = slot.log.as_mut().map(|log| log.write(&buf[..n]));
+                    let wall = wall_now();
+                    let written = slot.log.as_mut().map(|log| log.write(&buf[..n], wall));
                     // Said once per failing spell (a full disk), not per read;
                     // the output is dropped meanwhile: a container never waits
                     // for its log.
@@ -1022,21 +1023,35 @@ pub fn reload_running(data_dir: &Path) -> bool {
     sys::forward_signal(Pid::from_raw(status.pid), Signal::SIGHUP).is_ok()
 }
 
-/// `husk logs`: a container's logs, the last `tail` lines if given; with
-/// `follow`, then what it writes, until interrupted.
-pub fn print_logs(
-    data_dir: &Path,
-    name: &ContainerId,
-    tail: Option<usize>,
-    follow: bool,
-) -> Result<(), Error> {
+/// How `husk logs` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogsOptions {
+    /// Only the last this many lines (of those since `since`).
+    pub tail: Option<usize>,
+    /// Only the lines written since then.
+    pub since: Option<logs::Since>,
+    /// Then what the container writes, until interrupted.
+    pub follow: bool,
+    /// Each line with the time it was written.
+    pub timestamps: bool,
+}
+
+/// `husk logs`: a container's logs, as `options` say.
+pub fn print_logs(data_dir: &Path, name: &ContainerId, options: LogsOptions) -> Result<(), Error> {
+    let LogsOptions {
+        tail,
+        since,
+        follow,
+        timestamps,
+    } = options;
     let dir = logs::dir(data_dir, name.as_str());
     let error = |source| DaemonError::Logs {
         name: name.as_str().to_owned(),
         dir: dir.clone(),
         source,
     };
-    let mut out = io::stdout().lock();
+    let since = since.map(|since| since.resolve(wall_now()));
+    let mut out = logs::Filter::new(io::stdout().lock(), since, timestamps);
     let printed = logs::print(&dir, tail, &mut out).and_then(|current| {
         if !follow {
             return Ok(());
