@@ -219,6 +219,8 @@ pub struct ExecCommand {
     pub pid_file: Option<PathBuf>,
     /// The unix socket to send the terminal's master to.
     pub console_socket: Option<PathBuf>,
+    /// The data directory of the daemon that may supervise the container.
+    pub data_dir: PathBuf,
 }
 
 /// `husk update check|apply|status|history|rollback`.
@@ -652,9 +654,15 @@ pub struct RunArgs {
     name = "exec",
     note = "The process is the container's config.json process with COMMAND as
 its args, or the process object in --process FILE; --env (added or
-replaced), --cwd and --user then change it."
+replaced), --cwd and --user then change it.
+ID is first a container of --root, as runc has it; if --root holds none,
+the container of that name 'husk daemon' supervises (its status.json in
+--data-dir says where its containers are), if it runs."
 )]
 struct ExecArgs {
+    /// for a supervised container: data directory (default: /var/lib/husk)
+    #[argh(option)]
+    data_dir: Option<PathBuf>,
     /// a JSON file holding an OCI process object to run
     #[argh(option, short = 'p')]
     process: Option<PathBuf>,
@@ -969,7 +977,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
         None => return Err(usage("no command given")),
         Some(Subcommand::Create(args)) => Command::Create(args),
         Some(Subcommand::Run(args)) => Command::Run(run_command(args)?),
-        Some(Subcommand::Exec(args)) => Command::Exec(exec_command(args)?),
+        Some(Subcommand::Exec(args)) => {
+            let dir = data_dir(args.data_dir.clone());
+            Command::Exec(exec_command(args, dir)?)
+        }
         Some(Subcommand::Start(args)) => Command::Start(args.id),
         Some(Subcommand::State(args)) => Command::State(args.id),
         Some(Subcommand::Kill(args)) => {
@@ -1234,7 +1245,7 @@ pub fn version() -> String {
 
 /// `exec`: a command or `--process`, and the flags checked as `config.json`'s
 /// `process` would be.
-fn exec_command(args: ExecArgs) -> Result<ExecCommand, EarlyExit> {
+fn exec_command(args: ExecArgs, data_dir: PathBuf) -> Result<ExecCommand, EarlyExit> {
     if args.command.is_empty() && args.process.is_none() {
         return Err(usage("exec: give a command or --process FILE"));
     }
@@ -1284,6 +1295,7 @@ fn exec_command(args: ExecArgs) -> Result<ExecCommand, EarlyExit> {
         detach: args.detach,
         pid_file: args.pid_file,
         console_socket: args.console_socket,
+        data_dir,
     })
 }
 
@@ -1775,6 +1787,7 @@ mod tests {
                 detach: false,
                 pid_file: None,
                 console_socket: None,
+                data_dir: PathBuf::from("/var/lib/husk"),
             })
         );
         // Flags come before the id; after the command, they are the command's.
@@ -1810,8 +1823,17 @@ mod tests {
                 detach: true,
                 pid_file: Some(PathBuf::from("/p")),
                 console_socket: None,
+                data_dir: PathBuf::from("/var/lib/husk"),
             })
         );
+        let Command::Exec(exec) = command(&["exec", "--data-dir", "/d", "web", "sh"]) else {
+            panic!("exec --data-dir should parse");
+        };
+        assert_eq!(exec.data_dir, PathBuf::from("/d"));
+        let Command::Exec(exec) = command(&["--data-dir", "/g", "exec", "web", "sh"]) else {
+            panic!("exec with a global --data-dir should parse");
+        };
+        assert_eq!(exec.data_dir, PathBuf::from("/g"));
         let Command::Exec(exec) = command(&["exec", "--process", "/p.json", "--user", "7", "c1"])
         else {
             panic!("exec --process should parse");

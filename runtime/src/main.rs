@@ -147,15 +147,26 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
             )
         }
         Command::Exec(exec) => {
+            // A container of --root first, as runc; else the daemon's.
+            let supervised;
+            let host = match host.state.load(&exec.id) {
+                Err(state::StateError::NotFound(_)) => {
+                    let root =
+                        husk::daemon::supervised_root(&exec.data_dir, host.state.root(), &exec.id)?;
+                    supervised = Host::new(&root);
+                    &supervised
+                }
+                _ => &host,
+            };
             return lifecycle::exec(
-                &host,
+                host,
                 &exec.id,
                 exec.process_file.as_deref(),
                 &exec.overrides,
                 exec.pid_file.as_deref(),
                 exec.detach,
                 exec.console_socket.as_deref(),
-            )
+            );
         }
         Command::Update { id, resources } => {
             let json = match resources {

@@ -495,3 +495,75 @@ fn logs_since_keeps_the_lines_stamped_from_then_on() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("--since takes a duration"), "{stderr}");
 }
+
+#[test]
+fn exec_by_name_runs_in_the_supervised_container() {
+    let Some(world) = World::new(
+        "exec",
+        &[r#"{"name": "idle", "args": ["sleep", "1000"], "stopTimeout": "200ms"}"#],
+    ) else {
+        return;
+    };
+    world.wait_running(1);
+    // A --root that does not hold it: the daemon's status says where it is.
+    let elsewhere = world.dir.join("elsewhere");
+    fs::create_dir_all(&elsewhere).unwrap();
+    let exec = |data: &str, args: &[&str]| {
+        Command::new(HUSK)
+            .arg("--root")
+            .arg(&elsewhere)
+            .arg("exec")
+            .arg("--data-dir")
+            .arg(world.dir.join(data))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = exec(
+        "data",
+        &[
+            "-e",
+            "X=1",
+            "--cwd",
+            "/bin",
+            "idle",
+            "sh",
+            "-c",
+            "echo $X $PWD; exit 3",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(text(&out), "1 /bin\n");
+    // In the container: its pid namespace, where sleep is PID 1.
+    let out = exec(
+        "data",
+        &["idle", "sh", "-c", "read c < /proc/1/comm; echo $c"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(text(&out), "sleep\n");
+    // The daemon's own --root works as runc's exec always did.
+    let out = world.control(&["exec", "idle", "true"]);
+    assert!(out.status.success(), "{out:?}");
+
+    let one_line_error = |out: &Output, expected: &str| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    };
+    one_line_error(
+        &exec("data", &["nosuch", "true"]),
+        "no container nosuch: none in ",
+    );
+    one_line_error(
+        &exec("nodata", &["idle", "true"]),
+        "and no daemon ran with ",
+    );
+    assert!(world.control(&["stop", "idle"]).status.success());
+    world.wait_state("idle", "stopped");
+    one_line_error(
+        &exec("data", &["idle", "true"]),
+        "container idle is not running (stopped)",
+    );
+}

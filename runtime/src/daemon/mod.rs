@@ -102,6 +102,24 @@ pub enum DaemonError {
     Status(status::StatusError),
     /// The control socket refused a request, or cannot be made.
     Control(control::ControlError),
+    /// `husk exec NAME`: neither --root nor the daemon has the container.
+    Unknown {
+        /// The container.
+        name: String,
+        /// The state directory looked in first.
+        root: PathBuf,
+        /// The data directory of the daemon looked for.
+        data_dir: PathBuf,
+        /// Why the daemon's status could not be read, if it could not.
+        status: Option<status::StatusError>,
+    },
+    /// `husk exec NAME`: the daemon supervises it, but it does not run.
+    NotRunning {
+        /// The container.
+        name: String,
+        /// Its state, as the daemon published it.
+        state: String,
+    },
     /// A container's logs cannot be read (`husk logs`).
     Logs {
         /// The container.
@@ -816,6 +834,7 @@ impl Daemon<'_> {
     fn view(&self) -> DaemonStatus {
         DaemonStatus {
             pid: std::process::id() as i32,
+            root: Some(self.host.state.root().to_owned()),
             desired_error: self.desired_error.clone(),
             containers: self.slots.iter().map(slot_status).collect(),
         }
@@ -1006,6 +1025,41 @@ pub fn print_status(data_dir: &Path, json: bool) -> Result<(), Error> {
     Ok(())
 }
 
+/// `husk exec NAME` of a container `root` does not hold: the state directory
+/// the daemon of `data_dir` runs container `name` in (as its status says;
+/// `root` if it does not say).
+pub fn supervised_root(
+    data_dir: &Path,
+    root: &Path,
+    name: &ContainerId,
+) -> Result<PathBuf, DaemonError> {
+    let unknown = |status| DaemonError::Unknown {
+        name: name.as_str().to_owned(),
+        root: root.to_owned(),
+        data_dir: data_dir.to_owned(),
+        status,
+    };
+    let status = DaemonStatus::read(&data_dir.join(STATUS_FILE)).map_err(|e| unknown(Some(e)))?;
+    let container = (status.containers.iter())
+        .find(|c| c.name == name.as_str())
+        .ok_or_else(|| unknown(None))?;
+    let alive = Path::new("/proc").join(status.pid.to_string()).exists();
+    if container.pid.is_none() || !alive {
+        let state = match alive {
+            true => container.state.clone(),
+            false => format!(
+                "{} (its daemon, pid {}, is gone)",
+                container.state, status.pid
+            ),
+        };
+        return Err(DaemonError::NotRunning {
+            name: name.as_str().to_owned(),
+            state,
+        });
+    }
+    Ok(status.root.unwrap_or_else(|| root.to_owned()))
+}
+
 /// Tells the daemon of `data_dir`, if one runs, to read its desired state
 /// again (SIGHUP); says whether one was told.
 pub fn reload_running(data_dir: &Path) -> bool {
@@ -1082,6 +1136,26 @@ impl fmt::Display for DaemonError {
             ),
             Self::Status(e) => e.fmt(f),
             Self::Control(e) => e.fmt(f),
+            Self::Unknown {
+                name,
+                root,
+                data_dir,
+                status,
+            } => {
+                write!(f, "no container {name}: none in {}", root.display())?;
+                match status {
+                    Some(status::StatusError::Read { source, .. })
+                        if source.kind() == io::ErrorKind::NotFound =>
+                    {
+                        write!(f, ", and no daemon ran with {}", data_dir.display())
+                    }
+                    Some(_) => write!(f, ", and the daemon's status cannot be read"),
+                    None => write!(f, ", nor in the desired state of {}", data_dir.display()),
+                }
+            }
+            Self::NotRunning { name, state } => {
+                write!(f, "container {name} is not running ({state})")
+            }
             Self::Logs { name, dir, source } if source.kind() == io::ErrorKind::NotFound => write!(
                 f,
                 "no logs of container {name} (looked in {})",
@@ -1100,7 +1174,12 @@ impl std::error::Error for DaemonError {
             Self::Desired(e) => e.source(),
             Self::Sys { source, .. } => Some(source),
             Self::DataDir { source, .. } => Some(source),
-            Self::Running { .. } => None,
+            Self::Running { .. } | Self::NotRunning { .. } => None,
+            Self::Unknown {
+                status: Some(status::StatusError::Read { source, .. }),
+                ..
+            } if source.kind() == io::ErrorKind::NotFound => None,
+            Self::Unknown { status, .. } => status.as_ref().map(|e| e as _),
             Self::Status(e) => e.source(),
             Self::Control(e) => e.source(),
             Self::Logs { source, .. } if source.kind() != io::ErrorKind::NotFound => Some(source),
