@@ -111,7 +111,7 @@ pub enum DaemonError {
         /// The data directory of the daemon looked for.
         data_dir: PathBuf,
         /// Why the daemon's status could not be read, if it could not.
-        status: Option<status::StatusError>,
+        status: Option<Box<status::StatusError>>,
     },
     /// `husk exec NAME`: the daemon supervises it, but it does not run.
     NotRunning {
@@ -1039,7 +1039,8 @@ pub fn supervised_root(
         data_dir: data_dir.to_owned(),
         status,
     };
-    let status = DaemonStatus::read(&data_dir.join(STATUS_FILE)).map_err(|e| unknown(Some(e)))?;
+    let status =
+        DaemonStatus::read(&data_dir.join(STATUS_FILE)).map_err(|e| unknown(Some(Box::new(e))))?;
     let container = (status.containers.iter())
         .find(|c| c.name == name.as_str())
         .ok_or_else(|| unknown(None))?;
@@ -1143,7 +1144,7 @@ impl fmt::Display for DaemonError {
                 status,
             } => {
                 write!(f, "no container {name}: none in {}", root.display())?;
-                match status {
+                match status.as_deref() {
                     Some(status::StatusError::Read { source, .. })
                         if source.kind() == io::ErrorKind::NotFound =>
                     {
@@ -1175,11 +1176,15 @@ impl std::error::Error for DaemonError {
             Self::Sys { source, .. } => Some(source),
             Self::DataDir { source, .. } => Some(source),
             Self::Running { .. } | Self::NotRunning { .. } => None,
-            Self::Unknown {
-                status: Some(status::StatusError::Read { source, .. }),
-                ..
-            } if source.kind() == io::ErrorKind::NotFound => None,
-            Self::Unknown { status, .. } => status.as_ref().map(|e| e as _),
+            Self::Unknown { status, .. } => match status.as_deref() {
+                Some(status::StatusError::Read { source, .. })
+                    if source.kind() == io::ErrorKind::NotFound =>
+                {
+                    None
+                }
+                Some(e) => Some(e),
+                None => None,
+            },
             Self::Status(e) => e.source(),
             Self::Control(e) => e.source(),
             Self::Logs { source, .. } if source.kind() != io::ErrorKind::NotFound => Some(source),
