@@ -30,7 +30,7 @@ _husk() {
 _husk_words() {
     local words containers=0
     case "$1" in
-        "") words="create start state kill delete pause resume ps spec update features run exec list image daemon logs check status inspect stats stop restart --version --root --log --log-format --data-dir --help" ;;
+        "") words="create start state kill delete pause resume ps spec update features run exec list image daemon logs check status inspect stats stop restart config --version --root --log --log-format --data-dir --help" ;;
         "create") words="-b --bundle --pid-file --console-socket --init --help" ;;
         "start") words="--help"; containers=1 ;;
         "state") words="--help"; containers=1 ;;
@@ -65,6 +65,9 @@ _husk_words() {
         "stats") words="--data-dir -w --watch --json --help" ;;
         "stop") words="--help"; containers=1 ;;
         "restart") words="--help"; containers=1 ;;
+        "config") words="show check --help" ;;
+        "config show") words="--data-dir --json --help" ;;
+        "config check") words="--data-dir --help" ;;
         *) return 2 ;;
     esac
     echo "$words"

@@ -143,6 +143,13 @@ pub enum Command {
     Image(ImageCommand),
     /// A request to the running daemon (`husk stop|restart NAME`).
     Control(crate::daemon::control::Request),
+    /// `husk config show|check`.
+    Config {
+        /// The data directory.
+        data_dir: PathBuf,
+        /// Which.
+        command: ConfigCommand,
+    },
     /// A field engineer's view of the supervised device.
     Field {
         /// The supervisor's data directory.
@@ -179,6 +186,18 @@ pub enum FieldCommand {
         /// As JSON lines.
         json: bool,
     },
+}
+
+/// `husk config show|check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigCommand {
+    /// Print the configuration in effect.
+    Show {
+        /// As JSON.
+        json: bool,
+    },
+    /// Validate every configuration file.
+    Check,
 }
 
 /// The `husk image` commands.
@@ -273,12 +292,16 @@ pub enum EarlyExit {
 /// husk: a minimal OCI container runtime for small devices.
 #[derive(FromArgs, Debug)]
 #[argh(
-    note = "Field commands: status, ps (no id), inspect, stats, logs, update status.
-Listing commands take --json (schemas: man husk). run and exec (in the
-foreground) exit with the container process's status (128 + signal).",
+    note = "Field commands: status, ps (no id), inspect, stats, logs, exec NAME,
+config show|check, update status. Listing commands take --json (schemas:
+man husk). run and exec (in the foreground) exit with the container
+process's status (128 + signal); usage errors exit 1.",
     error_code(0, "success; status: the device is healthy"),
     error_code(1, "husk failed (a one-line error on stderr)"),
-    error_code(2, "check: a required kernel feature is missing"),
+    error_code(
+        2,
+        "check: a required kernel feature is missing; config check: a bad file"
+    ),
     error_code(3, "check: the kernel differs from --board"),
     error_code(4, "update apply: nothing new"),
     error_code(5, "status: the daemon is not running"),
@@ -331,6 +354,60 @@ enum Subcommand {
     Stats(StatsArgs),
     Stop(StopArgs),
     Restart(RestartArgs),
+    Config(ConfigArgs),
+}
+
+/// Print or check the configuration in effect: desired state, updates, board.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "config",
+    note = "Reads <data-dir>/desired.json (and each bundle's config.json), the update
+config (<data-dir>/update/config.json, else /etc/husk/update.json), the
+trusted root (<data-dir>/update/root.json, else /etc/husk/root.json; its
+self-signature and expiry checked) and /etc/husk/board.toml, with the parsers
+the daemon and the update agent use. Changes nothing."
+)]
+struct ConfigArgs {
+    #[argh(subcommand)]
+    command: ConfigSubcommand,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+enum ConfigSubcommand {
+    Show(ConfigShowArgs),
+    Check(ConfigCheckArgs),
+}
+
+/// Print the configuration in effect, and which file each part comes from.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "show")]
+struct ConfigShowArgs {
+    /// data directory (default: /var/lib/husk)
+    #[argh(option)]
+    data_dir: Option<PathBuf>,
+    /// print JSON instead of text
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Validate every configuration file: one line each, ok or bad and why.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "check",
+    error_code(0, "every file is good (or absent where that is allowed)"),
+    error_code(1, "husk failed"),
+    error_code(
+        2,
+        "a file is bad, or the trusted root the update config needs is missing"
+    )
+)]
+struct ConfigCheckArgs {
+    /// data directory (default: /var/lib/husk)
+    #[argh(option)]
+    data_dir: Option<PathBuf>,
 }
 
 /// Ask the daemon to stop a supervised container and keep it stopped.
@@ -1047,6 +1124,18 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
             json: args.json,
         },
         Some(Subcommand::Image(args)) => Command::Image(image_command(args.command)),
+        Some(Subcommand::Config(ConfigArgs {
+            command: ConfigSubcommand::Show(args),
+        })) => Command::Config {
+            data_dir: data_dir(args.data_dir),
+            command: ConfigCommand::Show { json: args.json },
+        },
+        Some(Subcommand::Config(ConfigArgs {
+            command: ConfigSubcommand::Check(args),
+        })) => Command::Config {
+            data_dir: data_dir(args.data_dir),
+            command: ConfigCommand::Check,
+        },
         Some(Subcommand::Daemon(args)) => daemon_command(args, data_dir)?,
         Some(Subcommand::Logs(args)) => Command::Logs {
             data_dir: data_dir(args.data_dir),
@@ -2111,6 +2200,29 @@ mod tests {
             );
         }
         assert!(usage_message(&["logs", "../x"]).contains("container id"));
+        assert_eq!(
+            command(&["config", "show", "--json"]),
+            Command::Config {
+                data_dir: PathBuf::from("/var/lib/husk"),
+                command: ConfigCommand::Show { json: true }
+            }
+        );
+        assert_eq!(
+            command(&["--data-dir", "/g", "config", "check"]),
+            Command::Config {
+                data_dir: PathBuf::from("/g"),
+                command: ConfigCommand::Check
+            }
+        );
+        assert_eq!(
+            command(&["config", "check", "--data-dir", "/d"]),
+            Command::Config {
+                data_dir: PathBuf::from("/d"),
+                command: ConfigCommand::Check
+            }
+        );
+        assert!(usage_message(&["config"]).contains("show check"));
+        assert!(usage_message(&["config", "edit"]).contains("edit"));
     }
 
     #[test]

@@ -87,6 +87,20 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
         | Command::Agent { .. }
         | Command::Logs { .. } => {}
         Command::Field { data_dir, command } => return field_command(&host, data_dir, command),
+        Command::Config { data_dir, command } => {
+            use husk::field::config;
+            let etc = Path::new(husk::update::ETC_DIR);
+            let settings = config::gather(data_dir, &root, etc, husk::update::wall_now());
+            match command {
+                cli::ConfigCommand::Show { json: true } => println!("{}", settings.json()),
+                cli::ConfigCommand::Show { json: false } => print!("{}", settings.text()),
+                cli::ConfigCommand::Check => {
+                    let (text, ok) = settings.check();
+                    print!("{text}");
+                    return Ok(if ok { 0 } else { config::EXIT_BAD });
+                }
+            }
+        }
         Command::Daemon(options) => return husk::daemon::run(&host, options),
         Command::Create(args) => lifecycle::create(
             &host,

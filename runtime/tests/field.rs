@@ -567,3 +567,46 @@ fn exec_by_name_runs_in_the_supervised_container() {
         "container idle is not running (stopped)",
     );
 }
+
+#[test]
+fn config_check_exits_2_on_a_bad_file_and_show_still_shows() {
+    // No root needed: it only reads.
+    let dir = std::env::temp_dir().join(format!("husk-field-{}-config", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("desired.json"),
+        r#"{"containers": [{"name": "a"}]}"#,
+    )
+    .unwrap();
+    let husk = |args: &[&str]| {
+        Command::new(HUSK)
+            .args(["--root", "/nonexistent-husk-root", "config"])
+            .args(args)
+            .arg("--data-dir")
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    let out = husk(&["check"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let expected = format!("bad {}/desired.json: containers[0]", dir.display());
+    assert!(text(&out).starts_with(&expected), "{}", text(&out));
+    let out = husk(&["show"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text(&out).contains("state root    /nonexistent-husk-root\n"));
+    assert!(text(&out).contains("desired.json: BAD: containers[0]"));
+    let out = husk(&["show", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text(&out).ends_with(",\"ok\":false}\n"), "{}", text(&out));
+    fs::write(dir.join("desired.json"), r#"{"containers": []}"#).unwrap();
+    let out = husk(&["check"]);
+    // Good, unless this host's /etc/husk holds a bad file.
+    let etc_bad = text(&out).lines().any(|l| l.starts_with("bad /etc/husk/"));
+    assert_eq!(
+        out.status.code(),
+        Some(if etc_bad { 2 } else { 0 }),
+        "{out:?}"
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
