@@ -597,7 +597,9 @@ enum ImageSubcommand {
     subcommand,
     name = "import",
     note = "Layers may be tar, gzip or zstd. Device nodes in layers are refused
-and setuid/setgid bits cleared unless allowed."
+and setuid/setgid bits cleared unless allowed. On a terminal (TERM not
+dumb), stderr shows the layer being extracted on one line; the summary
+line is all otherwise."
 )]
 struct ImageImportArgs {
     /// record the image as NAME[:TAG] (default: the name the source gives)
@@ -930,7 +932,8 @@ struct AgentCheckArgs {
     subcommand,
     name = "apply",
     note = "Exit status: 0 a release was installed, 1 an error (the running release
-is untouched), 4 nothing new."
+is untouched), 4 nothing new. On a terminal (TERM not dumb), stderr shows
+the layer being downloaded on one line; the summary line is all otherwise."
 )]
 struct AgentApplyArgs {
     /// a repository directory (a USB stick) instead of the server

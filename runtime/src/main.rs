@@ -283,7 +283,10 @@ fn run_image(invocation: &Invocation, host: &Host, args: &cli::RunArgs) -> Resul
 fn image_command(store: &Store, command: &ImageCommand) -> Result<(), husk::Error> {
     match command {
         ImageCommand::Import { path, options } => {
-            println!("{}", image::import(store, path, options)?);
+            let mut bar = husk::progress::Progress::stderr();
+            let imported = image::import_with(store, path, options, &mut |line| bar.show(line));
+            bar.finish();
+            println!("{}", imported?);
         }
         ImageCommand::List { json: true } => println!("{}", image::list_json(&image::list(store)?)),
         ImageCommand::List { json: false } => print!("{}", image::list_table(&image::list(store)?)),
