@@ -162,15 +162,19 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
         }
         Command::Exec(exec) => {
             // A container of --root first, as runc; else the daemon's.
-            let supervised;
-            let host = match host.state.load(&exec.id) {
+            let root = match host.state.load(&exec.id) {
                 Err(state::StateError::NotFound(_)) => {
-                    let root =
-                        husk::daemon::supervised_root(&exec.data_dir, host.state.root(), &exec.id)?;
+                    husk::daemon::supervised_root(&exec.data_dir, host.state.root(), &exec.id)?
+                }
+                _ => None,
+            };
+            let supervised;
+            let host = match root {
+                Some(root) => {
                     supervised = Host::new(&root);
                     &supervised
                 }
-                _ => &host,
+                None => &host,
             };
             return lifecycle::exec(
                 host,

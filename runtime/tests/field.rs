@@ -554,11 +554,16 @@ fn exec_by_name_runs_in_the_supervised_container() {
     };
     one_line_error(
         &exec("data", &["nosuch", "true"]),
-        "no container nosuch: none in ",
+        &format!(
+            "container nosuch does not exist in {}, nor in the desired state of {}",
+            elsewhere.display(),
+            world.dir.join("data").display()
+        ),
     );
+    // No daemon ever ran with that data directory: runc's exec, runc's error.
     one_line_error(
         &exec("nodata", &["idle", "true"]),
-        "and no daemon ran with ",
+        "husk: container idle does not exist\n",
     );
     assert!(world.control(&["stop", "idle"]).status.success());
     world.wait_state("idle", "stopped");

@@ -1027,20 +1027,27 @@ pub fn print_status(data_dir: &Path, json: bool) -> Result<(), Error> {
 
 /// `husk exec NAME` of a container `root` does not hold: the state directory
 /// the daemon of `data_dir` runs container `name` in (as its status says;
-/// `root` if it does not say).
+/// `root` if it does not say); `None` if no daemon ever ran with `data_dir`
+/// (then it is runc's exec, and runc's error).
 pub fn supervised_root(
     data_dir: &Path,
     root: &Path,
     name: &ContainerId,
-) -> Result<PathBuf, DaemonError> {
+) -> Result<Option<PathBuf>, DaemonError> {
     let unknown = |status| DaemonError::Unknown {
         name: name.as_str().to_owned(),
         root: root.to_owned(),
         data_dir: data_dir.to_owned(),
         status,
     };
-    let status =
-        DaemonStatus::read(&data_dir.join(STATUS_FILE)).map_err(|e| unknown(Some(Box::new(e))))?;
+    let status = match DaemonStatus::read(&data_dir.join(STATUS_FILE)) {
+        Err(status::StatusError::Read { source, .. })
+            if source.kind() == io::ErrorKind::NotFound =>
+        {
+            return Ok(None)
+        }
+        read => read.map_err(|e| unknown(Some(Box::new(e))))?,
+    };
     let container = (status.containers.iter())
         .find(|c| c.name == name.as_str())
         .ok_or_else(|| unknown(None))?;
@@ -1058,7 +1065,7 @@ pub fn supervised_root(
             state,
         });
     }
-    Ok(status.root.unwrap_or_else(|| root.to_owned()))
+    Ok(Some(status.root.unwrap_or_else(|| root.to_owned())))
 }
 
 /// Tells the daemon of `data_dir`, if one runs, to read its desired state
@@ -1143,15 +1150,19 @@ impl fmt::Display for DaemonError {
                 data_dir,
                 status,
             } => {
-                write!(f, "no container {name}: none in {}", root.display())?;
-                match status.as_deref() {
-                    Some(status::StatusError::Read { source, .. })
-                        if source.kind() == io::ErrorKind::NotFound =>
-                    {
-                        write!(f, ", and no daemon ran with {}", data_dir.display())
-                    }
-                    Some(_) => write!(f, ", and the daemon's status cannot be read"),
-                    None => write!(f, ", nor in the desired state of {}", data_dir.display()),
+                let root = root.display();
+                match status {
+                    Some(_) => write!(
+                        f,
+                        "container {name} does not exist in {root}, and the daemon's status \
+                         cannot be read"
+                    ),
+                    None => write!(
+                        f,
+                        "container {name} does not exist in {root}, nor in the desired state \
+                         of {}",
+                        data_dir.display()
+                    ),
                 }
             }
             Self::NotRunning { name, state } => {
@@ -1176,15 +1187,7 @@ impl std::error::Error for DaemonError {
             Self::Sys { source, .. } => Some(source),
             Self::DataDir { source, .. } => Some(source),
             Self::Running { .. } | Self::NotRunning { .. } => None,
-            Self::Unknown { status, .. } => match status.as_deref() {
-                Some(status::StatusError::Read { source, .. })
-                    if source.kind() == io::ErrorKind::NotFound =>
-                {
-                    None
-                }
-                Some(e) => Some(e),
-                None => None,
-            },
+            Self::Unknown { status, .. } => status.as_deref().map(|e| e as _),
             Self::Status(e) => e.source(),
             Self::Control(e) => e.source(),
             Self::Logs { source, .. } if source.kind() != io::ErrorKind::NotFound => Some(source),
