@@ -30,7 +30,7 @@ _husk() {
 _husk_words() {
     local words containers=0
     case "$1" in
-        "") words="create start state kill delete pause resume ps spec update features run exec list image daemon logs check status inspect stats stop restart --version --root --log --log-format --data-dir --help" ;;
+        "") words="create start state kill delete pause resume ps spec update features run exec list image daemon logs check status inspect stats stop restart config --version --root --log --log-format --data-dir --help" ;;
         "create") words="-b --bundle --pid-file --console-socket --init --help" ;;
         "start") words="--help"; containers=1 ;;
         "state") words="--help"; containers=1 ;;
@@ -48,7 +48,7 @@ _husk_words() {
         "update rollback") words="--help" ;;
         "features") words="--help" ;;
         "run") words="--image -e --env -v --volume --memory --cpus --pids-limit --net -b --bundle --pid-file -d --detach --console-socket --init --help" ;;
-        "exec") words="-p --process -e --env --cwd -u --user -d --detach --pid-file --console-socket --help"; containers=1 ;;
+        "exec") words="--data-dir -p --process -e --env --cwd -u --user -d --detach --pid-file --console-socket --help"; containers=1 ;;
         "list") words="-f --format -q --quiet --help" ;;
         "image") words="import ls rm prune df --help" ;;
         "image import") words="--name --arch --allow-devices --allow-setid --max-layer-size --help" ;;
@@ -58,13 +58,16 @@ _husk_words() {
         "image df") words="--help" ;;
         "daemon") words="status --data-dir --log-max-bytes --log-files --group --help" ;;
         "daemon status") words="--data-dir --json --help" ;;
-        "logs") words="--data-dir -f --follow --tail --help"; containers=1 ;;
+        "logs") words="--data-dir -f --follow --tail --since -t --timestamps --help"; containers=1 ;;
         "check") words="--board --json --help" ;;
         "status") words="--data-dir --json --help" ;;
         "inspect") words="--data-dir --json --help"; containers=1 ;;
         "stats") words="--data-dir -w --watch --json --help" ;;
         "stop") words="--help"; containers=1 ;;
         "restart") words="--help"; containers=1 ;;
+        "config") words="show check --help" ;;
+        "config show") words="--data-dir --json --help" ;;
+        "config check") words="--data-dir --help" ;;
         *) return 2 ;;
     esac
     echo "$words"

@@ -775,23 +775,35 @@ pub fn fragment_of(path: &Path) -> Result<PathBuf, CheckError> {
 /// The value of the first `kernel_fragment = "..."` line of a board TOML:
 /// a basic string without escapes, optionally followed by a `#` comment.
 pub fn kernel_fragment_line(toml: &str) -> Result<&str, &'static str> {
+    match string_line(toml, "kernel_fragment") {
+        Ok(Some(name)) => Ok(name),
+        Ok(None) => Err("no kernel_fragment = \"...\" line"),
+        Err(_) => Err("kernel_fragment must be a \"quoted\" file name without escapes"),
+    }
+}
+
+/// The value of the first `key = "..."` line of a board TOML (`None`: no
+/// such line), a basic string without escapes, optionally followed by a `#`
+/// comment; an error saying so if that line's value is not one. The one
+/// way husk reads board files: it has no TOML parser (binary size).
+pub fn string_line<'a>(toml: &'a str, key: &str) -> Result<Option<&'a str>, String> {
+    let malformed = || format!("{key} must be a \"quoted\" string without escapes");
     for line in toml.lines() {
-        let Some(rest) = line.trim().strip_prefix("kernel_fragment") else {
+        let Some(rest) = line.trim().strip_prefix(key) else {
             continue;
         };
         let Some(value) = rest.trim_start().strip_prefix('=') else {
             continue;
         };
-        let malformed = "kernel_fragment must be a \"quoted\" file name without escapes";
-        let value = value.trim().strip_prefix('"').ok_or(malformed)?;
-        let (name, after) = value.split_once('"').ok_or(malformed)?;
+        let value = value.trim().strip_prefix('"').ok_or_else(malformed)?;
+        let (name, after) = value.split_once('"').ok_or_else(malformed)?;
         let after = after.trim();
         if name.is_empty() || name.contains('\\') || !(after.is_empty() || after.starts_with('#')) {
-            return Err(malformed);
+            return Err(malformed());
         }
-        return Ok(name);
+        return Ok(Some(name));
     }
-    Err("no kernel_fragment = \"...\" line")
+    Ok(None)
 }
 
 fn read_limited(path: &Path, limit: usize) -> Result<Vec<u8>, CheckError> {

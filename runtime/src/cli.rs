@@ -136,15 +136,20 @@ pub enum Command {
         data_dir: PathBuf,
         /// The container.
         name: ContainerId,
-        /// Only the last this many lines.
-        tail: Option<usize>,
-        /// Then keep printing what it writes.
-        follow: bool,
+        /// Which lines, how.
+        options: crate::daemon::LogsOptions,
     },
     /// Work with the image store.
     Image(ImageCommand),
     /// A request to the running daemon (`husk stop|restart NAME`).
     Control(crate::daemon::control::Request),
+    /// `husk config show|check`.
+    Config {
+        /// The data directory.
+        data_dir: PathBuf,
+        /// Which.
+        command: ConfigCommand,
+    },
     /// A field engineer's view of the supervised device.
     Field {
         /// The supervisor's data directory.
@@ -181,6 +186,18 @@ pub enum FieldCommand {
         /// As JSON lines.
         json: bool,
     },
+}
+
+/// `husk config show|check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigCommand {
+    /// Print the configuration in effect.
+    Show {
+        /// As JSON.
+        json: bool,
+    },
+    /// Validate every configuration file.
+    Check,
 }
 
 /// The `husk image` commands.
@@ -221,6 +238,8 @@ pub struct ExecCommand {
     pub pid_file: Option<PathBuf>,
     /// The unix socket to send the terminal's master to.
     pub console_socket: Option<PathBuf>,
+    /// The data directory of the daemon that may supervise the container.
+    pub data_dir: PathBuf,
 }
 
 /// `husk update check|apply|status|history|rollback`.
@@ -273,12 +292,16 @@ pub enum EarlyExit {
 /// husk: a minimal OCI container runtime for small devices.
 #[derive(FromArgs, Debug)]
 #[argh(
-    note = "Field commands: status, ps (no id), inspect, stats, logs, update status.
-Listing commands take --json (schemas: man husk). run and exec (in the
-foreground) exit with the container process's status (128 + signal).",
+    note = "Field commands: status, ps (no id), inspect, stats, logs, exec NAME,
+config show|check, update status. Listing commands take --json (schemas:
+man husk). run and exec (in the foreground) exit with the container
+process's status (128 + signal); usage errors exit 1.",
     error_code(0, "success; status: the device is healthy"),
     error_code(1, "husk failed (a one-line error on stderr)"),
-    error_code(2, "check: a required kernel feature is missing"),
+    error_code(
+        2,
+        "check: a required kernel feature is missing; config check: a bad file"
+    ),
     error_code(3, "check: the kernel differs from --board"),
     error_code(4, "update apply: nothing new"),
     error_code(5, "status: the daemon is not running"),
@@ -331,6 +354,60 @@ enum Subcommand {
     Stats(StatsArgs),
     Stop(StopArgs),
     Restart(RestartArgs),
+    Config(ConfigArgs),
+}
+
+/// Print or check the configuration in effect: desired state, updates, board.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "config",
+    note = "Reads <data-dir>/desired.json (and each bundle's config.json), the update
+config (<data-dir>/update/config.json, else /etc/husk/update.json), the
+trusted root (<data-dir>/update/root.json, else /etc/husk/root.json; its
+self-signature and expiry checked) and /etc/husk/board.toml, with the parsers
+the daemon and the update agent use. Changes nothing."
+)]
+struct ConfigArgs {
+    #[argh(subcommand)]
+    command: ConfigSubcommand,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+enum ConfigSubcommand {
+    Show(ConfigShowArgs),
+    Check(ConfigCheckArgs),
+}
+
+/// Print the configuration in effect, and which file each part comes from.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "show")]
+struct ConfigShowArgs {
+    /// data directory (default: /var/lib/husk)
+    #[argh(option)]
+    data_dir: Option<PathBuf>,
+    /// print JSON instead of text
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Validate every configuration file: one line each, ok or bad and why.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "check",
+    error_code(0, "every file is good (or absent where that is allowed)"),
+    error_code(1, "husk failed"),
+    error_code(
+        2,
+        "a file is bad, or the trusted root the update config needs is missing"
+    )
+)]
+struct ConfigCheckArgs {
+    /// data directory (default: /var/lib/husk)
+    #[argh(option)]
+    data_dir: Option<PathBuf>,
 }
 
 /// Ask the daemon to stop a supervised container and keep it stopped.
@@ -467,7 +544,14 @@ struct DaemonStatusArgs {
 
 /// Print a supervised container's output (stdout and stderr).
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "logs")]
+#[argh(
+    subcommand,
+    name = "logs",
+    note = "The daemon stamps each line with the UTC time it read it; --since T
+keeps the lines stamped at or after T, a duration back from now (30s, 10m,
+2h, 1d) or a UTC time (2026-11-28T03:00:00Z). With --tail N, the last N of
+those. Lines written before stamps existed count as older than any T."
+)]
 struct LogsArgs {
     /// data directory (default: /var/lib/husk)
     #[argh(option)]
@@ -478,6 +562,12 @@ struct LogsArgs {
     /// print only the last N lines
     #[argh(option)]
     tail: Option<usize>,
+    /// print only lines written since T (10m, 2h, 2026-11-28T03:00:00Z)
+    #[argh(option)]
+    since: Option<String>,
+    /// print each line's time, as the file has it
+    #[argh(switch, short = 't')]
+    timestamps: bool,
     /// the container's name
     #[argh(positional)]
     name: ContainerId,
@@ -507,7 +597,9 @@ enum ImageSubcommand {
     subcommand,
     name = "import",
     note = "Layers may be tar, gzip or zstd. Device nodes in layers are refused
-and setuid/setgid bits cleared unless allowed."
+and setuid/setgid bits cleared unless allowed. On a terminal (TERM not
+dumb), stderr shows the layer being extracted on one line; the summary
+line is all otherwise."
 )]
 struct ImageImportArgs {
     /// record the image as NAME[:TAG] (default: the name the source gives)
@@ -641,9 +733,15 @@ pub struct RunArgs {
     name = "exec",
     note = "The process is the container's config.json process with COMMAND as
 its args, or the process object in --process FILE; --env (added or
-replaced), --cwd and --user then change it."
+replaced), --cwd and --user then change it.
+ID is first a container of --root, as runc has it; if --root holds none,
+the container of that name 'husk daemon' supervises (its status.json in
+--data-dir says where its containers are), if it runs."
 )]
 struct ExecArgs {
+    /// for a supervised container: data directory (default: /var/lib/husk)
+    #[argh(option)]
+    data_dir: Option<PathBuf>,
     /// a JSON file holding an OCI process object to run
     #[argh(option, short = 'p')]
     process: Option<PathBuf>,
@@ -835,7 +933,8 @@ struct AgentCheckArgs {
     subcommand,
     name = "apply",
     note = "Exit status: 0 a release was installed, 1 an error (the running release
-is untouched), 4 nothing new."
+is untouched), 4 nothing new. On a terminal (TERM not dumb), stderr shows
+the layer being downloaded on one line; the summary line is all otherwise."
 )]
 struct AgentApplyArgs {
     /// a repository directory or uncompressed tarball (a USB stick)
@@ -960,7 +1059,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
         None => return Err(usage("no command given")),
         Some(Subcommand::Create(args)) => Command::Create(args),
         Some(Subcommand::Run(args)) => Command::Run(run_command(args)?),
-        Some(Subcommand::Exec(args)) => Command::Exec(exec_command(args)?),
+        Some(Subcommand::Exec(args)) => {
+            let dir = data_dir(args.data_dir.clone());
+            Command::Exec(exec_command(args, dir)?)
+        }
         Some(Subcommand::Start(args)) => Command::Start(args.id),
         Some(Subcommand::State(args)) => Command::State(args.id),
         Some(Subcommand::Kill(args)) => {
@@ -1027,12 +1129,33 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
             json: args.json,
         },
         Some(Subcommand::Image(args)) => Command::Image(image_command(args.command)),
+        Some(Subcommand::Config(ConfigArgs {
+            command: ConfigSubcommand::Show(args),
+        })) => Command::Config {
+            data_dir: data_dir(args.data_dir),
+            command: ConfigCommand::Show { json: args.json },
+        },
+        Some(Subcommand::Config(ConfigArgs {
+            command: ConfigSubcommand::Check(args),
+        })) => Command::Config {
+            data_dir: data_dir(args.data_dir),
+            command: ConfigCommand::Check,
+        },
         Some(Subcommand::Daemon(args)) => daemon_command(args, data_dir)?,
         Some(Subcommand::Logs(args)) => Command::Logs {
             data_dir: data_dir(args.data_dir),
             name: args.name,
-            tail: args.tail,
-            follow: args.follow,
+            options: crate::daemon::LogsOptions {
+                tail: args.tail,
+                since: args
+                    .since
+                    .as_deref()
+                    .map(crate::daemon::logs::Since::parse)
+                    .transpose()
+                    .map_err(|e| usage(&format!("logs: {e}")))?,
+                follow: args.follow,
+                timestamps: args.timestamps,
+            },
         },
     };
     Ok(Invocation {
@@ -1216,7 +1339,7 @@ pub fn version() -> String {
 
 /// `exec`: a command or `--process`, and the flags checked as `config.json`'s
 /// `process` would be.
-fn exec_command(args: ExecArgs) -> Result<ExecCommand, EarlyExit> {
+fn exec_command(args: ExecArgs, data_dir: PathBuf) -> Result<ExecCommand, EarlyExit> {
     if args.command.is_empty() && args.process.is_none() {
         return Err(usage("exec: give a command or --process FILE"));
     }
@@ -1266,6 +1389,7 @@ fn exec_command(args: ExecArgs) -> Result<ExecCommand, EarlyExit> {
         detach: args.detach,
         pid_file: args.pid_file,
         console_socket: args.console_socket,
+        data_dir,
     })
 }
 
@@ -1757,6 +1881,7 @@ mod tests {
                 detach: false,
                 pid_file: None,
                 console_socket: None,
+                data_dir: PathBuf::from("/var/lib/husk"),
             })
         );
         // Flags come before the id; after the command, they are the command's.
@@ -1792,8 +1917,17 @@ mod tests {
                 detach: true,
                 pid_file: Some(PathBuf::from("/p")),
                 console_socket: None,
+                data_dir: PathBuf::from("/var/lib/husk"),
             })
         );
+        let Command::Exec(exec) = command(&["exec", "--data-dir", "/d", "web", "sh"]) else {
+            panic!("exec --data-dir should parse");
+        };
+        assert_eq!(exec.data_dir, PathBuf::from("/d"));
+        let Command::Exec(exec) = command(&["--data-dir", "/g", "exec", "web", "sh"]) else {
+            panic!("exec with a global --data-dir should parse");
+        };
+        assert_eq!(exec.data_dir, PathBuf::from("/g"));
         let Command::Exec(exec) = command(&["exec", "--process", "/p.json", "--user", "7", "c1"])
         else {
             panic!("exec --process should parse");
@@ -2030,11 +2164,70 @@ mod tests {
             Command::Logs {
                 data_dir: PathBuf::from("/var/lib/husk"),
                 name: id("web"),
-                tail: Some(5),
-                follow: true
+                options: crate::daemon::LogsOptions {
+                    tail: Some(5),
+                    follow: true,
+                    ..Default::default()
+                }
             }
         );
+        use crate::daemon::logs::Since;
+        assert_eq!(
+            command(&["logs", "--since", "10m", "-t", "-f", "web"]),
+            Command::Logs {
+                data_dir: PathBuf::from("/var/lib/husk"),
+                name: id("web"),
+                options: crate::daemon::LogsOptions {
+                    tail: None,
+                    since: Some(Since::Ago(600)),
+                    follow: true,
+                    timestamps: true,
+                }
+            }
+        );
+        let Command::Logs { options, .. } = command(&[
+            "logs",
+            "--since",
+            "2026-11-28T03:00:00Z",
+            "--tail",
+            "3",
+            "web",
+        ]) else {
+            panic!("logs should parse");
+        };
+        assert_eq!(options.since, Some(Since::At(1_795_834_800)));
+        assert_eq!(options.tail, Some(3));
+        for bad in ["10", "yesterday", "2026-11-28T03:00:00+01:00"] {
+            let message = usage_message(&["logs", "--since", bad, "web"]);
+            assert!(
+                message.starts_with("logs: --since takes a duration") && !message.contains('\n'),
+                "{message}"
+            );
+        }
         assert!(usage_message(&["logs", "../x"]).contains("container id"));
+        assert_eq!(
+            command(&["config", "show", "--json"]),
+            Command::Config {
+                data_dir: PathBuf::from("/var/lib/husk"),
+                command: ConfigCommand::Show { json: true }
+            }
+        );
+        assert_eq!(
+            command(&["--data-dir", "/g", "config", "check"]),
+            Command::Config {
+                data_dir: PathBuf::from("/g"),
+                command: ConfigCommand::Check
+            }
+        );
+        assert_eq!(
+            command(&["config", "check", "--data-dir", "/d"]),
+            Command::Config {
+                data_dir: PathBuf::from("/d"),
+                command: ConfigCommand::Check
+            }
+        );
+        assert!(usage_message(&["config"]).contains("show check"));
+        assert!(usage_message(&["config", "edit"]).contains("edit"));
     }
 
     #[test]

@@ -52,6 +52,21 @@
 //! "stopTimeoutSecs","health"|null}|null,"status":CONTAINER-of-status.json|null,
 //! "oci":OCI-state|null,"cgroup":{"memoryBytes","memoryLimitBytes","pids",
 //! "cpuUsec","oomKills"}|null}`.
+//!
+//! `husk config show --json`: `{"schemaVersion":1,"dataDir","stateRoot",
+//! "desired":{"path","present":bool,"release"|null,"error"|null,
+//! "containers":[{"name","source","restart","stopTimeoutSecs","health"|null,
+//! "bundleConfig"|null,"error"|null,"memoryMaxBytes"|null,"pidsMax"|null,
+//! "cpuQuotaUsec"|null,"cpuPeriodUsec"|null}]},
+//! "update":{"path","from":"data"|"image","error"|null,"server"|null,
+//! "deviceClass"|null,"hardware"|null,"intervalSecs"|null,"graceSecs"|null}|null,
+//! "trustedRoot":{"path","from","error"|null,"version"|null,"expires"|null}|null,
+//! "board":{"path","error"|null,"name"|null,"arch"|null,"kernelFragment"|null}|null,
+//! "ok":bool}` (`release`: the update release the desired state links to;
+//! `error`: what `husk config check` says of that file; `ok`: whether it
+//! would exit 0).
+
+pub mod config;
 
 use std::fmt;
 use std::fs::File;

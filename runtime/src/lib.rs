@@ -20,6 +20,7 @@ pub mod gzip;
 pub mod hooks;
 pub mod image;
 pub mod lifecycle;
+pub mod progress;
 pub mod seccomp;
 pub mod spec;
 pub mod state;

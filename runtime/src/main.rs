@@ -53,10 +53,9 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
         Command::Logs {
             data_dir,
             name,
-            tail,
-            follow,
+            options,
         } => {
-            husk::daemon::print_logs(data_dir, name, *tail, *follow)?;
+            husk::daemon::print_logs(data_dir, name, *options)?;
             return Ok(0);
         }
         Command::Check { board, json } => {
@@ -88,6 +87,20 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
         | Command::Agent { .. }
         | Command::Logs { .. } => {}
         Command::Field { data_dir, command } => return field_command(&host, data_dir, command),
+        Command::Config { data_dir, command } => {
+            use husk::field::config;
+            let etc = Path::new(husk::update::ETC_DIR);
+            let settings = config::gather(data_dir, &root, etc, husk::update::wall_now());
+            match command {
+                cli::ConfigCommand::Show { json: true } => println!("{}", settings.json()),
+                cli::ConfigCommand::Show { json: false } => print!("{}", settings.text()),
+                cli::ConfigCommand::Check => {
+                    let (text, ok) = settings.check();
+                    print!("{text}");
+                    return Ok(if ok { 0 } else { config::EXIT_BAD });
+                }
+            }
+        }
         Command::Daemon(options) => return husk::daemon::run(&host, options),
         Command::Create(args) => lifecycle::create(
             &host,
@@ -148,15 +161,30 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
             )
         }
         Command::Exec(exec) => {
+            // A container of --root first, as runc; else the daemon's.
+            let root = match host.state.load(&exec.id) {
+                Err(state::StateError::NotFound(_)) => {
+                    husk::daemon::supervised_root(&exec.data_dir, host.state.root(), &exec.id)?
+                }
+                _ => None,
+            };
+            let supervised;
+            let host = match root {
+                Some(root) => {
+                    supervised = Host::new(&root);
+                    &supervised
+                }
+                None => &host,
+            };
             return lifecycle::exec(
-                &host,
+                host,
                 &exec.id,
                 exec.process_file.as_deref(),
                 &exec.overrides,
                 exec.pid_file.as_deref(),
                 exec.detach,
                 exec.console_socket.as_deref(),
-            )
+            );
         }
         Command::Update { id, resources } => {
             let json = match resources {
@@ -259,7 +287,10 @@ fn run_image(invocation: &Invocation, host: &Host, args: &cli::RunArgs) -> Resul
 fn image_command(store: &Store, command: &ImageCommand) -> Result<(), husk::Error> {
     match command {
         ImageCommand::Import { path, options } => {
-            println!("{}", image::import(store, path, options)?);
+            let mut bar = husk::progress::Progress::stderr();
+            let imported = image::import_with(store, path, options, &mut |line| bar.show(line));
+            bar.finish();
+            println!("{}", imported?);
         }
         ImageCommand::List { json: true } => println!("{}", image::list_json(&image::list(store)?)),
         ImageCommand::List { json: false } => print!("{}", image::list_table(&image::list(store)?)),

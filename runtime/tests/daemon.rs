@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 #[allow(dead_code, reason = "each test binary uses part of it")]
 mod common;
 
+use husk::daemon::logs::parse_rfc3339;
 use husk::daemon::status::{ContainerStatus, DaemonStatus};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -310,12 +311,19 @@ fn logs_are_captured_and_rotated() {
         .map(|i| format!("{i} \n"))
         .collect::<String>()
         + "stderr-too\n";
-    let kept = world.logs(&["chatty"]);
+    // The files hold each line with its stamp (as -t prints them).
+    let stamped = world.logs(&["-t", "chatty"]);
     assert!(
-        kept.len() > 2048 && kept.len() <= 3 * 1024,
+        stamped.len() > 2048 && stamped.len() <= 3 * 1024,
         "{}",
-        kept.len()
+        stamped.len()
     );
+    for line in stamped.lines() {
+        let stamp = line.get(..20).unwrap_or_default();
+        assert!(parse_rfc3339(stamp).is_some(), "{line:?}");
+    }
+    let kept = world.logs(&["chatty"]);
+    assert_eq!(kept.lines().count(), stamped.lines().count());
     assert!(all.ends_with(&kept));
     assert_eq!(
         world.logs(&["--tail", "2", "chatty"]),
@@ -329,13 +337,14 @@ fn logs_follow_across_rotation() {
     let Some(mut world) = World::new("follow") else {
         return;
     };
-    // 400 lines of 8 bytes, 10 ms apart: a rotation every 128 lines.
+    // 400 lines of 8 bytes (29 stamped), 10 ms apart: a rotation every 128
+    // lines.
     let script = "i=100000; while [ $i -lt 100400 ]; do echo $i' '; i=$((i+1)); sleep 0.01; done; \
                   echo done; exec sleep 1000";
     world.desire(&[&format!(
         r#"{{"name": "slow", "args": ["sh", "-c", "{script}"], "stopTimeout": "200ms"}}"#
     )]);
-    world.start(&["--log-max-bytes", "1024", "--log-files", "1"]);
+    world.start(&["--log-max-bytes", "3712", "--log-files", "1"]);
     world.wait_for("slow", |c| c.pid.is_some());
     let out_path = world.dir.join("follow.out");
     let mut follow = Command::new(HUSK)
@@ -616,7 +625,22 @@ fn a_full_data_partition_drops_output_but_never_blocks_a_container() {
     let current = logs.join("logs/flood/current.1");
     let kept = fs::read_to_string(&current).unwrap();
     assert!(!kept.is_empty() && kept.len() <= 16384, "{}", kept.len());
-    assert!("0123456789abcdef\n".repeat(1000).contains(&kept));
+    // Whole stamped lines, but for a first cut by a rotation and a last
+    // cut by the full disk.
+    let like = |line: &str| {
+        let template = "2026-11-28T03:00:00Z 0123456789abcdef\n";
+        let same = |(a, b): (char, char)| a == b || a.is_ascii_digit() && b.is_ascii_digit();
+        let whole = line.len() == template.len() && template.chars().zip(line.chars()).all(same);
+        let suffix = template.chars().rev().zip(line.chars().rev()).all(same);
+        let prefix = template.chars().zip(line.chars()).all(same);
+        (whole, suffix && line.len() <= template.len(), prefix)
+    };
+    let lines: Vec<&str> = kept.split_inclusive('\n').collect();
+    for (i, line) in lines.iter().enumerate() {
+        let (whole, suffix, prefix) = like(line);
+        let ok = whole || (i == 0 && suffix) || (i == lines.len() - 1 && prefix);
+        assert!(ok, "line {i}: {line:?}");
+    }
     assert!(said.contains("No space left on device"), "{said}");
     assert_eq!(world.stop(Signal::SIGTERM), Some(0));
     assert_eq!(world.containers(), Vec::<String>::new());

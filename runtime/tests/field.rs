@@ -443,3 +443,175 @@ fn malformed_control_requests_never_stall_supervision() {
     let out = world.control(&["stop", "idle"]);
     assert_eq!(text(&out), "idle: stopping\n", "{out:?}");
 }
+
+#[test]
+fn logs_since_keeps_the_lines_stamped_from_then_on() {
+    let Some(world) = World::new(
+        "since",
+        &[
+            r#"{"name": "talk", "args": ["sh", "-c", "echo early; sleep 2; echo late; exec sleep 1000"], "stopTimeout": "200ms"}"#,
+        ],
+    ) else {
+        return;
+    };
+    world.wait_running(1);
+    let deadline = Instant::now() + TIMEOUT;
+    let stamped = loop {
+        let out = world.husk("logs", &["-t", "talk"]);
+        if text(&out).contains("late\n") {
+            break text(&out);
+        }
+        assert!(Instant::now() < deadline, "no late line: {out:?}");
+        sleep(Duration::from_millis(50));
+    };
+    // As the daemon stamped them: `<UTC time> <line>`, a second or more apart.
+    let times: Vec<u64> = stamped
+        .lines()
+        .map(|line| {
+            let (stamp, rest) = line.split_once(' ').unwrap();
+            assert!(["early", "late"].contains(&rest), "{stamped}");
+            husk::daemon::logs::parse_rfc3339(stamp).unwrap()
+        })
+        .collect();
+    assert_eq!(times.len(), 2, "{stamped}");
+    assert!(times[1] > times[0], "{stamped}");
+    let since = |args: &[&str]| {
+        let out = world.husk("logs", args);
+        assert!(out.status.success(), "{out:?}");
+        text(&out)
+    };
+    let between = husk::lifecycle::rfc3339(times[0] + 1);
+    assert_eq!(since(&["--since", &between, "talk"]), "late\n");
+    assert_eq!(since(&["--since", "1d", "talk"]), "early\nlate\n");
+    assert_eq!(since(&["--since", "1d", "--tail", "1", "talk"]), "late\n");
+    let future = husk::lifecycle::rfc3339(times[1] + 3600);
+    assert_eq!(since(&["--since", &future, "talk"]), "");
+    assert_eq!(since(&["talk"]), "early\nlate\n");
+    // A bad T: one line on stderr, nothing on stdout, exit status 1.
+    let out = world.husk("logs", &["--since", "yesterday", "talk"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--since takes a duration"), "{stderr}");
+}
+
+#[test]
+fn exec_by_name_runs_in_the_supervised_container() {
+    let Some(world) = World::new(
+        "exec",
+        &[r#"{"name": "idle", "args": ["sleep", "1000"], "stopTimeout": "200ms"}"#],
+    ) else {
+        return;
+    };
+    world.wait_running(1);
+    // A --root that does not hold it: the daemon's status says where it is.
+    let elsewhere = world.dir.join("elsewhere");
+    fs::create_dir_all(&elsewhere).unwrap();
+    let exec = |data: &str, args: &[&str]| {
+        Command::new(HUSK)
+            .arg("--root")
+            .arg(&elsewhere)
+            .arg("exec")
+            .arg("--data-dir")
+            .arg(world.dir.join(data))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = exec(
+        "data",
+        &[
+            "-e",
+            "X=1",
+            "--cwd",
+            "/bin",
+            "idle",
+            "sh",
+            "-c",
+            "echo $X $PWD; exit 3",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(text(&out), "1 /bin\n");
+    // In the container: its pid namespace, where sleep is PID 1.
+    let out = exec(
+        "data",
+        &["idle", "sh", "-c", "read c < /proc/1/comm; echo $c"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(text(&out), "sleep\n");
+    // The daemon's own --root works as runc's exec always did.
+    let out = world.control(&["exec", "idle", "true"]);
+    assert!(out.status.success(), "{out:?}");
+
+    let one_line_error = |out: &Output, expected: &str| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    };
+    one_line_error(
+        &exec("data", &["nosuch", "true"]),
+        &format!(
+            "container nosuch does not exist in {}, nor in the desired state of {}",
+            elsewhere.display(),
+            world.dir.join("data").display()
+        ),
+    );
+    // No daemon ever ran with that data directory: runc's exec, runc's error.
+    one_line_error(
+        &exec("nodata", &["idle", "true"]),
+        "husk: container idle does not exist\n",
+    );
+    assert!(world.control(&["stop", "idle"]).status.success());
+    world.wait_state("idle", "stopped");
+    one_line_error(
+        &exec("data", &["idle", "true"]),
+        "container idle is not running (stopped)",
+    );
+}
+
+#[test]
+fn config_check_exits_2_on_a_bad_file_and_show_still_shows() {
+    // No root needed: it only reads.
+    let dir = std::env::temp_dir().join(format!("husk-field-{}-config", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("desired.json"),
+        r#"{"containers": [{"name": "a"}]}"#,
+    )
+    .unwrap();
+    let husk = |args: &[&str]| {
+        Command::new(HUSK)
+            .args(["--root", "/nonexistent-husk-root", "config"])
+            .args(args)
+            .arg("--data-dir")
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    let out = husk(&["check"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let expected = format!("bad {}/desired.json: containers[0]", dir.display());
+    assert!(text(&out).starts_with(&expected), "{}", text(&out));
+    let out = husk(&["show"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text(&out).contains("state root    /nonexistent-husk-root\n"));
+    assert!(text(&out).contains("desired.json: BAD: containers[0]"));
+    let out = husk(&["show", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text(&out).ends_with(",\"ok\":false}\n"), "{}", text(&out));
+    fs::write(dir.join("desired.json"), r#"{"containers": []}"#).unwrap();
+    let out = husk(&["check"]);
+    // Good, unless this host's /etc/husk holds a bad file.
+    let etc_bad = text(&out).lines().any(|l| l.starts_with("bad /etc/husk/"));
+    assert_eq!(
+        out.status.code(),
+        Some(if etc_bad { 2 } else { 0 }),
+        "{out:?}"
+    );
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -102,6 +102,24 @@ pub enum DaemonError {
     Status(status::StatusError),
     /// The control socket refused a request, or cannot be made.
     Control(control::ControlError),
+    /// `husk exec NAME`: neither --root nor the daemon has the container.
+    Unknown {
+        /// The container.
+        name: String,
+        /// The state directory looked in first.
+        root: PathBuf,
+        /// The data directory of the daemon looked for.
+        data_dir: PathBuf,
+        /// Why the daemon's status could not be read, if it could not.
+        status: Option<Box<status::StatusError>>,
+    },
+    /// `husk exec NAME`: the daemon supervises it, but it does not run.
+    NotRunning {
+        /// The container.
+        name: String,
+        /// Its state, as the daemon published it.
+        state: String,
+    },
     /// A container's logs cannot be read (`husk logs`).
     Logs {
         /// The container.
@@ -691,7 +709,8 @@ impl Daemon<'_> {
                 }
                 Ok(n) => {
                     total += n;
-                    let written = slot.log.as_mut().map(|log| log.write(&buf[..n]));
+                    let wall = wall_now();
+                    let written = slot.log.as_mut().map(|log| log.write(&buf[..n], wall));
                     // Said once per failing spell (a full disk), not per read;
                     // the output is dropped meanwhile: a container never waits
                     // for its log.
@@ -820,6 +839,7 @@ impl Daemon<'_> {
     fn view(&self) -> DaemonStatus {
         DaemonStatus {
             pid: std::process::id() as i32,
+            root: Some(self.host.state.root().to_owned()),
             desired_error: self.desired_error.clone(),
             containers: self.slots.iter().map(slot_status).collect(),
         }
@@ -1010,6 +1030,49 @@ pub fn print_status(data_dir: &Path, json: bool) -> Result<(), Error> {
     Ok(())
 }
 
+/// `husk exec NAME` of a container `root` does not hold: the state directory
+/// the daemon of `data_dir` runs container `name` in (as its status says;
+/// `root` if it does not say); `None` if no daemon ever ran with `data_dir`
+/// (then it is runc's exec, and runc's error).
+pub fn supervised_root(
+    data_dir: &Path,
+    root: &Path,
+    name: &ContainerId,
+) -> Result<Option<PathBuf>, DaemonError> {
+    let unknown = |status| DaemonError::Unknown {
+        name: name.as_str().to_owned(),
+        root: root.to_owned(),
+        data_dir: data_dir.to_owned(),
+        status,
+    };
+    let status = match DaemonStatus::read(&data_dir.join(STATUS_FILE)) {
+        Err(status::StatusError::Read { source, .. })
+            if source.kind() == io::ErrorKind::NotFound =>
+        {
+            return Ok(None)
+        }
+        read => read.map_err(|e| unknown(Some(Box::new(e))))?,
+    };
+    let container = (status.containers.iter())
+        .find(|c| c.name == name.as_str())
+        .ok_or_else(|| unknown(None))?;
+    let alive = Path::new("/proc").join(status.pid.to_string()).exists();
+    if container.pid.is_none() || !alive {
+        let state = match alive {
+            true => container.state.clone(),
+            false => format!(
+                "{} (its daemon, pid {}, is gone)",
+                container.state, status.pid
+            ),
+        };
+        return Err(DaemonError::NotRunning {
+            name: name.as_str().to_owned(),
+            state,
+        });
+    }
+    Ok(Some(status.root.unwrap_or_else(|| root.to_owned())))
+}
+
 /// Tells the daemon of `data_dir`, if one runs, to read its desired state
 /// again (SIGHUP); says whether one was told.
 pub fn reload_running(data_dir: &Path) -> bool {
@@ -1027,21 +1090,35 @@ pub fn reload_running(data_dir: &Path) -> bool {
     sys::forward_signal(Pid::from_raw(status.pid), Signal::SIGHUP).is_ok()
 }
 
-/// `husk logs`: a container's logs, the last `tail` lines if given; with
-/// `follow`, then what it writes, until interrupted.
-pub fn print_logs(
-    data_dir: &Path,
-    name: &ContainerId,
-    tail: Option<usize>,
-    follow: bool,
-) -> Result<(), Error> {
+/// How `husk logs` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogsOptions {
+    /// Only the last this many lines (of those since `since`).
+    pub tail: Option<usize>,
+    /// Only the lines written since then.
+    pub since: Option<logs::Since>,
+    /// Then what the container writes, until interrupted.
+    pub follow: bool,
+    /// Each line with the time it was written.
+    pub timestamps: bool,
+}
+
+/// `husk logs`: a container's logs, as `options` say.
+pub fn print_logs(data_dir: &Path, name: &ContainerId, options: LogsOptions) -> Result<(), Error> {
+    let LogsOptions {
+        tail,
+        since,
+        follow,
+        timestamps,
+    } = options;
     let dir = logs::dir(data_dir, name.as_str());
     let error = |source| DaemonError::Logs {
         name: name.as_str().to_owned(),
         dir: dir.clone(),
         source,
     };
-    let mut out = io::stdout().lock();
+    let since = since.map(|since| since.resolve(wall_now()));
+    let mut out = logs::Filter::new(io::stdout().lock(), since, timestamps);
     let printed = logs::print(&dir, tail, &mut out).and_then(|current| {
         if !follow {
             return Ok(());
@@ -1072,6 +1149,30 @@ impl fmt::Display for DaemonError {
             ),
             Self::Status(e) => e.fmt(f),
             Self::Control(e) => e.fmt(f),
+            Self::Unknown {
+                name,
+                root,
+                data_dir,
+                status,
+            } => {
+                let root = root.display();
+                match status {
+                    Some(_) => write!(
+                        f,
+                        "container {name} does not exist in {root}, and the daemon's status \
+                         cannot be read"
+                    ),
+                    None => write!(
+                        f,
+                        "container {name} does not exist in {root}, nor in the desired state \
+                         of {}",
+                        data_dir.display()
+                    ),
+                }
+            }
+            Self::NotRunning { name, state } => {
+                write!(f, "container {name} is not running ({state})")
+            }
             Self::Logs { name, dir, source } if source.kind() == io::ErrorKind::NotFound => write!(
                 f,
                 "no logs of container {name} (looked in {})",
@@ -1090,7 +1191,8 @@ impl std::error::Error for DaemonError {
             Self::Desired(e) => e.source(),
             Self::Sys { source, .. } => Some(source),
             Self::DataDir { source, .. } => Some(source),
-            Self::Running { .. } => None,
+            Self::Running { .. } | Self::NotRunning { .. } => None,
+            Self::Unknown { status, .. } => status.as_deref().map(|e| e as _),
             Self::Status(e) => e.source(),
             Self::Control(e) => e.source(),
             Self::Logs { source, .. } if source.kind() != io::ErrorKind::NotFound => Some(source),

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json_core::str::EscapedStr;
 
-use super::desired::{MAX_CONTAINERS, MAX_WORD_BYTES};
+use super::desired::{MAX_CONTAINERS, MAX_PATH_BYTES, MAX_WORD_BYTES};
 use crate::wire::{unescape, unescape_with_nul, Capped, Field, WireError};
 
 /// The file in the data directory.
@@ -28,6 +28,9 @@ pub const MAX_ERROR_BYTES: usize = 1024;
 pub struct DaemonStatus {
     /// The daemon's pid.
     pub pid: i32,
+    /// The state directory (`--root`) its containers are in, when its path
+    /// is UTF-8 (`husk exec NAME` looks there).
+    pub root: Option<PathBuf>,
     /// Why the last desired state read was refused, if it was.
     pub desired_error: Option<String>,
     /// The containers, in desired-state order.
@@ -90,6 +93,8 @@ pub enum StatusError {
 struct WireStatus<'a> {
     pid: i32,
     #[serde(borrow)]
+    root: Option<EscapedStr<'a>>,
+    #[serde(borrow)]
     desired_error: Option<EscapedStr<'a>>,
     #[serde(borrow, default)]
     containers: Capped<WireContainer<'a>, MAX_CONTAINERS>,
@@ -119,6 +124,8 @@ struct WireContainer<'a> {
 #[serde(rename_all = "camelCase")]
 struct WireStatusOut<'a> {
     pid: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    root: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     desired_error: Option<&'a str>,
     containers: &'a [WireContainerOut<'a>],
@@ -165,8 +172,13 @@ impl DaemonStatus {
                 started_at: c.started_at,
             })
             .collect();
+        // A root that could not be read back is left out.
+        let root = (self.root.as_deref())
+            .and_then(Path::to_str)
+            .filter(|r| r.len() <= MAX_PATH_BYTES);
         let wire = WireStatusOut {
             pid: self.pid,
+            root,
             desired_error: self
                 .desired_error
                 .as_deref()
@@ -179,6 +191,7 @@ impl DaemonStatus {
             .map(|c| c.name.len() + c.state.len() + c.health.map_or(0, str::len))
             .chain(containers.iter().map(|c| c.error.map_or(0, str::len)))
             .chain(wire.desired_error.map(str::len))
+            .chain(root.map(str::len))
             .sum();
         let mut buf = vec![0; 6 * strings + 256 * (containers.len() + 1)];
         let len = serde_json_core::to_slice(&wire, &mut buf).unwrap_or(0);
@@ -226,8 +239,14 @@ impl DaemonStatus {
             .desired_error
             .map(|e| text(Field::new("desiredError"), e, MAX_ERROR_BYTES))
             .transpose()?;
+        let root = wire
+            .root
+            .map(|r| text(Field::new("root"), r, MAX_PATH_BYTES))
+            .transpose()?
+            .map(PathBuf::from);
         Ok(Self {
             pid: wire.pid,
+            root,
             desired_error,
             containers,
         })
@@ -354,6 +373,7 @@ mod tests {
     fn sample() -> DaemonStatus {
         DaemonStatus {
             pid: 42,
+            root: Some(PathBuf::from("/run/hu\"sk")),
             desired_error: Some("desired state: containers[0].name is required".to_owned()),
             containers: vec![
                 ContainerStatus {
@@ -381,7 +401,9 @@ mod tests {
     fn json_round_trips() {
         let status = sample();
         let json = status.to_json();
-        assert!(json.starts_with(r#"{"pid":42,"desiredError":"desired state: containers[0]"#));
+        assert!(json.starts_with(
+            r#"{"pid":42,"root":"/run/hu\"sk","desiredError":"desired state: containers[0]"#
+        ));
         assert!(json.contains(r#""error":"reading \"/x\"\n""#), "{json}");
         assert_eq!(DaemonStatus::parse(json.as_bytes()).unwrap(), status);
         let tmp = crate::testutil::TempDir::new("status");
@@ -412,6 +434,7 @@ mod tests {
         };
         let status = DaemonStatus {
             pid: i32::MAX,
+            root: Some(PathBuf::from("\u{1}".repeat(MAX_PATH_BYTES))),
             desired_error: Some(worst),
             containers: vec![container; MAX_CONTAINERS],
         };

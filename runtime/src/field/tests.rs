@@ -271,6 +271,7 @@ new        -         -         -      -      -
 fn ps_lists_the_supervised_containers() {
     let status = DaemonStatus {
         pid: 1,
+        root: None,
         desired_error: None,
         containers: vec![
             ContainerStatus {
@@ -322,6 +323,7 @@ fn fixture(dir: &Path) {
     state.save(&update.join("state.json")).unwrap();
     let status = DaemonStatus {
         pid: 1,
+        root: None,
         desired_error: None,
         containers: vec![container("web", "backing-off", None)],
     };

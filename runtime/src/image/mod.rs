@@ -243,13 +243,23 @@ pub fn import(
     path: &Path,
     options: &oci::ImportOptions,
 ) -> Result<Imported, ImageError> {
+    import_with(store, path, options, &mut |_| {})
+}
+
+/// [`import`], telling `progress` which layer it extracts and how far it is.
+pub fn import_with(
+    store: &Store,
+    path: &Path,
+    options: &oci::ImportOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Imported, ImageError> {
     let lock = store.lock()?;
     let mut options = options.clone();
     // Only root can give files to other users (and make whiteouts).
     options.extract.chown &= crate::sys::is_root();
     let mut images = store.images()?;
     let before: BTreeSet<Digest> = store.layers()?.into_iter().collect();
-    let mut imported = match oci::import(store, &lock, path, &options) {
+    let mut imported = match oci::import(store, &lock, path, &options, progress) {
         Ok(imported) => imported,
         Err(e) => {
             // Layers this import extracted before it failed serve no image:

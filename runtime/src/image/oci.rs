@@ -73,6 +73,7 @@ pub(crate) fn import(
     lock: &Lock,
     path: &Path,
     options: &ImportOptions,
+    progress: &mut dyn FnMut(&str),
 ) -> Result<Imported, ImageError> {
     // `PATH:TAG`, as skopeo's `oci:PATH:TAG`, when PATH exists and PATH:TAG does not.
     let (path, tag) = match path.to_str().and_then(|p| p.rsplit_once(':')) {
@@ -141,13 +142,21 @@ pub(crate) fn import(
         xattrs_dropped: 0,
         replaced: None,
     };
-    for (layer, diff_id) in image.layers.iter().zip(&config.diff_ids) {
+    let count = image.layers.len();
+    for (i, (layer, diff_id)) in image.layers.iter().zip(&config.diff_ids).enumerate() {
         if store.has_layer(diff_id) {
             imported.record.size += store.layer(diff_id)?.size;
             imported.reused += 1;
             continue;
         }
-        let reader = source.reader(&layer.file)?;
+        let label = format!("layer {}/{count} {}", i + 1, super::short_id(diff_id));
+        progress(&label);
+        let reader = Counting {
+            inner: source.reader(&layer.file)?,
+            read: 0,
+            progress: &mut |read| progress(&format!("{label}: {read} bytes read")),
+        };
+        let reader: Box<dyn Read + '_> = Box::new(reader);
         let info = store.add_layer(
             lock,
             reader,
@@ -186,6 +195,22 @@ struct LayerRef {
     file: String,
     /// The digest of its bytes as stored, when the source says it.
     blob: Option<Digest>,
+}
+
+/// A reader that says how many bytes it has read.
+struct Counting<'a, R> {
+    inner: R,
+    read: u64,
+    progress: &'a mut dyn FnMut(u64),
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        (self.progress)(self.read);
+        Ok(n)
+    }
 }
 
 // The OCI layout.

@@ -552,6 +552,12 @@ fn record_name(name: &str, version: u64) -> Result<ImageName, UpdateError> {
     })
 }
 
+/// `LABEL: N of M bytes (P%)`, a download's progress line.
+fn downloaded(label: &str, done: u64, size: u64) -> String {
+    let percent = (done.saturating_mul(100)).checked_div(size).unwrap_or(100);
+    format!("{label}: {done} of {size} bytes ({percent}%)")
+}
+
 /// Makes the tar of `layer` at `tar`: from the smallest delta whose old
 /// layer is kept and whose memory fits, else from the full blob.
 fn fetch_layer(
@@ -578,15 +584,17 @@ fn fetch_layer(
     let downloads = layout.downloads();
     done.full += layer.blob.size;
     if let Some(d) = usable {
-        progress(&format!(
-            "layer {}: delta {} from {} ({} bytes)",
+        let label = format!(
+            "layer {}: delta {} from {}",
             image::short_id(&layer.diff_id),
             d.algorithm.name(),
             image::short_id(&d.from),
-            d.blob.size
-        ));
+        );
+        progress(&label);
         let blob =
-            fetch::download_blob(source, &d.blob.digest, d.blob.size, &downloads, &mut |_| {})?;
+            fetch::download_blob(source, &d.blob.digest, d.blob.size, &downloads, &mut |n| {
+                progress(&downloaded(&label, n, d.blob.size))
+            })?;
         let file = File::open(&blob).map_err(io_error("open", &blob))?;
         let result = delta::apply(&layout.tar(&d.from), BufReader::new(file), target, tar);
         let _ = fs::remove_file(&blob);
@@ -594,17 +602,14 @@ fn fetch_layer(
         done.downloaded += d.blob.size;
         done.deltas += 1;
     } else {
-        progress(&format!(
-            "layer {}: whole ({} bytes)",
-            image::short_id(&layer.diff_id),
-            layer.blob.size
-        ));
+        let label = format!("layer {}: whole", image::short_id(&layer.diff_id));
+        progress(&label);
         let blob = fetch::download_blob(
             source,
             &layer.blob.digest,
             layer.blob.size,
             &downloads,
-            &mut |_| {},
+            &mut |n| progress(&downloaded(&label, n, layer.blob.size)),
         )?;
         let file = File::open(&blob).map_err(io_error("open", &blob))?;
         let result = delta::decompress(BufReader::new(file), target, tar);
@@ -1095,7 +1100,6 @@ pub const EXIT_NOTHING_NEW: u8 = 4;
 /// Runs `husk update check|apply|status|history|rollback`; returns the exit status.
 pub fn run(data_dir: &Path, command: &crate::cli::AgentCommand) -> Result<u8, crate::Error> {
     use crate::cli::AgentCommand;
-    use std::io::IsTerminal;
     let layout = Layout::new(data_dir);
     let now = wall_now();
     match command {
@@ -1119,13 +1123,12 @@ pub fn run(data_dir: &Path, command: &crate::cli::AgentCommand) -> Result<u8, cr
         AgentCommand::Apply { from, poll } => {
             let config = Config::load(&layout.config())?;
             let mut source = source(&layout, &config, from.as_deref())?;
-            let tty = std::io::stdout().is_terminal();
-            let mut progress = |line: &str| {
-                if tty {
-                    println!("{line}");
-                }
-            };
-            match apply(&layout, &config, source.as_mut(), now, *poll, &mut progress)? {
+            let mut bar = crate::progress::Progress::stderr();
+            let applied = apply(&layout, &config, source.as_mut(), now, *poll, &mut |line| {
+                bar.show(line)
+            });
+            bar.finish();
+            match applied? {
                 Outcome::Nothing(found) => {
                     println!("{}", found_text(&found));
                     Ok(EXIT_NOTHING_NEW)

@@ -532,3 +532,39 @@ fn the_images_settings_and_root_in_etc_are_used() {
         .unwrap()
         .contains("\"version\":"));
 }
+
+#[test]
+fn apply_tells_its_download_progress() {
+    let f = Fixture::new();
+    f.publish(1, &[&base()]);
+    let mut lines = Vec::new();
+    let done = installed(
+        apply(
+            &f.layout,
+            &f.config,
+            &mut f.source(),
+            NOW + 10,
+            false,
+            &mut |l| lines.push(l.to_owned()),
+        )
+        .unwrap(),
+    );
+    assert_eq!(done.whole, 1);
+    let first = lines.first().expect("no progress at all");
+    assert!(
+        first.starts_with("layer ") && first.ends_with(": whole"),
+        "{lines:?}"
+    );
+    // Then the bytes on disk, to all of the layer's blob.
+    let last = lines.last().unwrap();
+    let counts = last.strip_prefix(&format!("{first}: ")).unwrap();
+    let (of, size) = counts
+        .strip_suffix(" bytes (100%)")
+        .unwrap()
+        .split_once(" of ")
+        .unwrap();
+    assert_eq!(of, size);
+    assert!(size.parse::<u64>().unwrap() > 1000, "{lines:?}");
+    assert_eq!(downloaded("x", 1, 3), "x: 1 of 3 bytes (33%)");
+    assert_eq!(downloaded("x", 0, 0), "x: 0 of 0 bytes (100%)");
+}

@@ -572,3 +572,46 @@ fn deeply_nested_json_is_refused_before_it_is_parsed() {
         "{error}"
     );
 }
+
+#[test]
+fn import_tells_its_progress_layer_by_layer() {
+    let tmp = TempDir::new("oci-progress");
+    let src = tmp.path().join("web");
+    let tars = simple_layout(&src, "amd64");
+    let store = Store::new(tmp.path().join("data"));
+    let mut lines = Vec::new();
+    image::import_with(&store, &src, &options("amd64"), &mut |l| {
+        lines.push(l.to_owned())
+    })
+    .unwrap();
+    let short = |i: usize| image::short_id(&Digest::of(&tars[i]));
+    // Each layer's label, then the bytes read of it, growing.
+    assert_eq!(lines.first(), Some(&format!("layer 1/2 {}", short(0))));
+    let second = format!("layer 2/2 {}", short(1));
+    let at = lines
+        .iter()
+        .position(|l| *l == second)
+        .expect("no second label");
+    let read = |l: &String| -> u64 {
+        l.rsplit_once(": ")
+            .unwrap()
+            .1
+            .strip_suffix(" bytes read")
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    for part in [&lines[1..at], &lines[at + 1..]] {
+        assert!(!part.is_empty(), "{lines:?}");
+        let counts: Vec<u64> = part.iter().map(read).collect();
+        assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{lines:?}");
+        assert!(*counts.last().unwrap() > 0, "{lines:?}");
+    }
+    // Layers already in the store are not read again: nothing to tell.
+    let mut again = Vec::new();
+    image::import_with(&store, &src, &options("amd64"), &mut |l| {
+        again.push(l.to_owned())
+    })
+    .unwrap();
+    assert_eq!(again, Vec::<String>::new());
+}
