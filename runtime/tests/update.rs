@@ -25,6 +25,9 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 
 struct World {
     dir: PathBuf,
+    /// The container's name: its cgroup is the host's, shared by every
+    /// test run and every test of this binary running at the same time.
+    app: String,
     repo: Repo,
     daemon: Option<Child>,
 }
@@ -49,6 +52,7 @@ impl World {
         .unwrap();
         Some(Self {
             dir,
+            app: format!("app{}-{test}", std::process::id()),
             repo,
             daemon: None,
         })
@@ -107,7 +111,7 @@ impl World {
         fs::write(&blob, &config).unwrap();
         let desired = format!(
             r#"{{"containers":[{{"name":"{}","image":"app","health":{{"exec":{health},"interval":"1s","retries":1}}}}],"images":[{{"name":"app","config":{{"digest":"{digest}","size":{}}},"layers":[{}]}}]}}"#,
-            app(),
+            self.app,
             config.len(),
             ids.join(",")
         );
@@ -175,7 +179,7 @@ impl World {
 
     /// What container `app` printed: its release's version.
     fn app_version(&self) -> String {
-        let out = self.husk(&["logs", "--tail", "1", &app()]);
+        let out = self.husk(&["logs", "--tail", "1", &self.app]);
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 }
@@ -200,11 +204,6 @@ impl Drop for World {
             eprintln!("left {} for a look", self.dir.display());
         }
     }
-}
-
-/// The container's name: its cgroup is the host's, shared by every test run.
-fn app() -> String {
-    format!("app{}", std::process::id())
 }
 
 fn now() -> u64 {
@@ -275,7 +274,7 @@ fn a_healthy_release_is_committed_and_an_unhealthy_one_rolled_back() {
     assert_eq!(world.app_version(), "2");
     let history = text(&world.husk(&["update", "history"]));
     assert!(history.contains("rolled back"), "{history}");
-    let reason = format!("container {} is unhealthy", app());
+    let reason = format!("container {} is unhealthy", world.app);
     assert!(history.contains(&reason), "{history}");
     // And it is not installed again.
     let out = world.apply();
