@@ -11,7 +11,7 @@
 //!   [`MAX_WHOLE_BSDIFF`] (about 17 x 32 MiB = 544 MiB);
 //! - `zstd-ref` holds both layers and an index of the old one (one hash
 //!   table entry per 32 bytes, about 0.75 x the old layer), and compresses
-//!   one segment of [`SEGMENT_LEN`] at a time against at most 1.25 MiB of
+//!   one segment of [`SEGMENT_LEN`] at a time against at most 1.75 MiB of
 //!   prefix ([`REF_LEN`] + [`HISTORY_LEN`]).
 //!
 //! [`best`] keeps the smallest of the three, and only when it is at most
@@ -159,12 +159,20 @@ const BLOCK: usize = 32;
 /// pieces, at most MAX_REF_RANGES ranges.
 const PIECE: usize = 64 * 1024;
 /// Bytes of the old layer a `zstd-ref` segment made here is compressed
-/// against: half of what the format allows ([`MAX_REF`]). The device holds
+/// against: 3/4 of what the format allows ([`MAX_REF`]). The device holds
 /// the prefix twice while ruzstd copies it, so the prefix is most of its
-/// memory: with [`HISTORY_LEN`] and [`SEGMENT_LEN`] it applies the bench
-/// pairs at 5.9 MiB peak RSS instead of 9.3 MiB (2 MiB, 512 KiB, 512 KiB),
-/// for deltas 2.4 % larger (libc crate) and 0.1 % smaller (tzdata).
-pub const REF_LEN: usize = 1 << 20;
+/// memory. Measured with `bench/run --only deltas` (husk-apply's peak RSS,
+/// a glibc host build; delta bytes), reference/history/segment in KiB:
+///
+/// | | libc crate 0.2.186 → 0.2.191 | tzdata 2025b → 2026b |
+/// |---|---|---|
+/// | 2048/512/512 (before) | 77,418 B, 8,940 KiB | 103,390 B, 9,152 KiB |
+/// | 1536/256/128 (these) | 78,820 B, 6,640 KiB | 103,491 B, 6,924 KiB |
+/// | 1024/256/128 | 82,322 B, 5,656 KiB | 103,599 B, 5,912 KiB |
+///
+/// A prefix longer than zstd's window (2 MiB) less the segment is wasted:
+/// its first bytes are out of reach of the segment's matches.
+pub const REF_LEN: usize = 1536 << 10;
 /// Bytes of the new layer written before a segment that its prefix ends with.
 pub const HISTORY_LEN: usize = 256 << 10;
 /// Bytes of the new layer in one segment: smaller segments need less

@@ -35,7 +35,7 @@
 //! twice while ruzstd copies it, then once) and the segment's decoder; the
 //! segment's frame is decoded as it is read from the delta
 //! ([`Algorithm::memory`]). The format allows prefixes of [`MAX_REF`] +
-//! [`MAX_HISTORY`] bytes; `make` writes at most half of that
+//! [`MAX_HISTORY`] bytes; `make` writes at most 1.75 MiB of them
 //! (`make::REF_LEN`), so the deltas it makes apply in less than declared.
 //!
 //! The device decodes with ruzstd (pure Rust, which husk links for image
@@ -1066,7 +1066,7 @@ mod tests {
         // `make` now writes prefixes of at most REF_LEN + HISTORY_LEN and
         // segments of SEGMENT_LEN; deltas published before (MAX_REF +
         // MAX_HISTORY, MAX_SEGMENT) must still apply.
-        assert!(make::REF_LEN < MAX_REF && make::SEGMENT_LEN < MAX_SEGMENT);
+        const { assert!(make::REF_LEN < MAX_REF && make::SEGMENT_LEN < MAX_SEGMENT) };
         let dir = Dir::new("limits");
         let mut rng = Rng(17);
         let old = rng.text(MAX_REF + 4096);
