@@ -296,8 +296,10 @@ mod tests {
         let (_temp, file) = archive("long", &entries);
         let a = Archive::index(file, LIMITS).unwrap();
         assert!(a.contains("a") && !a.contains(&long));
-        let five: Vec<(&str, Result<&[u8], &str>)> =
-            ["1", "2", "3", "4", "5"].iter().map(|n| (*n, Ok(&b""[..]))).collect();
+        let five: Vec<(&str, Result<&[u8], &str>)> = ["1", "2", "3", "4", "5"]
+            .iter()
+            .map(|n| (*n, Ok(&b""[..])))
+            .collect();
         let (_temp, file) = archive("many", &five);
         let e = Archive::index(file, LIMITS).map(|_| ()).unwrap_err();
         assert_eq!(e.to_string(), "has more than 4 members");
@@ -318,13 +320,13 @@ mod tests {
         let (mut at, _) = a.open("a").unwrap();
         let e = at.read_to_end(&mut Vec::new()).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
-        let (_temp, file) = archive("garbage", &[]);
-        std::fs::write(&_temp.0, [1u8; 1024]).unwrap();
-        let e = Archive::index(File::open(&_temp.0).unwrap(), LIMITS)
+        // Not a tar at all.
+        let (garbage, _) = archive("garbage", &[]);
+        std::fs::write(&garbage.0, [1u8; 1024]).unwrap();
+        let e = Archive::index(File::open(&garbage.0).unwrap(), LIMITS)
             .map(|_| ())
             .unwrap_err();
         assert!(e.to_string().starts_with("not a tar archive"), "{e}");
-        drop(file);
     }
 
     #[test]

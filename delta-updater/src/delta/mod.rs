@@ -96,10 +96,13 @@ pub const MAX_FRAME: usize = MAX_SEGMENT + (MAX_SEGMENT >> 7) + 4096;
 /// zstd window of the outer frame of a `zstd-ref` delta, whose content is
 /// mostly already-compressed frames: 128 KiB.
 pub const ZREF_OUTER_WINDOW_LOG: u32 = 17;
-/// What decoding one `ZREF` frame holds besides the prefix: the output
-/// is read after every block, so ruzstd's ring buffer is written at most
-/// [`MAX_SEGMENT`] and a block deep (it reserves the frame's window, but
-/// pages never written are never resident), and its scratch.
+/// What decoding one `ZREF` frame holds besides the prefix: ruzstd keeps a
+/// window's worth of output until the frame ends, and a segment of at most
+/// [`MAX_SEGMENT`] is drained then, so its ring buffer is written at most
+/// [`MAX_SEGMENT`] and a block deep (it grows by doubling; pages never
+/// written are never resident), and its scratch. A frame that decodes to
+/// more than its op says is refused when drained, at most a window and a
+/// block in (4 MiB of ring buffer, as for the outer frame of `bsdiff`).
 pub const ZREF_FRAME_DECODER: u64 =
     (MAX_SEGMENT as u64 + ZSTD_BLOCK).next_power_of_two() + ZSTD_DECODER_OVERHEAD;
 
