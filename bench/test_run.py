@@ -181,11 +181,16 @@ Dynamic section at offset 0x5d8 contains 27 entries:
                          ["crun", "libc6", "libcap2", "libgcc-s1"])
 
 
-def results(armv7=900_000, husk_ms=40.0, crun_ms=94.0, apply_kib=6000):
+def results(armv7=900_000, husk_ms=40.0, crun_ms=94.0, apply_kib=6000, other_kib=7000, husk_bytes=5,
+            xdelta3=8):
+    """husk chose its zstd-ref delta (apply_kib); its whole-layer bsdiff (10
+    bytes) applies in other_kib; zstd --patch-from made 6 bytes."""
     lab = {"x86_64": {"start": {"latency": {"husk": {"median_ms": husk_ms}, "crun": {"median_ms": crun_ms}}}}}
-    wire = {"p": {"methods": {"husk whole-layer bsdiff + zstd": {"bytes": 1, "rss_kib": apply_kib},
-                              "husk zstd-ref (windowed patch-from)": {"bytes": 2, "rss_kib": 99999},
-                              "husk chosen (smallest, if <= 80 % of full)": {"bytes": 1, "rss_kib": None}}}}
+    wire = {"p": {"methods": {"husk whole-layer bsdiff + zstd": {"bytes": 10, "rss_kib": other_kib},
+                              "husk zstd-ref (windowed patch-from)": {"bytes": husk_bytes, "rss_kib": apply_kib},
+                              "husk chosen (smallest, if <= 80 % of full)": {"bytes": husk_bytes, "rss_kib": None},
+                              "xdelta3 -9": {"bytes": xdelta3, "rss_kib": None},
+                              "zstd -19 --long --patch-from": {"bytes": 6, "rss_kib": None}}}}
     return {"sizes": {"armv7": {"husk": armv7}}, "lab": lab, "wire": wire}
 
 
@@ -193,17 +198,31 @@ class BudgetTest(unittest.TestCase):
     def verdicts(self, r):
         return [v for _, _, v in run.budgets(r)]
 
+    # armv7 size, start latency, apply RSS of the chosen delta, of every
+    # algorithm's, delta vs whole-layer bsdiff, delta vs xdelta3 and zstd.
     def test_pass(self):
-        self.assertEqual(self.verdicts(results()), ["PASS", "PASS", "PASS"])
+        self.assertEqual(self.verdicts(results()), ["PASS"] * 6)
 
     def test_each_miss(self):
-        self.assertEqual(self.verdicts(results(armv7=run.MIB + 1)), ["MISS", "PASS", "PASS"])
-        self.assertEqual(self.verdicts(results(armv7=run.MIB)), ["PASS", "PASS", "PASS"])
-        self.assertEqual(self.verdicts(results(husk_ms=50.43, crun_ms=94.745)), ["PASS", "MISS", "PASS"])
-        self.assertEqual(self.verdicts(results(apply_kib=8192)), ["PASS", "PASS", "MISS"])
+        def miss(*at):
+            return ["MISS" if i in at else "PASS" for i in range(6)]
+        self.assertEqual(self.verdicts(results(armv7=run.MIB + 1)), miss(0))
+        self.assertEqual(self.verdicts(results(armv7=run.MIB)), miss())
+        self.assertEqual(self.verdicts(results(husk_ms=50.43, crun_ms=94.745)), miss(1))
+        self.assertEqual(self.verdicts(results(apply_kib=8192)), miss(2, 3))
+        # A delta husk did not choose still counts for every algorithm.
+        self.assertEqual(self.verdicts(results(other_kib=8192)), miss(3))
+        self.assertEqual(self.verdicts(results(husk_bytes=8)), miss(5))  # 0.8x bsdiff is the goal itself
+        self.assertEqual(self.verdicts(results(husk_bytes=9, xdelta3=10)), miss(4, 5))
+        self.assertEqual(self.verdicts(results(xdelta3=4)), miss(5))
+
+    def test_figures(self):
+        figures = [f for _, f, _ in run.budgets(results(husk_bytes=4))]
+        self.assertEqual(figures[3], "7,000 KiB")
+        self.assertEqual(figures[4:], ["0.40x", "0.67x"])
 
     def test_not_measured(self):
-        self.assertEqual(self.verdicts({"sizes": {}, "lab": {}, "wire": {}}), ["n/a", "n/a", "n/a"])
+        self.assertEqual(self.verdicts({"sizes": {}, "lab": {}, "wire": {}}), ["n/a"] * 6)
 
 
 class CrossBuildTest(unittest.TestCase):
@@ -270,7 +289,12 @@ class OutputTest(unittest.TestCase):
         self.assertEqual(run.parse_args([]).archs, ["x86_64"])
         self.assertEqual(run.parse_args(["--all"]).archs, list(run.ARCHS))
         self.assertEqual(run.parse_args(["--arch", "armv7", "--arch", "riscv64"]).archs, ["armv7", "riscv64"])
-        for bad in (["--all", "--arch", "armv7"], ["--arch", "mips"], ["--no-lab", "--reuse-lab"]):
+        self.assertEqual(run.parse_args([]).parts, set(run.PARTS))
+        self.assertEqual(run.parse_args(["--only", "deltas"]).parts, {"deltas"})
+        self.assertEqual(run.parse_args(["--only", "sizes", "--only", "lab"]).parts, {"sizes", "lab"})
+        self.assertEqual(run.parse_args(["--no-lab"]).parts, {"sizes", "deltas"})
+        for bad in (["--all", "--arch", "armv7"], ["--arch", "mips"], ["--no-lab", "--reuse-lab"],
+                    ["--only", "wire"]):
             with self.assertRaises(SystemExit), contextlib.redirect_stderr(io.StringIO()) as err:
                 run.parse_args(bad)
             self.assertIn("bench/run: error:", err.getvalue())

@@ -20,12 +20,12 @@ use core::fmt;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
+use crate::archive::{self, Archive, ArchiveError, Limits};
 use crate::digest::Digest;
 use crate::metadata;
 
@@ -39,6 +39,12 @@ pub const MAX_INDEX_DEPTH: usize = 2;
 pub const MAX_ARCHIVE_MEMBERS: usize = 100_000;
 /// Most symbolic links followed to find an archive member.
 pub const MAX_MEMBER_LINKS: usize = 8;
+/// What an image archive may hold on the publisher.
+const ARCHIVE_LIMITS: Limits = Limits {
+    members: MAX_ARCHIVE_MEMBERS,
+    name_bytes: usize::MAX,
+    links: MAX_MEMBER_LINKS,
+};
 
 /// Why an image cannot go into a release. Every variant names the image.
 #[derive(Debug)]
@@ -725,15 +731,7 @@ fn digest_in_name(name: &str) -> Option<Digest> {
 struct Source {
     image: String,
     path: PathBuf,
-    archive: Option<(File, BTreeMap<String, Member>)>,
-}
-
-/// A member of an archive.
-enum Member {
-    /// A regular file: where its bytes start, and how many.
-    File(u64, u64),
-    /// A symbolic or hard link, to this member.
-    Link(String),
+    archive: Option<Archive>,
 }
 
 impl Source {
@@ -751,8 +749,9 @@ impl Source {
         };
         if !meta.is_dir() {
             let file = File::open(path).map_err(read_error)?;
-            let members = index_archive(&file).map_err(|reason| source.format("", &reason))?;
-            source.archive = Some((file, members));
+            let archive = Archive::index(file, ARCHIVE_LIMITS)
+                .map_err(|e| source.format("", &e.to_string()))?;
+            source.archive = Some(archive);
         }
         Ok(source)
     }
@@ -788,43 +787,27 @@ impl Source {
     fn exists(&self, name: &str) -> bool {
         match &self.archive {
             None => self.path.join(name).exists(),
-            Some((_, members)) => members.contains_key(name),
+            Some(archive) => archive.contains(name),
         }
     }
 
     /// The member `name`'s bytes and their count.
     fn open_member(&self, name: &str) -> Result<(Box<dyn Read + '_>, u64), ImageError> {
-        let clean = member_name(name)
-            .ok_or_else(|| self.format(name, "is not a relative path inside the image"))?;
-        let missing = || self.format(name, "is missing");
-        match &self.archive {
-            None => {
-                let path = self.path.join(&clean);
-                let file = File::open(&path).map_err(|e| match e.kind() {
-                    io::ErrorKind::NotFound => missing(),
-                    _ => self.read_error(name, e),
-                })?;
-                let len = file.metadata().map_err(|e| self.read_error(name, e))?.len();
-                Ok((Box::new(file), len))
-            }
-            Some((file, members)) => {
-                let mut current = clean;
-                for _ in 0..=MAX_MEMBER_LINKS {
-                    match members.get(&current).ok_or_else(missing)? {
-                        Member::File(offset, len) => {
-                            let reader = At {
-                                file,
-                                offset: *offset,
-                                end: offset + len,
-                            };
-                            return Ok((Box::new(reader), *len));
-                        }
-                        Member::Link(target) => current = target.clone(),
-                    }
-                }
-                Err(self.format(name, "is a chain of too many links"))
-            }
-        }
+        let Some(archive) = &self.archive else {
+            let clean = archive::member_name(name, usize::MAX)
+                .ok_or_else(|| self.format(name, &ArchiveError::Name.to_string()))?;
+            let path = self.path.join(&clean);
+            let file = File::open(&path).map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => self.format(name, &ArchiveError::Missing.to_string()),
+                _ => self.read_error(name, e),
+            })?;
+            let len = file.metadata().map_err(|e| self.read_error(name, e))?.len();
+            return Ok((Box::new(file), len));
+        };
+        let (reader, len) = archive
+            .open(name)
+            .map_err(|e| self.format(name, &e.to_string()))?;
+        Ok((Box::new(reader), len))
     }
 
     /// The member `name`, at most `max` bytes.
@@ -869,105 +852,6 @@ impl Source {
     }
 }
 
-/// `name` as a clean relative path, or `None` if it is absolute, climbs
-/// with `..` or is empty.
-fn member_name(name: &str) -> Option<String> {
-    if name.starts_with('/') {
-        return None;
-    }
-    let mut parts = Vec::new();
-    for part in name.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => return None,
-            _ => parts.push(part),
-        }
-    }
-    (!parts.is_empty()).then(|| parts.join("/"))
-}
-
-/// The members of the archive `file`: regular files by position, links by target.
-fn index_archive(file: &File) -> Result<BTreeMap<String, Member>, String> {
-    let mut archive = tar::Archive::new(file);
-    let mut members = BTreeMap::new();
-    let entries = archive
-        .entries_with_seek()
-        .map_err(|e| format!("not a tar archive: {e}"))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| format!("not a tar archive: {e}"))?;
-        if members.len() >= MAX_ARCHIVE_MEMBERS {
-            return Err(format!("has more than {MAX_ARCHIVE_MEMBERS} members"));
-        }
-        let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let Some(name) = member_name(&path) else {
-            continue;
-        };
-        let kind = entry.header().entry_type();
-        let member = if kind.is_file() {
-            Member::File(entry.raw_file_position(), entry.size())
-        } else if kind.is_symlink() || kind.is_hard_link() {
-            let target = entry
-                .link_name_bytes()
-                .map(|t| String::from_utf8_lossy(&t).into_owned())
-                .unwrap_or_default();
-            // A symbolic link is relative to its directory; a hard link to the root.
-            let joined = match (kind.is_symlink(), name.rsplit_once('/')) {
-                (true, Some((dir, _))) if !target.starts_with('/') => format!("{dir}/{target}"),
-                _ => target,
-            };
-            match resolve_dots(&joined) {
-                Some(target) => Member::Link(target),
-                None => continue,
-            }
-        } else {
-            continue;
-        };
-        members.insert(name, member);
-    }
-    Ok(members)
-}
-
-/// `path` with `..` applied, or `None` if it climbs above the archive's root.
-fn resolve_dots(path: &str) -> Option<String> {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            _ => parts.push(part),
-        }
-    }
-    Some(parts.join("/"))
-}
-
-/// The bytes `offset..end` of a file, read in place.
-struct At<'a> {
-    file: &'a File,
-    offset: u64,
-    end: u64,
-}
-
-impl Read for At<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.end - self.offset;
-        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        if want == 0 {
-            return Ok(0);
-        }
-        let n = self.file.read_at(&mut buf[..want], self.offset)?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the archive ends inside a member",
-            ));
-        }
-        self.offset += n as u64;
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1008,19 +892,6 @@ mod tests {
         assert_eq!(oci_arch("arm"), Some(("arm", "v7")));
         assert_eq!(oci_arch("riscv64"), Some(("riscv64", "")));
         assert_eq!(oci_arch("amd64"), None);
-    }
-
-    #[test]
-    fn member_names_stay_inside_the_image() {
-        assert_eq!(
-            member_name("./blobs//sha256/x").as_deref(),
-            Some("blobs/sha256/x")
-        );
-        assert_eq!(member_name("/etc/passwd"), None);
-        assert_eq!(member_name("a/../../b"), None);
-        assert_eq!(member_name("."), None);
-        assert_eq!(resolve_dots("a/b/../c").as_deref(), Some("a/c"));
-        assert_eq!(resolve_dots("a/../../c"), None);
     }
 
     fn descriptor(arch: &str, variant: &str, tag: Option<&str>) -> DescriptorWire {

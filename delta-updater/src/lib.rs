@@ -6,13 +6,16 @@
 //! will link it): `metadata` (the roles, their signatures and bounded
 //! parsing), `verify` (the device's `Verifier` state machine) and `delta`
 //! (applying a delta in bounded memory) and `fetch` (the transport: HTTP and
-//! directory sources, resumable blob downloads). The operator side, behind `publish`
+//! directory sources, resumable blob downloads) and `archive` (image archives
+//! indexed and read in place, shared with husk's image import). The operator side, behind `publish`
 //! (which implies `device`): the canonical writer, signing, delta computation
 //! the images of a release (`image`) and the repository (`repo`) that
 //! `husk-publish` drives.
 
 #![deny(unsafe_code)]
 
+#[cfg(feature = "device")]
+pub mod archive;
 pub mod canonical;
 #[cfg(feature = "device")]
 pub mod delta;

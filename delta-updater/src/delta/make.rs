@@ -11,7 +11,8 @@
 //!   [`MAX_WHOLE_BSDIFF`] (about 17 x 32 MiB = 544 MiB);
 //! - `zstd-ref` holds both layers and an index of the old one (one hash
 //!   table entry per 32 bytes, about 0.75 x the old layer), and compresses
-//!   one segment at a time against at most 2.5 MiB of prefix.
+//!   one segment of [`SEGMENT_LEN`] at a time against at most 1.75 MiB of
+//!   prefix ([`REF_LEN`] + [`HISTORY_LEN`]).
 //!
 //! [`best`] keeps the smallest of the three, and only when it is at most
 //! [`MARGIN_PERCENT`] % of the full compressed layer.
@@ -154,14 +155,39 @@ pub fn tar_files(old: &[u8], new: &[u8]) -> io::Result<Option<Vec<u8>>> {
 const MIN_ZREF_COPY: u64 = 64 * 1024;
 /// Bytes of a block of the old layer's index, and the stride between blocks.
 const BLOCK: usize = 32;
-/// The unit of old data a `zstd-ref` reference is made of: MAX_REF / PIECE
+/// The unit of old data a `zstd-ref` reference is made of: REF_LEN / PIECE
 /// pieces, at most MAX_REF_RANGES ranges.
 const PIECE: usize = 64 * 1024;
-const _: () = assert!(MAX_REF / PIECE <= MAX_REF_RANGES);
+/// Bytes of the old layer a `zstd-ref` segment made here is compressed
+/// against: 3/4 of what the format allows ([`MAX_REF`]). The device holds
+/// the prefix twice while ruzstd copies it, so the prefix is most of its
+/// memory. Measured with `bench/run --only deltas` (husk-apply's peak RSS,
+/// a glibc host build; delta bytes), reference/history/segment in KiB:
+///
+/// | | libc crate 0.2.186 → 0.2.191 | tzdata 2025b → 2026b |
+/// |---|---|---|
+/// | 2048/512/512 (before) | 77,418 B, 8,940 KiB | 103,390 B, 9,152 KiB |
+/// | 1536/256/128 (these) | 78,820 B, 6,640 KiB | 103,491 B, 6,924 KiB |
+/// | 1024/256/128 | 82,322 B, 5,656 KiB | 103,599 B, 5,912 KiB |
+///
+/// A prefix longer than zstd's window (2 MiB) less the segment is wasted:
+/// its first bytes are out of reach of the segment's matches.
+pub const REF_LEN: usize = 1536 << 10;
+/// Bytes of the new layer written before a segment that its prefix ends with.
+pub const HISTORY_LEN: usize = 256 << 10;
+/// Bytes of the new layer in one segment: smaller segments need less
+/// reference each (the old pieces they come from are fewer).
+pub const SEGMENT_LEN: usize = 128 << 10;
+const _: () = assert!(
+    REF_LEN / PIECE <= MAX_REF_RANGES
+        && REF_LEN <= MAX_REF
+        && HISTORY_LEN <= MAX_HISTORY
+        && SEGMENT_LEN <= MAX_SEGMENT
+);
 
 /// A `zstd-ref` delta of `old` into `new`, compressed: large identical tar
-/// members copied, the rest in segments of at most [`MAX_SEGMENT`] bytes,
-/// each compressed with zstd against the window of at most [`MAX_REF`] bytes
+/// members copied, the rest in segments of at most [`SEGMENT_LEN`] bytes,
+/// each compressed with zstd against the window of at most [`REF_LEN`] bytes
 /// of the old layer where most of its blocks are found.
 ///
 /// Publisher memory: both layers, plus an index of one entry per 32 bytes
@@ -205,10 +231,10 @@ fn segments(
 ) -> io::Result<()> {
     let mut start = range.start;
     while start < range.end {
-        let end = (start + MAX_SEGMENT).min(range.end);
+        let end = (start + SEGMENT_LEN).min(range.end);
         let segment = &new[start..end];
         let ranges = index.reference(segment, old.len());
-        let history = start.min(MAX_HISTORY);
+        let history = start.min(HISTORY_LEN);
         let reference: Vec<u8> = ranges
             .iter()
             .flat_map(|r| &old[r.clone()])
@@ -261,7 +287,7 @@ impl OldIndex {
         Self(map)
     }
 
-    /// The pieces of the old layer (at most [`MAX_REF`] bytes in all, in
+    /// The pieces of the old layer (at most [`REF_LEN`] bytes in all, in
     /// [`PIECE`]-byte units, in order) holding the most blocks found in
     /// `segment` at any offset; none if no block is found.
     fn reference(&self, segment: &[u8], old_len: usize) -> Vec<Range<usize>> {
@@ -282,7 +308,7 @@ impl OldIndex {
         pieces.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let mut chosen: Vec<usize> = pieces
             .into_iter()
-            .take(MAX_REF / PIECE)
+            .take(REF_LEN / PIECE)
             .map(|(piece, _)| piece)
             .collect();
         chosen.sort_unstable();

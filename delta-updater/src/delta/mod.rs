@@ -31,9 +31,12 @@
 //! [`apply`] reads the old layer by positioned reads and writes the new one
 //! front to back through a sha256 into a temporary file beside the target:
 //! memory is ruzstd's buffer for the zstd window (twice the window) plus
-//! two [`CHUNK`]s whatever the layer size, and for `ZREF` one reference
-//! window (twice: ruzstd copies it), one frame and one segment
-//! ([`Algorithm::memory`]).
+//! two [`CHUNK`]s whatever the layer size, and for `ZREF` its prefix (held
+//! twice while ruzstd copies it, then once) and the segment's decoder; the
+//! segment's frame is decoded as it is read from the delta
+//! ([`Algorithm::memory`]). The format allows prefixes of [`MAX_REF`] +
+//! [`MAX_HISTORY`] bytes; `make` writes at most 1.75 MiB of them
+//! (`make::REF_LEN`), so the deltas it makes apply in less than declared.
 //!
 //! The device decodes with ruzstd (pure Rust, which husk links for image
 //! layers anyway); the operator's side compresses with the C zstd (`make`).
@@ -93,10 +96,13 @@ pub const MAX_FRAME: usize = MAX_SEGMENT + (MAX_SEGMENT >> 7) + 4096;
 /// zstd window of the outer frame of a `zstd-ref` delta, whose content is
 /// mostly already-compressed frames: 128 KiB.
 pub const ZREF_OUTER_WINDOW_LOG: u32 = 17;
-/// What decoding one `ZREF` frame holds besides the prefix: the output
-/// is read after every block, so ruzstd's ring buffer is written at most
-/// [`MAX_SEGMENT`] and a block deep (it reserves the frame's window, but
-/// pages never written are never resident), and its scratch.
+/// What decoding one `ZREF` frame holds besides the prefix: ruzstd keeps a
+/// window's worth of output until the frame ends, and a segment of at most
+/// [`MAX_SEGMENT`] is drained then, so its ring buffer is written at most
+/// [`MAX_SEGMENT`] and a block deep (it grows by doubling; pages never
+/// written are never resident), and its scratch. A frame that decodes to
+/// more than its op says is refused when drained, at most a window and a
+/// block in (4 MiB of ring buffer, as for the outer frame of `bsdiff`).
 pub const ZREF_FRAME_DECODER: u64 =
     (MAX_SEGMENT as u64 + ZSTD_BLOCK).next_power_of_two() + ZSTD_DECODER_OVERHEAD;
 
@@ -141,9 +147,9 @@ impl Algorithm {
                 zstd_window_buffer(ZREF_OUTER_WINDOW_LOG)
                     + ZSTD_DECODER_OVERHEAD
                     + 2 * CHUNK as u64
-                    // The prefix, and ruzstd's copy of it.
+                    // The prefix, and ruzstd's copy of it (the frame is
+                    // streamed from the delta, its output drained in CHUNKs).
                     + 2 * (MAX_REF + MAX_HISTORY) as u64
-                    + (MAX_SEGMENT + MAX_FRAME) as u64
                     + ZREF_FRAME_DECODER
             }
         }
@@ -259,7 +265,6 @@ pub fn apply(old: &Path, delta: impl Read, target: Target, out: &Path) -> Result
         },
         buf: vec![0; CHUNK],
         old_buf: vec![0; CHUNK],
-        zref: None,
     };
     ops.run(&mut output)?;
     // One frame and nothing after it: the C decoder went on to a next
@@ -398,14 +403,6 @@ struct Ops<'a, R> {
     old: OldLayer<'a>,
     buf: Vec<u8>,
     old_buf: Vec<u8>,
-    /// The buffers of `ZREF`, allocated at the first one.
-    zref: Option<ZrefBuffers>,
-}
-
-struct ZrefBuffers {
-    reference: Vec<u8>,
-    frame: Vec<u8>,
-    segment: Vec<u8>,
 }
 
 impl<R: Read> Ops<'_, R> {
@@ -568,36 +565,29 @@ impl<R: Read> Ops<'_, R> {
 }
 
 impl<R: Read> Ops<'_, R> {
-    /// One zstd frame decoded in one shot against a window of the old layer.
+    /// One zstd frame decoded against a prefix of pieces of the old layer
+    /// and the last bytes written, streamed from the delta to the output.
     fn zref(&mut self, out: &mut Output) -> Result<(), DeltaError> {
         let limits = DeltaError::Malformed("zstd-ref segment beyond its limits");
-        let bufs = self.zref.get_or_insert_with(|| ZrefBuffers {
-            reference: Vec::with_capacity(MAX_REF + MAX_HISTORY),
-            frame: Vec::with_capacity(MAX_FRAME),
-            segment: vec![0; MAX_SEGMENT],
-        });
-        bufs.reference.clear();
-        let mut word = [0u8; 8];
-        let mut u64 = |delta: &mut R| -> Result<u64, DeltaError> {
-            delta.read_exact(&mut word).map_err(DeltaError::ReadDelta)?;
-            Ok(u64::from_le_bytes(word))
-        };
-        let ranges = u64(&mut self.delta)?;
+        let ranges = self.u64()?;
         if ranges > MAX_REF_RANGES as u64 {
             return Err(limits);
         }
-        for _ in 0..ranges {
-            let (offset, len) = (u64(&mut self.delta)?, u64(&mut self.delta)?);
-            let at = bufs.reference.len();
-            if len > (MAX_REF - at) as u64 {
+        // The ranges first (4 KiB at most), so the prefix is allocated once
+        // at its exact size.
+        let mut pieces = [(0u64, 0u64); MAX_REF_RANGES];
+        let mut ref_len: u64 = 0;
+        for piece in pieces.iter_mut().take(ranges as usize) {
+            let (offset, len) = (self.u64()?, self.u64()?);
+            ref_len = ref_len.saturating_add(len);
+            if ref_len > MAX_REF as u64 {
                 return Err(limits);
             }
             self.old.check(offset, len)?;
-            bufs.reference.resize(at + len as usize, 0);
-            self.old.read(offset, &mut bufs.reference[at..])?;
+            *piece = (offset, len);
         }
-        let history = u64(&mut self.delta)?;
-        let (new_len, frame_len) = (u64(&mut self.delta)?, u64(&mut self.delta)?);
+        let history = self.u64()?;
+        let (new_len, frame_len) = (self.u64()?, self.u64()?);
         if history > MAX_HISTORY as u64
             || history > out.written
             || new_len > MAX_SEGMENT as u64
@@ -605,68 +595,77 @@ impl<R: Read> Ops<'_, R> {
         {
             return Err(limits);
         }
-        // The last `history` bytes of the new layer follow the old ranges.
-        let at = bufs.reference.len();
-        bufs.reference.resize(at + history as usize, 0);
-        out.read_back(&mut bufs.reference[at..])?;
         out.room(new_len)?;
-        bufs.frame.resize(frame_len as usize, 0);
-        self.delta
-            .read_exact(&mut bufs.frame)
-            .map_err(DeltaError::ReadDelta)?;
-        // The prefix is a raw-content dictionary to ruzstd (repeat offsets
-        // 1, 4, 8 and no entropy tables), which is what zstd's ref_prefix
-        // is to the C decoder. ruzstd copies it into its decoder: the
-        // reference is moved into the dictionary rather than copied again.
-        let bad = DeltaError::Malformed("zstd-ref frame does not decode");
-        let mut source = &bufs.frame[..];
-        match FrameHeader::read(&mut &bufs.frame[..], WINDOW_LOG) {
-            Err(DeltaError::ReadDelta(_)) => return Err(bad),
+        // The old ranges one after the other, then the last `history` bytes
+        // of the new layer.
+        let mut prefix = vec![0u8; (ref_len + history) as usize];
+        let mut at = 0;
+        for &(offset, len) in &pieces[..ranges as usize] {
+            self.old.read(offset, &mut prefix[at..at + len as usize])?;
+            at += len as usize;
+        }
+        out.read_back(&mut prefix[at..])?;
+        let bad = || DeltaError::Malformed("zstd-ref frame does not decode");
+        let mut frame = (&mut self.delta).take(frame_len);
+        let header = match FrameHeader::read(&mut frame, WINDOW_LOG) {
+            Err(DeltaError::ReadDelta(_)) => return Err(bad()),
             header => header?,
         };
+        let mut source = io::Cursor::new(header).chain(frame);
+        // The prefix is a raw-content dictionary to ruzstd (repeat offsets
+        // 1, 4, 8 and no entropy tables), which is what zstd's ref_prefix
+        // is to the C decoder. ruzstd copies a dictionary into its decoder
+        // (`force_dict`), so the prefix is held twice only for that copy:
+        // the decoder's own dictionary is then replaced by an empty one.
         let mut decoder = FrameDecoder::new();
-        let prefix = Dictionary {
+        let dictionary = |content| Dictionary {
             id: PREFIX_ID,
             fse: Default::default(),
             huf: Default::default(),
-            dict_content: std::mem::take(&mut bufs.reference),
+            dict_content: content,
             offset_hist: [1, 4, 8],
         };
-        let decoded = decoder
-            .add_dict(prefix)
+        decoder
+            .add_dict(dictionary(prefix))
             .and_then(|()| decoder.reset(&mut source))
-            .and_then(|()| decoder.force_dict(PREFIX_ID));
-        decoded.map_err(|_| bad)?;
-        // Block by block into the segment buffer, which never grows: a
-        // frame that holds more than MAX_SEGMENT bytes fails.
-        let segment = &mut bufs.segment[..];
-        let mut len = 0;
+            .and_then(|()| decoder.force_dict(PREFIX_ID))
+            .and_then(|()| decoder.add_dict(dictionary(Vec::new())))
+            .map_err(|_| bad())?;
+        // Block by block, drained to the output through the chunk buffer:
+        // ruzstd keeps a window's worth of output (2 MiB) until the frame
+        // ends, so a segment (at most MAX_SEGMENT) is drained at its end.
+        let mut len: u64 = 0;
         loop {
             let finished = decoder
                 .decode_blocks(&mut source, BlockDecodingStrategy::UptoBlocks(1))
-                .map_err(|_| DeltaError::Malformed("zstd-ref frame does not decode"))?;
-            len += decoder
-                .read(&mut segment[len..])
-                .map_err(|_| DeltaError::Malformed("zstd-ref frame does not decode"))?;
-            if decoder.can_collect() > 0 {
-                return Err(DeltaError::Malformed("zstd-ref frame does not decode"));
+                .map_err(|_| bad())?;
+            loop {
+                let n = decoder.read(&mut self.buf).map_err(|_| bad())?;
+                if n == 0 {
+                    break;
+                }
+                len += n as u64;
+                if len > new_len {
+                    return Err(DeltaError::Malformed(
+                        "zstd-ref frame decodes to another length",
+                    ));
+                }
+                out.write(&self.buf[..n])?;
             }
             if finished {
                 break;
             }
         }
-        if !source.is_empty() {
-            return Err(DeltaError::Malformed("zstd-ref frame does not decode"));
+        // The frame is exactly the op's bytes.
+        if source.get_ref().1.limit() != 0 {
+            return Err(bad());
         }
-        if len as u64 != new_len {
+        if len != new_len {
             return Err(DeltaError::Malformed(
                 "zstd-ref frame decodes to another length",
             ));
         }
-        // The dictionary took the reference buffer: a new one for the next segment.
-        drop(decoder);
-        bufs.reference = Vec::with_capacity(MAX_REF + MAX_HISTORY);
-        out.write(&segment[..len])
+        Ok(())
     }
 }
 
@@ -1066,6 +1065,43 @@ mod tests {
     }
 
     #[test]
+    fn zstd_ref_segments_at_the_formats_limits_still_apply() {
+        // `make` now writes prefixes of at most REF_LEN + HISTORY_LEN and
+        // segments of SEGMENT_LEN; deltas published before (MAX_REF +
+        // MAX_HISTORY, MAX_SEGMENT) must still apply.
+        const { assert!(make::REF_LEN < MAX_REF && make::SEGMENT_LEN < MAX_SEGMENT) };
+        let dir = Dir::new("limits");
+        let mut rng = Rng(17);
+        let old = rng.text(MAX_REF + 4096);
+        let mut new = rng.text(MAX_HISTORY);
+        // From the middle of the prefix: zstd matches only within its window.
+        let mut segment = old[4096 + MAX_REF - MAX_SEGMENT..4096 + MAX_REF].to_vec();
+        segment[1000..1010].copy_from_slice(b"0123456789");
+        new.extend_from_slice(&segment);
+        let prefix = [&old[4096..], &new[..MAX_HISTORY]].concat();
+        assert_eq!(prefix.len(), MAX_REF + MAX_HISTORY);
+        let mut cctx = zstd::zstd_safe::CCtx::create();
+        cctx.set_parameter(zstd::zstd_safe::CParameter::WindowLog(WINDOW_LOG))
+            .unwrap();
+        cctx.ref_prefix(&prefix[..]).unwrap();
+        let mut frame = Vec::with_capacity(MAX_FRAME);
+        cctx.compress2(&mut frame, &segment).unwrap();
+        let mut words = vec![1, 4096, MAX_REF as u64, MAX_HISTORY as u64];
+        words.extend([MAX_SEGMENT as u64, frame.len() as u64]);
+        let delta = raw(
+            new.len() as u64,
+            &[
+                &op(OP_LITERAL, &[MAX_HISTORY as u64], &new[..MAX_HISTORY]),
+                &op(OP_ZREF, &words, &frame),
+                &[OP_END],
+            ],
+        );
+        // The segment is found in the prefix.
+        assert!(frame.len() < 4_000, "{} bytes", frame.len());
+        assert_eq!(run(&dir, &old, &delta, target(&new)).unwrap(), new);
+    }
+
+    #[test]
     fn a_corrupted_or_truncated_delta_fails_and_leaves_no_output() {
         let dir = Dir::new("corrupt");
         let (old, new) = structured_pair(&mut Rng(7));
@@ -1248,7 +1284,8 @@ mod tests {
             let e = run(&dir, &old, &delta, t).map(|_| ()).unwrap_err();
             assert!(e.to_string().starts_with(message), "{e} / {message}");
         }
-        // A frame of more than MAX_SEGMENT bytes does not decode into the segment buffer.
+        // A frame of more bytes than the op says (here more than
+        // MAX_SEGMENT) is refused before its excess is written.
         let big = vec![7u8; 2 * MAX_SEGMENT];
         let big_frame = zstd::bulk::compress(&big, 3).unwrap();
         let e = run(&dir, &old, &zref(0, 3, &big_frame), t)
@@ -1256,7 +1293,20 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "delta: malformed: zstd-ref frame does not decode"
+            "delta: malformed: zstd-ref frame decodes to another length"
+        );
+        // A frame cut short inside its op, and one shorter than its op says.
+        let e = run(&dir, &old, &zref(10, 3, &frame[..frame.len() - 2]), t).unwrap_err();
+        assert!(e.to_string().starts_with("delta: "), "{e}");
+        let words = [1, 0, 10, 0, 3, frame.len() as u64 + 1];
+        let longer = raw(
+            3,
+            &[&op(OP_ZREF, &words, &[&frame[..], b"x"].concat()), &end],
+        );
+        let e = run(&dir, &old, &longer, t).unwrap_err();
+        assert!(
+            e.to_string().starts_with("delta: malformed: zstd-ref"),
+            "{e}"
         );
         // And hand-made valid ones, to show the cases above fail for their reason.
         let prefixed = {

@@ -19,12 +19,11 @@
 //! gives the manifest for the running architecture (or `--arch`); a config
 //! for another architecture is refused naming both.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use delta_updater::archive::{self, Archive, ArchiveError, Limits};
 use delta_updater::Digest;
 use serde::Deserialize;
 use serde_json_core::str::EscapedStr;
@@ -54,6 +53,12 @@ pub const MAX_JSON_DEPTH: usize = 32;
 pub const MAX_INDEX_DEPTH: usize = 2;
 /// Most symbolic links followed to find an archive member.
 pub const MAX_MEMBER_LINKS: usize = 8;
+/// What an image archive may hold on the device.
+const ARCHIVE_LIMITS: Limits = Limits {
+    members: MAX_ARCHIVE_MEMBERS,
+    name_bytes: MAX_STRING_BYTES,
+    links: MAX_MEMBER_LINKS,
+};
 
 /// How `husk image import` reads an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -753,19 +758,7 @@ fn text(file: &str, field: Field, value: Option<EscapedStr<'_>>) -> Result<Strin
 /// Where an image is read from.
 enum Source {
     Dir(PathBuf),
-    Archive {
-        path: PathBuf,
-        file: File,
-        members: BTreeMap<String, Member>,
-    },
-}
-
-/// A member of an archive.
-enum Member {
-    /// A regular file: where its bytes start, and how many.
-    File(u64, u64),
-    /// A symbolic or hard link, to this member.
-    Link(String),
+    Archive { path: PathBuf, archive: Archive },
 }
 
 impl Source {
@@ -779,14 +772,13 @@ impl Source {
             return Ok(Self::Dir(path.to_owned()));
         }
         let file = File::open(path).map_err(source_error)?;
-        let members = index_archive(&file).map_err(|reason| ImageError::Format {
+        let archive = Archive::index(file, ARCHIVE_LIMITS).map_err(|e| ImageError::Format {
             file: path.display().to_string(),
-            reason,
+            reason: e.to_string(),
         })?;
         Ok(Self::Archive {
             path: path.to_owned(),
-            file,
-            members,
+            archive,
         })
     }
 
@@ -808,53 +800,35 @@ impl Source {
     fn exists(&self, name: &str) -> bool {
         match self {
             Self::Dir(dir) => dir.join(name).exists(),
-            Self::Archive { members, .. } => members.contains_key(name),
+            Self::Archive { archive, .. } => archive.contains(name),
         }
     }
 
     /// The member `name`'s bytes and their count.
     fn open_member(&self, name: &str) -> Result<(Box<dyn Read + '_>, u64), ImageError> {
-        let clean = member_name(name).ok_or_else(|| ImageError::Format {
+        let format = |e: ArchiveError| ImageError::Format {
             file: self.shown(name),
-            reason: "is not a relative path inside the image".into(),
-        })?;
-        let missing = || ImageError::Format {
-            file: self.shown(name),
-            reason: "is missing".into(),
+            reason: e.to_string(),
         };
         match self {
             Self::Dir(dir) => {
+                let clean = archive::member_name(name, MAX_STRING_BYTES)
+                    .ok_or_else(|| format(ArchiveError::Name))?;
                 let path = dir.join(&clean);
                 let source_error = |source| ImageError::Source {
                     path: path.display().to_string(),
                     source,
                 };
                 let file = File::open(&path).map_err(|e| match e.kind() {
-                    io::ErrorKind::NotFound => missing(),
+                    io::ErrorKind::NotFound => format(ArchiveError::Missing),
                     _ => source_error(e),
                 })?;
                 let len = file.metadata().map_err(source_error)?.len();
                 Ok((Box::new(file), len))
             }
-            Self::Archive { file, members, .. } => {
-                let mut current = clean;
-                for _ in 0..=MAX_MEMBER_LINKS {
-                    match members.get(&current).ok_or_else(missing)? {
-                        Member::File(offset, len) => {
-                            let reader = At {
-                                file,
-                                offset: *offset,
-                                end: offset + len,
-                            };
-                            return Ok((Box::new(reader), *len));
-                        }
-                        Member::Link(target) => current = target.clone(),
-                    }
-                }
-                Err(ImageError::Format {
-                    file: self.shown(name),
-                    reason: "is a chain of too many links".into(),
-                })
+            Self::Archive { archive, .. } => {
+                let (reader, len) = archive.open(name).map_err(format)?;
+                Ok((Box::new(reader), len))
             }
         }
     }
@@ -914,103 +888,6 @@ impl Source {
             });
         }
         Ok(data)
-    }
-}
-
-/// `name` as a clean relative path (`./` and empty components dropped), or
-/// `None` if it is absolute, climbs with `..` or is empty.
-fn member_name(name: &str) -> Option<String> {
-    if name.starts_with('/') || name.len() > MAX_STRING_BYTES {
-        return None;
-    }
-    let mut parts = Vec::new();
-    for part in name.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => return None,
-            _ => parts.push(part),
-        }
-    }
-    (!parts.is_empty()).then(|| parts.join("/"))
-}
-
-/// The members of the archive `file`: regular files by position, links by target.
-fn index_archive(file: &File) -> Result<BTreeMap<String, Member>, String> {
-    let mut archive = tar::Archive::new(file);
-    let mut members = BTreeMap::new();
-    let entries = archive.entries_with_seek().map_err(|e| e.to_string())?;
-    for entry in entries {
-        let entry = entry.map_err(|e| format!("not a tar archive: {e}"))?;
-        if members.len() >= MAX_ARCHIVE_MEMBERS {
-            return Err(format!("has more than {MAX_ARCHIVE_MEMBERS} members"));
-        }
-        let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let Some(name) = member_name(&path) else {
-            continue;
-        };
-        let kind = entry.header().entry_type();
-        let member = if kind.is_file() {
-            Member::File(entry.raw_file_position(), entry.size())
-        } else if kind.is_symlink() || kind.is_hard_link() {
-            let target = entry
-                .link_name_bytes()
-                .map(|t| String::from_utf8_lossy(&t).into_owned())
-                .unwrap_or_default();
-            // A symbolic link is relative to its directory; a hard link to the root.
-            let joined = match (kind.is_symlink(), name.rsplit_once('/')) {
-                (true, Some((dir, _))) if !target.starts_with('/') => format!("{dir}/{target}"),
-                _ => target,
-            };
-            match resolve_dots(&joined) {
-                Some(target) => Member::Link(target),
-                None => continue,
-            }
-        } else {
-            continue;
-        };
-        members.insert(name, member);
-    }
-    Ok(members)
-}
-
-/// `path` with `..` applied, or `None` if it climbs above the archive's root.
-fn resolve_dots(path: &str) -> Option<String> {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            _ => parts.push(part),
-        }
-    }
-    Some(parts.join("/"))
-}
-
-/// The bytes `offset..end` of a file, read in place.
-struct At<'a> {
-    file: &'a File,
-    offset: u64,
-    end: u64,
-}
-
-impl Read for At<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.end - self.offset;
-        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        if want == 0 {
-            return Ok(0);
-        }
-        let n = self.file.read_at(&mut buf[..want], self.offset)?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the archive ends inside a member",
-            ));
-        }
-        self.offset += n as u64;
-        Ok(n)
     }
 }
 

@@ -493,19 +493,6 @@ fn garbage_is_not_an_image() {
 }
 
 #[test]
-fn member_names_stay_inside_the_source() {
-    assert_eq!(super::member_name("./a//b"), Some("a/b".into()));
-    assert_eq!(super::member_name("../a"), None);
-    assert_eq!(super::member_name("/etc/passwd"), None);
-    assert_eq!(super::member_name("./"), None);
-    assert_eq!(
-        super::resolve_dots("l2/../l1/layer.tar"),
-        Some("l1/layer.tar".into())
-    );
-    assert_eq!(super::resolve_dots("../x"), None);
-}
-
-#[test]
 fn path_colon_tag_chooses_among_the_images_of_a_layout() {
     let tmp = TempDir::new("tags");
     let src = tmp.path().join("app");
