@@ -585,12 +585,15 @@ pub struct CreateArgs {
     subcommand,
     name = "run",
     note = "With --image, the bundle is made from an imported image: its root an
-overlay of the image's layers and a writable layer removed at exit, its
-process the image's Entrypoint and Cmd (or COMMAND), Env (and --env),
-WorkingDir and numeric User."
+overlay of the image's layers and a writable layer, its process the image's
+Entrypoint and Cmd (or COMMAND), Env (and --env), WorkingDir and numeric User.
+
+As runc's run, a container run in the foreground is removed when it exits,
+writable layer included. With -d it is left when it exits, stopped, until
+'husk delete ID' removes it."
 )]
 pub struct RunArgs {
-    /// run a container of this imported image (NAME[:TAG]), in the foreground
+    /// run a container of this imported image (NAME[:TAG])
     #[argh(option)]
     pub image: Option<ImageName>,
     /// with --image: set an environment variable, NAME=VALUE (repeatable)
@@ -1056,12 +1059,6 @@ fn run_command(args: RunArgs) -> Result<RunArgs, EarlyExit> {
     }
     if let Err(message) = args.image_options() {
         return Err(usage(&format!("run: {message}")));
-    }
-    if args.detach {
-        return Err(usage(
-            "run: --image runs in the foreground only (-d needs the supervisor \
-             to unmount the root when the container ends)",
-        ));
     }
     if args.bundle != Path::new(".") {
         return Err(usage("run: give --image or --bundle, not both"));
@@ -1589,6 +1586,11 @@ mod tests {
             panic!("run --init should parse");
         };
         assert!(run.init);
+        let Command::Run(run) = command(&["run", "--image", "web", "-d", "x", "ls"]) else {
+            panic!("run --image -d should parse");
+        };
+        assert!(run.detach);
+        assert_eq!(run.command, ["ls"]);
     }
 
     #[test]
@@ -1703,10 +1705,6 @@ mod tests {
             (
                 &["run", "--image", "x", "-v", "/d", "c1"],
                 "run: -v \"/d\": give HOST:CONTAINER[:ro]",
-            ),
-            (
-                &["run", "--image", "x", "-d", "c1"],
-                "run: --image runs in the foreground only",
             ),
             (
                 &["run", "--image", "x", "-b", "/b", "c1"],

@@ -241,7 +241,7 @@ pub fn create_overridden(
     spec.reaper = init;
     spec.process = spec.process.overridden(overrides);
     let console = console(&spec.process, console_socket)?;
-    let (mut record, cgroup) = claim(host, id, &bundle, &spec)?;
+    let (mut record, cgroup) = claim(host, id, &bundle, &spec, None)?;
     let fifo = host.state.exec_fifo(id);
     let claimed = record.clone();
     let state = in_container_state(&claimed);
@@ -496,9 +496,9 @@ pub fn delete(host: &Host, id: &ContainerId, force: bool) -> Result<(), Error> {
     Ok(())
 }
 
-/// Kills whatever is left in the container's cgroup, removes the cgroup and
-/// then the state: the state goes last, so a failure leaves enough behind for
-/// another `delete --force`.
+/// Kills whatever is left in the container's cgroup, removes the cgroup, the
+/// image root it owns (unmounted) and then the state: the state goes last,
+/// so a failure leaves enough behind for another `delete --force`.
 fn remove(host: &Host, record: &Record, cgroup: Option<Cgroup<HostFs>>) -> Result<(), Error> {
     if let Some(cgroup) = cgroup {
         cgroup
@@ -506,8 +506,27 @@ fn remove(host: &Host, record: &Record, cgroup: Option<Cgroup<HostFs>>) -> Resul
             .and_then(|()| cgroup.remove(REMOVE_POLL))
             .map_err(LifecycleError::Cgroup)?;
     }
+    if let Some(dir) = &record.image_root {
+        crate::image::run::remove_root(dir)?;
+    }
     host.state.remove(&record.id)?;
     Ok(())
+}
+
+/// How `run` runs a container, besides its bundle.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RunSettings<'a> {
+    /// Where to write the init's pid.
+    pub pid_file: Option<&'a Path>,
+    /// Return once the container runs, leaving it running.
+    pub detach: bool,
+    /// The unix socket to send the terminal's master to.
+    pub console_socket: Option<&'a Path>,
+    /// A small init as PID 1 that reaps and forwards signals.
+    pub init: bool,
+    /// The image container directory the container owns (`husk run
+    /// --image`): recorded, and removed with the container.
+    pub image_root: Option<&'a Path>,
 }
 
 /// `run`: creates and starts a container. In the foreground, waits for it,
@@ -516,15 +535,19 @@ pub fn run(
     host: &Host,
     id: &ContainerId,
     bundle: &Path,
-    pid_file: Option<&Path>,
-    detach: bool,
-    console_socket: Option<&Path>,
-    init: bool,
+    settings: &RunSettings<'_>,
 ) -> Result<u8, Error> {
+    let RunSettings {
+        pid_file,
+        detach,
+        console_socket,
+        init,
+        image_root,
+    } = *settings;
     let (bundle, mut spec) = load_bundle(bundle)?;
     spec.reaper = init;
     let console = console(&spec.process, console_socket)?;
-    let (mut record, cgroup) = claim(host, id, &bundle, &spec)?;
+    let (mut record, cgroup) = claim(host, id, &bundle, &spec, image_root)?;
     let dir = cgroup_dir(&cgroup);
     // createRuntime hooks run between setup and start: only then does the
     // init wait on the exec fifo, as for create.
@@ -843,6 +866,7 @@ fn claim(
     id: &ContainerId,
     bundle: &Path,
     spec: &spec::ContainerSpec,
+    image_root: Option<&Path>,
 ) -> Result<(Record, Option<Cgroup<HostFs>>), Error> {
     let rootless = host.euid != 0;
     if rootless && !spec.namespaces.contains(spec::NamespaceKind::User) {
@@ -877,6 +901,7 @@ fn claim(
             .as_ref()
             .map(|p| p.relative().to_string_lossy().into_owned()),
         hooks: !(spec.hooks.poststart.is_empty() && spec.hooks.poststop.is_empty()),
+        image_root: image_root.map(Path::to_owned),
     };
     let made = host
         .state
@@ -1245,6 +1270,7 @@ mod tests {
             created: 0,
             cgroup: None,
             hooks: false,
+            image_root: None,
         }
     }
 

@@ -549,3 +549,246 @@ fn a_full_disk_fails_the_import_and_keeps_the_images_there_were() {
     assert_eq!(lines[3], "0", "nothing is left in tmp/");
     fs::remove_dir_all(&work).unwrap();
 }
+
+/// A layer with busybox as `/bin/sh` (and `sleep`, `cat`, `ls`), then `extra`.
+fn busybox_layer(busybox: &[u8], extra: &[Entry<'_>]) -> Vec<u8> {
+    let mut entries = vec![
+        Entry {
+            path: "bin/",
+            kind: tar::EntryType::Directory,
+            mode: 0o755,
+            ..FILE
+        },
+        Entry {
+            path: "bin/busybox",
+            mode: 0o755,
+            data: busybox,
+            ..FILE
+        },
+    ];
+    for applet in ["bin/sh", "bin/sleep", "bin/cat", "bin/ls"] {
+        entries.push(Entry {
+            path: applet,
+            kind: tar::EntryType::Symlink,
+            link: "busybox",
+            mode: 0o777,
+            ..FILE
+        });
+    }
+    for e in extra {
+        entries.push(Entry { ..*e });
+    }
+    layer(&entries)
+}
+
+/// What a `husk` run left: exit code, stdout, stderr. Output goes through
+/// files, never pipes: a detached container keeps husk's descriptors.
+struct Ran {
+    code: Option<i32>,
+    out: String,
+    err: String,
+}
+
+fn husk_at(work: &Path, env: &[(&str, &str)], args: &[&str]) -> Ran {
+    let (out, err) = (work.join("husk.out"), work.join("husk.err"));
+    let status = Command::new(HUSK)
+        .arg("--data-dir")
+        .arg(work.join("data"))
+        .arg("--root")
+        .arg(work.join("state"))
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(fs::File::create(&out).unwrap())
+        .stderr(fs::File::create(&err).unwrap())
+        .status()
+        .unwrap();
+    Ran {
+        code: status.code(),
+        out: fs::read_to_string(&out).unwrap(),
+        err: fs::read_to_string(&err).unwrap(),
+    }
+}
+
+fn ok_at(work: &Path, env: &[(&str, &str)], args: &[&str]) -> String {
+    let ran = husk_at(work, env, args);
+    assert_eq!(ran.code, Some(0), "husk {args:?}: {}{}", ran.out, ran.err);
+    ran.out
+}
+
+/// The status `husk state` gives container `id`.
+fn status_of(work: &Path, id: &str) -> String {
+    let json = ok_at(work, &[], &["state", id]);
+    let at = json.find("\"status\":\"").unwrap() + 10;
+    json[at..at + json[at..].find('"').unwrap()].to_owned()
+}
+
+/// A container id no other test process uses (cgroups are the host's).
+fn unique(name: &str) -> String {
+    format!("husk-{name}-{}", std::process::id())
+}
+
+/// Waits up to 15 s for `done`.
+fn eventually(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..1500 {
+        if done() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("not within 15 s: {what}");
+}
+
+fn mounted(path: &Path) -> bool {
+    fs::read_to_string("/proc/self/mounts")
+        .unwrap()
+        .contains(path.to_str().unwrap())
+}
+
+/// A scratch dir with the image `img:latest` (busybox and `/etc/motd`)
+/// imported, or `None` after printing why the test is skipped.
+fn with_busybox_image(test: &str) -> Option<PathBuf> {
+    if !Path::new(BUSYBOX).exists() {
+        common::skip(test, "needs a static /bin/busybox (Debian: busybox-static)");
+        return None;
+    }
+    let work = scratch(test, &[])?;
+    let busybox = fs::read(BUSYBOX).unwrap();
+    let base = busybox_layer(
+        &busybox,
+        &[Entry {
+            path: "etc/motd",
+            data: b"hello",
+            ..FILE
+        }],
+    );
+    layout(&work.join("img"), &[base]);
+    ok_at(
+        &work,
+        &[],
+        &["image", "import", work.join("img").to_str().unwrap()],
+    );
+    Some(work)
+}
+
+#[test]
+fn run_image_detached_runs_until_delete_removes_its_root() {
+    const TEST: &str = "run_image_detached_runs_until_delete_removes_its_root";
+    let Some(work) = with_busybox_image(TEST) else {
+        return;
+    };
+    let [d1, d2, d3] = ["d1", "d2", "d3"].map(unique);
+    let data = work.join("data");
+    let overlay = fs::read_to_string("/proc/filesystems")
+        .unwrap()
+        .contains("\toverlay\n");
+    let dir = data.join(format!("containers/{d1}"));
+    ok_at(
+        &work,
+        &[],
+        &[
+            "run",
+            "--image",
+            "img",
+            "-d",
+            &d1,
+            "sh",
+            "-c",
+            "echo hi > /written; exec sleep 1000",
+        ],
+    );
+    assert_eq!(status_of(&work, &d1), "running");
+    let written = dir.join(if overlay {
+        "upper/written"
+    } else {
+        "rootfs/written"
+    });
+    eventually("the container writes to its root", || written.exists());
+    assert_eq!(mounted(&dir.join("rootfs")), overlay);
+
+    // The image is in use: not removed, its layers not pruned.
+    let rm = husk_at(&work, &[], &["image", "rm", "img"]);
+    assert_eq!(rm.code, Some(1));
+    assert_eq!(
+        rm.err,
+        format!("husk: image img:latest is in use by container {d1} ('husk delete {d1}' first)\n")
+    );
+    let layers = fs::read_dir(data.join("layers/sha256")).unwrap().count();
+    ok_at(&work, &[], &["image", "prune"]);
+    assert_eq!(
+        fs::read_dir(data.join("layers/sha256")).unwrap().count(),
+        layers
+    );
+
+    let refused = husk_at(&work, &[], &["delete", &d1]);
+    assert!(refused.err.contains("it is running"), "{}", refused.err);
+    ok_at(&work, &[], &["delete", "--force", &d1]);
+    assert!(!dir.exists(), "the writable layer is left");
+    assert!(!mounted(&dir), "the overlay is left");
+    assert!(!work.join(format!("state/{d1}")).exists());
+
+    // One that exits is left stopped with its changes until `delete`.
+    ok_at(
+        &work,
+        &[],
+        &[
+            "run",
+            "--image",
+            "img",
+            "-d",
+            &d2,
+            "sh",
+            "-c",
+            "echo x > /x",
+        ],
+    );
+    eventually("d2 stops", || status_of(&work, &d2) == "stopped");
+    assert!(data.join(format!("containers/{d2}")).exists());
+    ok_at(&work, &[], &["delete", &d2]);
+    assert!(!data.join(format!("containers/{d2}")).exists());
+    assert!(!mounted(&data.join(format!("containers/{d2}"))));
+
+    // After a reboot (the state directory, the mount and the cgroup gone),
+    // `delete --force` removes what is left under the data directory.
+    ok_at(
+        &work,
+        &[],
+        &["run", "--image", "img", "-d", &d3, "sleep", "1000"],
+    );
+    let record = fs::read_to_string(work.join(format!("state/{d3}/state.json"))).unwrap();
+    assert!(
+        record.contains(&format!(
+            "\"image_root\":\"{}\"",
+            data.join(format!("containers/{d3}")).display()
+        )),
+        "{record}"
+    );
+    ok_at(&work, &[], &["kill", &d3, "KILL"]);
+    eventually("d3 stops", || status_of(&work, &d3) == "stopped");
+    if let Some(at) = record.find("\"cgroup\":\"") {
+        let cgroup = &record[at + 10..];
+        let cgroup = &cgroup[..cgroup.find('"').unwrap()];
+        // Where husk looks for cgroup v2: pure, then a hybrid's unified part.
+        let root = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+            .into_iter()
+            .find(|r| Path::new(r).join("cgroup.controllers").exists())
+            .unwrap();
+        fs::remove_dir(Path::new(root).join(cgroup)).unwrap();
+    }
+    let rootfs = data.join(format!("containers/{d3}/rootfs"));
+    if mounted(&rootfs) {
+        nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    }
+    fs::remove_dir_all(work.join(format!("state/{d3}"))).unwrap();
+    let gone = husk_at(&work, &[], &["delete", &d3]);
+    assert_eq!(gone.code, Some(1), "{}", gone.err);
+    ok_at(&work, &[], &["image", "prune"]);
+    assert_eq!(
+        fs::read_dir(data.join("layers/sha256")).unwrap().count(),
+        layers
+    );
+    ok_at(&work, &[], &["delete", "--force", &d3]);
+    assert!(!data.join(format!("containers/{d3}")).exists());
+    ok_at(&work, &[], &["image", "rm", "img"]);
+    fs::remove_dir_all(&work).unwrap();
+}
