@@ -589,8 +589,9 @@ overlay of the image's layers and a writable layer, its process the image's
 Entrypoint and Cmd (or COMMAND), Env (and --env), WorkingDir and numeric User.
 
 As runc's run, a container run in the foreground is removed when it exits,
-writable layer included. With -d it is left when it exits, stopped, until
-'husk delete ID' removes it."
+writable layer included (--rm says so and changes nothing). With -d it is
+left when it exits, stopped, until 'husk delete ID' removes it; with -d --rm
+a reaper process waits for it and removes it when it exits."
 )]
 pub struct RunArgs {
     /// run a container of this imported image (NAME[:TAG])
@@ -623,6 +624,9 @@ pub struct RunArgs {
     /// return once the container runs, leaving it running
     #[argh(switch, short = 'd')]
     pub detach: bool,
+    /// remove the container when it exits (with -d: by a reaper process)
+    #[argh(switch)]
+    pub rm: bool,
     /// the unix socket to send the terminal's master to (process.terminal)
     #[argh(option)]
     pub console_socket: Option<PathBuf>,
@@ -1586,10 +1590,11 @@ mod tests {
             panic!("run --init should parse");
         };
         assert!(run.init);
-        let Command::Run(run) = command(&["run", "--image", "web", "-d", "x", "ls"]) else {
-            panic!("run --image -d should parse");
+        assert!(!run.rm);
+        let Command::Run(run) = command(&["run", "--image", "web", "-d", "--rm", "x", "ls"]) else {
+            panic!("run --image -d --rm should parse");
         };
-        assert!(run.detach);
+        assert!(run.detach && run.rm);
         assert_eq!(run.command, ["ls"]);
     }
 

@@ -141,6 +141,13 @@ pub enum LifecycleError {
     TerminalWithoutSocket,
     /// `--console-socket` was given, but `process.terminal` is not true.
     SocketWithoutTerminal,
+    /// The reaper of `run -d --rm` could not run the container.
+    Reaper {
+        /// The container.
+        id: ContainerId,
+        /// The reaper's error line; `None` if it died without one.
+        message: Option<String>,
+    },
     /// Writing a default `config.json` failed (or one exists).
     WriteConfig {
         /// The file.
@@ -597,6 +604,100 @@ pub fn run(
         );
     }
     result
+}
+
+/// Longest error line the reaper of `run -d --rm` reports.
+pub const MAX_REAPER_REPORT: u64 = 4096;
+
+/// `run -d --rm`: runs the container detached from a reaper process that
+/// removes it when it exits, and returns 0 once it runs.
+///
+/// husk forks the reaper before anything else, so that the container's
+/// init is the reaper's child (it is a child subreaper, as the foreground
+/// `run` is) and can be waited for with `waitpid` on any kernel. The reaper
+/// starts a session of its own (a terminal closing sends it no SIGHUP),
+/// runs the container as `run -d` does and reports on a pipe: a zero byte
+/// once the container runs, else its error line, which this process returns.
+/// It then points its standard descriptors at /dev/null, waits for the init
+/// and deletes the container, if the record still names that init (it may
+/// have been deleted, and its id reused, meanwhile). A reaper killed
+/// before that leaves a stopped container that `husk delete` removes.
+pub fn run_reaped(
+    host: &Host,
+    id: &ContainerId,
+    bundle: &Path,
+    settings: &RunSettings<'_>,
+) -> Result<u8, Error> {
+    use std::io::Read;
+    let (read, write) = sys::pipe().map_err(container::ContainerError::from)?;
+    io::stdout().flush().ok();
+    match sys::fork().map_err(container::ContainerError::from)? {
+        nix::unistd::ForkResult::Child => {
+            drop(read);
+            reaper(host, id, bundle, settings, write)
+        }
+        nix::unistd::ForkResult::Parent { .. } => {
+            drop(write);
+            // The container holds no copy of the pipe once it runs (close on
+            // exec), but an --init stays husk: read the first byte, and a
+            // failure's line, never to the end of the file.
+            let mut report = io::BufReader::new(read.take(MAX_REAPER_REPORT));
+            let mut first = [0; 1];
+            let got = report.read(&mut first).unwrap_or(0);
+            if got == 1 && first[0] == 0 {
+                return Ok(0);
+            }
+            let mut line = String::new();
+            let _ = io::BufRead::read_line(&mut report, &mut line);
+            Err(LifecycleError::Reaper {
+                id: id.clone(),
+                message: (got == 1).then(|| line.trim_end().to_owned()),
+            }
+            .into())
+        }
+    }
+}
+
+/// The reaper of [`run_reaped`], in the forked child: never returns.
+fn reaper(
+    host: &Host,
+    id: &ContainerId,
+    bundle: &Path,
+    settings: &RunSettings<'_>,
+    mut report: File,
+) -> ! {
+    let detached = RunSettings {
+        detach: true,
+        ..*settings
+    };
+    let ran = sys::new_session()
+        .and_then(|()| sys::set_child_subreaper())
+        .map_err(|e| Error::from(container::ContainerError::from(e)))
+        .and_then(|()| run(host, id, bundle, &detached))
+        .and_then(|_| Ok(host.state.load(id)?));
+    let record = match ran {
+        Ok(record) => {
+            let _ = report.write_all(&[0]);
+            record
+        }
+        Err(error) => {
+            let _ = writeln!(report, "\x01{}", crate::error_chain(&error));
+            sys::exit_now(1)
+        }
+    };
+    drop(report);
+    let _ = sys::stdio_to_null();
+    let _ = std::env::set_current_dir("/");
+    if let Some(pid) = record.pid {
+        let _ = sys::wait_reaping(Pid::from_raw(pid));
+    }
+    if let Ok(now) = host.state.load(id) {
+        if (now.pid, now.start_time) == (record.pid, record.start_time) {
+            // Nothing to tell anyone: a failure leaves it for `husk delete`.
+            let _ = delete(host, id, false);
+        }
+    }
+    sys::exit_now(0)
 }
 
 /// `exec`: runs a process in a created or running container (runc's
@@ -1196,6 +1297,16 @@ impl fmt::Display for LifecycleError {
                 write!(f, "{} exists already: remove it first", path.display())
             }
             Self::WriteConfig { path, .. } => write!(f, "writing {}", path.display()),
+            // The reaper ran what this process would have: its error is the one to show.
+            Self::Reaper {
+                message: Some(message),
+                ..
+            } => f.write_str(message),
+            Self::Reaper { id, message: None } => write!(
+                f,
+                "container {}: its reaper ended before the container ran",
+                id.as_str()
+            ),
         }
     }
 }

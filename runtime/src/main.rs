@@ -223,7 +223,7 @@ fn field_command(
     Ok(0)
 }
 
-/// `husk run`: in the foreground, or with -d.
+/// `husk run`: in the foreground, or with -d (and --rm, through a reaper).
 fn run(
     host: &Host,
     args: &cli::RunArgs,
@@ -237,7 +237,10 @@ fn run(
         init: args.init,
         image_root,
     };
-    lifecycle::run(host, &args.id, bundle, &settings)
+    match args.detach && args.rm {
+        true => lifecycle::run_reaped(host, &args.id, bundle, &settings),
+        false => lifecycle::run(host, &args.id, bundle, &settings),
+    }
 }
 
 /// `husk run --image`: the image's bundle made and its root mounted, then

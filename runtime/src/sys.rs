@@ -1447,6 +1447,48 @@ pub fn mount_overlay(target: &Path, options: &str) -> Result<(), SysError> {
     check("mount overlay", Some(target), result)
 }
 
+/// Starts a new session with the calling process as its leader, without a
+/// controlling terminal: a terminal closing no longer sends it SIGHUP.
+pub fn new_session() -> Result<(), SysError> {
+    check("setsid", None, nix::unistd::setsid()).map(drop)
+}
+
+/// Points descriptors 0, 1 and 2 at `/dev/null` for good.
+pub fn stdio_to_null() -> Result<(), SysError> {
+    let null = Path::new("/dev/null");
+    let file = io_check(
+        "open",
+        Some(null),
+        File::options().read(true).write(true).open(null),
+    )?;
+    for target in 0..3 {
+        check(
+            "dup2",
+            Some(null),
+            nix::unistd::dup2(file.as_raw_fd(), target),
+        )?;
+    }
+    Ok(())
+}
+
+/// Waits until the child `pid` has ended, reaping every other child that
+/// ends meanwhile (a child subreaper inherits orphans), and returns its
+/// status as [`wait`] does; `None` if `pid` is not (or no longer) a child.
+pub fn wait_reaping(pid: Pid) -> Result<Option<u8>, SysError> {
+    loop {
+        match nix::sys::wait::waitpid(Pid::from_raw(-1), None) {
+            Ok(status) if status.pid() == Some(pid) => {
+                if let Some(code) = exit_code(status) {
+                    return Ok(Some(code));
+                }
+            }
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(Errno::ECHILD) => return Ok(None),
+            Err(errno) => return Err(SysError::new("waitpid", None, errno)),
+        }
+    }
+}
+
 /// Detaches the mount at `target`; nothing mounted there is not an error.
 pub fn unmount(target: &Path) -> Result<(), SysError> {
     match nix::mount::umount2(target, MntFlags::MNT_DETACH) {

@@ -792,3 +792,79 @@ fn run_image_detached_runs_until_delete_removes_its_root() {
     ok_at(&work, &[], &["image", "rm", "img"]);
     fs::remove_dir_all(&work).unwrap();
 }
+
+#[test]
+fn run_image_detached_with_rm_is_removed_by_its_reaper_when_it_exits() {
+    const TEST: &str = "run_image_detached_with_rm_is_removed_by_its_reaper_when_it_exits";
+    let Some(work) = with_busybox_image(TEST) else {
+        return;
+    };
+    let [r1, r2, r3] = ["r1", "r2", "r3"].map(unique);
+    let data = work.join("data");
+    let dir = data.join(format!("containers/{r1}"));
+    let started = std::time::Instant::now();
+    ok_at(
+        &work,
+        &[],
+        &["run", "--image", "img", "-d", "--rm", &r1, "sleep", "2"],
+    );
+    assert!(
+        started.elapsed().as_secs() < 2,
+        "run -d waited for the container"
+    );
+    assert_eq!(status_of(&work, &r1), "running");
+    // The reaper is the init's parent, in a session of its own, its output
+    // on /dev/null: closing the caller's terminal does not end it.
+    let record = fs::read_to_string(work.join(format!("state/{r1}/state.json"))).unwrap();
+    let pid = &record[record.find("\"pid\":").unwrap() + 6..];
+    let pid = &pid[..pid.find(',').unwrap()];
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let reaper = fields[1];
+    let reaper_stat = fs::read_to_string(format!("/proc/{reaper}/stat")).unwrap();
+    let reaper_fields: Vec<&str> = reaper_stat[reaper_stat.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .collect();
+    assert_eq!(reaper_fields[3], reaper, "the reaper leads its session");
+    eventually("the reaper's output goes to /dev/null", || {
+        fs::read_link(format!("/proc/{reaper}/fd/1")).unwrap() == Path::new("/dev/null")
+    });
+    eventually("the reaper removes r1", || {
+        !dir.exists() && !work.join(format!("state/{r1}")).exists()
+    });
+    assert!(!mounted(&dir));
+    assert_eq!(ok_at(&work, &[], &["list", "-q"]), "");
+
+    // A container that cannot start: the reaper's error is husk's, nothing left.
+    let failed = husk_at(
+        &work,
+        &[],
+        &["run", "--image", "img", "-d", "--rm", &r2, "/nope"],
+    );
+    assert_eq!(failed.code, Some(1));
+    assert!(
+        failed.err.starts_with("husk: ") && failed.err.contains("/nope"),
+        "{}",
+        failed.err
+    );
+    assert_eq!(failed.err.lines().count(), 1, "{}", failed.err);
+    assert!(!data.join(format!("containers/{r2}")).exists());
+    assert!(!work.join(format!("state/{r2}")).exists());
+
+    // Foreground runs are removed at exit, --rm or not.
+    for rm in [&["--rm"][..], &[]] {
+        let mut args = vec!["run", "--image", "img"];
+        args.extend(rm);
+        args.extend([&r3, "sh", "-c", "cat /etc/motd; exit 4"]);
+        let ran = husk_at(&work, &[], &args);
+        assert_eq!(
+            (ran.code, ran.out.as_str()),
+            (Some(4), "hello"),
+            "{}",
+            ran.err
+        );
+        assert!(!data.join(format!("containers/{r3}")).exists());
+        assert!(!work.join(format!("state/{r3}")).exists());
+    }
+    fs::remove_dir_all(&work).unwrap();
+}
