@@ -585,8 +585,10 @@ pub struct CreateArgs {
     subcommand,
     name = "run",
     note = "With --image, the bundle is made from an imported image: its root an
-overlay of the image's layers and a writable layer, its process the image's
-Entrypoint and Cmd (or COMMAND), Env (and --env), WorkingDir and numeric User.
+overlay of the image's layers and a writable layer (where overlayfs is
+missing, a copy of the layers: HUSK_IMAGE_ROOT=copy forces it, =overlay
+forbids it), its process the image's Entrypoint and Cmd (or COMMAND), Env
+(and --env), WorkingDir and numeric User.
 
 As runc's run, a container run in the foreground is removed when it exits,
 writable layer included (--rm says so and changes nothing). With -d it is

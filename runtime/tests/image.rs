@@ -868,3 +868,137 @@ fn run_image_detached_with_rm_is_removed_by_its_reaper_when_it_exits() {
     }
     fs::remove_dir_all(&work).unwrap();
 }
+
+#[test]
+fn the_copy_fallback_runs_a_layered_image_with_whiteouts() {
+    const TEST: &str = "the_copy_fallback_runs_a_layered_image_with_whiteouts";
+    if !Path::new(BUSYBOX).exists() {
+        common::skip(TEST, "needs a static /bin/busybox (Debian: busybox-static)");
+        return;
+    }
+    let Some(work) = scratch(TEST, &[]) else {
+        return;
+    };
+    let busybox = fs::read(BUSYBOX).unwrap();
+    let base = busybox_layer(
+        &busybox,
+        &[
+            Entry {
+                path: "etc/motd",
+                data: b"gone",
+                ..FILE
+            },
+            Entry {
+                path: "etc/kept",
+                data: b"kept",
+                ..FILE
+            },
+            Entry {
+                path: "d/hidden",
+                data: b"lower",
+                ..FILE
+            },
+            Entry {
+                path: "home/",
+                kind: tar::EntryType::Directory,
+                mode: 0o750,
+                owner: (1002, 1003),
+                ..FILE
+            },
+            Entry {
+                path: "home/user",
+                mode: 0o640,
+                owner: (1000, 1001),
+                data: b"mine",
+                ..FILE
+            },
+        ],
+    );
+    let top = layer(&[
+        Entry {
+            path: "etc/.wh.motd",
+            ..FILE
+        },
+        Entry {
+            path: "etc/issue",
+            data: b"new",
+            ..FILE
+        },
+        Entry {
+            path: "d/.wh..wh..opq",
+            ..FILE
+        },
+        Entry {
+            path: "d/new",
+            data: b"upper",
+            ..FILE
+        },
+        Entry {
+            path: "bin/.wh.ls",
+            ..FILE
+        },
+    ]);
+    layout(&work.join("layered"), &[base, top]);
+    ok_at(
+        &work,
+        &[],
+        &["image", "import", work.join("layered").to_str().unwrap()],
+    );
+    let [f1, f2, f3] = ["f1", "f2", "f3"].map(unique);
+    let data = work.join("data");
+    let copy = [("HUSK_IMAGE_ROOT", "copy")];
+    let script =
+        "set -e; test ! -e /etc/motd; test ! -e /bin/ls; cd /d; echo *; cat /etc/kept /etc/issue; \
+                  echo; stat -c '%u:%g %a' /home /home/user 2>/dev/null || \
+                  busybox stat -c '%u:%g %a' /home /home/user; echo w > /w; cat /w";
+    let ran = husk_at(
+        &work,
+        &copy,
+        &["run", "--image", "layered", &f1, "sh", "-c", script],
+    );
+    assert_eq!(ran.code, Some(0), "{}{}", ran.out, ran.err);
+    assert_eq!(ran.out, "new\nkeptnew\n1002:1003 750\n1000:1001 640\nw\n");
+    assert!(
+        ran.err.starts_with(&format!(
+            "husk: warning: HUSK_IMAGE_ROOT=copy: the root of {f1} is a copy of its 2 layers ("
+        )),
+        "{}",
+        ran.err
+    );
+    assert_eq!(ran.err.lines().count(), 1, "{}", ran.err);
+    assert_eq!(fs::read_dir(data.join("containers")).unwrap().count(), 0);
+    // The layers are as they were: the copy took the writes.
+    for root in layer_roots(&data, "layered:latest") {
+        assert!(!root.join("w").exists());
+    }
+    assert_eq!(
+        fs::read_to_string(layer_roots(&data, "layered:latest")[0].join("etc/motd")).unwrap(),
+        "gone"
+    );
+
+    // Detached: a plain directory, no mount; delete removes it.
+    ok_at(
+        &work,
+        &copy,
+        &["run", "--image", "layered", "-d", &f2, "sleep", "1000"],
+    );
+    assert!(data
+        .join(format!("containers/{f2}/rootfs/bin/busybox"))
+        .exists());
+    assert!(!mounted(&data.join(format!("containers/{f2}"))));
+    ok_at(&work, &[], &["delete", "--force", &f2]);
+    assert!(!data.join(format!("containers/{f2}")).exists());
+
+    // An unknown setting is refused, leaving nothing.
+    let bad = husk_at(
+        &work,
+        &[("HUSK_IMAGE_ROOT", "bind")],
+        &["run", "--image", "layered", &f3, "true"],
+    );
+    assert_eq!(
+        bad.err,
+        "husk: HUSK_IMAGE_ROOT is overlay, copy or auto, not \"bind\"\n"
+    );
+    assert_eq!(fs::read_dir(data.join("containers")).unwrap().count(), 0);
+    fs::remove_dir_all(&work).unwrap();
+}

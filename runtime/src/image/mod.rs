@@ -9,6 +9,7 @@
 
 pub mod extract;
 pub mod oci;
+pub mod root;
 pub mod run;
 pub mod store;
 
@@ -155,6 +156,8 @@ pub enum ImageError {
         /// The container.
         container: String,
     },
+    /// `HUSK_IMAGE_ROOT` has a value husk does not know.
+    RootPolicy(String),
 }
 
 impl fmt::Display for ImageError {
@@ -173,6 +176,11 @@ impl fmt::Display for ImageError {
             Self::InUse { name, container } => write!(
                 f,
                 "image {name} is in use by container {container} ('husk delete {container}' first)"
+            ),
+            Self::RootPolicy(value) => write!(
+                f,
+                "{} is overlay, copy or auto, not {value:?}",
+                root::ROOT_ENV
             ),
         }
     }

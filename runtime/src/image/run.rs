@@ -6,6 +6,7 @@
 //!   layers                         the image's diff_ids, one a line: prune keeps them
 //!   config.json                    husk spec's default, the image's process, a writable root
 //!   rootfs/                        overlay: lowerdir = the layers, upperdir, workdir
+//!                                  (or a copy of the layers: see root.rs)
 //!   upper/ work/                   the container's changes, gone with it
 //! ```
 //!
@@ -36,7 +37,7 @@ use serde::Deserialize;
 use serde_json_core::str::EscapedStr;
 
 use super::store::{Lock, Store, StoreError, MAX_LAYERS};
-use super::{ImageError, ImageName, Pinned};
+use super::{root, ImageError, ImageName, Pinned};
 use crate::container::ContainerId;
 use crate::lifecycle;
 use crate::state::StateError;
@@ -315,6 +316,7 @@ fn prepare_locked(
         }
         roots.push(store.layer_root(layer));
     }
+    let policy = root::Policy::from_env(std::env::var_os(root::ROOT_ENV).as_deref())?;
     let dir = container_dir(store, id);
     let mut builder = fs::DirBuilder::new();
     builder.mode(0o700).recursive(true);
@@ -347,9 +349,24 @@ fn prepare_locked(
         write("config.json", &config_json)?;
         let rootfs = dir.join("rootfs");
         make_dir(&rootfs)?;
-        if let Some(errno) = mount_overlay(&dir, &roots, name)? {
-            let error = sys::SysError::new("mount overlay", Some(&rootfs), errno);
-            return Err(StoreError::Sys(error).into());
+        let filesystems = fs::read_to_string(root::FILESYSTEMS).ok();
+        let fallback = match policy.before_mount(filesystems.as_deref()) {
+            Some(fallback) => Some(fallback),
+            None => mount_overlay(&dir, &roots, name)?
+                .map(|errno| policy.after_mount(errno).ok_or(errno))
+                .transpose()
+                .map_err(|errno| {
+                    StoreError::Sys(sys::SysError::new("mount overlay", Some(&rootfs), errno))
+                })?,
+        };
+        if let Some(why) = fallback {
+            let bytes = root::copy_layers(&roots, &rootfs)?;
+            eprintln!(
+                "husk: warning: {why}: the root of {} is a copy of its {} layers ({})",
+                id.as_str(),
+                roots.len(),
+                super::human_size(bytes)
+            );
         }
         Ok(())
     })();
