@@ -466,7 +466,7 @@ fn images_made_by_umoci_and_skopeo_import_and_their_layers_stack() {
     let out = run(&[
         "sh",
         "-c",
-        "test ! -e /etc/motd; cat /etc/issue; echo $GREETING; echo x > /written; cat /written; exit 3",
+        "set -e; test ! -e /etc/motd; cat /etc/issue; echo $GREETING; echo x > /written; cat /written; exit 3",
     ]);
     assert_eq!(
         out.status.code(),
