@@ -758,7 +758,13 @@ struct KillArgs {
 
 /// Remove a stopped or created container.
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "delete")]
+#[argh(
+    subcommand,
+    name = "delete",
+    note = "A container of 'husk run --image' goes with its root (unmounted) and
+writable layer. With --force, what such a run left under --data-dir of an
+ID with no state (a crash, or a reboot that emptied --root) is removed too."
+)]
 struct DeleteArgs {
     /// kill the container first if it runs
     #[argh(switch, short = 'f')]
