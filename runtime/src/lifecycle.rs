@@ -670,6 +670,13 @@ fn reaper(
         detach: true,
         ..*settings
     };
+    // It leaves the caller's directory once the container runs: a relative
+    // --root must still name the same place.
+    let mut host = host.clone();
+    if let Ok(root) = std::path::absolute(host.state.root()) {
+        host.state = StateDir::new(root);
+    }
+    let host = &host;
     let ran = sys::new_session()
         .and_then(|()| sys::set_child_subreaper())
         .map_err(|e| Error::from(container::ContainerError::from(e)))

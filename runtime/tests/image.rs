@@ -835,6 +835,38 @@ fn run_image_detached_with_rm_is_removed_by_its_reaper_when_it_exits() {
     assert!(!mounted(&dir));
     assert_eq!(ok_at(&work, &[], &["list", "-q"]), "");
 
+    // A relative --data-dir: the reaper, in /, still finds the root to remove.
+    let r4 = unique("r4");
+    let status = Command::new(HUSK)
+        .current_dir(&work)
+        .args([
+            "--data-dir",
+            "data",
+            "--root",
+            "state",
+            "run",
+            "--image",
+            "img",
+        ])
+        .args(["-d", "--rm", &r4, "sleep", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let record = fs::read_to_string(work.join(format!("state/{r4}/state.json"))).unwrap();
+    assert!(
+        record.contains(&format!(
+            "\"image_root\":\"{}\"",
+            data.join(format!("containers/{r4}")).display()
+        )),
+        "{record}"
+    );
+    eventually("the reaper removes r4", || {
+        !data.join(format!("containers/{r4}")).exists()
+            && !work.join(format!("state/{r4}")).exists()
+    });
+
     // A container that cannot start: the reaper's error is husk's, nothing left.
     let failed = husk_at(
         &work,

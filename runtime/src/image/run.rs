@@ -255,7 +255,7 @@ fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> I
 }
 
 /// Makes container `id`'s bundle for image `name` and mounts its root;
-/// returns the bundle directory. On failure nothing is left.
+/// returns the bundle directory, absolute. On failure nothing is left.
 pub fn prepare(
     store: &Store,
     name: &ImageName,
@@ -317,7 +317,10 @@ fn prepare_locked(
         roots.push(store.layer_root(layer));
     }
     let policy = root::Policy::from_env(std::env::var_os(root::ROOT_ENV).as_deref())?;
+    // Absolute: the container's record keeps it, and whoever deletes the
+    // container (the reaper in /, another shell) may stand elsewhere.
     let dir = container_dir(store, id);
+    let dir = std::path::absolute(&dir).map_err(io_error("resolve", &dir))?;
     let mut builder = fs::DirBuilder::new();
     builder.mode(0o700).recursive(true);
     builder
