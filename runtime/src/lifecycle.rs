@@ -641,17 +641,24 @@ pub fn run_reaped(
             // The container holds no copy of the pipe once it runs (close on
             // exec), but an --init stays husk: read the first byte, and a
             // failure's line, never to the end of the file.
-            let mut report = io::BufReader::new(read.take(MAX_REAPER_REPORT));
+            let mut report = read.take(MAX_REAPER_REPORT);
             let mut first = [0; 1];
             let got = report.read(&mut first).unwrap_or(0);
             if got == 1 && first[0] == 0 {
                 return Ok(0);
             }
-            let mut line = String::new();
-            let _ = io::BufRead::read_line(&mut report, &mut line);
+            let mut line = Vec::new();
+            let mut chunk = [0; 256];
+            while !line.contains(&b'\n') {
+                match report.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => line.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let line = String::from_utf8_lossy(&line);
             Err(LifecycleError::Reaper {
                 id: id.clone(),
-                message: (got == 1).then(|| line.trim_end().to_owned()),
+                message: (got == 1).then(|| line.lines().next().unwrap_or_default().to_owned()),
             }
             .into())
         }
