@@ -365,9 +365,10 @@ fn prepare_locked(
         if let Some(why) = fallback {
             let bytes = root::copy_layers(&roots, &rootfs)?;
             eprintln!(
-                "husk: warning: {why}: the root of {} is a copy of its {} layers ({})",
+                "husk: warning: {why}: the root of {} is a copy of its {} layer{} ({})",
                 id.as_str(),
                 roots.len(),
+                if roots.len() == 1 { "" } else { "s" },
                 super::human_size(bytes)
             );
         }
