@@ -47,7 +47,7 @@ _husk_words() {
         "update history") words="--json --help" ;;
         "update rollback") words="--help" ;;
         "features") words="--help" ;;
-        "run") words="--image -e --env -v --volume --memory --cpus --pids-limit --net -b --bundle --pid-file -d --detach --console-socket --init --help" ;;
+        "run") words="--image -e --env -v --volume --memory --cpus --pids-limit --net -b --bundle --pid-file -d --detach --rm --console-socket --init --help" ;;
         "exec") words="--data-dir -p --process -e --env --cwd -u --user -d --detach --pid-file --console-socket --help"; containers=1 ;;
         "list") words="-f --format -q --quiet --help" ;;
         "image") words="import ls rm prune df --help" ;;

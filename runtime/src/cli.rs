@@ -677,12 +677,18 @@ pub struct CreateArgs {
     subcommand,
     name = "run",
     note = "With --image, the bundle is made from an imported image: its root an
-overlay of the image's layers and a writable layer removed at exit, its
-process the image's Entrypoint and Cmd (or COMMAND), Env (and --env),
-WorkingDir and numeric User."
+overlay of the image's layers and a writable layer (where overlayfs is
+missing, a copy of the layers: HUSK_IMAGE_ROOT=copy forces it, =overlay
+forbids it), its process the image's Entrypoint and Cmd (or COMMAND), Env
+(and --env), WorkingDir and numeric User.
+
+As runc's run, a container run in the foreground is removed when it exits,
+writable layer included (--rm says so and changes nothing). With -d it is
+left when it exits, stopped, until 'husk delete ID' removes it; with -d --rm
+a reaper process waits for it and removes it when it exits."
 )]
 pub struct RunArgs {
-    /// run a container of this imported image (NAME[:TAG]), in the foreground
+    /// run a container of this imported image (NAME[:TAG])
     #[argh(option)]
     pub image: Option<ImageName>,
     /// with --image: set an environment variable, NAME=VALUE (repeatable)
@@ -712,6 +718,9 @@ pub struct RunArgs {
     /// return once the container runs, leaving it running
     #[argh(switch, short = 'd')]
     pub detach: bool,
+    /// remove the container when it exits (with -d: by a reaper process)
+    #[argh(switch)]
+    pub rm: bool,
     /// the unix socket to send the terminal's master to (process.terminal)
     #[argh(option)]
     pub console_socket: Option<PathBuf>,
@@ -847,7 +856,13 @@ struct KillArgs {
 
 /// Remove a stopped or created container.
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "delete")]
+#[argh(
+    subcommand,
+    name = "delete",
+    note = "A container of 'husk run --image' goes with its root (unmounted) and
+writable layer. With --force, what such a run left under --data-dir of an
+ID with no state (a crash, or a reboot that emptied --root) is removed too."
+)]
 struct DeleteArgs {
     /// kill the container first if it runs
     #[argh(switch, short = 'f')]
@@ -1181,12 +1196,6 @@ fn run_command(args: RunArgs) -> Result<RunArgs, EarlyExit> {
     }
     if let Err(message) = args.image_options() {
         return Err(usage(&format!("run: {message}")));
-    }
-    if args.detach {
-        return Err(usage(
-            "run: --image runs in the foreground only (-d needs the supervisor \
-             to unmount the root when the container ends)",
-        ));
     }
     if args.bundle != Path::new(".") {
         return Err(usage("run: give --image or --bundle, not both"));
@@ -1715,6 +1724,12 @@ mod tests {
             panic!("run --init should parse");
         };
         assert!(run.init);
+        assert!(!run.rm);
+        let Command::Run(run) = command(&["run", "--image", "web", "-d", "--rm", "x", "ls"]) else {
+            panic!("run --image -d --rm should parse");
+        };
+        assert!(run.detach && run.rm);
+        assert_eq!(run.command, ["ls"]);
     }
 
     #[test]
@@ -1829,10 +1844,6 @@ mod tests {
             (
                 &["run", "--image", "x", "-v", "/d", "c1"],
                 "run: -v \"/d\": give HOST:CONTAINER[:ro]",
-            ),
-            (
-                &["run", "--image", "x", "-d", "c1"],
-                "run: --image runs in the foreground only",
             ),
             (
                 &["run", "--image", "x", "-b", "/b", "c1"],

@@ -141,6 +141,13 @@ pub enum LifecycleError {
     TerminalWithoutSocket,
     /// `--console-socket` was given, but `process.terminal` is not true.
     SocketWithoutTerminal,
+    /// The reaper of `run -d --rm` could not run the container.
+    Reaper {
+        /// The container.
+        id: ContainerId,
+        /// The reaper's error line; `None` if it died without one.
+        message: Option<String>,
+    },
     /// Writing a default `config.json` failed (or one exists).
     WriteConfig {
         /// The file.
@@ -241,7 +248,7 @@ pub fn create_overridden(
     spec.reaper = init;
     spec.process = spec.process.overridden(overrides);
     let console = console(&spec.process, console_socket)?;
-    let (mut record, cgroup) = claim(host, id, &bundle, &spec)?;
+    let (mut record, cgroup) = claim(host, id, &bundle, &spec, None)?;
     let fifo = host.state.exec_fifo(id);
     let claimed = record.clone();
     let state = in_container_state(&claimed);
@@ -496,9 +503,9 @@ pub fn delete(host: &Host, id: &ContainerId, force: bool) -> Result<(), Error> {
     Ok(())
 }
 
-/// Kills whatever is left in the container's cgroup, removes the cgroup and
-/// then the state: the state goes last, so a failure leaves enough behind for
-/// another `delete --force`.
+/// Kills whatever is left in the container's cgroup, removes the cgroup, the
+/// image root it owns (unmounted) and then the state: the state goes last,
+/// so a failure leaves enough behind for another `delete --force`.
 fn remove(host: &Host, record: &Record, cgroup: Option<Cgroup<HostFs>>) -> Result<(), Error> {
     if let Some(cgroup) = cgroup {
         cgroup
@@ -506,8 +513,27 @@ fn remove(host: &Host, record: &Record, cgroup: Option<Cgroup<HostFs>>) -> Resul
             .and_then(|()| cgroup.remove(REMOVE_POLL))
             .map_err(LifecycleError::Cgroup)?;
     }
+    if let Some(dir) = &record.image_root {
+        crate::image::run::remove_root(dir)?;
+    }
     host.state.remove(&record.id)?;
     Ok(())
+}
+
+/// How `run` runs a container, besides its bundle.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RunSettings<'a> {
+    /// Where to write the init's pid.
+    pub pid_file: Option<&'a Path>,
+    /// Return once the container runs, leaving it running.
+    pub detach: bool,
+    /// The unix socket to send the terminal's master to.
+    pub console_socket: Option<&'a Path>,
+    /// A small init as PID 1 that reaps and forwards signals.
+    pub init: bool,
+    /// The image container directory the container owns (`husk run
+    /// --image`): recorded, and removed with the container.
+    pub image_root: Option<&'a Path>,
 }
 
 /// `run`: creates and starts a container. In the foreground, waits for it,
@@ -516,15 +542,19 @@ pub fn run(
     host: &Host,
     id: &ContainerId,
     bundle: &Path,
-    pid_file: Option<&Path>,
-    detach: bool,
-    console_socket: Option<&Path>,
-    init: bool,
+    settings: &RunSettings<'_>,
 ) -> Result<u8, Error> {
+    let RunSettings {
+        pid_file,
+        detach,
+        console_socket,
+        init,
+        image_root,
+    } = *settings;
     let (bundle, mut spec) = load_bundle(bundle)?;
     spec.reaper = init;
     let console = console(&spec.process, console_socket)?;
-    let (mut record, cgroup) = claim(host, id, &bundle, &spec)?;
+    let (mut record, cgroup) = claim(host, id, &bundle, &spec, image_root)?;
     let dir = cgroup_dir(&cgroup);
     // createRuntime hooks run between setup and start: only then does the
     // init wait on the exec fifo, as for create.
@@ -574,6 +604,114 @@ pub fn run(
         );
     }
     result
+}
+
+/// Longest error line the reaper of `run -d --rm` reports.
+pub const MAX_REAPER_REPORT: u64 = 4096;
+
+/// `run -d --rm`: runs the container detached from a reaper process that
+/// removes it when it exits, and returns 0 once it runs.
+///
+/// husk forks the reaper before anything else, so that the container's
+/// init is the reaper's child (it is a child subreaper, as the foreground
+/// `run` is) and can be waited for with `waitpid` on any kernel. The reaper
+/// starts a session of its own (a terminal closing sends it no SIGHUP),
+/// runs the container as `run -d` does and reports on a pipe: a zero byte
+/// once the container runs, else its error line, which this process returns.
+/// It then points its standard descriptors at /dev/null, waits for the init
+/// and deletes the container, if the record still names that init (it may
+/// have been deleted, and its id reused, meanwhile). A reaper killed
+/// before that leaves a stopped container that `husk delete` removes.
+pub fn run_reaped(
+    host: &Host,
+    id: &ContainerId,
+    bundle: &Path,
+    settings: &RunSettings<'_>,
+) -> Result<u8, Error> {
+    use std::io::Read;
+    let (read, write) = sys::pipe().map_err(container::ContainerError::from)?;
+    io::stdout().flush().ok();
+    match sys::fork().map_err(container::ContainerError::from)? {
+        nix::unistd::ForkResult::Child => {
+            drop(read);
+            reaper(host, id, bundle, settings, write)
+        }
+        nix::unistd::ForkResult::Parent { .. } => {
+            drop(write);
+            // The container holds no copy of the pipe once it runs (close on
+            // exec), but an --init stays husk: read the first byte, and a
+            // failure's line, never to the end of the file.
+            let mut report = read.take(MAX_REAPER_REPORT);
+            let mut first = [0; 1];
+            let got = report.read(&mut first).unwrap_or(0);
+            if got == 1 && first[0] == 0 {
+                return Ok(0);
+            }
+            let mut line = Vec::new();
+            let mut chunk = [0; 256];
+            while !line.contains(&b'\n') {
+                match report.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => line.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let line = String::from_utf8_lossy(&line);
+            Err(LifecycleError::Reaper {
+                id: id.clone(),
+                message: (got == 1).then(|| line.lines().next().unwrap_or_default().to_owned()),
+            }
+            .into())
+        }
+    }
+}
+
+/// The reaper of [`run_reaped`], in the forked child: never returns.
+fn reaper(
+    host: &Host,
+    id: &ContainerId,
+    bundle: &Path,
+    settings: &RunSettings<'_>,
+    mut report: File,
+) -> ! {
+    let detached = RunSettings {
+        detach: true,
+        ..*settings
+    };
+    // It leaves the caller's directory once the container runs: a relative
+    // --root must still name the same place.
+    let mut host = host.clone();
+    if let Ok(root) = std::path::absolute(host.state.root()) {
+        host.state = StateDir::new(root);
+    }
+    let host = &host;
+    let ran = sys::new_session()
+        .and_then(|()| sys::set_child_subreaper())
+        .map_err(|e| Error::from(container::ContainerError::from(e)))
+        .and_then(|()| run(host, id, bundle, &detached))
+        .and_then(|_| Ok(host.state.load(id)?));
+    let record = match ran {
+        Ok(record) => {
+            let _ = report.write_all(&[0]);
+            record
+        }
+        Err(error) => {
+            let _ = writeln!(report, "\x01{}", crate::error_chain(&error));
+            sys::exit_now(1)
+        }
+    };
+    drop(report);
+    let _ = sys::stdio_to_null();
+    let _ = std::env::set_current_dir("/");
+    if let Some(pid) = record.pid {
+        let _ = sys::wait_reaping(Pid::from_raw(pid));
+    }
+    if let Ok(now) = host.state.load(id) {
+        if (now.pid, now.start_time) == (record.pid, record.start_time) {
+            // Nothing to tell anyone: a failure leaves it for `husk delete`.
+            let _ = delete(host, id, false);
+        }
+    }
+    sys::exit_now(0)
 }
 
 /// `exec`: runs a process in a created or running container (runc's
@@ -843,6 +981,7 @@ fn claim(
     id: &ContainerId,
     bundle: &Path,
     spec: &spec::ContainerSpec,
+    image_root: Option<&Path>,
 ) -> Result<(Record, Option<Cgroup<HostFs>>), Error> {
     let rootless = host.euid != 0;
     if rootless && !spec.namespaces.contains(spec::NamespaceKind::User) {
@@ -877,6 +1016,7 @@ fn claim(
             .as_ref()
             .map(|p| p.relative().to_string_lossy().into_owned()),
         hooks: !(spec.hooks.poststart.is_empty() && spec.hooks.poststop.is_empty()),
+        image_root: image_root.map(Path::to_owned),
     };
     let made = host
         .state
@@ -1171,6 +1311,16 @@ impl fmt::Display for LifecycleError {
                 write!(f, "{} exists already: remove it first", path.display())
             }
             Self::WriteConfig { path, .. } => write!(f, "writing {}", path.display()),
+            // The reaper ran what this process would have: its error is the one to show.
+            Self::Reaper {
+                message: Some(message),
+                ..
+            } => f.write_str(message),
+            Self::Reaper { id, message: None } => write!(
+                f,
+                "container {}: its reaper ended before the container ran",
+                id.as_str()
+            ),
         }
     }
 }
@@ -1245,6 +1395,7 @@ mod tests {
             created: 0,
             cgroup: None,
             hooks: false,
+            image_root: None,
         }
     }
 

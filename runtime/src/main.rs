@@ -147,19 +147,11 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
                 pids.iter().for_each(|pid| println!("{pid}"));
             }
         }
-        Command::Delete { id, force } => lifecycle::delete(&host, id, *force)?,
-        Command::Run(args) if args.image.is_some() => return run_image(invocation, &host, args),
-        Command::Run(args) => {
-            return lifecycle::run(
-                &host,
-                &args.id,
-                &args.bundle,
-                args.pid_file.as_deref(),
-                args.detach,
-                args.console_socket.as_deref(),
-                args.init,
-            )
+        Command::Delete { id, force } => {
+            image::run::delete(&host, &Store::new(&invocation.data_dir), id, *force)?
         }
+        Command::Run(args) if args.image.is_some() => return run_image(invocation, &host, args),
+        Command::Run(args) => return run(&host, args, &args.bundle, None),
         Command::Exec(exec) => {
             // A container of --root first, as runc; else the daemon's.
             let root = match host.state.load(&exec.id) {
@@ -259,8 +251,29 @@ fn field_command(
     Ok(0)
 }
 
-/// `husk run --image`: the image's bundle made and its root mounted, the
-/// container run in the foreground, then its root unmounted and removed.
+/// `husk run`: in the foreground, or with -d (and --rm, through a reaper).
+fn run(
+    host: &Host,
+    args: &cli::RunArgs,
+    bundle: &Path,
+    image_root: Option<&Path>,
+) -> Result<u8, husk::Error> {
+    let settings = lifecycle::RunSettings {
+        pid_file: args.pid_file.as_deref(),
+        detach: args.detach,
+        console_socket: args.console_socket.as_deref(),
+        init: args.init,
+        image_root,
+    };
+    match args.detach && args.rm {
+        true => lifecycle::run_reaped(host, &args.id, bundle, &settings),
+        false => lifecycle::run(host, &args.id, bundle, &settings),
+    }
+}
+
+/// `husk run --image`: the image's bundle made and its root mounted, then
+/// the container run; its removal (at exit in the foreground, by `husk
+/// delete` or the reaper when detached) unmounts and removes the root.
 fn run_image(invocation: &Invocation, host: &Host, args: &cli::RunArgs) -> Result<u8, husk::Error> {
     let store = Store::new(&invocation.data_dir);
     let Some(name) = &args.image else {
@@ -269,19 +282,16 @@ fn run_image(invocation: &Invocation, host: &Host, args: &cli::RunArgs) -> Resul
     // Checked when the command line was parsed.
     let options = args.image_options().unwrap_or_default();
     let bundle = image::run::prepare(&store, name, &args.id, &args.command, &args.env, &options)?;
-    let status = lifecycle::run(
-        host,
-        &args.id,
-        &bundle,
-        args.pid_file.as_deref(),
-        false,
-        args.console_socket.as_deref(),
-        args.init,
-    );
-    let finished = image::run::finish(&store, &args.id);
-    let status = status?;
-    finished?;
-    Ok(status)
+    let status = run(host, args, &bundle, Some(&bundle));
+    if status.is_err() || !args.detach {
+        // Gone with the container already, unless the run failed before the
+        // container was recorded (its id taken by a bundle's container).
+        let finished = image::run::remove_root(&bundle);
+        let status = status?;
+        finished?;
+        return Ok(status);
+    }
+    status
 }
 
 fn image_command(store: &Store, command: &ImageCommand) -> Result<(), husk::Error> {

@@ -7,6 +7,10 @@
 //! <root>/<id>/exec.fifo     exists from create until start (see lifecycle.rs)
 //! ```
 //!
+//! A container of `husk run --image` also records its `image_root`, the
+//! directory under the data directory whose root it runs on, so that `delete`
+//! (of any husk, whatever its `--data-dir`) unmounts and removes it.
+//!
 //! A directory without `state.json` is a create that was interrupted before the
 //! record was first written; `delete --force` removes it.
 
@@ -61,6 +65,10 @@ pub struct Record {
     /// Whether its config has `poststart` or `poststop` hooks, so that `start`
     /// and `delete` read the config again only when they must.
     pub hooks: bool,
+    /// The image container directory (`<data-dir>/containers/<id>`) the
+    /// container owns, for `husk run --image`: its `rootfs` (an overlay mount
+    /// or a copy) is unmounted and the directory removed with the container.
+    pub image_root: Option<PathBuf>,
 }
 
 /// Why the state directory could not be used.
@@ -239,6 +247,7 @@ struct WireRecordOut<'a> {
     created: u64,
     cgroup: Option<&'a str>,
     hooks: bool,
+    image_root: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -256,6 +265,8 @@ struct WireRecordIn<'a> {
     #[serde(borrow)]
     cgroup: Option<EscapedStr<'a>>,
     hooks: Option<bool>,
+    #[serde(borrow)]
+    image_root: Option<EscapedStr<'a>>,
 }
 
 fn encode(record: &Record) -> Result<Vec<u8>, ()> {
@@ -269,6 +280,10 @@ fn encode(record: &Record) -> Result<Vec<u8>, ()> {
         created: record.created,
         cgroup: record.cgroup.as_deref(),
         hooks: record.hooks,
+        image_root: match &record.image_root {
+            Some(path) => Some(path.to_str().ok_or(())?),
+            None => None,
+        },
     };
     let mut buf = vec![0; MAX_STATE_BYTES];
     let len = serde_json_core::to_slice(&wire, &mut buf).map_err(drop)?;
@@ -297,6 +312,11 @@ pub fn decode(text: &[u8]) -> Result<Record, &'static str> {
         created: wire.created,
         cgroup: wire.cgroup.map(unescape).transpose()?,
         hooks: wire.hooks.unwrap_or(false),
+        image_root: wire
+            .image_root
+            .map(unescape)
+            .transpose()?
+            .map(PathBuf::from),
     })
 }
 
@@ -354,6 +374,7 @@ mod tests {
             created: 1_800_000_000,
             cgroup: Some("husk/web-1".into()),
             hooks: true,
+            image_root: Some(PathBuf::from("/var/lib/husk/containers/web-1")),
         }
     }
 
@@ -386,8 +407,23 @@ mod tests {
         let mut no_pid = rec.clone();
         no_pid.pid = None;
         no_pid.cgroup = None;
+        no_pid.image_root = None;
         dir.save(&no_pid).unwrap();
         assert_eq!(dir.load(&rec.id).unwrap(), no_pid);
+    }
+
+    #[test]
+    fn a_record_of_an_older_husk_has_no_image_root() {
+        let tmp = TempDir::new("state");
+        let dir = StateDir::new(tmp.path());
+        let id: ContainerId = "a".parse().unwrap();
+        dir.claim(&id).unwrap();
+        fs::write(
+            dir.dir(&id).join(STATE_FILE),
+            r#"{"version":1,"id":"a","bundle":"/b","rootfs":"/r","pid":1,"start_time":1,"created":1,"cgroup":null,"hooks":false}"#,
+        )
+        .unwrap();
+        assert_eq!(dir.load(&id).unwrap().image_root, None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Every system call husk makes, and all of its `unsafe` code.
 //!
 //! Calls go through nix; libc is used directly only where nix has no wrapper:
-//! `_exit(2)`, `fsetxattr(2)`, `seccomp(2)`, `bpf(2)`, `capset(2)`, the prctls `PR_SET_SECCOMP`,
+//! `_exit(2)`, `fsetxattr(2)`, `lgetxattr(2)`, `seccomp(2)`, `bpf(2)`, `capset(2)`, the prctls `PR_SET_SECCOMP`,
 //! `PR_CAPBSET_DROP` and `PR_CAP_AMBIENT`, and the terminal ioctls
 //! `TIOCSCTTY` and `TIOCSWINSZ`. Every result passes through `check`,
 //! which names the operation and the path or name it was applied to.
@@ -1462,6 +1462,94 @@ pub fn mount_overlay(target: &Path, options: &str) -> Result<(), SysError> {
         Some(options),
     );
     check("mount overlay", Some(target), result)
+}
+
+/// The value of extended attribute `name` of `path` (not following a final
+/// symbolic link), or `None` if it has none. At most 64 bytes are read: for
+/// markers such as `trusted.overlay.opaque`. libc directly: nix has no xattr calls.
+pub fn get_xattr(path: &Path, name: &CStr) -> Result<Option<Vec<u8>>, SysError> {
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| SysError::new("getxattr", Some(path), Errno::EINVAL))?;
+    let mut value = [0u8; 64];
+    // SAFETY: `c_path` and `name` are NUL-terminated and `value` is valid for
+    // `value.len()` bytes for the duration of the call; the kernel writes at
+    // most that many bytes and keeps no pointer.
+    let result = unsafe {
+        libc::lgetxattr(
+            c_path.as_ptr(),
+            name.as_ptr(),
+            value.as_mut_ptr().cast(),
+            value.len(),
+        )
+    };
+    match Errno::result(result) {
+        Ok(len) => Ok(Some(value[..len as usize].to_vec())),
+        Err(Errno::ENODATA | Errno::ENOTSUP) => Ok(None),
+        Err(errno) => Err(SysError::new("getxattr", Some(path), errno)),
+    }
+}
+
+/// Makes the node `path` (a device or fifo) with `mode` and device number
+/// `rdev` (as `st_rdev` gives it), whatever the umask.
+pub fn mknod(path: &Path, kind: NodeKind, rdev: u64, mode: u32) -> Result<(), SysError> {
+    let kind_flag = match kind {
+        NodeKind::Fifo => SFlag::S_IFIFO,
+        NodeKind::Char => SFlag::S_IFCHR,
+        NodeKind::Block => SFlag::S_IFBLK,
+    };
+    #[allow(
+        clippy::useless_conversion,
+        reason = "dev_t is u64 on most targets, u32 on some"
+    )]
+    let made = nix::sys::stat::mknod(path, kind_flag, Mode::empty(), rdev.try_into().unwrap_or(0));
+    check("mknod", Some(path), made)?;
+    io_check(
+        "chmod",
+        Some(path),
+        fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7777)),
+    )
+}
+
+/// Starts a new session with the calling process as its leader, without a
+/// controlling terminal: a terminal closing no longer sends it SIGHUP.
+pub fn new_session() -> Result<(), SysError> {
+    check("setsid", None, nix::unistd::setsid()).map(drop)
+}
+
+/// Points descriptors 0, 1 and 2 at `/dev/null` for good.
+pub fn stdio_to_null() -> Result<(), SysError> {
+    let null = Path::new("/dev/null");
+    let file = io_check(
+        "open",
+        Some(null),
+        File::options().read(true).write(true).open(null),
+    )?;
+    for target in 0..3 {
+        check(
+            "dup2",
+            Some(null),
+            nix::unistd::dup2(file.as_raw_fd(), target),
+        )?;
+    }
+    Ok(())
+}
+
+/// Waits until the child `pid` has ended, reaping every other child that
+/// ends meanwhile (a child subreaper inherits orphans), and returns its
+/// status as [`wait`] does; `None` if `pid` is not (or no longer) a child.
+pub fn wait_reaping(pid: Pid) -> Result<Option<u8>, SysError> {
+    loop {
+        match nix::sys::wait::waitpid(Pid::from_raw(-1), None) {
+            Ok(status) if status.pid() == Some(pid) => {
+                if let Some(code) = exit_code(status) {
+                    return Ok(Some(code));
+                }
+            }
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(Errno::ECHILD) => return Ok(None),
+            Err(errno) => return Err(SysError::new("waitpid", None, errno)),
+        }
+    }
 }
 
 /// Detaches the mount at `target`; nothing mounted there is not an error.

@@ -466,7 +466,7 @@ fn images_made_by_umoci_and_skopeo_import_and_their_layers_stack() {
     let out = run(&[
         "sh",
         "-c",
-        "test ! -e /etc/motd; cat /etc/issue; echo $GREETING; echo x > /written; cat /written; exit 3",
+        "set -e; test ! -e /etc/motd; cat /etc/issue; echo $GREETING; echo x > /written; cat /written; exit 3",
     ]);
     assert_eq!(
         out.status.code(),
@@ -547,5 +547,490 @@ fn a_full_disk_fails_the_import_and_keeps_the_images_there_were() {
     assert!(lines[1].starts_with("small:latest"), "{out}");
     assert_eq!(lines[2], "small", "the small image's layer is intact");
     assert_eq!(lines[3], "0", "nothing is left in tmp/");
+    fs::remove_dir_all(&work).unwrap();
+}
+
+/// A layer with busybox as `/bin/sh` (and `sleep`, `cat`, `ls`), then `extra`.
+fn busybox_layer(busybox: &[u8], extra: &[Entry<'_>]) -> Vec<u8> {
+    let mut entries = vec![
+        Entry {
+            path: "bin/",
+            kind: tar::EntryType::Directory,
+            mode: 0o755,
+            ..FILE
+        },
+        Entry {
+            path: "bin/busybox",
+            mode: 0o755,
+            data: busybox,
+            ..FILE
+        },
+    ];
+    for applet in ["bin/sh", "bin/sleep", "bin/cat", "bin/ls"] {
+        entries.push(Entry {
+            path: applet,
+            kind: tar::EntryType::Symlink,
+            link: "busybox",
+            mode: 0o777,
+            ..FILE
+        });
+    }
+    for e in extra {
+        entries.push(Entry { ..*e });
+    }
+    layer(&entries)
+}
+
+/// What a `husk` run left: exit code, stdout, stderr. Output goes through
+/// files, never pipes: a detached container keeps husk's descriptors.
+struct Ran {
+    code: Option<i32>,
+    out: String,
+    err: String,
+}
+
+fn husk_at(work: &Path, env: &[(&str, &str)], args: &[&str]) -> Ran {
+    let (out, err) = (work.join("husk.out"), work.join("husk.err"));
+    let status = Command::new(HUSK)
+        .arg("--data-dir")
+        .arg(work.join("data"))
+        .arg("--root")
+        .arg(work.join("state"))
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(fs::File::create(&out).unwrap())
+        .stderr(fs::File::create(&err).unwrap())
+        .status()
+        .unwrap();
+    Ran {
+        code: status.code(),
+        out: fs::read_to_string(&out).unwrap(),
+        err: fs::read_to_string(&err).unwrap(),
+    }
+}
+
+fn ok_at(work: &Path, env: &[(&str, &str)], args: &[&str]) -> String {
+    let ran = husk_at(work, env, args);
+    assert_eq!(ran.code, Some(0), "husk {args:?}: {}{}", ran.out, ran.err);
+    ran.out
+}
+
+/// The status `husk state` gives container `id`.
+fn status_of(work: &Path, id: &str) -> String {
+    let json = ok_at(work, &[], &["state", id]);
+    let at = json.find("\"status\":\"").unwrap() + 10;
+    json[at..at + json[at..].find('"').unwrap()].to_owned()
+}
+
+/// A container id no other test process uses (cgroups are the host's).
+fn unique(name: &str) -> String {
+    format!("husk-{name}-{}", std::process::id())
+}
+
+/// Waits up to 15 s for `done`.
+fn eventually(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..1500 {
+        if done() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("not within 15 s: {what}");
+}
+
+fn mounted(path: &Path) -> bool {
+    fs::read_to_string("/proc/self/mounts")
+        .unwrap()
+        .contains(path.to_str().unwrap())
+}
+
+/// A scratch dir with the image `img:latest` (busybox and `/etc/motd`)
+/// imported, or `None` after printing why the test is skipped.
+fn with_busybox_image(test: &str) -> Option<PathBuf> {
+    if !Path::new(BUSYBOX).exists() {
+        common::skip(test, "needs a static /bin/busybox (Debian: busybox-static)");
+        return None;
+    }
+    let work = scratch(test, &[])?;
+    let busybox = fs::read(BUSYBOX).unwrap();
+    let base = busybox_layer(
+        &busybox,
+        &[Entry {
+            path: "etc/motd",
+            data: b"hello",
+            ..FILE
+        }],
+    );
+    layout(&work.join("img"), &[base]);
+    ok_at(
+        &work,
+        &[],
+        &["image", "import", work.join("img").to_str().unwrap()],
+    );
+    Some(work)
+}
+
+#[test]
+fn run_image_detached_runs_until_delete_removes_its_root() {
+    const TEST: &str = "run_image_detached_runs_until_delete_removes_its_root";
+    let Some(work) = with_busybox_image(TEST) else {
+        return;
+    };
+    let [d1, d2, d3] = ["d1", "d2", "d3"].map(unique);
+    let data = work.join("data");
+    let overlay = fs::read_to_string("/proc/filesystems")
+        .unwrap()
+        .contains("\toverlay\n");
+    let dir = data.join(format!("containers/{d1}"));
+    ok_at(
+        &work,
+        &[],
+        &[
+            "run",
+            "--image",
+            "img",
+            "-d",
+            &d1,
+            "sh",
+            "-c",
+            "echo hi > /written; exec sleep 1000",
+        ],
+    );
+    assert_eq!(status_of(&work, &d1), "running");
+    let written = dir.join(if overlay {
+        "upper/written"
+    } else {
+        "rootfs/written"
+    });
+    eventually("the container writes to its root", || written.exists());
+    assert_eq!(mounted(&dir.join("rootfs")), overlay);
+
+    // The image is in use: not removed, its layers not pruned.
+    let rm = husk_at(&work, &[], &["image", "rm", "img"]);
+    assert_eq!(rm.code, Some(1));
+    assert_eq!(
+        rm.err,
+        format!("husk: image img:latest is in use by container {d1} ('husk delete {d1}' first)\n")
+    );
+    let layers = fs::read_dir(data.join("layers/sha256")).unwrap().count();
+    ok_at(&work, &[], &["image", "prune"]);
+    assert_eq!(
+        fs::read_dir(data.join("layers/sha256")).unwrap().count(),
+        layers
+    );
+
+    let refused = husk_at(&work, &[], &["delete", &d1]);
+    assert!(refused.err.contains("it is running"), "{}", refused.err);
+    ok_at(&work, &[], &["delete", "--force", &d1]);
+    assert!(!dir.exists(), "the writable layer is left");
+    assert!(!mounted(&dir), "the overlay is left");
+    assert!(!work.join(format!("state/{d1}")).exists());
+
+    // One that exits is left stopped with its changes until `delete`.
+    ok_at(
+        &work,
+        &[],
+        &[
+            "run",
+            "--image",
+            "img",
+            "-d",
+            &d2,
+            "sh",
+            "-c",
+            "echo x > /x",
+        ],
+    );
+    eventually("d2 stops", || status_of(&work, &d2) == "stopped");
+    assert!(data.join(format!("containers/{d2}")).exists());
+    ok_at(&work, &[], &["delete", &d2]);
+    assert!(!data.join(format!("containers/{d2}")).exists());
+    assert!(!mounted(&data.join(format!("containers/{d2}"))));
+
+    // After a reboot (the state directory, the mount and the cgroup gone),
+    // `delete --force` removes what is left under the data directory.
+    ok_at(
+        &work,
+        &[],
+        &["run", "--image", "img", "-d", &d3, "sleep", "1000"],
+    );
+    let record = fs::read_to_string(work.join(format!("state/{d3}/state.json"))).unwrap();
+    assert!(
+        record.contains(&format!(
+            "\"image_root\":\"{}\"",
+            data.join(format!("containers/{d3}")).display()
+        )),
+        "{record}"
+    );
+    ok_at(&work, &[], &["kill", &d3, "KILL"]);
+    eventually("d3 stops", || status_of(&work, &d3) == "stopped");
+    if let Some(at) = record.find("\"cgroup\":\"") {
+        let cgroup = &record[at + 10..];
+        let cgroup = &cgroup[..cgroup.find('"').unwrap()];
+        // Where husk looks for cgroup v2: pure, then a hybrid's unified part.
+        let root = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+            .into_iter()
+            .find(|r| Path::new(r).join("cgroup.controllers").exists())
+            .unwrap();
+        fs::remove_dir(Path::new(root).join(cgroup)).unwrap();
+    }
+    let rootfs = data.join(format!("containers/{d3}/rootfs"));
+    if mounted(&rootfs) {
+        nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    }
+    fs::remove_dir_all(work.join(format!("state/{d3}"))).unwrap();
+    let gone = husk_at(&work, &[], &["delete", &d3]);
+    assert_eq!(gone.code, Some(1), "{}", gone.err);
+    ok_at(&work, &[], &["image", "prune"]);
+    assert_eq!(
+        fs::read_dir(data.join("layers/sha256")).unwrap().count(),
+        layers
+    );
+    ok_at(&work, &[], &["delete", "--force", &d3]);
+    assert!(!data.join(format!("containers/{d3}")).exists());
+    ok_at(&work, &[], &["image", "rm", "img"]);
+    fs::remove_dir_all(&work).unwrap();
+}
+
+#[test]
+fn run_image_detached_with_rm_is_removed_by_its_reaper_when_it_exits() {
+    const TEST: &str = "run_image_detached_with_rm_is_removed_by_its_reaper_when_it_exits";
+    let Some(work) = with_busybox_image(TEST) else {
+        return;
+    };
+    let [r1, r2, r3] = ["r1", "r2", "r3"].map(unique);
+    let data = work.join("data");
+    let dir = data.join(format!("containers/{r1}"));
+    let started = std::time::Instant::now();
+    ok_at(
+        &work,
+        &[],
+        &["run", "--image", "img", "-d", "--rm", &r1, "sleep", "2"],
+    );
+    assert!(
+        started.elapsed().as_secs() < 2,
+        "run -d waited for the container"
+    );
+    assert_eq!(status_of(&work, &r1), "running");
+    // The reaper is the init's parent, in a session of its own, its output
+    // on /dev/null: closing the caller's terminal does not end it.
+    let record = fs::read_to_string(work.join(format!("state/{r1}/state.json"))).unwrap();
+    let pid = &record[record.find("\"pid\":").unwrap() + 6..];
+    let pid = &pid[..pid.find(',').unwrap()];
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let reaper = fields[1];
+    let reaper_stat = fs::read_to_string(format!("/proc/{reaper}/stat")).unwrap();
+    let reaper_fields: Vec<&str> = reaper_stat[reaper_stat.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .collect();
+    assert_eq!(reaper_fields[3], reaper, "the reaper leads its session");
+    eventually("the reaper's output goes to /dev/null", || {
+        fs::read_link(format!("/proc/{reaper}/fd/1")).unwrap() == Path::new("/dev/null")
+    });
+    eventually("the reaper removes r1", || {
+        !dir.exists() && !work.join(format!("state/{r1}")).exists()
+    });
+    assert!(!mounted(&dir));
+    assert_eq!(ok_at(&work, &[], &["list", "-q"]), "");
+
+    // A relative --data-dir: the reaper, in /, still finds the root to remove.
+    let r4 = unique("r4");
+    let status = Command::new(HUSK)
+        .current_dir(&work)
+        .args([
+            "--data-dir",
+            "data",
+            "--root",
+            "state",
+            "run",
+            "--image",
+            "img",
+        ])
+        .args(["-d", "--rm", &r4, "sleep", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let record = fs::read_to_string(work.join(format!("state/{r4}/state.json"))).unwrap();
+    assert!(
+        record.contains(&format!(
+            "\"image_root\":\"{}\"",
+            data.join(format!("containers/{r4}")).display()
+        )),
+        "{record}"
+    );
+    eventually("the reaper removes r4", || {
+        !data.join(format!("containers/{r4}")).exists()
+            && !work.join(format!("state/{r4}")).exists()
+    });
+
+    // A container that cannot start: the reaper's error is husk's, nothing left.
+    let failed = husk_at(
+        &work,
+        &[],
+        &["run", "--image", "img", "-d", "--rm", &r2, "/nope"],
+    );
+    assert_eq!(failed.code, Some(1));
+    assert!(
+        failed.err.starts_with("husk: ") && failed.err.contains("/nope"),
+        "{}",
+        failed.err
+    );
+    assert_eq!(failed.err.lines().count(), 1, "{}", failed.err);
+    assert!(!data.join(format!("containers/{r2}")).exists());
+    assert!(!work.join(format!("state/{r2}")).exists());
+
+    // Foreground runs are removed at exit, --rm or not.
+    for rm in [&["--rm"][..], &[]] {
+        let mut args = vec!["run", "--image", "img"];
+        args.extend(rm);
+        args.extend([&r3, "sh", "-c", "cat /etc/motd; exit 4"]);
+        let ran = husk_at(&work, &[], &args);
+        assert_eq!(
+            (ran.code, ran.out.as_str()),
+            (Some(4), "hello"),
+            "{}",
+            ran.err
+        );
+        assert!(!data.join(format!("containers/{r3}")).exists());
+        assert!(!work.join(format!("state/{r3}")).exists());
+    }
+    fs::remove_dir_all(&work).unwrap();
+}
+
+#[test]
+fn the_copy_fallback_runs_a_layered_image_with_whiteouts() {
+    const TEST: &str = "the_copy_fallback_runs_a_layered_image_with_whiteouts";
+    if !Path::new(BUSYBOX).exists() {
+        common::skip(TEST, "needs a static /bin/busybox (Debian: busybox-static)");
+        return;
+    }
+    let Some(work) = scratch(TEST, &[]) else {
+        return;
+    };
+    let busybox = fs::read(BUSYBOX).unwrap();
+    let base = busybox_layer(
+        &busybox,
+        &[
+            Entry {
+                path: "etc/motd",
+                data: b"gone",
+                ..FILE
+            },
+            Entry {
+                path: "etc/kept",
+                data: b"kept",
+                ..FILE
+            },
+            Entry {
+                path: "d/hidden",
+                data: b"lower",
+                ..FILE
+            },
+            Entry {
+                path: "home/",
+                kind: tar::EntryType::Directory,
+                mode: 0o750,
+                owner: (1002, 1003),
+                ..FILE
+            },
+            Entry {
+                path: "home/user",
+                mode: 0o640,
+                owner: (1000, 1001),
+                data: b"mine",
+                ..FILE
+            },
+        ],
+    );
+    let top = layer(&[
+        Entry {
+            path: "etc/.wh.motd",
+            ..FILE
+        },
+        Entry {
+            path: "etc/issue",
+            data: b"new",
+            ..FILE
+        },
+        Entry {
+            path: "d/.wh..wh..opq",
+            ..FILE
+        },
+        Entry {
+            path: "d/new",
+            data: b"upper",
+            ..FILE
+        },
+        Entry {
+            path: "bin/.wh.ls",
+            ..FILE
+        },
+    ]);
+    layout(&work.join("layered"), &[base, top]);
+    ok_at(
+        &work,
+        &[],
+        &["image", "import", work.join("layered").to_str().unwrap()],
+    );
+    let [f1, f2, f3] = ["f1", "f2", "f3"].map(unique);
+    let data = work.join("data");
+    let copy = [("HUSK_IMAGE_ROOT", "copy")];
+    let script =
+        "set -e; test ! -e /etc/motd; test ! -e /bin/ls; cd /d; echo *; cat /etc/kept /etc/issue; \
+                  echo; stat -c '%u:%g %a' /home /home/user 2>/dev/null || \
+                  busybox stat -c '%u:%g %a' /home /home/user; echo w > /w; cat /w";
+    let ran = husk_at(
+        &work,
+        &copy,
+        &["run", "--image", "layered", &f1, "sh", "-c", script],
+    );
+    assert_eq!(ran.code, Some(0), "{}{}", ran.out, ran.err);
+    assert_eq!(ran.out, "new\nkeptnew\n1002:1003 750\n1000:1001 640\nw\n");
+    assert!(
+        ran.err.starts_with(&format!(
+            "husk: warning: HUSK_IMAGE_ROOT=copy: the root of {f1} is a copy of its 2 layers ("
+        )),
+        "{}",
+        ran.err
+    );
+    assert_eq!(ran.err.lines().count(), 1, "{}", ran.err);
+    assert_eq!(fs::read_dir(data.join("containers")).unwrap().count(), 0);
+    // The layers are as they were: the copy took the writes.
+    for root in layer_roots(&data, "layered:latest") {
+        assert!(!root.join("w").exists());
+    }
+    assert_eq!(
+        fs::read_to_string(layer_roots(&data, "layered:latest")[0].join("etc/motd")).unwrap(),
+        "gone"
+    );
+
+    // Detached: a plain directory, no mount; delete removes it.
+    ok_at(
+        &work,
+        &copy,
+        &["run", "--image", "layered", "-d", &f2, "sleep", "1000"],
+    );
+    assert!(data
+        .join(format!("containers/{f2}/rootfs/bin/busybox"))
+        .exists());
+    assert!(!mounted(&data.join(format!("containers/{f2}"))));
+    ok_at(&work, &[], &["delete", "--force", &f2]);
+    assert!(!data.join(format!("containers/{f2}")).exists());
+
+    // An unknown setting is refused, leaving nothing.
+    let bad = husk_at(
+        &work,
+        &[("HUSK_IMAGE_ROOT", "bind")],
+        &["run", "--image", "layered", &f3, "true"],
+    );
+    assert_eq!(
+        bad.err,
+        "husk: HUSK_IMAGE_ROOT is overlay, copy or auto, not \"bind\"\n"
+    );
+    assert_eq!(fs::read_dir(data.join("containers")).unwrap().count(), 0);
     fs::remove_dir_all(&work).unwrap();
 }

@@ -479,6 +479,7 @@ fn gather_reads_each_running_containers_cgroup() {
             created: 1,
             cgroup: Some("husk/web".to_owned()),
             hooks: false,
+            image_root: None,
         })
         .unwrap();
     let sources = Sources {

@@ -9,6 +9,7 @@
 
 pub mod extract;
 pub mod oci;
+pub mod root;
 pub mod run;
 pub mod store;
 
@@ -148,6 +149,15 @@ pub enum ImageError {
     NoName,
     /// No image has this name.
     NotFound(ImageName),
+    /// A container runs on the image (or was left by one): `husk image rm` refuses.
+    InUse {
+        /// The image.
+        name: ImageName,
+        /// The container.
+        container: String,
+    },
+    /// `HUSK_IMAGE_ROOT` has a value husk does not know.
+    RootPolicy(String),
 }
 
 impl fmt::Display for ImageError {
@@ -163,6 +173,15 @@ impl fmt::Display for ImageError {
             ),
             Self::NoName => f.write_str("the image has no name: give --name NAME[:TAG]"),
             Self::NotFound(name) => write!(f, "no image {name}"),
+            Self::InUse { name, container } => write!(
+                f,
+                "image {name} is in use by container {container} ('husk delete {container}' first)"
+            ),
+            Self::RootPolicy(value) => write!(
+                f,
+                "{} is overlay, copy or auto, not {value:?}",
+                root::ROOT_ENV
+            ),
         }
     }
 }
@@ -293,6 +312,7 @@ pub fn list(store: &Store) -> Result<Vec<ImageRecord>, ImageError> {
 }
 
 /// `husk image rm`: forgets the image `name`; its layers stay until `prune`.
+/// Refused while a container of it exists (and no other name has it).
 pub fn remove(store: &Store, name: &ImageName) -> Result<ImageRecord, ImageError> {
     let lock = store.lock()?;
     let mut images = store.images()?;
@@ -300,6 +320,18 @@ pub fn remove(store: &Store, name: &ImageName) -> Result<ImageRecord, ImageError
         return Err(ImageError::NotFound(name.clone()));
     };
     let removed = images.remove(at);
+    // Another name of the same image keeps what a container needs.
+    if !images.iter().any(|i| i.id == removed.id) {
+        if let Some(user) = run::container_refs(store)?
+            .into_iter()
+            .find(|c| c.config == Some(removed.id))
+        {
+            return Err(ImageError::InUse {
+                name: name.clone(),
+                container: user.id,
+            });
+        }
+    }
     store.save_images(&lock, &images)?;
     Ok(removed)
 }
@@ -341,8 +373,11 @@ pub fn prune(store: &Store) -> Result<Pruned, ImageError> {
     let lock = store.lock()?;
     let images = store.images()?;
     let mut layers: BTreeSet<Digest> = images.iter().flat_map(|i| i.layers.clone()).collect();
-    layers.extend(run::container_layers(store)?);
-    let blobs: BTreeSet<Digest> = images.iter().flat_map(|i| [i.id, i.manifest]).collect();
+    let mut blobs: BTreeSet<Digest> = images.iter().flat_map(|i| [i.id, i.manifest]).collect();
+    for container in run::container_refs(store)? {
+        layers.extend(container.layers);
+        blobs.extend(container.config);
+    }
     let mut pruned = Pruned::default();
     for layer in store.layers()? {
         if !layers.contains(&layer) {

@@ -117,6 +117,41 @@ fn prune_keeps_the_layers_of_running_containers() {
 }
 
 #[test]
+fn an_image_a_container_runs_is_not_removed_and_its_config_not_pruned() {
+    let tmp = TempDir::new("rm-in-use");
+    let store = two_images(&tmp);
+    let web = list(&store).unwrap().remove(1);
+    let dir = store.root().join("containers/c1");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("image"), format!("{}\n", web.id)).unwrap();
+    let layers: String = web.layers.iter().map(|l| format!("{l}\n")).collect();
+    fs::write(dir.join("layers"), layers).unwrap();
+    assert_eq!(
+        remove(&store, &web.name).unwrap_err().to_string(),
+        "image web:1.0 is in use by container c1 ('husk delete c1' first)"
+    );
+    assert!(list(&store).unwrap().iter().any(|i| i.name == web.name));
+    // A second name of the same image can go: the first still holds it.
+    let mut images = store.images().unwrap();
+    let mut alias = web.clone();
+    alias.name = ImageName::parse("web:alias").unwrap();
+    images.push(alias.clone());
+    store.save_images(&store.lock().unwrap(), &images).unwrap();
+    remove(&store, &alias.name).unwrap();
+    // The container keeps its config when no image does: prune leaves it.
+    let refs = run::container_refs(&store).unwrap();
+    assert_eq!(refs.len(), 1);
+    assert_eq!(refs[0].config, Some(web.id));
+    fs::remove_file(dir.join("image")).unwrap();
+    remove(&store, &web.name).unwrap();
+    fs::write(dir.join("image"), format!("{}\n", web.id)).unwrap();
+    let pruned = prune(&store).unwrap();
+    assert!(pruned.layers.is_empty(), "{pruned}");
+    assert!(store.blobs().unwrap().contains(&web.id));
+    assert!(!store.blobs().unwrap().contains(&web.manifest));
+}
+
+#[test]
 fn ls_fits_80_columns_and_json_lists_every_image() {
     let tmp = TempDir::new("ls");
     let store = two_images(&tmp);
