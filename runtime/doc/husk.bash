@@ -56,7 +56,7 @@ _husk_words() {
         "image rm") words="--help" ;;
         "image prune") words="--help" ;;
         "image df") words="--help" ;;
-        "daemon") words="status --data-dir --log-max-bytes --log-files --group --help" ;;
+        "daemon") words="status --data-dir --log-max-bytes --log-files --group --read-group --help" ;;
         "daemon status") words="--data-dir --json --help" ;;
         "logs") words="--data-dir -f --follow --tail --since -t --timestamps --help"; containers=1 ;;
         "check") words="--board --json --help" ;;

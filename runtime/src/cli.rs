@@ -520,6 +520,10 @@ struct DaemonArgs {
     /// group that may use the control socket (stop, start, restart) besides root
     #[argh(option)]
     group: Option<String>,
+    /// group that may read the device's state (status, ps, logs, inspect,
+    /// update status, config show) besides root
+    #[argh(option)]
+    read_group: Option<String>,
     #[argh(subcommand)]
     command: Option<DaemonSubcommand>,
 }
@@ -1431,6 +1435,7 @@ fn daemon_command(
         data_dir: data_dir(args.data_dir),
         log_limits: LogLimits { max_bytes, rotated },
         group: args.group,
+        read_group: args.read_group,
     }))
 }
 
@@ -2127,6 +2132,7 @@ mod tests {
                 data_dir: PathBuf::from("/var/lib/husk"),
                 log_limits: LogLimits::default(),
                 group: None,
+                read_group: None,
             })
         );
         assert_eq!(
@@ -2146,6 +2152,7 @@ mod tests {
                     rotated: 0
                 },
                 group: None,
+                read_group: None,
             })
         );
         assert_eq!(

@@ -21,7 +21,8 @@ pub enum Durability {
 }
 
 /// Replaces `path` with `data` through the temporary file `tmp` (in the same
-/// directory), mode 0600. On error the temporary file is removed and `path`
+/// directory), mode 0640 (the group: root's, or the one `husk daemon
+/// --read-group` gave the directory). On error the temporary file is removed and `path`
 /// is as it was.
 pub fn replace(path: &Path, tmp: &Path, data: &[u8], durability: Durability) -> io::Result<()> {
     let write = || -> io::Result<()> {
@@ -29,7 +30,7 @@ pub fn replace(path: &Path, tmp: &Path, data: &[u8], durability: Durability) -> 
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(0o600)
+            .mode(0o640)
             .open(tmp)?;
         file.write_all(data)?;
         if durability != Durability::None {

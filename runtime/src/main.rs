@@ -71,10 +71,22 @@ fn execute(invocation: &Invocation) -> Result<u8, husk::Error> {
     }
     let root = match &invocation.root {
         Some(root) => root.clone(),
-        None => state::default_root(
-            husk::sys::effective_uid(),
-            std::env::var_os("XDG_RUNTIME_DIR").as_deref(),
-        )?,
+        None => match &invocation.command {
+            // The read-only views look at the daemon of the data directory,
+            // whoever asks (root, or its --read-group): the state directory
+            // its status names, else the system's.
+            Command::Field { data_dir, .. } | Command::Config { data_dir, .. } => {
+                use husk::daemon::status::{DaemonStatus, STATUS_FILE};
+                DaemonStatus::read(&data_dir.join(STATUS_FILE))
+                    .ok()
+                    .and_then(|status| status.root)
+                    .unwrap_or_else(|| state::DEFAULT_ROOT.into())
+            }
+            _ => state::default_root(
+                husk::sys::effective_uid(),
+                std::env::var_os("XDG_RUNTIME_DIR").as_deref(),
+            )?,
+        },
     };
     let host = Host::new(&root);
     match &invocation.command {

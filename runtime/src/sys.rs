@@ -1334,6 +1334,36 @@ pub fn fchmod(fd: BorrowedFd<'_>, mode: u32, shown: &Path) -> Result<(), SysErro
     check("chmod", Some(shown), result)
 }
 
+/// Lets group `gid` read `path`, which must not be a symbolic link: its
+/// group becomes `gid`, and its mode gains group read (a file) or group
+/// read, search and setgid (a directory, so that what is made in it later
+/// gets the group too).
+pub fn share_with_group(path: &Path, gid: u32) -> Result<(), SysError> {
+    let result = nix::unistd::fchownat(
+        None,
+        path,
+        None,
+        Some(Gid::from_raw(gid)),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    );
+    check("chown", Some(path), result)?;
+    let stat = check("lstat", Some(path), nix::sys::stat::lstat(path))?;
+    let add: nix::libc::mode_t =
+        match SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits()) {
+            SFlag::S_IFDIR => 0o2050,
+            SFlag::S_IFREG => 0o040,
+            _ => return Ok(()),
+        };
+    let mode = Mode::from_bits_truncate((stat.st_mode & 0o7777) | add);
+    let result = nix::sys::stat::fchmodat(
+        None,
+        path,
+        mode,
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    );
+    check("chmod", Some(path), result)
+}
+
 /// Sets the owner of `name` in `dir`, of a symbolic link itself.
 pub fn chown_at(
     dir: BorrowedFd<'_>,

@@ -30,6 +30,11 @@ struct World {
 
 impl World {
     fn new(test: &str, entries: &[&str]) -> Option<Self> {
+        Self::with_daemon_args(test, entries, &[])
+    }
+
+    /// As `new`, with more options for `husk daemon`.
+    fn with_daemon_args(test: &str, entries: &[&str], extra: &[&str]) -> Option<Self> {
         if !common::root_with_busybox(test) {
             return None;
         }
@@ -65,6 +70,7 @@ impl World {
             .arg("daemon")
             .arg("--data-dir")
             .arg(dir.join("data"))
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -614,4 +620,84 @@ fn config_check_exits_2_on_a_bad_file_and_show_still_shows() {
         "{out:?}"
     );
     let _ = fs::remove_dir_all(&dir);
+}
+
+/// `husk daemon --read-group users`: an account in that group reads the
+/// device's state (status, ps, logs, update status) without root; one
+/// outside it is told who may; neither may change anything.
+#[test]
+fn a_read_group_reads_the_state_and_others_are_told_who_may() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(users) = nix::unistd::Group::from_name("users").ok().flatten() else {
+        eprintln!("SKIP a_read_group_reads_the_state: no group named users");
+        return;
+    };
+    let nobody = 65534;
+    let users = users.gid.as_raw();
+    let probe = Command::new(HUSK)
+        .arg("--version")
+        .uid(nobody)
+        .gid(users)
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIP a_read_group_reads_the_state: uid {nobody} cannot run {HUSK}");
+        return;
+    }
+    let Some(world) = World::with_daemon_args(
+        "readgroup",
+        &[
+            r#"{"name": "rg", "args": ["sh", "-c", "echo hello; exec sleep 1000"], "stopTimeout": "1s"}"#,
+        ],
+        &["--read-group", "users"],
+    ) else {
+        return;
+    };
+    world.wait_running(1);
+    let data = world.dir.join("data");
+    let status = fs::metadata(data.join("status.json")).unwrap();
+    assert_eq!((status.mode() & 0o777, status.gid()), (0o640, users));
+    let as_user = |gid: u32, args: &[&str]| {
+        Command::new(HUSK)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .uid(nobody)
+            .gid(gid)
+            .output()
+            .unwrap()
+    };
+    // In the group: the read-only views work, with the daemon's state root.
+    let out = as_user(users, &["status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("rg "), "{}", text(&out));
+    let out = as_user(users, &["ps", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("\"name\":\"rg\""), "{}", text(&out));
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let out = as_user(users, &["logs", "rg"]);
+        if out.status.success() && text(&out) == "hello\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", text(&out));
+        sleep(Duration::from_millis(50));
+    }
+    // Outside it: one line saying who may.
+    let out = as_user(nobody, &["ps"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("--read-group"), "{said}");
+    assert_eq!(said.trim_end().lines().count(), 1, "{said}");
+    // Reading is not changing: stop is still root's (and --group's).
+    let out = Command::new(HUSK)
+        .arg("--root")
+        .arg(world.dir.join("state"))
+        .args(["stop", "rg"])
+        .uid(nobody)
+        .gid(users)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("needs root"), "{said}");
 }

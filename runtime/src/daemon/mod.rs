@@ -22,6 +22,7 @@ pub mod agent;
 pub mod control;
 pub mod desired;
 pub mod logs;
+pub mod readers;
 pub mod status;
 pub mod supervisor;
 
@@ -72,6 +73,8 @@ pub struct Options {
     pub log_limits: LogLimits,
     /// The group of the control socket (`--group`), besides root.
     pub group: Option<String>,
+    /// The group that may read the device's state (`--read-group`).
+    pub read_group: Option<String>,
 }
 
 /// Why the daemon stopped or refused to start.
@@ -136,20 +139,25 @@ pub enum DaemonError {
 pub fn run(host: &Host, options: &Options) -> Result<u8, Error> {
     let desired_path = options.data_dir.join(DESIRED_FILE);
     let desired = desired::load(&desired_path).map_err(DaemonError::Desired)?;
-    let gid = match &options.group {
-        None => None,
-        Some(name) => Some(
-            sys::group_id(name)
-                .map_err(sys_error("look the --group up"))?
-                .ok_or_else(|| {
-                    DaemonError::Control(control::ControlError::NoGroup(name.clone()))
-                })?,
-        ),
+    let group = |name: &Option<String>, op| -> Result<Option<u32>, Error> {
+        let Some(name) = name else { return Ok(None) };
+        let gid = sys::group_id(name)
+            .map_err(sys_error(op))?
+            .ok_or_else(|| DaemonError::Control(control::ControlError::NoGroup(name.clone())))?;
+        Ok(Some(gid))
     };
+    let gid = group(&options.group, "look the --group up")?;
+    let read_gid = group(&options.read_group, "look the --read-group up")?;
     fs::create_dir_all(&options.data_dir).map_err(|source| DaemonError::DataDir {
         path: options.data_dir.clone(),
         source,
     })?;
+    if let Some(gid) = read_gid {
+        // Supervision matters more: the containers run even if this fails.
+        if let Err(e) = readers::grant(&options.data_dir, gid) {
+            say(&format!("--read-group: {}", crate::error_chain(&e)));
+        }
+    }
     let lock_path = options.data_dir.join(LOCK_FILE);
     let lock_file = File::options()
         .write(true)

@@ -346,6 +346,15 @@ fn truncate(text: &str, max: usize) -> &str {
 impl fmt::Display for StatusError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Read { path, source }
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                write!(
+                    f,
+                    "reading {} (root and husk daemon --read-group only)",
+                    path.display()
+                )
+            }
             Self::Read { path, .. } => write!(
                 f,
                 "reading {} (is husk daemon running with this --data-dir?)",
