@@ -701,3 +701,46 @@ fn a_read_group_reads_the_state_and_others_are_told_who_may() {
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains("needs root"), "{said}");
 }
+
+/// `husk status` asks whether a daemon runs by taking its lock for a
+/// moment; a daemon starting in that moment waits for it instead of giving
+/// up as if another daemon ran (a power-cut run met exactly that).
+#[test]
+fn a_daemon_starting_while_its_lock_is_probed_still_starts() {
+    if !common::root_with_busybox("lockprobe") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("husk-field-{}-lockprobe", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(dir.join("data")).unwrap();
+    fs::write(dir.join("data/desired.json"), r#"{"containers": []}"#).unwrap();
+    // A prober holding the lock for 300 ms.
+    let lock = fs::File::create(dir.join("data/daemon.lock")).unwrap();
+    let held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).unwrap();
+    let mut daemon = Command::new(HUSK)
+        .arg("--root")
+        .arg(dir.join("state"))
+        .args(["daemon", "--data-dir"])
+        .arg(dir.join("data"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(300));
+    drop(held);
+    let deadline = Instant::now() + TIMEOUT;
+    while !dir.join("data/status.json").exists() {
+        if let Some(status) = daemon.try_wait().unwrap() {
+            let mut said = String::new();
+            std::io::Read::read_to_string(daemon.stderr.as_mut().unwrap(), &mut said).unwrap();
+            panic!("the daemon gave up ({status}): {said}");
+        }
+        assert!(Instant::now() < deadline, "the daemon never published");
+        sleep(Duration::from_millis(20));
+    }
+    let pid = nix::unistd::Pid::from_raw(daemon.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(daemon.wait().unwrap().success());
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -168,9 +168,7 @@ pub fn run(host: &Host, options: &Options) -> Result<u8, Error> {
             path: lock_path.clone(),
             source,
         })?;
-    let _lock = sys::try_lock(lock_file, &lock_path)
-        .map_err(sys_error("lock the data directory"))?
-        .ok_or(DaemonError::Running { lock: lock_path })?;
+    let _lock = lock_data_dir(lock_file, &lock_path)?;
     let mut signals = SigSet::empty();
     for signal in [
         Signal::SIGCHLD,
@@ -1079,6 +1077,39 @@ pub fn supervised_root(
         });
     }
     Ok(Some(status.root.unwrap_or_else(|| root.to_owned())))
+}
+
+/// How long the daemon tries for its lock: `husk status` and `husk update
+/// apply` ask whether a daemon runs by taking it for a moment when it is
+/// free, and a daemon starting in that moment must not take them for
+/// another daemon (the power-cut runs met that: the daemon gave up).
+const LOCK_TRIES: u32 = 40;
+const LOCK_RETRY: Duration = Duration::from_millis(25);
+
+/// The data directory's lock, held for the daemon's life.
+fn lock_data_dir(file: File, path: &Path) -> Result<sys::FileLock, Error> {
+    let mut file = file;
+    for _ in 1..LOCK_TRIES {
+        let retry = file.try_clone().map_err(|source| DaemonError::DataDir {
+            path: path.to_owned(),
+            source,
+        })?;
+        if let Some(lock) =
+            sys::try_lock(file, path).map_err(sys_error("lock the data directory"))?
+        {
+            return Ok(lock);
+        }
+        std::thread::sleep(LOCK_RETRY);
+        file = retry;
+    }
+    sys::try_lock(file, path)
+        .map_err(sys_error("lock the data directory"))?
+        .ok_or_else(|| {
+            DaemonError::Running {
+                lock: path.to_owned(),
+            }
+            .into()
+        })
 }
 
 /// Tells the daemon of `data_dir`, if one runs, to read its desired state
