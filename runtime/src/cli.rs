@@ -684,7 +684,8 @@ pub struct CreateArgs {
 overlay of the image's layers and a writable layer (where overlayfs is
 missing, a copy of the layers: HUSK_IMAGE_ROOT=copy forces it, =overlay
 forbids it), its process the image's Entrypoint and Cmd (or COMMAND), Env
-(and --env), WorkingDir and numeric User.
+(and --env), WorkingDir and numeric User. 'husk run --name N [OPTIONS]
+IMAGE [COMMAND...]' is 'husk run --image IMAGE [OPTIONS] N [COMMAND...]'.
 
 As runc's run, a container run in the foreground is removed when it exits,
 writable layer included (--rm says so and changes nothing). With -d it is
@@ -1051,6 +1052,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
                 .map_err(|arg| usage(&format!("argument {arg:?} is not valid UTF-8")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let args = run_name(args)?;
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let husk = Husk::from_args(&["husk"], &args).map_err(|exit| match exit.status {
         Ok(()) => EarlyExit::Help(wrap_usage(&exit.output)),
@@ -1183,6 +1185,87 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Ear
         log: husk.log.map(|path| (path, log_format)),
         command,
     })
+}
+
+/// Global options that take a value (before the command).
+const GLOBAL_VALUES: [&str; 4] = ["--root", "--log", "--log-format", "--data-dir"];
+/// Options of `run` that take a value.
+const RUN_VALUES: [&str; 13] = [
+    "--image",
+    "-e",
+    "--env",
+    "-v",
+    "--volume",
+    "--memory",
+    "--cpus",
+    "--pids-limit",
+    "--net",
+    "-b",
+    "--bundle",
+    "--pid-file",
+    "--console-socket",
+];
+
+/// `husk run --name N [--image] IMAGE [CMD...]`, the form of docker and of
+/// the images issue, rewritten into husk's own `run --image IMAGE N
+/// [CMD...]` before parsing: with `--name`, the first positional is the
+/// image (unless `--image` names it) and the rest the command. Without
+/// `--name`, `run ID` keeps runc's contract.
+fn run_name(args: Vec<String>) -> Result<Vec<String>, EarlyExit> {
+    let mut at = 0;
+    while at < args.len() && args[at].starts_with('-') {
+        at += if GLOBAL_VALUES.contains(&args[at].as_str()) {
+            2
+        } else {
+            1
+        };
+    }
+    if args.get(at).map(String::as_str) != Some("run") {
+        return Ok(args);
+    }
+    let (head, rest) = args.split_at(at + 1);
+    let mut options = Vec::new();
+    let mut name = None;
+    let mut image = false;
+    let mut i = 0;
+    while i < rest.len() && rest[i].starts_with('-') && rest[i] != "--" {
+        let arg = &rest[i];
+        if arg == "--name" {
+            let value = rest
+                .get(i + 1)
+                .ok_or_else(|| usage("run: --name needs a value"))?;
+            name = Some(value.clone());
+            i += 2;
+            continue;
+        }
+        image |= arg == "--image";
+        let takes = RUN_VALUES.contains(&arg.as_str());
+        options.push(arg.clone());
+        if takes {
+            options.extend(rest.get(i + 1).cloned());
+            i += 1;
+        }
+        i += 1;
+    }
+    let Some(name) = name else {
+        return Ok(args);
+    };
+    let mut positional = rest[i..].iter().skip_while(|a| *a == "--").cloned();
+    let mut out = head.to_vec();
+    out.extend(options);
+    if !image {
+        let image = positional
+            .next()
+            .ok_or_else(|| usage("run: --name NAME needs an IMAGE after the options"))?;
+        out.extend(["--image".to_owned(), image]);
+    }
+    out.push(name);
+    let command: Vec<String> = positional.collect();
+    if !command.is_empty() {
+        out.push("--".to_owned());
+        out.extend(command);
+    }
+    Ok(out)
 }
 
 /// `run`: `--image` with its own flags, or a bundle.
@@ -1735,6 +1818,43 @@ mod tests {
         };
         assert!(run.detach && run.rm);
         assert_eq!(run.command, ["ls"]);
+    }
+
+    #[test]
+    fn run_with_a_name_takes_the_image_first() {
+        let Command::Run(run) = command(&["run", "--name", "web", "busybox:1", "httpd", "-f"])
+        else {
+            panic!("run --name should parse");
+        };
+        assert_eq!(run.image, Some(ImageName::parse("busybox:1").unwrap()));
+        assert_eq!(run.id, id("web"));
+        assert_eq!(run.command, ["httpd", "-f"]);
+        let Command::Run(run) = command(&[
+            "--root", "/r", "run", "-d", "--name", "w", "--memory", "64m", "-e", "A=1", "img",
+        ]) else {
+            panic!("run -d --name should parse");
+        };
+        assert!(run.detach);
+        assert_eq!(run.memory.as_deref(), Some("64m"));
+        assert_eq!(run.env, ["A=1"]);
+        assert_eq!((run.id, run.command.len()), (id("w"), 0));
+        let Command::Run(run) = command(&["run", "--image", "img", "--name", "w", "ls", "-l"])
+        else {
+            panic!("run --image --name should parse");
+        };
+        assert_eq!(run.image, Some(ImageName::parse("img").unwrap()));
+        assert_eq!(
+            (run.id, run.command),
+            (id("w"), vec!["ls".to_owned(), "-l".to_owned()])
+        );
+        // Without --name, run ID is runc's.
+        let Command::Run(run) = command(&["run", "img"]) else {
+            panic!("run ID should parse");
+        };
+        assert_eq!((run.id, run.image), (id("img"), None));
+        assert!(usage_message(&["run", "--name"]).contains("--name needs a value"));
+        assert!(usage_message(&["run", "--name", "w"]).contains("needs an IMAGE"));
+        assert!(usage_message(&["run", "--name", "bad/name", "img"]).contains("bad/name"));
     }
 
     #[test]
