@@ -477,6 +477,29 @@ fn images_made_by_umoci_and_skopeo_import_and_their_layers_stack() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "new\nhi\nx\n");
     let again = run(&["sh", "-c", "test ! -e /written && echo clean"]);
     assert_eq!(String::from_utf8_lossy(&again.stdout), "clean\n");
+    // The same in docker's order: --name, then the image.
+    let named = husk(
+        &data,
+        &[
+            "--root",
+            state.to_str().unwrap(),
+            "run",
+            "--name",
+            &id,
+            "-e",
+            "GREETING=named",
+            "bb:two",
+            "sh",
+            "-c",
+            "echo $GREETING",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&named.stdout),
+        "named\n",
+        "{}",
+        String::from_utf8_lossy(&named.stderr)
+    );
     assert_eq!(fs::read_dir(data.join("containers")).unwrap().count(), 0);
     let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(
