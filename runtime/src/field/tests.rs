@@ -365,7 +365,9 @@ fn gather_reads_what_the_daemon_and_the_agent_left() {
     assert_eq!(report.daemon, Daemon::Down);
     assert_eq!(report.containers[0].status.name, "web");
     assert!(report.disk.is_some());
-    let problems: Vec<String> = report.problems().into_iter().map(|p| p.1).collect();
+    let mut problems: Vec<String> = report.problems().into_iter().map(|p| p.1).collect();
+    // The disk is this machine's own: how full it is is not the fixture's.
+    problems.retain(|p| !p.ends_with("% full"));
     assert_eq!(
         problems,
         [
