@@ -29,7 +29,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from . import updates
+from . import runner, updates
 from .session import PANIC, Outcome
 
 DEFAULT_LAYER_MIB = 36
@@ -142,18 +142,6 @@ def make_disks(work, repo_dir, log):
     return [(data, False), (repo, True)]
 
 
-def _reader(stream, lines, console_log, echo):
-    with open(console_log, "ab") as log:
-        for raw in iter(stream.readline, b""):
-            log.write(raw)
-            log.flush()
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            if echo:
-                echo(line)
-            lines.put(line)
-    lines.put(None)
-
-
 def boot(guest, disks, cut_after, script_timeout, boot_timeout, console_log, echo=None):
     """Boots once for the powercut scenario; with `cut_after`, kills QEMU
     that many seconds after CUT-OPEN (or at once if the window already
@@ -166,7 +154,7 @@ def boot(guest, disks, cut_after, script_timeout, boot_timeout, console_log, ech
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     lines = queue.Queue()
-    reader = threading.Thread(target=_reader, args=(proc.stdout, lines, console_log, echo),
+    reader = threading.Thread(target=runner._reader, args=(proc.stdout, lines, console_log, echo),
                               daemon=True)
     reader.start()
     marker = re.compile(rf"HUSK-LAB:{re.escape(token)}:(\S+)(?: (.*))?$")
