@@ -224,8 +224,8 @@ def boot(guest, disks, cut_after, script_timeout, boot_timeout, console_log, ech
 
 def run(guest, publisher, cuts, layer_mib, script_timeout, boot_timeout, out_dir, console_log,
         log, echo=None, rng=None):
-    """Runs the powercut scenario on one architecture; returns its Outcome
-    and the kernel release the guest reported."""
+    """Runs the powercut scenario on one architecture; returns its Outcome,
+    the kernel release the guest reported and how many boots it made."""
     rng = rng or random.Random()
     started = time.monotonic()
     work = os.path.join(out_dir, "powercut")
@@ -243,7 +243,7 @@ def run(guest, publisher, cuts, layer_mib, script_timeout, boot_timeout, out_dir
         b = boot(guest, disks, cut_after, script_timeout, boot_timeout, console_log, echo)
         kernel = kernel or b.kernel
         if b.skip and b.found is None:
-            return Outcome("powercut", "skip", b.skip, time.monotonic() - started), kernel
+            return Outcome("powercut", "skip", b.skip, time.monotonic() - started), kernel, n
         ok = tally.boot(n, b)
         what = (f"cut {b.cut_at:.1f} s into the update to release {b.target}"
                 if b.cut_at is not None else f"updated to release {b.target}")
@@ -254,4 +254,4 @@ def run(guest, publisher, cuts, layer_mib, script_timeout, boot_timeout, out_dir
     reason = tally.summary()
     if tally.problems:
         reason += ": " + "; ".join(tally.problems)
-    return Outcome("powercut", status, reason, time.monotonic() - started), kernel
+    return Outcome("powercut", status, reason, time.monotonic() - started), kernel, n
