@@ -355,23 +355,41 @@ impl Source for DirSource {
         }
         file.seek(SeekFrom::Start(from))
             .map_err(io_err("seek", &full))?;
-        let mut done = from;
-        let mut buf = vec![0u8; COPY_BUF];
-        while done < size {
-            let want = (size - done).min(COPY_BUF as u64) as usize;
-            let n = match file.read(&mut buf[..want]) {
-                Ok(0) => return Err(FetchError::Truncated { url: url() }),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_err("read", &full)(e)),
-            };
-            out.write_all(&buf[..n])
-                .map_err(io_err("write", Path::new(path)))?;
-            done += n as u64;
-            progress(done);
-        }
-        Ok(())
+        copy_range(&mut file, &full, url(), path, from, size, out, progress)
     }
+}
+
+/// Copies bytes `from..size` of a local file from `reader` (positioned at
+/// `from`) to `out`: for sources that read files in place ([`DirSource`],
+/// husk's tarball source). `shown` is the file read, `url` what a short
+/// file is reported as, `path` the repository path being written.
+#[allow(clippy::too_many_arguments, reason = "one call per local source")]
+pub fn copy_range(
+    reader: &mut impl Read,
+    shown: &Path,
+    url: String,
+    path: &str,
+    from: u64,
+    size: u64,
+    out: &mut File,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(), FetchError> {
+    let mut done = from;
+    let mut buf = vec![0u8; COPY_BUF];
+    while done < size {
+        let want = (size - done).min(COPY_BUF as u64) as usize;
+        let n = match reader.read(&mut buf[..want]) {
+            Ok(0) => return Err(FetchError::Truncated { url }),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err("read", shown)(e)),
+        };
+        out.write_all(&buf[..n])
+            .map_err(io_err("write", Path::new(path)))?;
+        done += n as u64;
+        progress(done);
+    }
+    Ok(())
 }
 
 /// Downloads blob `digest` of `size` bytes (path `blobs/sha256/<hex>`) into

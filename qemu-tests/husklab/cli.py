@@ -150,12 +150,12 @@ def run_one(board, selected, timeouts, args, publisher=None):
         for name in selected:
             if cuts[name] is not None:
                 n = cuts[name] if args.powercuts is None else args.powercuts
-                outcome, kernel = powercut.run(
+                outcome, kernel, boots = powercut.run(
                     guest, publisher, n, args.powercut_mib, timeouts[name], args.boot_timeout,
                     out_dir, console_log, lambda m: say(f"{arch}: {m}"), echo)
                 result.outcomes.append(outcome)
                 result.kernel = result.kernel or kernel
-                result.boots += n + 3
+                result.boots += boots
     except Exception as e:  # the lab itself failed: every scenario fails with the reason
         result.error = f"{type(e).__name__}: {e}"
         result.outcomes = [runner.Outcome(s, "fail", f"lab error: {result.error}", 0.0) for s in selected]

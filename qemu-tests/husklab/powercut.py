@@ -29,7 +29,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from . import updates
+from . import runner, updates
 from .session import PANIC, Outcome
 
 DEFAULT_LAYER_MIB = 36
@@ -142,18 +142,6 @@ def make_disks(work, repo_dir, log):
     return [(data, False), (repo, True)]
 
 
-def _reader(stream, lines, console_log, echo):
-    with open(console_log, "ab") as log:
-        for raw in iter(stream.readline, b""):
-            log.write(raw)
-            log.flush()
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            if echo:
-                echo(line)
-            lines.put(line)
-    lines.put(None)
-
-
 def boot(guest, disks, cut_after, script_timeout, boot_timeout, console_log, echo=None):
     """Boots once for the powercut scenario; with `cut_after`, kills QEMU
     that many seconds after CUT-OPEN (or at once if the window already
@@ -166,7 +154,7 @@ def boot(guest, disks, cut_after, script_timeout, boot_timeout, console_log, ech
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     lines = queue.Queue()
-    reader = threading.Thread(target=_reader, args=(proc.stdout, lines, console_log, echo),
+    reader = threading.Thread(target=runner._reader, args=(proc.stdout, lines, console_log, echo),
                               daemon=True)
     reader.start()
     marker = re.compile(rf"HUSK-LAB:{re.escape(token)}:(\S+)(?: (.*))?$")
@@ -236,8 +224,8 @@ def boot(guest, disks, cut_after, script_timeout, boot_timeout, console_log, ech
 
 def run(guest, publisher, cuts, layer_mib, script_timeout, boot_timeout, out_dir, console_log,
         log, echo=None, rng=None):
-    """Runs the powercut scenario on one architecture; returns its Outcome
-    and the kernel release the guest reported."""
+    """Runs the powercut scenario on one architecture; returns its Outcome,
+    the kernel release the guest reported and how many boots it made."""
     rng = rng or random.Random()
     started = time.monotonic()
     work = os.path.join(out_dir, "powercut")
@@ -255,7 +243,7 @@ def run(guest, publisher, cuts, layer_mib, script_timeout, boot_timeout, out_dir
         b = boot(guest, disks, cut_after, script_timeout, boot_timeout, console_log, echo)
         kernel = kernel or b.kernel
         if b.skip and b.found is None:
-            return Outcome("powercut", "skip", b.skip, time.monotonic() - started), kernel
+            return Outcome("powercut", "skip", b.skip, time.monotonic() - started), kernel, n
         ok = tally.boot(n, b)
         what = (f"cut {b.cut_at:.1f} s into the update to release {b.target}"
                 if b.cut_at is not None else f"updated to release {b.target}")
@@ -266,4 +254,4 @@ def run(guest, publisher, cuts, layer_mib, script_timeout, boot_timeout, out_dir
     reason = tally.summary()
     if tally.problems:
         reason += ": " + "; ".join(tally.problems)
-    return Outcome("powercut", status, reason, time.monotonic() - started), kernel
+    return Outcome("powercut", status, reason, time.monotonic() - started), kernel, n

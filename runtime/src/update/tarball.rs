@@ -11,7 +11,7 @@
 //! at an offset.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use delta_updater::fetch::{self, FetchError, Fetched, Source};
@@ -19,8 +19,6 @@ use delta_updater::fetch::{self, FetchError, Fetched, Source};
 /// The most files indexed: a repository of a year of releases has a few
 /// thousand; the index costs ~100 bytes per file.
 pub const MAX_FILES: usize = 100_000;
-
-const COPY_BUF: usize = 64 * 1024;
 
 /// A repository in a tar file.
 pub struct TarSource {
@@ -183,49 +181,23 @@ impl Source for TarSource {
                 found: len,
             });
         }
-        let read_error = |error| FetchError::Io {
-            op: "read",
-            path: self.path.clone(),
-            error,
-        };
         self.file
             .seek(SeekFrom::Start(offset + from))
-            .map_err(read_error)?;
-        let mut done = from;
-        let mut buf = vec![0u8; COPY_BUF];
-        while done < size {
-            let want = (size - done).min(COPY_BUF as u64) as usize;
-            let n = match self.file.read(&mut buf[..want]) {
-                Ok(0) => {
-                    return Err(FetchError::Truncated {
-                        url: self.url(path),
-                    })
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(FetchError::Io {
-                        op: "read",
-                        path: self.path.clone(),
-                        error: e,
-                    })
-                }
-            };
-            out.write_all(&buf[..n]).map_err(|error| FetchError::Io {
-                op: "write",
-                path: PathBuf::from(path),
+            .map_err(|error| FetchError::Io {
+                op: "seek",
+                path: self.path.clone(),
                 error,
             })?;
-            done += n as u64;
-            progress(done);
-        }
-        Ok(())
+        let url = self.url(path);
+        let mut entry = (&self.file).take(len - from);
+        fetch::copy_range(&mut entry, &self.path, url, path, from, size, out, progress)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn tarball(dir: &Path, entries: &[(&str, &[u8])]) -> PathBuf {
         let mut builder = tar::Builder::new(Vec::new());
