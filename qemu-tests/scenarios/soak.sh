@@ -13,7 +13,20 @@ data=$PWD/data
 mkdir -p "$data"
 make_bundle b soak '["/bin/true"]'
 
-# counts: one line of what could leak, system-wide.
+# proclist: "pid comm" of every user process (kernel threads, whose cmdline
+# is empty, come and go) that is still alive once the listing is done, so the
+# listing's own grep and the pipeline around it never count.
+proclist() {
+    grep -sl . /proc/[0-9]*/cmdline > proclist.tmp
+    while read -r f; do
+        d=${f%/cmdline}
+        [ -e "$d" ] && echo "${d#/proc/} $(cat "$d/comm" 2>/dev/null)"
+    done < proclist.tmp
+    rm -f proclist.tmp
+}
+
+# counts TAG: one line of what could leak, system-wide; the process list is
+# kept in procs.TAG.
 counts() {
     mounts=$(wc -l < /proc/self/mountinfo)
     cgroups=$(find /sys/fs/cgroup -type d | wc -l)
@@ -21,8 +34,8 @@ counts() {
     pins=$(find /sys/fs/bpf -mindepth 1 2>/dev/null | wc -l)
     # Every process's open descriptors (fs/file-nr is a per-CPU estimate).
     files=$(find /proc/[0-9]*/fd -mindepth 1 2>/dev/null | wc -l)
-    # User processes (kernel threads, whose cmdline is empty, come and go).
-    procs=$(grep -sl . /proc/[0-9]*/cmdline | wc -l)
+    proclist > "procs.$1"
+    procs=$(wc -l < "procs.$1")
     avail=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)
     echo "mounts=$mounts cgroups=$cgroups state=$state pins=$pins files=$files procs=$procs avail_kb=$avail"
 }
@@ -41,7 +54,7 @@ cycle() {
 step "warm-up: 10 cycles (the first pins the device program, loads modules)"
 for i in $(seq 1 10); do cycle "$i"; done
 sync; echo 1 > /proc/sys/vm/drop_caches
-before=$(counts)
+before=$(counts before)
 echo "before: $before"
 
 step "$cycles create/start/delete cycles"
@@ -49,7 +62,7 @@ start=$(date +%s)
 for i in $(seq 11 $((cycles + 10))); do cycle "$i"; done
 took=$(($(date +%s) - start))
 sync; echo 1 > /proc/sys/vm/drop_caches
-after=$(counts)
+after=$(counts after)
 echo "after:  $after"
 echo "RESULT soak: $cycles cycles in $took s"
 
@@ -57,7 +70,13 @@ echo "RESULT soak: $cycles cycles in $took s"
 same() {
     b=$(echo "$before" | tr ' ' '\n' | sed -n "s/^$1=//p")
     a=$(echo "$after" | tr ' ' '\n' | sed -n "s/^$1=//p")
-    [ "$a" = "$b" ] || fail "$1 leaked: $b before, $a after $cycles cycles"
+    if [ "$a" != "$b" ]; then
+        if [ "$1" = procs ]; then
+            echo "processes before:"; cat procs.before
+            echo "processes after:"; cat procs.after
+        fi
+        fail "$1 leaked: $b before, $a after $cycles cycles"
+    fi
     echo "ok: $1 = $a before and after"
 }
 for what in mounts cgroups state pins procs; do same "$what"; done
