@@ -1,7 +1,8 @@
 //! The update transport (feature `device`): where update files come from.
 //!
 //! A [`Source`] is a repository served over plain HTTP/1.1 ([`HttpSource`],
-//! hand-written over `std::net::TcpStream` for size: see [`http`]) or a
+//! hand-written over `std::net::TcpStream` for size: see [`http`]; HTTPS with
+//! the `tls` feature, see [`tls`]) or a
 //! directory such as a USB stick ([`DirSource`]). Plain HTTP is safe for
 //! integrity: metadata is signed and blobs are hash-checked
 //! ([`download_blob`] checks the sha256 of the whole file before it is renamed
@@ -26,6 +27,8 @@ use std::time::Duration;
 use crate::digest::Digest;
 
 pub mod http;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use http::HttpSource;
 
@@ -113,6 +116,21 @@ pub enum FetchError {
         url: String,
         /// The last error.
         error: io::Error,
+    },
+    /// The TLS handshake failed (the server's certificate does not verify
+    /// against the CA file, names another host, or the server speaks no TLS).
+    Tls {
+        /// The URL asked for.
+        url: String,
+        /// Why, as rustls says it.
+        error: io::Error,
+    },
+    /// The CA file for `https://` cannot be used.
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
     },
     /// The request could not be sent (the connection broke or stalled).
     Send {
@@ -230,6 +248,8 @@ impl fmt::Display for FetchError {
             Self::Url { url, reason } => write!(f, "repository URL {url:?}: {reason}"),
             Self::Path(path) => write!(f, "{path:?} is not a relative repository path"),
             Self::Connect { url, error } => write!(f, "{url}: cannot connect: {error}"),
+            Self::Tls { url, error } => write!(f, "{url}: TLS handshake failed: {error}"),
+            Self::CaFile { path, reason } => write!(f, "CA file {}: {reason}", path.display()),
             Self::Send { url, error } => write!(f, "{url}: cannot send the request: {error}"),
             Self::Receive { url, error } => write!(f, "{url}: connection lost: {error}"),
             Self::Stall { url, after } => {

@@ -106,12 +106,16 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<(), PushError
 }
 
 /// Pushes the served directory `served` (a repository's `repo/`) to `dest`:
-/// `http://...` or a directory.
-pub fn push(served: &Path, dest: &str) -> Result<Pushed, PushError> {
+/// `http://...`, `https://...` (the server's certificate checked against
+/// the PEM file `ca`, else the system's CA bundle) or a directory.
+pub fn push(served: &Path, dest: &str, ca: Option<&Path>) -> Result<Pushed, PushError> {
     let files = files_in_order(served)?;
     let mut pushed = Pushed::default();
     if dest.starts_with("http://") || dest.starts_with("https://") {
         let mut http = HttpSource::new(dest, Timeouts::default()).map_err(PushError::Http)?;
+        if let Some(ca) = ca {
+            http = http.ca_file(ca);
+        }
         for rel in files {
             let path = served.join(&rel);
             let mut file = File::open(&path).map_err(io_err("open", &path))?;

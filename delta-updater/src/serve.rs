@@ -8,12 +8,16 @@
 //! Nothing outside the root is served: targets are plain relative names (no
 //! `..`, `.`, empty or absolute parts, no `%`-escapes) and a target whose
 //! real path (symbolic links resolved) leaves the root is 404.
+//!
+//! With `--tls-cert` and `--tls-key` it serves HTTPS instead (rustls), to
+//! develop against devices built with TLS.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -23,17 +27,47 @@ use crate::fetch::http::{read_line, ResponseError, MAX_HEADERS, MAX_HEAD_LEN};
 /// How long the server waits for a client's next byte.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves `root` on `listener` until accepting fails.
-pub fn serve(listener: TcpListener, root: &Path) -> io::Result<()> {
+/// Serves `root` on `listener` until accepting fails; over TLS with `tls`.
+pub fn serve(
+    listener: TcpListener,
+    root: &Path,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> io::Result<()> {
     let root = root.canonicalize()?;
     loop {
         let (stream, _) = listener.accept()?;
         let root = root.clone();
+        let tls = tls.clone();
         thread::spawn(move || {
             // A client that goes away mid-answer is not the server's problem.
-            let _ = handle(stream, &root);
+            let _ = handle(stream, &root, tls);
         });
     }
+}
+
+/// Server settings for TLS with the certificate chain of the PEM file
+/// `cert` and the private key of the PEM file `key`; the error names the
+/// file and what is wrong.
+pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{}: no PEM CERTIFICATE in it", cert.display()));
+    }
+    let key_der =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_single_cert(chain, key_der)
+    .map_err(|e| format!("{} and {}: {e}", cert.display(), key.display()))?;
+    Ok(Arc::new(config))
 }
 
 /// A parsed request: what is served depends on these only.
@@ -109,17 +143,34 @@ pub fn resolve(root: &Path, path: &str) -> Option<PathBuf> {
     (real.starts_with(root) && real.is_file()).then_some(real)
 }
 
-fn handle(stream: TcpStream, root: &Path) -> io::Result<()> {
+fn handle(
+    stream: TcpStream,
+    root: &Path,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> io::Result<()> {
     stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
     stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
-    let mut reader = BufReader::new(&stream);
-    let mut out = &stream;
-    let request = match read_request(&mut reader) {
+    let Some(tls) = tls else {
+        return respond(&mut &stream, root);
+    };
+    let conn = rustls::ServerConnection::new(tls).map_err(io::Error::other)?;
+    let mut stream = rustls::StreamOwned::new(conn, stream);
+    respond(&mut stream, root)?;
+    stream.conn.send_close_notify();
+    stream.flush()
+}
+
+/// Reads one request from `out` and answers it.
+fn respond(out: &mut (impl Read + Write), root: &Path) -> io::Result<()> {
+    // A GET or HEAD has no body: what the reader buffered past the head is
+    // nothing anybody needs.
+    let request = read_request(&mut BufReader::new(&mut *out));
+    let request = match request {
         Ok(r) => r,
-        Err(status) => return answer(&mut out, status, "", None),
+        Err(status) => return answer(out, status, "", None),
     };
     let Some(path) = resolve(root, &request.path) else {
-        return answer(&mut out, 404, "", None);
+        return answer(out, 404, "", None);
     };
     let mut file = File::open(&path)?;
     let meta = file.metadata()?;
@@ -128,13 +179,13 @@ fn handle(stream: TcpStream, root: &Path) -> io::Result<()> {
     let tag = format!("ETag: {etag}\r\nAccept-Ranges: bytes\r\n");
     if let Some(tags) = &request.if_none_match {
         if tags.split(',').any(|t| t.trim() == etag || t.trim() == "*") {
-            return answer(&mut out, 304, &tag, None);
+            return answer(out, 304, &tag, None);
         }
     }
     let (status, start, count, extra) = match request.range {
         Some((start, _)) if start >= len => {
             let extra = format!("Content-Range: bytes */{len}\r\n");
-            return answer(&mut out, 416, &extra, None);
+            return answer(out, 416, &extra, None);
         }
         Some((start, end)) => {
             let end = end.unwrap_or(len - 1).min(len - 1);
@@ -149,7 +200,7 @@ fn handle(stream: TcpStream, root: &Path) -> io::Result<()> {
         io::Seek::seek(&mut file, io::SeekFrom::Start(start))?;
         Some((&mut file as &mut dyn Read, count))
     };
-    answer_with(&mut out, status, &extra, count, body)
+    answer_with(out, status, &extra, count, body)
 }
 
 fn answer(out: &mut impl Write, status: u16, extra: &str, body: Option<&[u8]>) -> io::Result<()> {

@@ -1,6 +1,8 @@
 //! `husk-publish serve` and `push`, end to end with the device's transport:
 //! a repository published with the `Repo` API, served on an ephemeral port,
-//! fetched and verified through `HttpSource` as a device would.
+//! fetched and verified through `HttpSource` as a device would, over HTTP
+//! and over HTTPS (`serve --tls-cert/--tls-key`, certificates made at run
+//! time by a test CA).
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -14,6 +16,8 @@ use delta_updater::metadata::{MAX_RELEASE_LEN, MAX_ROOT_LEN, MAX_TIMESTAMP_LEN};
 use delta_updater::repo::{ReleaseInput, Repo};
 use delta_updater::verify::{Device, Seen};
 use delta_updater::{push, serve, Digest, Verifier};
+
+mod pki;
 
 struct Dir(PathBuf);
 
@@ -79,12 +83,33 @@ fn published(dir: &Path) -> PathBuf {
 }
 
 fn serving(root: &Path) -> String {
+    serving_with(root, None)
+}
+
+fn serving_with(root: &Path, tls: Option<Arc<rustls::ServerConfig>>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", listener.local_addr().unwrap());
     let root = root.to_owned();
     // The thread ends with the test process.
-    thread::spawn(move || serve::serve(listener, &root));
+    thread::spawn(move || serve::serve(listener, &root, tls));
     url
+}
+
+/// A test CA's certificate, and a server certificate and key it signed for
+/// 127.0.0.1, as files in `dir`: (ca, cert, key).
+fn pki_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let pki = pki::Pki::new("husk serve test CA");
+    let id = pki.server(&["127.0.0.1"]);
+    let files = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    fs::write(&files.0, pki.ca_pem()).unwrap();
+    fs::write(&files.1, id.cert_pem).unwrap();
+    fs::write(&files.2, id.key_pem).unwrap();
+    files
 }
 
 fn timeouts() -> Timeouts {
@@ -103,10 +128,25 @@ fn body(f: Fetched) -> (Vec<u8>, Option<String>) {
 
 #[test]
 fn a_device_fetches_and_verifies_a_served_repository() {
-    let dir = Dir::new("e2e");
+    fetches_and_verifies("e2e", false);
+}
+
+#[test]
+fn a_device_fetches_and_verifies_a_repository_served_over_tls() {
+    fetches_and_verifies("e2e-tls", true);
+}
+
+fn fetches_and_verifies(name: &str, tls: bool) {
+    let dir = Dir::new(name);
     let repo = published(&dir.0);
-    let url = serving(&repo.join("repo"));
-    let mut src = HttpSource::new(&url, timeouts()).unwrap();
+    let mut src = if tls {
+        let (ca, cert, key) = pki_files(&dir.0);
+        let config = serve::tls_config(&cert, &key).unwrap();
+        let url = serving_with(&repo.join("repo"), Some(config));
+        HttpSource::new(&url, timeouts()).unwrap().ca_file(&ca)
+    } else {
+        HttpSource::new(&serving(&repo.join("repo")), timeouts()).unwrap()
+    };
 
     let device = Device {
         class: "gateway".into(),
@@ -262,12 +302,12 @@ fn push_to_a_directory_copies_in_order_then_only_what_changed() {
     let dir = Dir::new("pushdir");
     let repo = published(&dir.0);
     let dest = dir.0.join("mirror");
-    let pushed = push::push(&repo.join("repo"), dest.to_str().unwrap()).unwrap();
+    let pushed = push::push(&repo.join("repo"), dest.to_str().unwrap(), None).unwrap();
     assert_push_order(&pushed.sent);
     assert_eq!(pushed.skipped, 0);
     assert_eq!(tree(&dest), tree(&repo.join("repo")));
     Repo::new(&repo).timestamp(now() + 1, 3600).unwrap();
-    let again = push::push(&repo.join("repo"), dest.to_str().unwrap()).unwrap();
+    let again = push::push(&repo.join("repo"), dest.to_str().unwrap(), None).unwrap();
     assert_eq!(again.sent, ["timestamp.json"]);
     assert_eq!(tree(&dest), tree(&repo.join("repo")));
     assert!(
@@ -332,7 +372,7 @@ fn push_over_http_puts_each_file_in_order() {
             }
         }
     });
-    let pushed = push::push(&repo.join("repo"), &url).unwrap();
+    let pushed = push::push(&repo.join("repo"), &url, None).unwrap();
     assert_push_order(&pushed.sent);
     let mut got = stored.lock().unwrap().clone();
     assert_eq!(
@@ -342,7 +382,7 @@ fn push_over_http_puts_each_file_in_order() {
     got.sort();
     assert_eq!(got, tree(&repo.join("repo")));
     // Blobs the server has (HEAD with their size) are not sent again.
-    let again = push::push(&repo.join("repo"), &url).unwrap();
+    let again = push::push(&repo.join("repo"), &url, None).unwrap();
     assert!(
         again.sent.iter().all(|f| !f.starts_with("blobs/")),
         "{:?}",
@@ -353,4 +393,24 @@ fn push_over_http_puts_each_file_in_order() {
         again.sent.last().map(String::as_str),
         Some("timestamp.json")
     );
+}
+
+#[test]
+fn serve_tls_files_that_cannot_be_used_are_named() {
+    let dir = Dir::new("tls-files");
+    let (ca, cert, key) = pki_files(&dir.0);
+    let missing = dir.0.join("missing.pem");
+    let e = serve::tls_config(&missing, &key).unwrap_err();
+    assert!(e.starts_with(&format!("{}: ", missing.display())), "{e}");
+    // A CA certificate is no private key; a certificate file with none in it.
+    let e = serve::tls_config(&cert, &ca).unwrap_err();
+    assert!(e.starts_with(&format!("{}: ", ca.display())), "{e}");
+    let e = serve::tls_config(&key, &key).unwrap_err();
+    assert!(e.contains("no PEM CERTIFICATE"), "{e}");
+    // Another key than the certificate's.
+    let other = pki::Pki::new("x").server(&["127.0.0.1"]);
+    let other_key = dir.0.join("other.key");
+    fs::write(&other_key, other.key_pem).unwrap();
+    let e = serve::tls_config(&cert, &other_key).unwrap_err();
+    assert!(e.contains(" and "), "{e}");
 }

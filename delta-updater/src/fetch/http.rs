@@ -1,5 +1,6 @@
 //! A small HTTP/1.1 client: one `GET` per connection (`Connection: close`),
-//! no redirects, no TLS, no compression. The response is parsed by pure
+//! no redirects, no compression; `https://` with the `tls` feature (see
+//! [`super::tls`]). The response is parsed by pure
 //! functions over `BufRead` ([`read_head`], [`Body`]; [`parse_response`] for
 //! fuzzing) with every size bounded: the header section at [`MAX_HEAD_LEN`]
 //! bytes and [`MAX_HEADERS`] lines, a chunk-size line at [`MAX_CHUNK_LINE`],
@@ -12,6 +13,10 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::ToSocketAddrs;
 use std::net::{IpAddr, Ipv6Addr, TcpStream};
 use std::path::Path;
+#[cfg(feature = "tls")]
+use std::path::PathBuf;
+#[cfg(feature = "tls")]
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::{check_path, FetchError, Fetched, Source, Timeouts, COPY_BUF, MIN_RATE};
@@ -418,9 +423,13 @@ pub fn parse_response(mut data: &[u8], max: u64) -> Result<(Head, Vec<u8>, bool)
     Ok((head, body, fits))
 }
 
-/// A repository served over HTTP: `http://host[:port][/prefix]`.
+/// A repository served over HTTP: `http://host[:port][/prefix]`, or with
+/// the `tls` feature `https://host[:port][/prefix]`.
 #[derive(Debug, Clone)]
 pub struct HttpSource {
+    /// TLS settings when the URL is `https://`.
+    #[cfg(feature = "tls")]
+    tls: Option<Tls>,
     /// `host[:port]` as in the URL, for `Host` and messages.
     authority: String,
     /// The host to resolve (an IPv6 literal without brackets).
@@ -436,26 +445,88 @@ pub struct HttpSource {
 type Conn = BufReader<Timed>;
 
 /// What writes a request's body to the connection.
-type SendBody<'a> = dyn FnMut(&mut &TcpStream) -> io::Result<()> + 'a;
+type SendBody<'a> = dyn FnMut(&mut dyn Write) -> io::Result<()> + 'a;
+
+/// An `https://` source's CA file and the client settings made from it at
+/// the first request (so a source can be made before the file is read).
+#[cfg(feature = "tls")]
+#[derive(Debug, Clone)]
+struct Tls {
+    ca_file: PathBuf,
+    config: OnceLock<Arc<rustls::ClientConfig>>,
+}
+
+/// A connection: plain TCP, or TLS over it.
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<super::tls::TlsStream>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Self::Plain(s) => s,
+            #[cfg(feature = "tls")]
+            Self::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.read(buf),
+            #[cfg(feature = "tls")]
+            Self::Tls(s) => super::tls::read(s, buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.write(buf),
+            #[cfg(feature = "tls")]
+            Self::Tls(s) => super::tls::write(s, buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Plain(s) => s.flush(),
+            #[cfg(feature = "tls")]
+            Self::Tls(s) => s.flush(),
+        }
+    }
+}
 
 impl HttpSource {
     /// The repository at `url`: `http://host[:port][/prefix]`, host an IPv4
     /// literal, `[IPv6]` literal or a name (resolved at each request by the C
     /// library's resolver; only with the `dns` feature, which costs ~25 KB on
-    /// armv7 musl: without it a name is refused here).
+    /// armv7 musl: without it a name is refused here). `https://` needs the
+    /// `tls` feature; the server's certificate is checked against
+    /// [`DEFAULT_CA_FILE`](super::tls::DEFAULT_CA_FILE) unless
+    /// [`ca_file`](Self::ca_file) names another.
     pub fn new(url: &str, timeouts: Timeouts) -> Result<Self, FetchError> {
         let bad = |reason| FetchError::Url {
             url: url.to_owned(),
             reason,
         };
-        if url.starts_with("https://") {
-            return Err(bad(
-                "https is not supported (plain http; everything is signed)",
-            ));
-        }
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or(bad("must start with http://"))?;
+        let (rest, default_port) = if let Some(rest) = url.strip_prefix("http://") {
+            (rest, 80)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            if !cfg!(feature = "tls") {
+                return Err(bad(
+                    "https needs a build with the tls feature (plain http is safe: everything is signed)",
+                ));
+            }
+            (rest, 443)
+        } else {
+            return Err(bad("must start with http:// or https://"));
+        };
         if rest.contains(['@', '?', '#', '%']) {
             return Err(bad("no user, query, fragment or %-escapes allowed"));
         }
@@ -479,7 +550,7 @@ impl HttpSource {
             (host, port)
         };
         let port = match port {
-            "" => 80,
+            "" => default_port,
             p => p
                 .strip_prefix(':')
                 .and_then(|p| p.parse::<u16>().ok())
@@ -492,6 +563,11 @@ impl HttpSource {
                 .map_err(|_| bad("path has characters other than A-Z a-z 0-9 . _ + - /"))?;
         }
         Ok(Self {
+            #[cfg(feature = "tls")]
+            tls: (default_port == 443).then(|| Tls {
+                ca_file: super::tls::DEFAULT_CA_FILE.into(),
+                config: OnceLock::new(),
+            }),
             authority: authority.to_owned(),
             host: host.to_owned(),
             port,
@@ -509,12 +585,80 @@ impl HttpSource {
         self
     }
 
-    /// The full URL of `path`.
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}/{path}", self.authority, self.prefix)
+    /// For an `https://` source: checks the server's certificate against the
+    /// CA certificates of the PEM file `path` instead of the system bundle
+    /// (a fleet's own CA, say). Ignored for `http://`.
+    #[cfg(feature = "tls")]
+    pub fn ca_file(mut self, path: &Path) -> Self {
+        if let Some(tls) = &mut self.tls {
+            *tls = Tls {
+                ca_file: path.to_owned(),
+                config: OnceLock::new(),
+            };
+        }
+        self
     }
 
-    fn connect(&self, url: &str) -> Result<TcpStream, FetchError> {
+    /// The full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        #[cfg(feature = "tls")]
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        #[cfg(not(feature = "tls"))]
+        let scheme = "http";
+        format!("{scheme}://{}{}/{path}", self.authority, self.prefix)
+    }
+
+    /// A connection to the server, with the TLS handshake done for
+    /// `https://` (each of its reads and writes bounded by the stall timeout).
+    fn connect(&self, url: &str) -> Result<Stream, FetchError> {
+        let sock = self.connect_tcp(url)?;
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            let config = match tls.config.get() {
+                Some(config) => config,
+                None => {
+                    let config = super::tls::client_config(&tls.ca_file).map_err(|reason| {
+                        FetchError::CaFile {
+                            path: tls.ca_file.clone(),
+                            reason,
+                        }
+                    })?;
+                    tls.config.get_or_init(|| config)
+                }
+            };
+            // The handshake's deadline: twice the stall timeout plus 64 KiB
+            // (rustls's largest handshake message) at the slowest rate.
+            let limit = self.timeouts.stall * 2 + Duration::from_secs(65_536 / self.min_rate);
+            let deadline = Instant::now() + limit;
+            let timeouts = sock
+                .set_read_timeout(Some(self.timeouts.stall))
+                .and_then(|()| sock.set_write_timeout(Some(self.timeouts.stall)));
+            let stream = timeouts
+                .and_then(|()| super::tls::handshake(config, &self.host, sock, deadline))
+                .map_err(|error| match error.kind() {
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        if Instant::now() >= deadline =>
+                    {
+                        FetchError::Deadline {
+                            url: url.to_owned(),
+                            after: limit,
+                        }
+                    }
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => FetchError::Stall {
+                        url: url.to_owned(),
+                        after: self.timeouts.stall,
+                    },
+                    _ => FetchError::Tls {
+                        url: url.to_owned(),
+                        error,
+                    },
+                })?;
+            return Ok(Stream::Tls(Box::new(stream)));
+        }
+        Ok(Stream::Plain(sock))
+    }
+
+    fn connect_tcp(&self, url: &str) -> Result<TcpStream, FetchError> {
         let fail = |error| FetchError::Connect {
             url: url.to_owned(),
             error,
@@ -554,12 +698,13 @@ impl HttpSource {
     ) -> Result<(String, Head, Conn), FetchError> {
         check_path(path)?;
         let url = self.url(path);
-        let stream = self.connect(&url)?;
+        let mut stream = self.connect(&url)?;
         let send = |error| FetchError::Send {
             url: url.clone(),
             error,
         };
         stream
+            .tcp()
             .set_write_timeout(Some(self.timeouts.stall))
             .map_err(send)?;
         let request = format!(
@@ -569,11 +714,11 @@ impl HttpSource {
             self.authority,
             env!("CARGO_PKG_VERSION"),
         );
-        let mut writer = &stream;
-        writer.write_all(request.as_bytes()).map_err(send)?;
+        stream.write_all(request.as_bytes()).map_err(send)?;
         if let Some(body) = body {
-            body(&mut writer).map_err(send)?;
+            body(&mut stream).map_err(send)?;
         }
+        stream.flush().map_err(send)?;
         let budget = (MAX_HEAD_LEN as u64).saturating_add(expect) / self.min_rate;
         let deadline = self.timeouts.stall * 2 + Duration::from_secs(budget);
         let mut conn = BufReader::with_capacity(
@@ -639,7 +784,7 @@ impl HttpSource {
     #[cfg(feature = "publish")]
     pub fn put(&mut self, path: &str, body: &mut dyn Read, len: u64) -> Result<(), FetchError> {
         let header = format!("Content-Length: {len}\r\n");
-        let mut send = |out: &mut &TcpStream| {
+        let mut send = |out: &mut dyn Write| {
             if io::copy(&mut body.take(len), out)? == len {
                 Ok(())
             } else {
@@ -776,7 +921,7 @@ impl Source for HttpSource {
 /// never past the request's deadline.
 #[derive(Debug)]
 struct Timed {
-    stream: TcpStream,
+    stream: Stream,
     stall: Duration,
     limit: Duration,
     deadline: Instant,
@@ -793,7 +938,7 @@ impl Read for Timed {
         }
         let wait = left.min(self.stall);
         if self.current != Some(wait) {
-            self.stream.set_read_timeout(Some(wait))?;
+            self.stream.tcp().set_read_timeout(Some(wait))?;
             self.current = Some(wait);
         }
         let result = self.stream.read(buf);

@@ -369,8 +369,14 @@ fn urls_and_paths() {
     }
     let src = HttpSource::new("http://[::1]:8080/a/b/", quick()).unwrap();
     assert_eq!(src.url("root.json"), "http://[::1]:8080/a/b/root.json");
+    // https:// needs the tls feature, and says so without it.
+    let https = HttpSource::new("https://10.0.2.2/", quick());
+    assert_eq!(https.is_ok(), cfg!(feature = "tls"));
+    if let Err(e) = https {
+        assert!(e.to_string().contains("tls feature"), "{e}");
+    }
     for bad in [
-        "https://example.com",
+        "https://x:0",
         "ftp://x",
         "http://",
         "http://:80",

@@ -142,7 +142,8 @@ struct KeysCmd {
     rotate: Option<String>,
 }
 
-/// Serve DIR/repo read-only over HTTP/1.1 (for development): GET and HEAD
+/// Serve DIR/repo read-only over HTTP/1.1, or HTTPS with --tls-cert and
+/// --tls-key (for development): GET and HEAD
 /// with ETag, If-None-Match and Range, nothing outside the directory.
 #[derive(FromArgs)]
 #[argh(subcommand, name = "serve")]
@@ -153,9 +154,15 @@ struct ServeCmd {
     /// address and port to listen on (default 127.0.0.1:8080)
     #[argh(option, default = "String::from(\"127.0.0.1:8080\")")]
     listen: String,
+    /// serve HTTPS with this certificate chain (PEM; needs --tls-key)
+    #[argh(option)]
+    tls_cert: Option<PathBuf>,
+    /// the private key of --tls-cert (PEM)
+    #[argh(option)]
+    tls_key: Option<PathBuf>,
 }
 
-/// Copy DIR/repo to DEST, a directory or an http:// URL that accepts PUT
+/// Copy DIR/repo to DEST, a directory or an http(s):// URL that accepts PUT
 /// (nginx WebDAV): blobs first, then releases, then root, timestamp.json
 /// last, so a device never sees metadata naming a file not yet there.
 #[derive(FromArgs)]
@@ -164,9 +171,14 @@ struct PushCmd {
     /// the repository directory (as made by init)
     #[argh(positional)]
     dir: PathBuf,
-    /// where to: a directory, or an http:// URL (host, optional port and path)
+    /// where to: a directory, or an http:// or https:// URL (host, optional
+    /// port and path)
     #[argh(positional)]
     dest: String,
+    /// for https://: the CA certificates (PEM) the server's certificate must
+    /// chain to (default: /etc/ssl/certs/ca-certificates.crt)
+    #[argh(option)]
+    ca: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -254,7 +266,8 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => keys(&cmd, now),
         Command::Bench(cmd) => bench::run(&cmd),
         Command::Serve(cmd) => serve(&cmd),
-        Command::Push(cmd) => match push::push(&cmd.dir.join("repo"), &cmd.dest) {
+        Command::Push(cmd) => match push::push(&cmd.dir.join("repo"), &cmd.dest, cmd.ca.as_deref())
+        {
             Ok(p) => {
                 for file in &p.sent {
                     println!("pushed {file}");
@@ -338,6 +351,21 @@ fn serve(cmd: &ServeCmd) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
+    let tls = match (&cmd.tls_cert, &cmd.tls_key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => match serve::tls_config(cert, key) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                eprintln!("husk-publish: serve: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => {
+            eprintln!("husk-publish: serve: --tls-cert and --tls-key go together");
+            return ExitCode::from(2);
+        }
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = match std::net::TcpListener::bind(&cmd.listen) {
         Ok(l) => l,
         Err(e) => {
@@ -346,10 +374,10 @@ fn serve(cmd: &ServeCmd) -> ExitCode {
         }
     };
     match listener.local_addr() {
-        Ok(addr) => println!("serving {} on http://{addr}/", root.display()),
+        Ok(addr) => println!("serving {} on {scheme}://{addr}/", root.display()),
         Err(_) => println!("serving {} on {}", root.display(), cmd.listen),
     }
-    match serve::serve(listener, &root) {
+    match serve::serve(listener, &root, tls) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("husk-publish: serve: {e}");
