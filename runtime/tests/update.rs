@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 #[allow(dead_code, reason = "each test binary uses part of it")]
 mod common;
+#[path = "../../delta-updater/tests/pki/mod.rs"]
+mod pki;
 
 use delta_updater::repo::{ReleaseInput, Repo};
 use delta_updater::Digest;
@@ -605,6 +607,62 @@ fn an_update_from_a_tarball_is_verified_like_a_download() {
     assert_eq!(world.state().current, 0);
     let good = tarball("good.tar", &repo);
     let out = world.husk(&["update", "apply", "--from", good.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("release 1 installed"), "{}", text(&out));
+    assert_eq!(world.state().current, 1);
+}
+
+/// Issue 5: an `https://` server, its certificate checked against the
+/// config's `caFile`: another CA's file is refused in one line with nothing
+/// installed, the right one installs. Needs husk built with TLS: `./dev
+/// test` runs this test again with `--features tls`.
+#[test]
+fn an_update_over_https_checks_the_servers_certificate() {
+    if !cfg!(feature = "tls") {
+        eprintln!(
+            "SKIP an_update_over_https_checks_the_servers_certificate: husk built without \
+             the tls feature (./dev test runs it again with --features tls)"
+        );
+        return;
+    }
+    let Some(world) = World::new("https") else {
+        return;
+    };
+    world.publish(1, &["sh", "cat", "sleep", "true"], r#"["true"]"#);
+    let ca = pki::Pki::new("husk update test CA");
+    let id = ca.server(&["127.0.0.1"]);
+    let file = |name: &str, text: String| {
+        let path = world.dir.join(name);
+        fs::write(&path, text).unwrap();
+        path
+    };
+    let (cert, key) = (file("cert.pem", id.cert_pem), file("key.pem", id.key_pem));
+    let right = file("ca.pem", ca.ca_pem());
+    let wrong = file("other-ca.pem", pki::Pki::new("another CA").ca_pem());
+    let tls = delta_updater::serve::tls_config(&cert, &key).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let repo = world.dir.join("publisher/repo");
+    // The thread ends with the test process.
+    std::thread::spawn(move || delta_updater::serve::serve(listener, &repo, Some(tls)));
+    let configure = |ca: &Path| {
+        let config = format!(
+            r#"{{"server": "https://127.0.0.1:{port}", "caFile": "{}", "deviceClass": "gw", "hardware": "host", "grace": "20s"}}"#,
+            ca.display()
+        );
+        fs::write(Layout::new(&world.data()).config(), config).unwrap();
+    };
+
+    configure(&wrong);
+    let out = world.husk(&["update", "apply"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let message = text(&out);
+    assert_eq!(message.trim_end().lines().count(), 1, "{message}");
+    assert!(message.contains("TLS handshake failed"), "{message}");
+    assert_eq!(world.state().current, 0);
+
+    configure(&right);
+    let out = world.husk(&["update", "apply"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("release 1 installed"), "{}", text(&out));
     assert_eq!(world.state().current, 1);

@@ -413,6 +413,17 @@ impl Settings {
                             "  server",
                             c.server.as_deref().unwrap_or("none (--from only)"),
                         );
+                        if c.server
+                            .as_deref()
+                            .is_some_and(|s| s.starts_with("https://"))
+                        {
+                            let ca = c.ca_file.as_ref().map(|p| p.display().to_string());
+                            line(
+                                "  CA file",
+                                ca.as_deref()
+                                    .unwrap_or("/etc/ssl/certs/ca-certificates.crt (default)"),
+                            );
+                        }
                         line("  device", &format!("{}, hardware {}", c.class, c.hardware));
                         line(
                             "  polls",
@@ -516,6 +527,7 @@ impl Settings {
                 from: from.name(),
                 error: err(&read.value),
                 server: config.and_then(|c| c.server.as_deref()),
+                ca_file: config.and_then(|c| c.ca_file.as_deref()?.to_str()),
                 device_class: config.map(|c| c.class.as_str()),
                 hardware: config.map(|c| c.hardware.as_str()),
                 interval_secs: config.map(|c| c.interval.as_secs()),
@@ -624,6 +636,7 @@ struct UpdateOut<'a> {
     from: &'static str,
     error: Option<&'a str>,
     server: Option<&'a str>,
+    ca_file: Option<&'a str>,
     device_class: Option<&'a str>,
     hardware: Option<&'a str>,
     interval_secs: Option<u64>,
@@ -769,7 +782,7 @@ mod tests {
             r#""restart":"always","stopTimeoutSecs":10,"#,
             r#""memoryMaxBytes":67108864,"pidsMax":32,"cpuQuotaUsec":50000,"cpuPeriodUsec":100000}"#,
             r#"{"name":"batch","source":"tools:1","restart":"no","stopTimeoutSecs":10,"health":null,"bundleConfig":null,"error":null,"memoryMaxBytes":null"#,
-            r#""from":"data","error":null,"server":"http://updates.example:8080/fleet","deviceClass":"gw","hardware":"board","intervalSecs":1800,"graceSecs":120}"#,
+            r#""from":"data","error":null,"server":"http://updates.example:8080/fleet","caFile":null,"deviceClass":"gw","hardware":"board","intervalSecs":1800,"graceSecs":120}"#,
             r#""trustedRoot":{"path":""#,
             r#""kernelFragment":"qemu-armv7.config"},"ok":true}"#,
         ] {

@@ -7,11 +7,15 @@
 //! ```
 //!
 //! `server` may be absent (a device updated only from a USB stick with
-//! `husk update apply --from DIR`). `interval` (default 1h) is how often the
+//! `husk update apply --from DIR`). An `https://` server needs husk built
+//! with the `tls` feature; its certificate is checked against the PEM file
+//! `caFile` (an absolute path; default
+//! [`DEFAULT_CA_FILE`](delta_updater::fetch::tls::DEFAULT_CA_FILE) where TLS
+//! is built in, `/etc/ssl/certs/ca-certificates.crt`). `interval` (default 1h) is how often the
 //! daemon polls, with ±10 % jitter; `grace` (default 2m) how long a new
 //! release has to become healthy before it is rolled back.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -36,8 +40,12 @@ pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
 /// The device's update settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// The repository's base URL (`http://host[:port][/prefix]`), if polled.
+    /// The repository's base URL (`http://host[:port][/prefix]`, or
+    /// `https://` with the `tls` feature), if polled.
     pub server: Option<String>,
+    /// The CA certificates an `https://` server's certificate must chain to
+    /// (PEM); `None`: the system bundle.
+    pub ca_file: Option<PathBuf>,
     /// The device class, which releases are published for.
     pub class: String,
     /// The hardware name a release must list.
@@ -53,6 +61,8 @@ pub struct Config {
 struct Wire<'a> {
     #[serde(borrow)]
     server: Option<EscapedStr<'a>>,
+    #[serde(borrow)]
+    ca_file: Option<EscapedStr<'a>>,
     #[serde(borrow)]
     device_class: Option<EscapedStr<'a>>,
     #[serde(borrow)]
@@ -95,9 +105,20 @@ impl Config {
         };
         let server = text("server", wire.server)?;
         if let Some(url) = &server {
-            if !url.starts_with("http://") && !url.starts_with("https://") {
-                return Err("server must be an http:// URL".into());
+            if url.starts_with("https://") && !cfg!(feature = "tls") {
+                return Err(
+                    "server is https://, but this husk is built without TLS (cargo feature tls); \
+                     use http:// (everything is signed) or a husk built with tls"
+                        .into(),
+                );
             }
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                return Err("server must be an http:// or https:// URL".into());
+            }
+        }
+        let ca_file = text("caFile", wire.ca_file)?.map(PathBuf::from);
+        if ca_file.as_ref().is_some_and(|p| !p.is_absolute()) {
+            return Err("caFile must be an absolute path".into());
         }
         let interval = duration("interval", wire.interval, DEFAULT_INTERVAL)?;
         if interval < MIN_INTERVAL {
@@ -108,6 +129,7 @@ impl Config {
         }
         Ok(Self {
             server,
+            ca_file,
             class: required("deviceClass", wire.device_class)?,
             hardware: required("hardware", wire.hardware)?,
             interval,
@@ -160,5 +182,24 @@ mod tests {
         );
         assert!(error(r#"{"deviceClass": "a", "hardware": "x", "port": 1}"#)
             .starts_with("not the JSON expected"));
+        assert!(
+            error(r#"{"deviceClass": "a", "hardware": "x", "caFile": "certs/ca.pem"}"#)
+                .starts_with("caFile must be an absolute path")
+        );
+    }
+
+    #[test]
+    fn an_https_server_needs_the_tls_feature_and_takes_a_ca_file() {
+        let json = br#"{"server": "https://updates.example/fleet", "deviceClass": "gw",
+                        "hardware": "x", "caFile": "/etc/husk/fleet-ca.pem"}"#;
+        let config = Config::parse(json);
+        assert_eq!(config.is_ok(), cfg!(feature = "tls"));
+        match config {
+            Ok(config) => assert_eq!(
+                config.ca_file.as_deref(),
+                Some(Path::new("/etc/husk/fleet-ca.pem"))
+            ),
+            Err(e) => assert!(e.starts_with("server is https://, but this husk"), "{e}"),
+        }
     }
 }

@@ -1088,10 +1088,13 @@ fn source(
         .server
         .as_deref()
         .ok_or_else(|| UpdateError::NoServer(layout.config()))?;
-    Ok(Box::new(fetch::HttpSource::new(
-        url,
-        fetch::Timeouts::default(),
-    )?))
+    let http = fetch::HttpSource::new(url, fetch::Timeouts::default())?;
+    #[cfg(feature = "tls")]
+    let http = match &config.ca_file {
+        Some(ca) => http.ca_file(ca),
+        None => http,
+    };
+    Ok(Box::new(http))
 }
 
 /// The exit status of `husk update apply` when there was nothing to install.
