@@ -252,7 +252,7 @@ class OutputTest(unittest.TestCase):
         sc = run.parse_console(data("console-x86_64.log"))
         rows, _ = run.lab_rows("x86_64", sc)
         rows += run.wire_rows("libc", "libc crate 0.2.186 -> 0.2.191", run.parse_publish_bench(data("publish-bench.txt")))
-        rows += run.size_rows({"armv7": {"husk": 953_000, "peers": {
+        rows += run.size_rows({"armv7": {"husk": 953_000, "husk_tls": 1_290_000, "peers": {
             "crun": {"closure": 3_000_000, "version": "1.8.1-1+deb12u1"},
             "runc": {"closure": 9_000_000, "version": "1.1.5+ds1-1+deb12u1"}}}})
         rows += run.release_rows("tzdata", {"seconds": 2.5, "rss_kib": 90000})
@@ -267,6 +267,8 @@ class OutputTest(unittest.TestCase):
         text = "\n".join(lines)
         self.assertIn("armv7: husk vs crun 1.8.1-1+deb12u1", text)
         self.assertIn("0.32", text)  # 953000 / 3000000
+        self.assertIn("armv7: husk+TLS vs runc  ", text)
+        self.assertIn("0.14", text)  # 1290000 / 9000000
         self.assertIn("52.10 ms", text)
         self.assertIn("PASS", text)
 

@@ -8,14 +8,16 @@
 # umoci and skopeo (they make the real OCI and docker images the image tests import),
 # the shellcheck tool (the init scripts of board-configs/ are checked with it), and
 # nginx-light (the reference server of update repositories: delta-updater/tests/nginx.rs),
-# and e2fsprogs (mkfs.ext4 makes the powercut scenario's disks).
+# e2fsprogs (mkfs.ext4 makes the powercut scenario's disks), qemu-user-static and
+# openssl (cross/tls-check runs each target's husk-tls against an HTTPS server
+# with a test certificate).
 set -euo pipefail
 
 need=()
 for bin in qemu-system-aarch64 qemu-system-arm qemu-system-riscv64 qemu-system-x86_64; do
     command -v "$bin" >/dev/null 2>&1 || need+=("$bin")
 done
-for bin in dpkg-deb python3 xz zstd mkfs.ext4; do
+for bin in dpkg-deb python3 xz zstd mkfs.ext4 openssl qemu-aarch64-static qemu-arm-static qemu-riscv64-static; do
     command -v "$bin" >/dev/null 2>&1 || need+=("$bin")
 done
 [ -x /bin/busybox ] || need+=(busybox)
@@ -26,7 +28,7 @@ for bin in crun runc umoci skopeo shellcheck; do
     command -v "$bin" >/dev/null 2>&1 || need+=("$bin")
 done
 if [ ${#need[@]} -eq 0 ]; then
-    echo "deps: qemu-system (arm, aarch64, riscv64, x86_64), unpack tools, busybox-static, crun, runc, umoci, skopeo, shellcheck, nginx, mkfs.ext4 present"
+    echo "deps: qemu-system (arm, aarch64, riscv64, x86_64), qemu-user-static, unpack tools, busybox-static, crun, runc, umoci, skopeo, shellcheck, nginx, mkfs.ext4, openssl present"
     exit 0
 fi
 echo "deps: missing ${need[*]}; installing from Debian"
@@ -58,7 +60,8 @@ fi
 echo "deps: apt-get update"
 apt-get update -qq >/dev/null
 pkgs=(qemu-system-arm qemu-system-riscv qemu-system-x86 dpkg xz-utils zstd python3 python3-venv
-      ca-certificates busybox-static crun runc umoci skopeo shellcheck nginx-light e2fsprogs)
+      ca-certificates busybox-static crun runc umoci skopeo shellcheck nginx-light e2fsprogs
+      qemu-user-static openssl)
 if [ "$codename" = bookworm ]; then
     echo "deps: apt-get install -t bookworm-backports ${pkgs[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
