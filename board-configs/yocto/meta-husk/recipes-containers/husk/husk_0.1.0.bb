@@ -21,6 +21,13 @@ CARGO_SRC_DIR = "runtime"
 CARGO_LOCK_SRC_DIR = "${S}"
 CARGO_LOCK_PATH = "${S}/Cargo.lock"
 
+# PACKAGECONFIG "tls": https:// update servers (husk's cargo feature tls,
+# rustls + ring; ~370 KB more on armv7), with the CA bundle the device
+# checks servers against (or set "caFile" in update.json).
+PACKAGECONFIG ??= ""
+PACKAGECONFIG[tls] = ",,,ca-certificates"
+CARGO_BUILD_FLAGS:append = "${@bb.utils.contains('PACKAGECONFIG', 'tls', ' --features tls', '', d)}"
+
 SYSTEMD_SERVICE:${PN} = "husk.service"
 INITSCRIPT_NAME = "husk"
 INITSCRIPT_PARAMS = "defaults 95 5"
