@@ -28,7 +28,7 @@ use serde_json_core::str::EscapedStr;
 
 use crate::cgroup::{Access, CgroupError, DeviceRule, DeviceType, Resources, WireResources};
 use crate::seccomp::{self, Arch, Profile, SeccompError, WireSeccomp};
-use crate::wire::{self, unescape, Capped, CappedMap, Field, HeapCapped, WireError};
+use crate::wire::{self, unescape, CappedMap, Field, HeapCapped, WireError};
 
 /// Largest `config.json` read, in bytes.
 pub const MAX_CONFIG_BYTES: usize = 4 << 20;
@@ -995,9 +995,9 @@ struct WireHook<'a> {
     #[serde(borrow)]
     path: Option<EscapedStr<'a>>,
     #[serde(borrow)]
-    args: Option<Capped<EscapedStr<'a>, MAX_HOOK_STRINGS>>,
+    args: Option<HeapCapped<EscapedStr<'a>, MAX_HOOK_STRINGS>>,
     #[serde(borrow)]
-    env: Option<Capped<EscapedStr<'a>, MAX_HOOK_STRINGS>>,
+    env: Option<HeapCapped<EscapedStr<'a>, MAX_HOOK_STRINGS>>,
     timeout: Option<i64>,
 }
 
@@ -1008,15 +1008,15 @@ struct WireProcess<'a> {
     console_size: Option<WireConsoleSize>,
     user: Option<WireUser>,
     #[serde(borrow)]
-    args: Option<Capped<EscapedStr<'a>, MAX_ARGS>>,
+    args: Option<HeapCapped<EscapedStr<'a>, MAX_ARGS>>,
     #[serde(borrow)]
-    env: Option<Capped<EscapedStr<'a>, MAX_ENV>>,
+    env: Option<HeapCapped<EscapedStr<'a>, MAX_ENV>>,
     #[serde(borrow)]
     cwd: Option<EscapedStr<'a>>,
     #[serde(borrow)]
     capabilities: Option<WireCapabilities<'a>>,
     #[serde(borrow)]
-    rlimits: Option<Capped<WireRlimit<'a>, MAX_RLIMITS>>,
+    rlimits: Option<HeapCapped<WireRlimit<'a>, MAX_RLIMITS>>,
     no_new_privileges: Option<bool>,
     apparmor_profile: Option<IgnoredAny>,
     oom_score_adj: Option<i32>,
@@ -1036,15 +1036,15 @@ struct WireConsoleSize {
 #[derive(Deserialize)]
 struct WireCapabilities<'a> {
     #[serde(borrow)]
-    bounding: Option<Capped<EscapedStr<'a>, MAX_CAPABILITIES>>,
+    bounding: Option<HeapCapped<EscapedStr<'a>, MAX_CAPABILITIES>>,
     #[serde(borrow)]
-    effective: Option<Capped<EscapedStr<'a>, MAX_CAPABILITIES>>,
+    effective: Option<HeapCapped<EscapedStr<'a>, MAX_CAPABILITIES>>,
     #[serde(borrow)]
-    inheritable: Option<Capped<EscapedStr<'a>, MAX_CAPABILITIES>>,
+    inheritable: Option<HeapCapped<EscapedStr<'a>, MAX_CAPABILITIES>>,
     #[serde(borrow)]
-    permitted: Option<Capped<EscapedStr<'a>, MAX_CAPABILITIES>>,
+    permitted: Option<HeapCapped<EscapedStr<'a>, MAX_CAPABILITIES>>,
     #[serde(borrow)]
-    ambient: Option<Capped<EscapedStr<'a>, MAX_CAPABILITIES>>,
+    ambient: Option<HeapCapped<EscapedStr<'a>, MAX_CAPABILITIES>>,
 }
 
 #[derive(Deserialize)]
@@ -1061,7 +1061,7 @@ struct WireUser {
     uid: Option<u32>,
     gid: Option<u32>,
     umask: Option<u32>,
-    additional_gids: Option<Capped<u32, MAX_GROUPS>>,
+    additional_gids: Option<HeapCapped<u32, MAX_GROUPS>>,
 }
 
 #[derive(Deserialize)]
@@ -1081,7 +1081,7 @@ struct WireMount<'a> {
     #[serde(borrow)]
     source: Option<EscapedStr<'a>>,
     #[serde(borrow)]
-    options: Option<Capped<EscapedStr<'a>, MAX_MOUNT_OPTIONS>>,
+    options: Option<HeapCapped<EscapedStr<'a>, MAX_MOUNT_OPTIONS>>,
     uid_mappings: Option<IgnoredAny>,
     gid_mappings: Option<IgnoredAny>,
 }
@@ -1090,7 +1090,7 @@ struct WireMount<'a> {
 #[serde(rename_all = "camelCase")]
 struct WireLinux<'a> {
     #[serde(borrow)]
-    namespaces: Option<Capped<WireNamespace<'a>, MAX_NAMESPACES>>,
+    namespaces: Option<HeapCapped<WireNamespace<'a>, MAX_NAMESPACES>>,
     uid_mappings: Option<HeapCapped<WireIdMapping, MAX_ID_MAPPINGS>>,
     gid_mappings: Option<HeapCapped<WireIdMapping, MAX_ID_MAPPINGS>>,
     time_offsets: Option<IgnoredAny>,
@@ -1108,9 +1108,9 @@ struct WireLinux<'a> {
     #[serde(borrow)]
     rootfs_propagation: Option<EscapedStr<'a>>,
     #[serde(borrow)]
-    masked_paths: Option<Capped<EscapedStr<'a>, MAX_MASKED_PATHS>>,
+    masked_paths: Option<HeapCapped<EscapedStr<'a>, MAX_MASKED_PATHS>>,
     #[serde(borrow)]
-    readonly_paths: Option<Capped<EscapedStr<'a>, MAX_READONLY_PATHS>>,
+    readonly_paths: Option<HeapCapped<EscapedStr<'a>, MAX_READONLY_PATHS>>,
     mount_label: Option<IgnoredAny>,
     personality: Option<IgnoredAny>,
     memory_policy: Option<IgnoredAny>,
@@ -1412,7 +1412,8 @@ fn convert_hook(field: Field, wire: WireHook<'_>) -> Result<Hook, SpecError> {
     if !path.starts_with('/') {
         return Err(invalid(path_field, "must be an absolute path"));
     }
-    let strings = |member: &'static str, list: Option<Capped<EscapedStr<'_>, MAX_HOOK_STRINGS>>| {
+    let strings = |member: &'static str,
+                   list: Option<HeapCapped<EscapedStr<'_>, MAX_HOOK_STRINGS>>| {
         let list_field = field.member(member);
         list.unwrap_or_default()
             .into_items(list_field)?
@@ -1515,7 +1516,7 @@ const RLIMITS: [(&str, Resource); 16] = [
 ];
 
 fn convert_rlimits(
-    rlimits: Option<Capped<WireRlimit<'_>, MAX_RLIMITS>>,
+    rlimits: Option<HeapCapped<WireRlimit<'_>, MAX_RLIMITS>>,
 ) -> Result<Vec<Rlimit>, SpecError> {
     const RLIMITS_FIELD: Field = Field::new("process.rlimits");
     let Some(rlimits) = rlimits else {
@@ -1576,7 +1577,7 @@ fn convert_capabilities(wire: WireCapabilities<'_>) -> Result<Capabilities, Spec
 /// One set of `process.capabilities`, each entry a capability in `allowed`.
 fn convert_cap_set(
     name: &'static str,
-    list: Option<Capped<EscapedStr<'_>, MAX_CAPABILITIES>>,
+    list: Option<HeapCapped<EscapedStr<'_>, MAX_CAPABILITIES>>,
     allowed: CapSet,
 ) -> Result<CapSet, SpecError> {
     let field = Field::new(name);
@@ -1611,7 +1612,7 @@ fn convert_seccomp(wire: WireSeccomp<'_>) -> Result<seccomp::Filter, SpecError> 
 
 fn convert_paths<const N: usize>(
     field: Field,
-    paths: Option<Capped<EscapedStr<'_>, N>>,
+    paths: Option<HeapCapped<EscapedStr<'_>, N>>,
 ) -> Result<Vec<ContainerPath>, SpecError> {
     let Some(paths) = paths else {
         return Ok(Vec::new());
@@ -1693,7 +1694,9 @@ fn convert_sysctl(
     Ok(sysctl)
 }
 
-fn convert_args(args: Option<Capped<EscapedStr<'_>, MAX_ARGS>>) -> Result<Vec<CString>, SpecError> {
+fn convert_args(
+    args: Option<HeapCapped<EscapedStr<'_>, MAX_ARGS>>,
+) -> Result<Vec<CString>, SpecError> {
     const ARGS: Field = Field::new("process.args");
     let args = required(ARGS, args)?.into_items(ARGS)?;
     if args.is_empty() {
@@ -1705,7 +1708,9 @@ fn convert_args(args: Option<Capped<EscapedStr<'_>, MAX_ARGS>>) -> Result<Vec<CS
         .collect()
 }
 
-fn convert_env(env: Option<Capped<EscapedStr<'_>, MAX_ENV>>) -> Result<Vec<CString>, SpecError> {
+fn convert_env(
+    env: Option<HeapCapped<EscapedStr<'_>, MAX_ENV>>,
+) -> Result<Vec<CString>, SpecError> {
     const ENV: Field = Field::new("process.env");
     let Some(env) = env else {
         return Ok(Vec::new());
@@ -1739,7 +1744,7 @@ fn convert_user(user: WireUser) -> Result<User, SpecError> {
 }
 
 fn convert_namespaces(
-    namespaces: Option<Capped<WireNamespace<'_>, MAX_NAMESPACES>>,
+    namespaces: Option<HeapCapped<WireNamespace<'_>, MAX_NAMESPACES>>,
 ) -> Result<NamespaceSet, SpecError> {
     const NAMESPACES: Field = Field::new("linux.namespaces");
     let mut set = NamespaceSet::default();

@@ -174,6 +174,11 @@ pub(crate) struct Capped<T, const N: usize> {
 /// large (`mounts`: 64 of about 600 bytes; `linux.seccomp.syscalls`: 64 of
 /// about 1.4 KiB), which inline would be copied through every frame of the
 /// deserializer and, in a debug build, overflow a test thread's 2 MiB stack.
+/// Every array of `config.json` is one: with inline arrays its wire struct
+/// was 28,728 bytes, moved through each level of the parse, and parsing
+/// husk spec's default config took 1.76 M instructions (callgrind) of the
+/// 2.31 M `husk run` spends in user space before it forks; as heap arrays
+/// the struct is 3,592 bytes and the parse 1.23 M.
 pub(crate) struct HeapCapped<T, const N: usize> {
     items: Vec<T>,
     overflow: bool,

@@ -17,7 +17,7 @@ use serde_json_core::str::EscapedStr;
 
 use super::devices::{Access, DeviceRule, DeviceType, MAX_MAJOR, MAX_MINOR};
 use super::CgroupError;
-use crate::wire::{unescape, Capped, CappedMap, Field, WireError, HAS_NUL};
+use crate::wire::{unescape, CappedMap, Field, HeapCapped, WireError, HAS_NUL};
 
 /// Most entries in `linux.resources.devices`.
 pub const MAX_DEVICE_RULES: usize = 64;
@@ -395,14 +395,14 @@ impl ThrottleKind {
 #[serde(rename_all = "camelCase")]
 pub struct WireResources<'a> {
     #[serde(borrow)]
-    devices: Option<Capped<WireDeviceRule<'a>, MAX_DEVICE_RULES>>,
+    devices: Option<HeapCapped<WireDeviceRule<'a>, MAX_DEVICE_RULES>>,
     memory: Option<WireMemory>,
     #[serde(borrow)]
     cpu: Option<WireCpu<'a>>,
     #[serde(rename = "blockIO")]
     block_io: Option<WireBlockIo>,
     #[serde(borrow)]
-    hugepage_limits: Option<Capped<WireHugepageLimit<'a>, MAX_HUGEPAGE_LIMITS>>,
+    hugepage_limits: Option<HeapCapped<WireHugepageLimit<'a>, MAX_HUGEPAGE_LIMITS>>,
     network: Option<IgnoredAny>,
     pids: Option<WirePids>,
     rdma: Option<IgnoredAny>,
@@ -458,13 +458,13 @@ struct WireCpu<'a> {
 struct WireBlockIo {
     weight: Option<u16>,
     leaf_weight: Option<u16>,
-    weight_device: Option<Capped<WireWeightDevice, MAX_BLOCK_DEVICES>>,
-    throttle_read_bps_device: Option<Capped<WireThrottleDevice, MAX_BLOCK_DEVICES>>,
-    throttle_write_bps_device: Option<Capped<WireThrottleDevice, MAX_BLOCK_DEVICES>>,
+    weight_device: Option<HeapCapped<WireWeightDevice, MAX_BLOCK_DEVICES>>,
+    throttle_read_bps_device: Option<HeapCapped<WireThrottleDevice, MAX_BLOCK_DEVICES>>,
+    throttle_write_bps_device: Option<HeapCapped<WireThrottleDevice, MAX_BLOCK_DEVICES>>,
     #[serde(rename = "throttleReadIOPSDevice")]
-    throttle_read_iops_device: Option<Capped<WireThrottleDevice, MAX_BLOCK_DEVICES>>,
+    throttle_read_iops_device: Option<HeapCapped<WireThrottleDevice, MAX_BLOCK_DEVICES>>,
     #[serde(rename = "throttleWriteIOPSDevice")]
-    throttle_write_iops_device: Option<Capped<WireThrottleDevice, MAX_BLOCK_DEVICES>>,
+    throttle_write_iops_device: Option<HeapCapped<WireThrottleDevice, MAX_BLOCK_DEVICES>>,
 }
 
 #[derive(Deserialize)]
@@ -500,7 +500,7 @@ struct WirePids {
 /// `major` or `minor` means any, `access` defaults to `rwm`. An empty list is
 /// no rules.
 fn convert_devices(
-    devices: Capped<WireDeviceRule<'_>, MAX_DEVICE_RULES>,
+    devices: HeapCapped<WireDeviceRule<'_>, MAX_DEVICE_RULES>,
 ) -> Result<Option<Vec<DeviceRule>>, CgroupError> {
     const DEVICES: Field = Field::new("linux.resources.devices");
     let rules = devices.into_items(DEVICES)?;
@@ -819,7 +819,7 @@ fn device_number(
 }
 
 fn convert_hugepage_limits(
-    wire: Capped<WireHugepageLimit<'_>, MAX_HUGEPAGE_LIMITS>,
+    wire: HeapCapped<WireHugepageLimit<'_>, MAX_HUGEPAGE_LIMITS>,
 ) -> Result<Vec<HugepageLimit>, CgroupError> {
     const HUGEPAGE_LIMITS: Field = Field::new("linux.resources.hugepageLimits");
     wire.into_items(HUGEPAGE_LIMITS)?

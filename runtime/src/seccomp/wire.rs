@@ -23,7 +23,7 @@ use super::{
     MAX_ARCHITECTURES, MAX_ARGS_PER_RULE, MAX_FLAGS, MAX_NAMES_PER_RULE, MAX_SYSCALL_NAME,
     MAX_SYSCALL_RULES,
 };
-use crate::wire::{Capped, HeapCapped};
+use crate::wire::HeapCapped;
 
 /// The `linux.seccomp` object of `config.json` as the JSON has it; turned into a
 /// [`Profile`](super::Profile) with `Profile::try_from`. It can be a member of
@@ -36,9 +36,9 @@ pub struct WireSeccomp<'a> {
     pub(super) default_action: Option<EscapedStr<'a>>,
     pub(super) default_errno_ret: Option<u32>,
     #[serde(borrow)]
-    pub(super) architectures: Option<Capped<EscapedStr<'a>, MAX_ARCHITECTURES>>,
+    pub(super) architectures: Option<HeapCapped<EscapedStr<'a>, MAX_ARCHITECTURES>>,
     #[serde(borrow)]
-    pub(super) flags: Option<Capped<EscapedStr<'a>, MAX_FLAGS>>,
+    pub(super) flags: Option<HeapCapped<EscapedStr<'a>, MAX_FLAGS>>,
     pub(super) listener_path: Option<IgnoredAny>,
     pub(super) listener_metadata: Option<IgnoredAny>,
     #[serde(borrow)]
@@ -55,7 +55,7 @@ pub(super) struct WireSyscall<'a> {
     pub(super) action: Option<EscapedStr<'a>>,
     pub(super) errno_ret: Option<u32>,
     #[serde(borrow)]
-    pub(super) args: Option<Capped<WireArg<'a>, MAX_ARGS_PER_RULE>>,
+    pub(super) args: Option<HeapCapped<WireArg<'a>, MAX_ARGS_PER_RULE>>,
 }
 
 /// One entry of `syscalls[].args`.
