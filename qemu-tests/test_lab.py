@@ -19,7 +19,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from husklab import board, initramfs, powercut  # noqa: E402
+from husklab import board, debian, initramfs, powercut  # noqa: E402
 from husklab.session import Session  # noqa: E402
 
 TOKEN = "t0k3n"
@@ -197,6 +197,34 @@ class PowercutTallyTest(unittest.TestCase):
         here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scenarios")
         self.assertEqual(powercut.declared_cuts(os.path.join(here, "powercut.sh")), 2)
         self.assertIsNone(powercut.declared_cuts(os.path.join(here, "smoke.sh")))
+
+
+class AptTreeTest(unittest.TestCase):
+    """The parsing of apt's answers (the bench's rootfs pair), on recorded text."""
+
+    def tree(self, answers):
+        with tempfile.TemporaryDirectory() as cache:
+            t = debian.AptTree(cache, "bookworm", "amd64", lambda _: None, uri="http://mirror.invalid/debian")
+        calls = []
+
+        def run(tool, *args, cwd=None):
+            calls.append((tool, args))
+            return answers[tool]
+        t._run = run
+        return t, calls
+
+    def test_packages_of_a_priority(self):
+        t, _ = self.tree({"apt-cache": "Package: dash\nPriority: required\nVersion: 1\n\n"
+                                      "Package: vim\nPriority: optional\n\n"
+                                      "Package: bash\nVersion: 5\nPriority: required\n"})
+        self.assertEqual(t.packages_of_priority("required"), ["bash", "dash"])
+
+    def test_closure_is_what_apt_would_install(self):
+        t, calls = self.tree({"apt-get": "Inst libc6 (2.36-9+deb12u14 Debian:12.13/stable [amd64])\n"
+                                         "Inst dash (0.5.12-2 Debian:12.13/stable [amd64])\n"
+                                         "Conf libc6 (2.36-9+deb12u14 Debian:12.13/stable [amd64])\n"})
+        self.assertEqual(t.closure(["dash"]), ["dash", "libc6"])
+        self.assertIn("APT::Install-Recommends=false", calls[0][1])
 
 
 @unittest.skipUnless(os.environ.get("HUSK_LAB_QEMU") == "1",

@@ -41,17 +41,34 @@ def mirror_uri():
     raise FetchError("cannot find the machine's Debian mirror in /etc/apt")
 
 
-class AptTree:
-    """A private apt state for one suite and architecture."""
+def security_uri():
+    """The machine's Debian security mirror (bookworm-security's), or None."""
+    sources = "/etc/apt/sources.list.d/debian.sources"
+    if os.path.exists(sources):
+        for line in open(sources):
+            m = re.match(r"URIs:\s*(\S+)", line)
+            if m and "security" in m.group(1):
+                return m.group(1)
+    if os.path.exists("/etc/apt/sources.list"):
+        for line in open("/etc/apt/sources.list"):
+            m = re.match(r"deb\s+(?:\[[^]]*\]\s+)?(\S+)", line)
+            if m and "security" in m.group(1):
+                return m.group(1)
+    return None
 
-    def __init__(self, cache, suite, arch, log):
+
+class AptTree:
+    """A private apt state for one suite and architecture (from the machine's
+    mirror, or `uri`: its security mirror for a -security suite)."""
+
+    def __init__(self, cache, suite, arch, log, uri=None):
         self.suite, self.arch, self.log = suite, arch, log
         self.dir = os.path.join(cache, "apt", f"{suite}-{arch}")
         os.makedirs(os.path.join(self.dir, "lists", "partial"), exist_ok=True)
         os.makedirs(os.path.join(self.dir, "cache", "archives", "partial"), exist_ok=True)
         os.makedirs(os.path.join(self.dir, "debs"), exist_ok=True)
         with open(os.path.join(self.dir, "sources.list"), "w") as f:
-            f.write(f"deb [signed-by={KEYRING}] {mirror_uri()} {suite} main\n")
+            f.write(f"deb [signed-by={KEYRING}] {uri or mirror_uri()} {suite} main\n")
         # An empty dpkg status: else the host's installed version of a package
         # (say liblzma5 from bookworm-security) becomes the candidate, and the
         # mirror of this tree has no such version to download.
@@ -95,6 +112,23 @@ class AptTree:
             if m:
                 return m.group(1)
         return package
+
+    def packages_of_priority(self, priority):
+        """The names of the suite's packages of `priority` (e.g. required)."""
+        names, name = set(), None
+        for line in self._run("apt-cache", "dumpavail").splitlines():
+            if line.startswith("Package: "):
+                name = line.split()[1]
+            elif line.startswith("Priority: ") and line.split()[1] == priority and name:
+                names.add(name)
+        return sorted(names)
+
+    def closure(self, packages):
+        """`packages` and everything they depend on (not recommends), as
+        apt-get would install them on an empty system: the names."""
+        out = self._run("apt-get", "-s", "-qq", "-o", "APT::Install-Recommends=false",
+                        "install", *packages)
+        return sorted({m.group(1) for m in re.finditer(r"^Inst (\S+)", out, re.M)})
 
     def version(self, package):
         out = self._run("apt-cache", "show", "--no-all-versions", package)
