@@ -127,19 +127,42 @@ pub fn tar_files(old: &[u8], new: &[u8]) -> io::Result<Option<Vec<u8>>> {
     }
     let mut ops = Vec::new();
     let mut pos = 0usize;
+    // Where the old layer's member of the previous new member's path ended
+    // (0 at the start): the old gap before this member starts there.
+    let mut old_pos = Some(0usize);
     for m in &new_members {
         let (start, end) = (m.data as usize, (m.data + m.size) as usize);
-        ops.push(Op::Literal(pos..start));
-        ops.push(member_op(
-            old,
-            new,
-            start..end,
-            &by_content,
-            by_path.get(&m.path[..]).copied(),
-        )?);
+        let same_path = by_path.get(&m.path[..]).copied();
+        // The bytes between two members (padding, the header, entries
+        // without data such as directories and links): copied when the
+        // old layer has exactly them between the same two paths, as
+        // unchanged parts of a layer do. Else a literal.
+        // A gap that changed (a header whose mtime or size moved) is a
+        // bsdiff against the old gap where that is smaller.
+        let old_gap = old_pos.zip(same_path).and_then(|(from, (data, _))| {
+            let to = data as usize;
+            (from <= to).then_some(from..to)
+        });
+        ops.push(match old_gap {
+            Some(gap) if old[gap.clone()] == new[pos..start] => Op::Copy {
+                offset: gap.start as u64,
+                len: gap.len() as u64,
+            },
+            Some(gap) => diff_or_literal(old, gap, new, pos..start)?,
+            None => Op::Literal(pos..start),
+        });
+        ops.push(member_op(old, new, start..end, &by_content, same_path)?);
         pos = end;
+        old_pos = same_path.map(|(data, size)| (data + size) as usize);
     }
-    ops.push(Op::Literal(pos..new.len()));
+    let tail = old_pos.filter(|&from| old[from..] == new[pos..]);
+    ops.push(match tail {
+        Some(from) if from < old.len() => Op::Copy {
+            offset: from as u64,
+            len: (old.len() - from) as u64,
+        },
+        _ => Op::Literal(pos..new.len()),
+    });
     let raw = encode(new, &coalesce(ops));
     // The tar reader decides where members are; check the result rebuilds
     // `new` before offering it, so an odd tar costs a delta, never a layer.
@@ -384,41 +407,72 @@ fn member_op(
     if data.is_empty() {
         return Ok(Op::Literal(range));
     }
+    // The same path's old data first: unchanged runs of members then copy
+    // as one range of the old layer.
+    if let Some((offset, len)) = same_path {
+        if old[offset as usize..(offset + len) as usize] == *data {
+            return Ok(Op::Copy { offset, len });
+        }
+    }
     if let Some(&(offset, len)) = by_content.get(&Digest::of(data)) {
         return Ok(Op::Copy { offset, len });
     }
     let Some((offset, old_len)) = same_path else {
         return Ok(Op::Literal(range));
     };
-    let old_data = &old[offset as usize..(offset + old_len) as usize];
+    diff_or_literal(
+        old,
+        offset as usize..(offset + old_len) as usize,
+        new,
+        range,
+    )
+}
+
+/// A bsdiff of `old[from]` into `new[to]`, or the literal `to` where the
+/// patch would not compress smaller than the data (or either is out of
+/// bsdiff's size range).
+fn diff_or_literal(old: &[u8], from: Range<usize>, new: &[u8], to: Range<usize>) -> io::Result<Op> {
+    let (old_data, data) = (&old[from.clone()], &new[to.clone()]);
     if data.len() < MIN_FILE_BSDIFF
         || data.len() > MAX_FILE_BSDIFF
+        || old_data.is_empty()
         || old_data.len() > MAX_FILE_BSDIFF
     {
-        return Ok(Op::Literal(range));
+        return Ok(Op::Literal(to));
     }
     let mut patch = Vec::new();
     bsdiff::diff(old_data, data, &mut patch)?;
     // Keep bsdiff only if it compresses smaller than the data itself.
     if compress_at(&patch, PROBE_LEVEL)?.len() >= compress_at(data, PROBE_LEVEL)?.len() {
-        return Ok(Op::Literal(range));
+        return Ok(Op::Literal(to));
     }
     Ok(Op::Bsdiff {
-        offset,
-        old_len,
+        offset: from.start as u64,
+        old_len: from.len() as u64,
         new_len: data.len() as u64,
         patch,
     })
 }
 
-/// Merges literals that follow each other in the new tar, drops empty ones.
+/// Merges literals that follow each other in the new tar, and copies of
+/// ranges that follow each other in the old one; drops empty ones.
 fn coalesce(ops: Vec<Op>) -> Vec<Op> {
     let mut out: Vec<Op> = Vec::with_capacity(ops.len());
     for op in ops {
         match (out.last_mut(), op) {
             (_, Op::Literal(range)) if range.is_empty() => {}
+            (_, Op::Copy { len: 0, .. }) => {}
             (Some(Op::Literal(prev)), Op::Literal(range)) if prev.end == range.start => {
                 prev.end = range.end;
+            }
+            (
+                Some(Op::Copy { offset, len }),
+                Op::Copy {
+                    offset: next,
+                    len: more,
+                },
+            ) if *offset + *len == next => {
+                *len += more;
             }
             (_, op) => out.push(op),
         }

@@ -21,9 +21,12 @@
 //!
 //! (integers little-endian). Every algorithm writes this format: a whole-layer
 //! bsdiff is one `BSDIFF` op over the whole old layer; a per-file delta
-//! (`tar-files`) copies the new tar's headers as literals and each member's
-//! data as a `COPY` of an identical old member, a `BSDIFF` against the old
-//! member of the same path, or a literal; `zstd-ref` copies large identical
+//! (`tar-files`) writes each member's data as a `COPY` of an identical old
+//! member, a `BSDIFF` against the old member of the same path, or a
+//! literal, and the bytes between members (headers, padding, entries
+//! without data) as a `COPY` where the old layer has the same bytes between
+//! the same two paths, else a `BSDIFF` against those old bytes or a literal
+//! (adjacent copies merge, so an unchanged run of members is one `COPY`); `zstd-ref` copies large identical
 //! members and cuts the rest into segments of at most [`MAX_SEGMENT`] bytes,
 //! each a zstd frame whose prefix is made of the pieces of the old layer its
 //! content comes from, at most [`MAX_REF`] bytes. So the applier is one small loop.
@@ -979,6 +982,36 @@ mod tests {
             let (_, best) = make::best(&old, &new, full).unwrap().expect("a delta pays");
             assert_eq!(best.len(), files.len().min(whole.len()).min(zref.len()));
         }
+    }
+
+    /// Unchanged members and the headers between them are copied from the
+    /// old layer as long ranges, not sent: a layer where one file of 100
+    /// changed costs that file, not 100 headers.
+    #[test]
+    fn unchanged_members_and_their_headers_are_copies() {
+        let dir = Dir::new("copies");
+        let mut rng = Rng(7);
+        let names: Vec<String> = (0..100).map(|i| format!("usr/lib/f{i:02}")).collect();
+        let datas: Vec<Vec<u8>> = (0..100).map(|_| rng.bytes(2000)).collect();
+        let old = tar(&names
+            .iter()
+            .zip(&datas)
+            .map(|(n, d)| Member::File(n, d))
+            .collect::<Vec<_>>());
+        let mut changed = datas.clone();
+        changed[50][100..110].copy_from_slice(b"0123456789");
+        let new = tar(&names
+            .iter()
+            .zip(&changed)
+            .map(|(n, d)| Member::File(n, d))
+            .collect::<Vec<_>>());
+        let files = make::tar_files(&old, &new).unwrap().unwrap();
+        assert_eq!(run(&dir, &old, &files, target(&new)).unwrap(), new);
+        // Decoded: the magic and size, a copy, the one member's bsdiff (its
+        // 2,000 bytes of mostly zero differences), a copy, the end; the 100
+        // headers as literals would be 51,200 bytes more.
+        let raw = zstd::bulk::decompress(&files, 1 << 20).unwrap();
+        assert!(raw.len() < 4000, "{} bytes decoded", raw.len());
     }
 
     #[test]
