@@ -61,7 +61,10 @@ gaps=$(tr '.' ' ' < uptimes.txt | { read -r s c _; prev=$((s * 100 + ${c#0})); w
 echo "gaps between starts (cs): $gaps"
 set -- $gaps
 [ "$1" -ge 49 ] && [ "$2" -ge 99 ] && [ "$3" -ge 199 ] || fail "the delays do not grow: $gaps"
-[ "$2" -gt "$1" ] && [ "$3" -gt "$2" ] || fail "the delays do not grow: $gaps"
+# Each gap is the delay plus a start, whose cost varies by more than the
+# 50 cs between the first two delays under emulation (armv7 once measured
+# 116 107 213 while an OOM kill ran): the 200 cs delay must still show.
+[ "$3" -gt $(($1 + 50)) ] || fail "the delays do not grow: $gaps"
 
 step "a memory hog is OOM-killed and not restarted"
 wait_for "hog has exited" has hog '"state":"exited"'
