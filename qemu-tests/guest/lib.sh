@@ -8,6 +8,13 @@ step() { echo "--- $*"; }
 # fail TEXT: ends the scenario with a clear message.
 fail() { echo "FAIL: $*"; exit 1; }
 
+# A scenario that ends early (fail, a command's error) must not leave the
+# daemon it started (each names it $daemon) to the scenarios after it: a
+# failed daemon scenario's daemon once answered the soak's husk restart.
+# The scenario's own exit status is kept.
+# shellcheck disable=SC2154 # $daemon is the scenario's, $rc the trap's own
+trap 'rc=$?; [ -z "${daemon:-}" ] || kill "$daemon" 2>/dev/null; exit $rc' EXIT
+
 # skip TEXT: ends the scenario as skipped.
 skip() { echo "SKIP: $*"; exit 77; }
 
