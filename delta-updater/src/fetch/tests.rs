@@ -205,7 +205,8 @@ fn reply(bytes: &[u8]) -> Handler {
     })
 }
 
-fn quick() -> Timeouts {
+/// Short timeouts for servers that misbehave on purpose (also the TLS tests').
+pub(super) fn quick() -> Timeouts {
     Timeouts {
         connect: Duration::from_secs(2),
         stall: Duration::from_millis(500),

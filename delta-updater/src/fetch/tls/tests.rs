@@ -15,7 +15,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
-use crate::fetch::{FetchError, Fetched, HttpSource, Source, Timeouts};
+use crate::fetch::tests::quick;
+use crate::fetch::{FetchError, Fetched, HttpSource, Source};
 
 #[path = "../../../tests/pki/mod.rs"]
 mod pki;
@@ -88,13 +89,6 @@ fn reply(bytes: &[u8]) -> Handler {
     Box::new(move |s: &mut Tls| {
         let _ = s.write_all(&bytes);
     })
-}
-
-fn quick() -> Timeouts {
-    Timeouts {
-        connect: Duration::from_secs(2),
-        stall: Duration::from_millis(500),
-    }
 }
 
 /// A CA, a CA file for it in `dir`, and a server identity for 127.0.0.1.
