@@ -24,8 +24,9 @@ use std::ops::Range;
 use zstd::zstd_safe::{CCtx, CParameter};
 
 use super::{
-    Algorithm, MAGIC, MAX_HISTORY, MAX_REF, MAX_REF_RANGES, MAX_SEGMENT, OP_BSDIFF, OP_COPY,
-    OP_END, OP_LITERAL, OP_ZREF, WINDOW_LOG, ZREF_OUTER_WINDOW_LOG,
+    deflate, Algorithm, Patch, MAGIC, MAX_HISTORY, MAX_INFLATED, MAX_REF, MAX_REF_RANGES,
+    MAX_SEGMENT, OP_BSDIFF, OP_COPY, OP_END, OP_GZIP, OP_LITERAL, OP_ZREF, WINDOW_LOG,
+    ZREF_OUTER_WINDOW_LOG,
 };
 use crate::digest::Digest;
 
@@ -63,6 +64,28 @@ enum Op {
         new_len: u64,
         frame: Vec<u8>,
     },
+    Gzip {
+        offset: u64,
+        old_len: u64,
+        old_raw_len: u64,
+        level: u32,
+        raw_len: u64,
+        new_len: u64,
+        patch: Vec<u8>,
+    },
+}
+
+impl Op {
+    /// How many bytes of the new layer it writes.
+    fn new_len(&self) -> u64 {
+        match self {
+            Self::Copy { len, .. } => *len,
+            Self::Literal(range) => range.len() as u64,
+            Self::Bsdiff { new_len, .. }
+            | Self::Zref { new_len, .. }
+            | Self::Gzip { new_len, .. } => *new_len,
+        }
+    }
 }
 
 /// Compresses `data` as published blobs are: zstd at [`LEVEL`], window at
@@ -113,8 +136,60 @@ pub fn whole_layer(old: &[u8], new: &[u8]) -> io::Result<Option<Vec<u8>>> {
 /// A per-member delta of tar `old` into tar `new`, compressed; `None` if
 /// either does not read as a tar.
 pub fn tar_files(old: &[u8], new: &[u8]) -> io::Result<Option<Vec<u8>>> {
-    let (Ok(old_members), Ok(new_members)) = (members(old), members(new)) else {
+    let Some(parts) = tar_parts(old, new) else {
         return Ok(None);
+    };
+    let mut ops = Vec::with_capacity(parts.len());
+    for part in parts {
+        ops.push(match part {
+            Part::Copy { offset, len } => Op::Copy { offset, len },
+            Part::Changed {
+                new: to,
+                old: Some(from),
+            } => diff_or_literal(old, from, new, to)?,
+            Part::Changed { new: to, old: None } => Op::Literal(to),
+            Part::Gzip(gzip) => {
+                ops.extend(gzip);
+                continue;
+            }
+        });
+    }
+    let raw = encode(new, &coalesce(ops));
+    // The tar reader decides where members are; check the result rebuilds
+    // `new` before offering it, so an odd tar costs a delta, never a layer.
+    if apply_in_memory(old, &raw).as_deref() != Some(new) {
+        return Ok(None);
+    }
+    compress(&raw).map(Some)
+}
+
+/// A stretch of the new tar, as the member-by-member walk sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    /// Bytes the old layer has at `offset`.
+    Copy { offset: u64, len: u64 },
+    /// Bytes of the new tar, and the old bytes they replace where there are
+    /// some: the old data of the same path, or the old bytes between the
+    /// same two paths.
+    Changed {
+        new: Range<usize>,
+        old: Option<Range<usize>>,
+    },
+    /// A changed gzip member of the same path as an old one: its header,
+    /// deflate stream and trailer ([`gzip_ops`]).
+    Gzip(Vec<Op>),
+}
+
+/// The new tar member by member, in order, each stretch a copy of the old
+/// tar where it can be: a member's data when the old layer has it (at the
+/// same path first, so that unchanged runs are one range), and the bytes
+/// between two members (padding, the header, entries without data such as
+/// directories and links) when the old layer has exactly them between the
+/// same two paths, as unchanged parts of a layer do. `None` if either does
+/// not read as a tar.
+fn tar_parts(old: &[u8], new: &[u8]) -> Option<Vec<Part>> {
+    let (Ok(old_members), Ok(new_members)) = (members(old), members(new)) else {
+        return None;
     };
     let mut by_content: HashMap<Digest, (u64, u64)> = HashMap::new();
     let mut by_path: HashMap<&[u8], (u64, u64)> = HashMap::new();
@@ -125,7 +200,7 @@ pub fn tar_files(old: &[u8], new: &[u8]) -> io::Result<Option<Vec<u8>>> {
             .or_insert((m.data, m.size));
         by_path.insert(&m.path, (m.data, m.size));
     }
-    let mut ops = Vec::new();
+    let mut parts = Vec::new();
     let mut pos = 0usize;
     // Where the old layer's member of the previous new member's path ended
     // (0 at the start): the old gap before this member starts there.
@@ -133,49 +208,44 @@ pub fn tar_files(old: &[u8], new: &[u8]) -> io::Result<Option<Vec<u8>>> {
     for m in &new_members {
         let (start, end) = (m.data as usize, (m.data + m.size) as usize);
         let same_path = by_path.get(&m.path[..]).copied();
-        // The bytes between two members (padding, the header, entries
-        // without data such as directories and links): copied when the
-        // old layer has exactly them between the same two paths, as
-        // unchanged parts of a layer do. Else a literal.
-        // A gap that changed (a header whose mtime or size moved) is a
-        // bsdiff against the old gap where that is smaller.
         let old_gap = old_pos.zip(same_path).and_then(|(from, (data, _))| {
             let to = data as usize;
             (from <= to).then_some(from..to)
         });
-        ops.push(match old_gap {
-            Some(gap) if old[gap.clone()] == new[pos..start] => Op::Copy {
+        parts.push(match old_gap {
+            Some(gap) if old[gap.clone()] == new[pos..start] => Part::Copy {
                 offset: gap.start as u64,
                 len: gap.len() as u64,
             },
-            Some(gap) => diff_or_literal(old, gap, new, pos..start)?,
-            None => Op::Literal(pos..start),
+            // A header whose mtime or size moved.
+            gap => Part::Changed {
+                new: pos..start,
+                old: gap,
+            },
         });
-        ops.push(member_op(old, new, start..end, &by_content, same_path)?);
+        parts.push(member_part(old, new, start..end, &by_content, same_path));
         pos = end;
         old_pos = same_path.map(|(data, size)| (data + size) as usize);
     }
     let tail = old_pos.filter(|&from| old[from..] == new[pos..]);
-    ops.push(match tail {
-        Some(from) if from < old.len() => Op::Copy {
+    parts.push(match tail {
+        Some(from) => Part::Copy {
             offset: from as u64,
             len: (old.len() - from) as u64,
         },
-        _ => Op::Literal(pos..new.len()),
+        None => Part::Changed {
+            new: pos..new.len(),
+            old: None,
+        },
     });
-    let raw = encode(new, &coalesce(ops));
-    // The tar reader decides where members are; check the result rebuilds
-    // `new` before offering it, so an odd tar costs a delta, never a layer.
-    if apply_in_memory(old, &raw).as_deref() != Some(new) {
-        return Ok(None);
-    }
-    compress(&raw).map(Some)
+    Some(parts)
 }
 
-/// Members at least this large that are identical in both layers are
-/// copied by `zstd-ref` (smaller ones cost next to nothing in a zstd frame
-/// whose window holds them, and splitting segments costs more).
-const MIN_ZREF_COPY: u64 = 64 * 1024;
+/// Stretches of a tar walk at least this large that are copies of the old
+/// layer stay copies in `zstd-ref`; shorter ones go into the segments around
+/// them, where zstd finds them in the prefix for a few bytes (and a copy
+/// between two segments splits one in two).
+const MIN_ZREF_COPY: u64 = 4 * 1024;
 /// Bytes of a block of the old layer's index, and the stride between blocks.
 const BLOCK: usize = 32;
 /// The unit of old data a `zstd-ref` reference is made of: REF_LEN / PIECE
@@ -208,41 +278,46 @@ const _: () = assert!(
         && SEGMENT_LEN <= MAX_SEGMENT
 );
 
-/// A `zstd-ref` delta of `old` into `new`, compressed: large identical tar
-/// members copied, the rest in segments of at most [`SEGMENT_LEN`] bytes,
-/// each compressed with zstd against the window of at most [`REF_LEN`] bytes
-/// of the old layer where most of its blocks are found.
+/// A `zstd-ref` delta of `old` into `new`, compressed: the stretches of the
+/// tar walk ([`tar_parts`]) that are copies of the old layer (at least
+/// [`MIN_ZREF_COPY`] bytes) copied, the rest in segments of at most
+/// [`SEGMENT_LEN`] bytes, each compressed with zstd against the window of at
+/// most [`REF_LEN`] bytes of the old layer where most of its blocks are
+/// found. A layer that is not a tar is all segments.
 ///
 /// Publisher memory: both layers, plus an index of one entry per 32 bytes
 /// of the old layer (about 24 bytes each: 0.75 x the old layer).
 pub fn zstd_ref(old: &[u8], new: &[u8]) -> io::Result<Vec<u8>> {
-    let mut copies = Vec::new();
-    if let (Ok(old_members), Ok(new_members)) = (members(old), members(new)) {
-        let mut by_content: HashMap<Digest, u64> = HashMap::new();
-        for m in old_members.iter().filter(|m| m.size >= MIN_ZREF_COPY) {
-            let data = &old[m.data as usize..(m.data + m.size) as usize];
-            by_content.entry(Digest::of(data)).or_insert(m.data);
-        }
-        for m in new_members.iter().filter(|m| m.size >= MIN_ZREF_COPY) {
-            let data = &new[m.data as usize..(m.data + m.size) as usize];
-            if let Some(&offset) = by_content.get(&Digest::of(data)) {
-                copies.push((m.data as usize..(m.data + m.size) as usize, offset));
+    // What is not cut into segments: long copies and gzip members.
+    let mut kept: Vec<(Range<usize>, Vec<Op>)> = Vec::new();
+    let mut pos = 0;
+    for part in tar_parts(old, new).unwrap_or_default() {
+        let len = match part {
+            Part::Copy { offset, len } => {
+                if len >= MIN_ZREF_COPY {
+                    kept.push((pos..pos + len as usize, vec![Op::Copy { offset, len }]));
+                }
+                len as usize
             }
-        }
+            Part::Changed { new, .. } => new.len(),
+            Part::Gzip(ops) => {
+                let len = ops.iter().map(Op::new_len).sum::<u64>() as usize;
+                kept.push((pos..pos + len, ops));
+                len
+            }
+        };
+        pos += len;
     }
     let index = OldIndex::new(old);
     let mut ops = Vec::new();
     let mut pos = 0;
-    for (range, offset) in copies {
+    for (range, these) in kept {
         segments(old, new, pos..range.start, &index, &mut ops)?;
-        ops.push(Op::Copy {
-            offset,
-            len: range.len() as u64,
-        });
+        ops.extend(these);
         pos = range.end;
     }
     segments(old, new, pos..new.len(), &index, &mut ops)?;
-    compress_window(&encode(new, &ops), LEVEL, ZREF_OUTER_WINDOW_LOG)
+    compress_window(&encode(new, &coalesce(ops)), LEVEL, ZREF_OUTER_WINDOW_LOG)
 }
 
 fn segments(
@@ -396,36 +471,120 @@ pub fn best(old: &[u8], new: &[u8], full_len: u64) -> io::Result<Option<(Algorit
         .filter(|(_, d)| (d.len() as u64) * 100 <= full_len * MARGIN_PERCENT))
 }
 
-fn member_op(
+/// A changed gzip member `new[to]` as ops against the old member `old[from]`:
+/// its header and trailer as literals, and its deflate stream as a `GZIP`
+/// op, when both members are single gzip members, their contents at most
+/// [`MAX_INFLATED`], and the new stream is exactly what GNU gzip's deflate
+/// writes at some level (which the header's XFL byte hints: 2 for `-9`, 4
+/// for `-1`).
+fn gzip_ops(old: &[u8], from: Range<usize>, new: &[u8], to: Range<usize>) -> Option<Vec<Op>> {
+    let old_stream = deflate_stream(&old[from.clone()])?;
+    let new_stream = deflate_stream(&new[to.clone()])?;
+    let (old_at, new_at) = (from.start + old_stream.start, to.start + new_stream.start);
+    let old_raw = inflated(&old[old_at..from.start + old_stream.end])?;
+    let stream = &new[new_at..to.start + new_stream.end];
+    let raw = inflated(stream)?;
+    let levels: &[u32] = match new[to.start + 8] {
+        2 => &[9],
+        4 => &[1],
+        _ => &[6, 2, 3, 4, 5, 7, 8],
+    };
+    let level = levels.iter().copied().find(|&level| {
+        let mut again = Vec::with_capacity(stream.len());
+        deflate::deflate(&raw, level, &mut again).is_ok() && again == stream
+    })?;
+    let mut patch = Vec::new();
+    bsdiff::diff(&old_raw, &raw, &mut patch).ok()?;
+    Some(vec![
+        Op::Literal(to.start..new_at),
+        Op::Gzip {
+            offset: old_at as u64,
+            old_len: old_stream.len() as u64,
+            old_raw_len: old_raw.len() as u64,
+            level,
+            raw_len: raw.len() as u64,
+            new_len: stream.len() as u64,
+            patch,
+        },
+        Op::Literal(new_at + stream.len()..to.end),
+    ])
+}
+
+/// The deflate stream of a gzip member (for tests).
+#[cfg(test)]
+pub(super) fn deflate_stream_of(member: &[u8]) -> Option<&[u8]> {
+    deflate_stream(member).map(|r| &member[r])
+}
+
+/// Where the deflate stream of a gzip member lies in it: after the header
+/// (whose optional fields are skipped), before the 8-byte trailer.
+fn deflate_stream(member: &[u8]) -> Option<Range<usize>> {
+    const FHCRC: u8 = 1 << 1;
+    const FEXTRA: u8 = 1 << 2;
+    const FNAME: u8 = 1 << 3;
+    const FCOMMENT: u8 = 1 << 4;
+    let header = member.get(..10)?;
+    if header[..3] != [0x1f, 0x8b, 8] || header[3] & 0xe0 != 0 {
+        return None;
+    }
+    let flags = header[3];
+    let mut at = 10;
+    if flags & FEXTRA != 0 {
+        let len = member.get(at..at + 2)?;
+        at += 2 + usize::from(u16::from_le_bytes([len[0], len[1]]));
+    }
+    for flag in [FNAME, FCOMMENT] {
+        if flags & flag != 0 {
+            at += member.get(at..)?.iter().position(|&b| b == 0)? + 1;
+        }
+    }
+    if flags & FHCRC != 0 {
+        at += 2;
+    }
+    let end = member.len().checked_sub(8)?;
+    (at < end).then_some(at..end)
+}
+
+/// The content of a raw deflate stream that is exactly one stream, if it is
+/// at most [`MAX_INFLATED`] bytes: inflated by the device's own code.
+fn inflated(stream: &[u8]) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; super::CHUNK];
+    super::inflate(stream, 0, stream.len() as u64, MAX_INFLATED, &mut buf).ok()
+}
+
+fn member_part(
     old: &[u8],
     new: &[u8],
     range: Range<usize>,
     by_content: &HashMap<Digest, (u64, u64)>,
     same_path: Option<(u64, u64)>,
-) -> io::Result<Op> {
+) -> Part {
     let data = &new[range.clone()];
-    if data.is_empty() {
-        return Ok(Op::Literal(range));
-    }
+    let old_data = same_path.map(|(offset, len)| offset as usize..(offset + len) as usize);
     // The same path's old data first: unchanged runs of members then copy
     // as one range of the old layer.
-    if let Some((offset, len)) = same_path {
-        if old[offset as usize..(offset + len) as usize] == *data {
-            return Ok(Op::Copy { offset, len });
-        }
+    if let Some(from) = old_data.clone().filter(|from| old[from.clone()] == *data) {
+        return Part::Copy {
+            offset: from.start as u64,
+            len: from.len() as u64,
+        };
     }
-    if let Some(&(offset, len)) = by_content.get(&Digest::of(data)) {
-        return Ok(Op::Copy { offset, len });
+    if let Some(&(offset, len)) = by_content
+        .get(&Digest::of(data))
+        .filter(|_| !data.is_empty())
+    {
+        return Part::Copy { offset, len };
     }
-    let Some((offset, old_len)) = same_path else {
-        return Ok(Op::Literal(range));
-    };
-    diff_or_literal(
-        old,
-        offset as usize..(offset + old_len) as usize,
-        new,
-        range,
-    )
+    if let Some(ops) = old_data
+        .clone()
+        .and_then(|from| gzip_ops(old, from, new, range.clone()))
+    {
+        return Part::Gzip(ops);
+    }
+    Part::Changed {
+        new: range,
+        old: old_data,
+    }
 }
 
 /// A bsdiff of `old[from]` into `new[to]`, or the literal `to` where the
@@ -525,6 +684,23 @@ fn encode(new: &[u8], ops: &[Op]) -> Vec<u8> {
                 }
                 out.extend_from_slice(frame);
             }
+            Op::Gzip {
+                offset,
+                old_len,
+                old_raw_len,
+                level,
+                raw_len,
+                new_len,
+                patch,
+            } => {
+                out.push(OP_GZIP);
+                let level = u64::from(*level);
+                for n in [*offset, *old_len, *old_raw_len, level, *raw_len, *new_len] {
+                    out.extend_from_slice(&n.to_le_bytes());
+                }
+                out.extend_from_slice(&(patch.len() as u64).to_le_bytes());
+                out.extend_from_slice(patch);
+            }
         }
     }
     out.push(OP_END);
@@ -560,6 +736,29 @@ fn apply_in_memory(old: &[u8], raw: &[u8]) -> Option<Vec<u8>> {
                 let base = old.get(offset..offset.checked_add(old_len)?)?;
                 let mut patch = take(patch_len)?;
                 bsdiff::patch(base, &mut patch, &mut out).ok()?;
+            }
+            OP_GZIP => {
+                let (offset, old_len, old_raw_len) = (word()?, word()?, word()?);
+                let (level, raw_len, _new_len, patch_len) = (word()?, word()?, word()?, word()?);
+                let mut buf = vec![0u8; super::CHUNK];
+                let (offset, old_len) = (offset as u64, old_len as u64);
+                let old_raw = super::inflate(old, offset, old_len, old_raw_len, &mut buf).ok()?;
+                let mut old_buf = vec![0u8; super::CHUNK];
+                let mut raw = Vec::new();
+                let p = Patch {
+                    base: 0,
+                    old_len: old_raw.len() as u64,
+                    new_len: raw_len as u64,
+                    patch_len: patch_len as u64,
+                };
+                let mut patch = take(patch_len)?;
+                let bufs = (&mut buf[..], &mut old_buf[..]);
+                super::bspatch(&mut patch, &old_raw[..], p, bufs, &mut |b| {
+                    raw.extend_from_slice(b);
+                    Ok(())
+                })
+                .ok()?;
+                deflate::deflate(&raw, level as u32, &mut out).ok()?;
             }
             _ => return None,
         }

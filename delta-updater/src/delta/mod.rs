@@ -16,6 +16,13 @@
 //!              ranges one after the other, then the last `history` bytes of
 //!              the new layer written so far (zstd's "patch from", on pieces
 //!              of the old layer)
+//! 0x05 GZIP    old_offset: u64, old_len: u64, old_raw_len: u64, level: u64,
+//!              raw_len: u64, new_len: u64, patch_len: u64, then patch_len bytes
+//!              of a bsdiff patch from the old_raw_len bytes that inflate
+//!              from old[old_offset .. old_offset + old_len] (one raw deflate
+//!              stream, exactly) into raw_len bytes, which GNU gzip's deflate
+//!              at `level` turns into the new_len bytes written; both raw
+//!              lengths at most [`MAX_INFLATED`]
 //! 0x00 END     and then nothing
 //! ```
 //!
@@ -26,8 +33,14 @@
 //! literal, and the bytes between members (headers, padding, entries
 //! without data) as a `COPY` where the old layer has the same bytes between
 //! the same two paths, else a `BSDIFF` against those old bytes or a literal
-//! (adjacent copies merge, so an unchanged run of members is one `COPY`); `zstd-ref` copies large identical
-//! members and cuts the rest into segments of at most [`MAX_SEGMENT`] bytes,
+//! (adjacent copies merge, so an unchanged run of members is one `COPY`).
+//! A changed gzip member (`.gz` files: Debian's changelogs and manual pages,
+//! compressed by `gzip -9n`) is diffed uncompressed: its header and trailer
+//! are literals and its deflate stream a `GZIP` op, when [`deflate`] (GNU
+//! gzip's deflate, in Rust) gives back its exact bytes; a byte delta of two
+//! compressed files finds almost nothing in common. `zstd-ref` copies the
+//! long unchanged stretches of the same walk, takes gzip members the same
+//! way, and cuts the rest into segments of at most [`MAX_SEGMENT`] bytes,
 //! each a zstd frame whose prefix is made of the pieces of the old layer its
 //! content comes from, at most [`MAX_REF`] bytes. So the applier is one small loop.
 //!
@@ -48,6 +61,7 @@
 //! not checked: the delta's sha256 is, before, and the result's, after. The result is renamed into place only if its size and
 //! digest are the target's; on any error the temporary file is removed.
 
+pub mod deflate;
 #[cfg(feature = "publish")]
 pub mod make;
 
@@ -109,6 +123,12 @@ pub const ZREF_OUTER_WINDOW_LOG: u32 = 17;
 pub const ZREF_FRAME_DECODER: u64 =
     (MAX_SEGMENT as u64 + ZSTD_BLOCK).next_power_of_two() + ZSTD_DECODER_OVERHEAD;
 
+/// Largest gzip member content (inflated, old or new) a `GZIP` op holds.
+pub const MAX_INFLATED: usize = 512 << 10;
+/// What a `GZIP` op holds: both contents, the inflater (its 32 KiB window
+/// and tables) and the deflater.
+pub const GZIP_OP_MEMORY: u64 = 2 * MAX_INFLATED as u64 + 64 * 1024 + deflate::DEFLATE_MEMORY;
+
 /// The id the prefix of a `ZREF` frame is given as a dictionary of the
 /// decoder (its frames name none: any id does).
 const PREFIX_ID: u32 = 1;
@@ -118,6 +138,7 @@ const OP_COPY: u8 = 1;
 const OP_LITERAL: u8 = 2;
 const OP_BSDIFF: u8 = 3;
 const OP_ZREF: u8 = 4;
+const OP_GZIP: u8 = 5;
 
 /// How a delta was computed. Both write the same format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,15 +166,17 @@ impl Algorithm {
     /// in the release metadata.
     pub fn memory(self) -> u64 {
         match self {
-            Self::Bsdiff | Self::TarFiles => APPLY_MEMORY,
+            Self::Bsdiff => APPLY_MEMORY,
+            Self::TarFiles => APPLY_MEMORY + GZIP_OP_MEMORY,
             Self::ZstdRef => {
                 zstd_window_buffer(ZREF_OUTER_WINDOW_LOG)
                     + ZSTD_DECODER_OVERHEAD
                     + 2 * CHUNK as u64
                     // The prefix, and ruzstd's copy of it (the frame is
-                    // streamed from the delta, its output drained in CHUNKs).
-                    + 2 * (MAX_REF + MAX_HISTORY) as u64
-                    + ZREF_FRAME_DECODER
+                    // streamed from the delta, its output drained in CHUNKs),
+                    // or a GZIP op's buffers: one op at a time.
+                    + (2 * (MAX_REF + MAX_HISTORY) as u64 + ZREF_FRAME_DECODER)
+                        .max(GZIP_OP_MEMORY)
             }
         }
     }
@@ -444,9 +467,19 @@ impl<R: Read> Ops<'_, R> {
                     let patch_len = self.u64()?;
                     self.old.check(offset, old_len)?;
                     out.room(new_len)?;
-                    self.bspatch(offset, old_len, new_len, patch_len, out)?;
+                    let patch = Patch {
+                        base: offset,
+                        old_len,
+                        new_len,
+                        patch_len,
+                    };
+                    let bufs = (&mut self.buf[..], &mut self.old_buf[..]);
+                    bspatch(&mut self.delta, &self.old, patch, bufs, &mut |b| {
+                        out.write(b)
+                    })?;
                 }
                 OP_ZREF => self.zref(out)?,
+                OP_GZIP => self.gzip(out)?,
                 _ => return Err(DeltaError::Malformed("unknown operation")),
             }
         }
@@ -495,74 +528,261 @@ impl<R: Read> Ops<'_, R> {
         Ok(())
     }
 
-    /// bspatch, streaming: the patch is a list of (mix_len, copy_len, seek)
-    /// controls, each followed by mix_len bytes added to the old bytes at the
-    /// old position and copy_len bytes taken as they are.
-    fn bspatch(
-        &mut self,
-        base: u64,
-        old_len: u64,
-        new_len: u64,
-        patch_len: u64,
-        out: &mut Output,
-    ) -> Result<(), DeltaError> {
-        let mut patch_left = patch_len;
-        let mut new_left = new_len;
-        let mut old_pos: u64 = 0;
-        while patch_left > 0 {
-            let mut control = [0u8; 24];
-            if patch_left < 24 {
-                return Err(DeltaError::Malformed("bsdiff control cut short"));
-            }
-            self.read_exact(&mut control)?;
-            patch_left -= 24;
-            let word = |i: usize| {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&control[i * 8..i * 8 + 8]);
-                u64::from_le_bytes(b)
-            };
-            let (mix_len, copy_len, seek) = (word(0), word(1), word(2));
-            let data_len = mix_len
-                .checked_add(copy_len)
-                .filter(|&n| n <= patch_left && n <= new_left)
-                .ok_or(DeltaError::Malformed(
-                    "bsdiff control longer than the patch or the output",
-                ))?;
-            if old_pos.checked_add(mix_len).is_none_or(|end| end > old_len) {
-                return Err(DeltaError::OutsideOld {
-                    end: base.saturating_add(old_pos).saturating_add(mix_len),
-                    old_size: base.saturating_add(old_len),
-                });
-            }
-            let mut done = 0;
-            while done < mix_len {
-                let n = chunk(mix_len - done);
-                let (buf, delta) = (&mut self.buf[..n], &mut self.delta);
-                delta.read_exact(buf).map_err(DeltaError::ReadDelta)?;
-                self.old
-                    .read(base + old_pos + done, &mut self.old_buf[..n])?;
-                for (b, o) in buf.iter_mut().zip(&self.old_buf[..n]) {
-                    *b = b.wrapping_add(*o);
-                }
-                out.write(buf)?;
-                done += n as u64;
-            }
-            self.literal(copy_len, out)?;
-            patch_left -= data_len;
-            new_left -= data_len;
-            // The seek is sign and magnitude, as bsdiff writes it.
-            let magnitude = seek & !(1 << 63);
-            let after_mix = old_pos + mix_len;
-            old_pos = if seek >> 63 == 0 {
-                after_mix.checked_add(magnitude)
-            } else {
-                after_mix.checked_sub(magnitude)
-            }
-            .ok_or(DeltaError::Malformed("bsdiff seeks outside the old data"))?;
+    /// A gzip member's deflate stream: the old one inflated, patched, and
+    /// deflated again.
+    fn gzip(&mut self, out: &mut Output) -> Result<(), DeltaError> {
+        let limits = DeltaError::Malformed("gzip op beyond its limits");
+        let (offset, old_len, old_raw_len) = (self.u64()?, self.u64()?, self.u64()?);
+        let (level, raw_len, new_len, patch_len) =
+            (self.u64()?, self.u64()?, self.u64()?, self.u64()?);
+        if old_raw_len > MAX_INFLATED as u64 || raw_len > MAX_INFLATED as u64 {
+            return Err(limits);
         }
-        if new_left != 0 {
-            return Err(DeltaError::Malformed("bsdiff patch ends before its output"));
+        let level = u32::try_from(level)
+            .ok()
+            .filter(|l| (1..=9).contains(l))
+            .ok_or(DeltaError::Malformed("gzip op with a level outside 1..9"))?;
+        self.old.check(offset, old_len)?;
+        out.room(new_len)?;
+        let old_raw = inflate(
+            &self.old,
+            offset,
+            old_len,
+            old_raw_len as usize,
+            &mut self.buf,
+        )?;
+        if old_raw.len() as u64 != old_raw_len {
+            return Err(DeltaError::Malformed(
+                "gzip op's old data does not inflate to its length",
+            ));
         }
+        let mut raw = Vec::with_capacity(raw_len as usize);
+        let patch = Patch {
+            base: 0,
+            old_len: old_raw_len,
+            new_len: raw_len,
+            patch_len,
+        };
+        let bufs = (&mut self.buf[..], &mut self.old_buf[..]);
+        bspatch(&mut self.delta, &old_raw[..], patch, bufs, &mut |b| {
+            raw.extend_from_slice(b);
+            Ok(())
+        })?;
+        drop(old_raw);
+        let mut sink = Deflated {
+            out,
+            left: new_len,
+            error: None,
+        };
+        let result = deflate::deflate(&raw, level, &mut sink);
+        if let Some(e) = sink.error {
+            return Err(e);
+        }
+        result.map_err(|_| DeltaError::Malformed("gzip op does not deflate"))?;
+        if sink.left != 0 {
+            return Err(DeltaError::Malformed("gzip op deflates to another length"));
+        }
+        Ok(())
+    }
+}
+
+/// Where a bsdiff patch reads the bytes it adds to.
+trait OldBytes {
+    /// Fills `buf` from `offset`, or fails naming what lies outside.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), DeltaError>;
+}
+
+impl OldBytes for OldLayer<'_> {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), DeltaError> {
+        self.read(offset, buf)
+    }
+}
+
+impl OldBytes for [u8] {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), DeltaError> {
+        let end = offset.saturating_add(buf.len() as u64);
+        let bytes = self
+            .get(offset as usize..end as usize)
+            .ok_or(DeltaError::OutsideOld {
+                end,
+                old_size: self.len() as u64,
+            })?;
+        buf.copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// A bsdiff op's lengths: its old bytes start at `base`.
+#[derive(Clone, Copy)]
+struct Patch {
+    base: u64,
+    old_len: u64,
+    new_len: u64,
+    patch_len: u64,
+}
+
+/// bspatch, streaming: the patch is a list of (mix_len, copy_len, seek)
+/// controls, each followed by mix_len bytes added to the old bytes at the
+/// old position and copy_len bytes taken as they are. The output goes to
+/// `sink` a chunk at a time, through `bufs` (two buffers of the same size).
+fn bspatch(
+    delta: &mut impl Read,
+    old: &(impl OldBytes + ?Sized),
+    p: Patch,
+    bufs: (&mut [u8], &mut [u8]),
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), DeltaError>,
+) -> Result<(), DeltaError> {
+    let (buf, old_buf) = bufs;
+    let size = buf.len() as u64;
+    let step = |left: u64| left.min(size) as usize;
+    let mut patch_left = p.patch_len;
+    let mut new_left = p.new_len;
+    let mut old_pos: u64 = 0;
+    while patch_left > 0 {
+        let mut control = [0u8; 24];
+        if patch_left < 24 {
+            return Err(DeltaError::Malformed("bsdiff control cut short"));
+        }
+        delta
+            .read_exact(&mut control)
+            .map_err(DeltaError::ReadDelta)?;
+        patch_left -= 24;
+        let word = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&control[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(b)
+        };
+        let (mix_len, copy_len, seek) = (word(0), word(1), word(2));
+        let data_len = mix_len
+            .checked_add(copy_len)
+            .filter(|&n| n <= patch_left && n <= new_left)
+            .ok_or(DeltaError::Malformed(
+                "bsdiff control longer than the patch or the output",
+            ))?;
+        if old_pos
+            .checked_add(mix_len)
+            .is_none_or(|end| end > p.old_len)
+        {
+            return Err(DeltaError::OutsideOld {
+                end: p.base.saturating_add(old_pos).saturating_add(mix_len),
+                old_size: p.base.saturating_add(p.old_len),
+            });
+        }
+        let mut done = 0;
+        while done < mix_len {
+            let n = step(mix_len - done);
+            delta
+                .read_exact(&mut buf[..n])
+                .map_err(DeltaError::ReadDelta)?;
+            old.read_at(p.base + old_pos + done, &mut old_buf[..n])?;
+            for (b, o) in buf[..n].iter_mut().zip(&old_buf[..n]) {
+                *b = b.wrapping_add(*o);
+            }
+            sink(&buf[..n])?;
+            done += n as u64;
+        }
+        let mut done = 0;
+        while done < copy_len {
+            let n = step(copy_len - done);
+            delta
+                .read_exact(&mut buf[..n])
+                .map_err(DeltaError::ReadDelta)?;
+            sink(&buf[..n])?;
+            done += n as u64;
+        }
+        patch_left -= data_len;
+        new_left -= data_len;
+        // The seek is sign and magnitude, as bsdiff writes it.
+        let magnitude = seek & !(1 << 63);
+        let after_mix = old_pos + mix_len;
+        old_pos = if seek >> 63 == 0 {
+            after_mix.checked_add(magnitude)
+        } else {
+            after_mix.checked_sub(magnitude)
+        }
+        .ok_or(DeltaError::Malformed("bsdiff seeks outside the old data"))?;
+    }
+    if new_left != 0 {
+        return Err(DeltaError::Malformed("bsdiff patch ends before its output"));
+    }
+    Ok(())
+}
+
+/// Inflates the raw deflate stream `old[offset .. offset + len]`, which must
+/// be exactly one stream and inflate to at most `max` bytes, read through
+/// `buf`.
+fn inflate(
+    old: &(impl OldBytes + ?Sized),
+    offset: u64,
+    len: u64,
+    max: usize,
+    buf: &mut [u8],
+) -> Result<Vec<u8>, DeltaError> {
+    use miniz_oxide::inflate::stream::{inflate, InflateState};
+    use miniz_oxide::{DataFormat, MZFlush, MZStatus};
+    let bad = DeltaError::Malformed("gzip op's old data does not inflate to its length");
+    let mut state = InflateState::new_boxed(DataFormat::Raw);
+    // One byte more than the most, to see a stream that goes on.
+    let mut raw = vec![0u8; max + 1];
+    let (mut read, mut written) = (0u64, 0usize);
+    let (mut have, mut used) = (0usize, 0usize);
+    loop {
+        if used == have && read < len {
+            have = (len - read).min(buf.len() as u64) as usize;
+            old.read_at(offset + read, &mut buf[..have])?;
+            read += have as u64;
+            used = 0;
+        }
+        let flush = if read == len {
+            MZFlush::Finish
+        } else {
+            MZFlush::None
+        };
+        let r = inflate(&mut state, &buf[used..have], &mut raw[written..], flush);
+        used += r.bytes_consumed;
+        written += r.bytes_written;
+        match r.status {
+            Ok(MZStatus::StreamEnd) => break,
+            Ok(_) if written <= max && (r.bytes_consumed > 0 || r.bytes_written > 0) => {}
+            _ => return Err(bad),
+        }
+    }
+    if written > max || used != have || read != len {
+        return Err(bad);
+    }
+    raw.truncate(written);
+    Ok(raw)
+}
+
+/// The output as the deflater's `io::Write`: refuses more than `left`
+/// bytes, and keeps the output's own error.
+struct Deflated<'a> {
+    out: &'a mut Output,
+    left: u64,
+    error: Option<DeltaError>,
+}
+
+impl Write for Deflated<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let len = buf.len() as u64;
+        let result = if len > self.left {
+            Err(DeltaError::Malformed("gzip op deflates to another length"))
+        } else {
+            self.out.write(buf)
+        };
+        match result {
+            Ok(()) => {
+                self.left -= len;
+                Ok(buf.len())
+            }
+            Err(e) => {
+                self.error = Some(e);
+                Err(io::ErrorKind::Other.into())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
 }
@@ -1014,6 +1234,131 @@ mod tests {
         assert!(raw.len() < 4000, "{} bytes decoded", raw.len());
     }
 
+    /// A gzip member as `gzip -<level> -n` writes it: this header, GNU
+    /// gzip's deflate stream, the crc32 and the length.
+    fn gzip_member(data: &[u8], level: u32) -> Vec<u8> {
+        let xfl = match level {
+            9 => 2,
+            1 => 4,
+            _ => 0,
+        };
+        let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 3];
+        deflate::deflate(data, level, &mut out).unwrap();
+        let mut crc = flate2::Crc::new();
+        crc.update(data);
+        out.extend_from_slice(&crc.sum().to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out
+    }
+
+    /// The operations of a compressed delta, in order.
+    fn op_codes(delta: &[u8]) -> Vec<u8> {
+        let raw = zstd::bulk::decompress(delta, 64 << 20).unwrap();
+        let word = |at: usize| u64::from_le_bytes(raw[at..at + 8].try_into().unwrap()) as usize;
+        let mut at = 16;
+        let mut codes = Vec::new();
+        loop {
+            let code = raw[at];
+            codes.push(code);
+            at += 1;
+            at += match code {
+                OP_END => return codes,
+                OP_COPY => 16,
+                OP_LITERAL => 8 + word(at),
+                OP_BSDIFF => 32 + word(at + 24),
+                OP_ZREF => {
+                    let ranges = word(at);
+                    let rest = at + 8 + 16 * ranges;
+                    8 + 16 * ranges + 24 + word(rest + 16)
+                }
+                OP_GZIP => 56 + word(at + 48),
+                _ => panic!("unknown operation {code}"),
+            };
+        }
+    }
+
+    /// A changelog: a new release adds entries at its top.
+    fn changelog(rng: &mut Rng, entries: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for i in (0..entries).rev() {
+            out.extend_from_slice(format!("pkg (1.{i}) stable; urgency=medium\n\n").as_bytes());
+            out.extend_from_slice(&rng.text(600));
+            out.extend_from_slice(b"\n\n -- Maintainer <m@example.org>\n\n");
+        }
+        out
+    }
+
+    /// A changed .gz file costs its change, not its size: its content is
+    /// diffed uncompressed and deflated again on the device, bit for bit,
+    /// by every algorithm that walks the tar.
+    #[test]
+    fn a_changed_gzip_member_is_diffed_uncompressed() {
+        let dir = Dir::new("gzip");
+        let mut rng = Rng(3);
+        let old_log = changelog(&mut Rng(5), 200);
+        let mut new_log = changelog(&mut Rng(6), 3);
+        new_log.extend_from_slice(&old_log);
+        let other = rng.text(30_000);
+        for level in [9, 6, 1] {
+            let (old_gz, new_gz) = (gzip_member(&old_log, level), gzip_member(&new_log, level));
+            let old = tar(&[
+                Member::File("usr/share/doc/pkg/changelog.gz", &old_gz),
+                Member::File("usr/share/doc/pkg/other", &other),
+            ]);
+            let new = tar(&[
+                Member::File("usr/share/doc/pkg/changelog.gz", &new_gz),
+                Member::File("usr/share/doc/pkg/other", &other),
+            ]);
+            let files = make::tar_files(&old, &new).unwrap().unwrap();
+            let zref = make::zstd_ref(&old, &new).unwrap();
+            for delta in [&files, &zref] {
+                assert!(op_codes(delta).contains(&OP_GZIP), "level {level}");
+                assert_eq!(run(&dir, &old, delta, target(&new)).unwrap(), new);
+            }
+            // Three new entries are some 2 KB of text; the new member is
+            // far larger compressed, and a byte delta of it about as large.
+            let whole = make::whole_layer(&old, &new).unwrap().unwrap();
+            for (name, delta) in [("tar-files", &files), ("zstd-ref", &zref)] {
+                assert!(
+                    delta.len() < 2500 && delta.len() * 4 < whole.len(),
+                    "level {level}: {name} {} bytes, whole-layer bsdiff {}, member {}",
+                    delta.len(),
+                    whole.len(),
+                    new_gz.len()
+                );
+            }
+        }
+    }
+
+    /// A .gz file made by another deflater is not one GNU gzip's deflate
+    /// gives back: it travels as bytes, and still round-trips.
+    #[test]
+    fn a_gzip_member_from_another_compressor_is_diffed_as_bytes() {
+        use std::io::Write as _;
+        let dir = Dir::new("gzip-other");
+        let old_log = changelog(&mut Rng(5), 100);
+        let mut new_log = changelog(&mut Rng(6), 2);
+        new_log.extend_from_slice(&old_log);
+        let other = |data: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(9));
+            e.write_all(data).unwrap();
+            e.finish().unwrap()
+        };
+        let (old_gz, new_gz) = (other(&old_log), other(&new_log));
+        let mut again = Vec::new();
+        let stream = make::deflate_stream_of(&new_gz).unwrap();
+        deflate::deflate(&new_log, 9, &mut again).unwrap();
+        assert_ne!(again, stream, "the other compressor wrote GNU gzip's bytes");
+        let old = tar(&[Member::File("a.gz", &old_gz)]);
+        let new = tar(&[Member::File("a.gz", &new_gz)]);
+        let files = make::tar_files(&old, &new).unwrap().unwrap();
+        let zref = make::zstd_ref(&old, &new).unwrap();
+        for delta in [&files, &zref] {
+            assert!(!op_codes(delta).contains(&OP_GZIP));
+            assert_eq!(run(&dir, &old, delta, target(&new)).unwrap(), new);
+        }
+    }
+
     #[test]
     fn random_pairs_round_trip_bit_for_bit() {
         let dir = Dir::new("random");
@@ -1358,6 +1703,105 @@ mod tests {
                 &end,
             ],
         );
+        assert_eq!(run(&dir, &old, &ok, t).unwrap(), new);
+    }
+
+    #[test]
+    fn hostile_gzip_ops_are_refused_before_they_write_past_their_length() {
+        let dir = Dir::new("hostile-gzip");
+        let content = b"hello hello hello hello".to_vec();
+        let mut old = Vec::new();
+        deflate::deflate(&content, 9, &mut old).unwrap();
+        let mut new = Vec::new();
+        deflate::deflate(b"hello world", 9, &mut new).unwrap();
+        let t = target(&new);
+        let mut patch = Vec::new();
+        bsdiff::diff(&content, b"hello world", &mut patch).unwrap();
+        let (old_len, new_len) = (old.len() as u64, new.len() as u64);
+        // offset, old_len, old_raw_len, level, raw_len, new_len
+        let gzip = |words: [u64; 6], patch: &[u8]| {
+            let words = [&words[..], &[patch.len() as u64]].concat();
+            raw(new_len, &[&op(OP_GZIP, &words, patch), &[OP_END]])
+        };
+        let max = MAX_INFLATED as u64;
+        let cases: Vec<([u64; 6], &[u8], &str)> = vec![
+            (
+                [0, old_len, 23, 0, 11, new_len],
+                &patch,
+                "delta: malformed: gzip op with a level outside 1..9",
+            ),
+            (
+                [0, old_len, 23, 10, 11, new_len],
+                &patch,
+                "delta: malformed: gzip op with a level outside 1..9",
+            ),
+            (
+                [0, old_len, max + 1, 9, 11, new_len],
+                &patch,
+                "delta: malformed: gzip op beyond its limits",
+            ),
+            (
+                [0, old_len, 23, 9, max + 1, new_len],
+                &patch,
+                "delta: malformed: gzip op beyond its limits",
+            ),
+            (
+                [0, old_len + 1, 23, 9, 11, new_len],
+                &patch,
+                "delta: reads old layer up to byte",
+            ),
+            (
+                [0, old_len, 22, 9, 11, new_len],
+                &patch,
+                "delta: malformed: gzip op's old data does not inflate",
+            ),
+            (
+                [0, old_len, 24, 9, 11, new_len],
+                &patch,
+                "delta: malformed: gzip op's old data does not inflate",
+            ),
+            (
+                [0, old_len - 1, 23, 9, 11, new_len],
+                &patch,
+                "delta: malformed: gzip op's old data does not inflate",
+            ),
+            (
+                [1, old_len - 1, 23, 9, 11, new_len],
+                &patch,
+                "delta: malformed: gzip op's old data does not inflate",
+            ),
+            (
+                [0, old_len, 23, 9, 11, new_len - 1],
+                &patch,
+                "delta: malformed: gzip op deflates to another length",
+            ),
+            (
+                [0, old_len, 23, 9, 11, new_len + 1],
+                &patch,
+                "delta: produces",
+            ),
+            (
+                [0, old_len, 23, 9, 12, new_len],
+                &patch,
+                "delta: malformed: bsdiff patch ends before its output",
+            ),
+            (
+                [0, old_len, 23, 9, 11, new_len],
+                &patch[..patch.len() - 1],
+                "delta: ",
+            ),
+        ];
+        for (words, patch, message) in cases {
+            let e = run(&dir, &old, &gzip(words, patch), t)
+                .map(|_| ())
+                .unwrap_err();
+            assert!(
+                e.to_string().starts_with(message),
+                "{words:?}: {e} / {message}"
+            );
+        }
+        // The valid op, to show the cases above fail for their reason.
+        let ok = gzip([0, old_len, 23, 9, 11, new_len], &patch);
         assert_eq!(run(&dir, &old, &ok, t).unwrap(), new);
     }
 
