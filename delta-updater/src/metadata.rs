@@ -677,10 +677,16 @@ impl Release {
                 .enumerate()
             {
                 let at = deltas_field.at(j);
+                let from = digest(role, at.member("from"), d.from)?;
+                // A delta of an algorithm this build does not know (one
+                // published after it) is not for this device: it takes
+                // another delta or the whole layer, as publishers intend.
+                let Some(algorithm) = crate::delta::Algorithm::from_name(d.algorithm) else {
+                    continue;
+                };
                 deltas.push(Delta {
-                    from: digest(role, at.member("from"), d.from)?,
-                    algorithm: crate::delta::Algorithm::from_name(d.algorithm)
-                        .ok_or(invalid(at.member("algorithm"), "is not a known algorithm"))?,
+                    from,
+                    algorithm,
                     blob: Blob {
                         digest: digest(role, at.member("digest"), d.digest)?,
                         size: d.size,

@@ -454,6 +454,46 @@ mod tests {
         );
     }
 
+    /// A release that offers a delta of an algorithm newer than the
+    /// device is still installable: the device skips that delta.
+    #[test]
+    fn a_delta_of_an_unknown_algorithm_is_skipped_not_fatal() {
+        let r = release_struct(3);
+        let mut value = sign::release(&r).unwrap();
+        let mut renamed = 0;
+        rename_algorithms(&mut value, "tar-files-v9", &mut renamed);
+        assert_eq!(renamed, 1);
+        let bytes = sign::envelope(&value, &[&key(20)]);
+        let mut v = verifier();
+        v.timestamp(&timestamp_bytes(5, NOW + DAY, &r, &bytes), NOW)
+            .unwrap();
+        let got = v.release(&bytes, NOW).unwrap();
+        let mut expected = r.clone();
+        expected.layers[0].deltas.clear();
+        assert_eq!(got, expected);
+    }
+
+    fn rename_algorithms(value: &mut Value, name: &str, count: &mut usize) {
+        match value {
+            Value::Object(members) => {
+                for (key, member) in members {
+                    if key == "algorithm" {
+                        *member = Value::str(name);
+                        *count += 1;
+                    } else {
+                        rename_algorithms(member, name, count);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for item in items {
+                    rename_algorithms(item, name, count);
+                }
+            }
+            _ => {}
+        }
+    }
+
     #[test]
     fn a_release_signed_by_a_wrong_key_is_refused() {
         let mut v = verifier();

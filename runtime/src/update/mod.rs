@@ -559,7 +559,8 @@ fn downloaded(label: &str, done: u64, size: u64) -> String {
 }
 
 /// Makes the tar of `layer` at `tar`: from the smallest delta whose old
-/// layer is kept and whose memory fits, else from the full blob.
+/// layer is kept and whose memory fits, else (or if that delta does not
+/// give the layer) from the full blob.
 fn fetch_layer(
     layout: &Layout,
     source: &mut dyn Source,
@@ -598,10 +599,23 @@ fn fetch_layer(
         let file = File::open(&blob).map_err(io_error("open", &blob))?;
         let result = delta::apply(&layout.tar(&d.from), BufReader::new(file), target, tar);
         let _ = fs::remove_file(&blob);
-        result.map_err(layer_error)?;
         done.downloaded += d.blob.size;
-        done.deltas += 1;
-    } else {
+        match result {
+            Ok(()) => {
+                done.deltas += 1;
+                return Ok(());
+            }
+            // The old layer on this disk is not what it was (the result is
+            // not the signed layer), or the delta uses an operation this
+            // build does not have: the layer costs a download, not the
+            // update.
+            Err(e) => progress(&format!(
+                "layer {}: the delta did not apply ({e}); fetching it whole",
+                image::short_id(&layer.diff_id)
+            )),
+        }
+    }
+    {
         let label = format!("layer {}: whole", image::short_id(&layer.diff_id));
         progress(&label);
         let blob = fetch::download_blob(

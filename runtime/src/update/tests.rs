@@ -228,6 +228,33 @@ fn a_changed_layer_comes_as_a_delta_and_the_others_are_kept() {
         .any(|h| h.event == "installed" && h.release == 2));
 }
 
+/// A delta applies to the old layer as the device keeps it; if that copy
+/// was damaged on the disk, the result is not the signed layer, and the
+/// layer comes whole instead of the update failing.
+#[test]
+fn a_delta_that_does_not_give_the_layer_falls_back_to_the_whole_layer() {
+    let f = Fixture::new();
+    f.publish(1, &[&base()]);
+    installed(f.apply(NOW + 10).unwrap());
+    commit(&f.layout, NOW + 11).unwrap();
+    let old = Digest::of(&tar(&base()));
+    let kept = f.layout.tar(&old);
+    let mut damaged = fs::read(&kept).unwrap();
+    damaged[700] ^= 0x55;
+    fs::write(&kept, &damaged).unwrap();
+    let mut changed = base();
+    changed[0].1[1000..1100].copy_from_slice(&[0u8; 100]);
+    f.publish(2, &[&changed]);
+    let done = installed(f.apply(NOW + 20).unwrap());
+    assert_eq!((done.deltas, done.whole), (0, 1));
+    assert!(done.downloaded > done.full, "the delta, then the layer");
+    assert_eq!(f.state().current, 2);
+    assert_eq!(
+        fs::read(f.layout.tar(&Digest::of(&tar(&changed)))).unwrap(),
+        tar(&changed)
+    );
+}
+
 #[test]
 fn an_unhealthy_release_is_rolled_back_and_never_installed_again() {
     let f = Fixture::new();
