@@ -16,7 +16,15 @@ fn dir() -> &'static PathBuf {
     DIR.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("husk-fuzz-delta-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let old: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let mut old: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 251) as u8).collect();
+        // Then a deflate stream (gzip -9n's) for GZIP ops to inflate:
+        // seeds/delta has one at offset 65536.
+        let changelog: Vec<u8> = (0..120)
+            .flat_map(|i| {
+                format!("pkg (1.{i}) stable; urgency=medium\n\n  * A change.\n\n").into_bytes()
+            })
+            .collect();
+        delta::deflate::deflate(&changelog, 9, &mut old).unwrap();
         std::fs::write(dir.join("old"), old).unwrap();
         dir
     })
