@@ -89,6 +89,64 @@ class ConsoleTest(unittest.TestCase):
         self.assertEqual(sc, {})
 
 
+class ApplyTest(unittest.TestCase):
+    """Part 6: the powercut scenario's measured updates (0 cuts: release 1
+    whole, releases 2 and 3 by delta), from a recorded armv7 console (a
+    200 MiB layer, `qemu-tests/lab --arch armv7 --scenario powercut
+    --powercuts 0 --powercut-mib 200`)."""
+
+    LOG = "console-powercut-armv7.log"
+    # (release, deltas, peak RSS KiB, seconds) of each boot's update, as recorded.
+    BOOTS = [(1, 0, 5684, 63.23), (2, 3, 5196, 47.16), (3, 2, 2348, 46.82)]
+    MIB = 200
+
+    def test_every_boot_s_update_is_parsed(self):
+        applies = run.parse_applies(data(self.LOG))
+        self.assertEqual([(a["release"], a["deltas"], a["apply_rss_kib"], a["seconds"]) for a in applies],
+                         self.BOOTS)
+        self.assertTrue(all(a["layer_mib"] == self.MIB for a in applies))
+
+    def test_rows_the_highest_of_each_kind_against_the_goal(self):
+        rows = {r["what"]: r for r in run.apply_rows("armv7", run.parse_applies(data(self.LOG)))}
+        delta = rows[f"armv7: {self.MIB} MiB by delta, peak RSS"]
+        self.assertEqual((delta["husk"], delta["peer"], delta["unit"]),
+                         (max(b[2] for b in self.BOOTS if b[1]), run.BUDGET_APPLY_RSS_KIB, "KiB"))
+        self.assertAlmostEqual(delta["ratio"], delta["husk"] / 8192)
+        whole = rows[f"armv7: {self.MIB} MiB whole, peak RSS"]
+        self.assertEqual(whole["husk"], self.BOOTS[0][2])
+        self.assertEqual(rows[f"armv7: {self.MIB} MiB by delta, seconds"]["husk"],
+                         max(b[3] for b in self.BOOTS if b[1]))
+        self.assertEqual(rows[f"armv7: {self.MIB} MiB whole, seconds"]["husk"], self.BOOTS[0][3])
+        self.assertEqual(rows["armv7: daemon VmHWM, its whole life"]["husk"], 1108)
+        self.assertEqual(len(rows), 5)
+
+    def console(self, *objs, begin=True):
+        lines = ["HUSK-LAB:ab:BEGIN powercut"] if begin else []
+        lines += ["BENCH-JSON " + json.dumps(o) for o in objs]
+        return "\n".join(lines + ["HUSK-LAB:ab:END powercut rc=0", ""])
+
+    def test_only_measured_updates_in_a_scenario_count(self):
+        text = self.console({"apply_rss_kib": 100, "deltas": 1, "layer_mib": 200}, begin=False)
+        text += self.console({"rss_kib": 1436, "success": False}, {"apply_rss_kib": None, "deltas": 1})
+        applies = run.parse_applies(text)
+        self.assertEqual(applies, [{"apply_rss_kib": None, "deltas": 1}])
+        with self.assertRaisesRegex(run.BenchError, "aarch64: the console log has no measured update"):
+            run.apply_rows("aarch64", applies)
+        with self.assertRaisesRegex(run.BenchError, "not JSON"):
+            run.parse_applies("HUSK-LAB:ab:BEGIN powercut\nBENCH-JSON {\"apply_rss_kib\": \n")
+
+    def test_budget_is_the_highest_of_any_guest_and_kind(self):
+        applies = {"armv7": run.parse_applies(data(self.LOG)),
+                   "aarch64": [{"apply_rss_kib": 7000, "deltas": 0, "layer_mib": self.MIB}]}
+        self.assertEqual(run.guest_apply_budget(applies),
+                         (f"guest apply, {self.MIB} MiB layer < 8 MiB", "7,000 KiB (aarch64)", "PASS"))
+        del applies["aarch64"]
+        self.assertEqual(run.guest_apply_budget(applies)[1], "5,684 KiB (armv7)")
+        applies["armv7"][1]["apply_rss_kib"] = 8192
+        self.assertEqual(run.guest_apply_budget(applies)[2], "MISS")
+        self.assertEqual(run.guest_apply_budget({}), ("guest apply, 200 MiB layer < 8 MiB", "not measured", "n/a"))
+
+
 class PublishBenchTest(unittest.TestCase):
     def test_parse_rows(self):
         b = run.parse_publish_bench(data("publish-bench.txt"))
@@ -182,16 +240,18 @@ Dynamic section at offset 0x5d8 contains 27 entries:
 
 
 def results(armv7=900_000, husk_ms=40.0, crun_ms=94.0, apply_kib=6000, other_kib=7000, husk_bytes=5,
-            xdelta3=8):
+            xdelta3=8, guest_kib=5000):
     """husk chose its zstd-ref delta (apply_kib); its whole-layer bsdiff (10
-    bytes) applies in other_kib; zstd --patch-from made 6 bytes."""
+    bytes) applies in other_kib; zstd --patch-from made 6 bytes; the aarch64
+    guest applied a 200 MiB layer by delta in guest_kib."""
     lab = {"x86_64": {"start": {"latency": {"husk": {"median_ms": husk_ms}, "crun": {"median_ms": crun_ms}}}}}
     wire = {"p": {"methods": {"husk whole-layer bsdiff + zstd": {"bytes": 10, "rss_kib": other_kib},
                               "husk zstd-ref (windowed patch-from)": {"bytes": husk_bytes, "rss_kib": apply_kib},
                               "husk chosen (smallest, if <= 80 % of full)": {"bytes": husk_bytes, "rss_kib": None},
                               "xdelta3 -9": {"bytes": xdelta3, "rss_kib": None},
                               "zstd -19 --long --patch-from": {"bytes": 6, "rss_kib": None}}}}
-    return {"sizes": {"armv7": {"husk": armv7}}, "lab": lab, "wire": wire}
+    applies = {"aarch64": [{"apply_rss_kib": guest_kib, "deltas": 1, "layer_mib": 200}]}
+    return {"sizes": {"armv7": {"husk": armv7}}, "lab": lab, "wire": wire, "apply": applies}
 
 
 class BudgetTest(unittest.TestCase):
@@ -199,13 +259,14 @@ class BudgetTest(unittest.TestCase):
         return [v for _, _, v in run.budgets(r)]
 
     # armv7 size, start latency, apply RSS of the chosen delta, of every
-    # algorithm's, delta vs whole-layer bsdiff, delta vs xdelta3 and zstd.
+    # algorithm's, delta vs whole-layer bsdiff, delta vs xdelta3 and zstd,
+    # the update applied in a guest.
     def test_pass(self):
-        self.assertEqual(self.verdicts(results()), ["PASS"] * 6)
+        self.assertEqual(self.verdicts(results()), ["PASS"] * 7)
 
     def test_each_miss(self):
         def miss(*at):
-            return ["MISS" if i in at else "PASS" for i in range(6)]
+            return ["MISS" if i in at else "PASS" for i in range(7)]
         self.assertEqual(self.verdicts(results(armv7=run.MIB + 1)), miss(0))
         self.assertEqual(self.verdicts(results(armv7=run.MIB)), miss())
         self.assertEqual(self.verdicts(results(husk_ms=50.43, crun_ms=94.745)), miss(1))
@@ -215,14 +276,17 @@ class BudgetTest(unittest.TestCase):
         self.assertEqual(self.verdicts(results(husk_bytes=8)), miss(5))  # 0.8x bsdiff is the goal itself
         self.assertEqual(self.verdicts(results(husk_bytes=9, xdelta3=10)), miss(4, 5))
         self.assertEqual(self.verdicts(results(xdelta3=4)), miss(5))
+        self.assertEqual(self.verdicts(results(guest_kib=8192)), miss(6))
+        self.assertEqual(self.verdicts(results(guest_kib=8191)), miss())
 
     def test_figures(self):
         figures = [f for _, f, _ in run.budgets(results(husk_bytes=4))]
         self.assertEqual(figures[3], "7,000 KiB")
-        self.assertEqual(figures[4:], ["0.40x", "0.67x"])
+        self.assertEqual(figures[4:], ["0.40x", "0.67x", "5,000 KiB (aarch64)"])
 
     def test_not_measured(self):
-        self.assertEqual(self.verdicts({"sizes": {}, "lab": {}, "wire": {}}), ["n/a"] * 6)
+        self.assertEqual(self.verdicts({"sizes": {}, "lab": {}, "wire": {}}), ["n/a"] * 7)
+        self.assertEqual(self.verdicts({"sizes": {}, "lab": {}, "wire": {}, "apply": {}}), ["n/a"] * 7)
 
 
 class CrossBuildTest(unittest.TestCase):
@@ -256,7 +320,8 @@ class OutputTest(unittest.TestCase):
             "crun": {"closure": 3_000_000, "version": "1.8.1-1+deb12u1"},
             "runc": {"closure": 9_000_000, "version": "1.1.5+ds1-1+deb12u1"}}}})
         rows += run.release_rows("tzdata", {"seconds": 2.5, "rss_kib": 90000})
-        return rows
+        rows += run.apply_rows("armv7", run.parse_applies(data(ApplyTest.LOG)))
+        return run.sort_rows(rows)
 
     def test_table_fits_80_columns(self):
         notes = ["note: " + "a long note that goes on " * 8]
@@ -271,6 +336,16 @@ class OutputTest(unittest.TestCase):
         self.assertIn("0.14", text)  # 1290000 / 9000000
         self.assertIn("52.10 ms", text)
         self.assertIn("PASS", text)
+        self.assertRegex(text, r"\narmv7: 200 MiB by delta, peak RSS +5,196 KiB +8,192 KiB +0\.63\n")
+
+    def test_sections_in_order_guest_apply_after_peak_rss(self):
+        sections = []
+        for r in self.rows():
+            if r["section"] not in sections:
+                sections.append(r["section"])
+        self.assertEqual([next(o for o in run.SECTION_ORDER if s.startswith(o)) for s in sections],
+                         ["binary size", "start latency", "peak RSS", "update of a layer in the guest",
+                          "bytes on the wire", "husk-publish release"])
 
     def test_json_round_trip(self):
         with tempfile.TemporaryDirectory() as tmp:
@@ -295,8 +370,14 @@ class OutputTest(unittest.TestCase):
         self.assertEqual(run.parse_args(["--only", "deltas"]).parts, {"deltas"})
         self.assertEqual(run.parse_args(["--only", "sizes", "--only", "lab"]).parts, {"sizes", "lab"})
         self.assertEqual(run.parse_args(["--no-lab"]).parts, {"sizes", "deltas"})
+        self.assertEqual(run.parse_args(["--only", "apply"]).parts, {"apply"})
+        # The apply part: aarch64 and 200 MiB unless told.
+        self.assertEqual((run.parse_args([]).apply_archs, run.parse_args([]).apply_mib), (["aarch64"], 200))
+        self.assertEqual(run.parse_args(["--arch", "armv7"]).apply_archs, ["armv7"])
+        self.assertEqual(run.parse_args(["--all"]).apply_archs, list(run.ARCHS))
+        self.assertEqual(run.parse_args(["--apply-mib", "36"]).apply_mib, 36)
         for bad in (["--all", "--arch", "armv7"], ["--arch", "mips"], ["--no-lab", "--reuse-lab"],
-                    ["--only", "wire"]):
+                    ["--only", "wire"], ["--apply-mib", "0"]):
             with self.assertRaises(SystemExit), contextlib.redirect_stderr(io.StringIO()) as err:
                 run.parse_args(bad)
             self.assertIn("bench/run: error:", err.getvalue())

@@ -9,6 +9,7 @@ clear reason within its timeout, and that a scenario after them still runs.
 import gzip
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -197,6 +198,100 @@ class PowercutTallyTest(unittest.TestCase):
         here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scenarios")
         self.assertEqual(powercut.declared_cuts(os.path.join(here, "powercut.sh")), 2)
         self.assertIsNone(powercut.declared_cuts(os.path.join(here, "smoke.sh")))
+
+
+class PowercutMeasureTest(unittest.TestCase):
+    """The measured update: the driver's sizes and parsing, and the
+    scenario's wrapper and report run by the host's sh on fakes."""
+
+    SCRIPT = os.path.join(HERE, "scenarios", "powercut.sh")
+    LINE = ('BENCH-JSON {"apply_rss_kib":5408,"layer_mib":12,"release":2, "deltas":3,"whole":0,'
+            '"kept":0,"seconds":12.34, "daemon_rss_before_kib":1284,"daemon_hwm_kib":1284}')
+
+    def test_disks_and_timeout_grow_with_the_layer_only_past_the_default(self):
+        self.assertEqual(powercut.data_disk_mib(powercut.DEFAULT_LAYER_MIB), powercut.DATA_DISK_MIB)
+        self.assertEqual(powercut.data_disk_mib(12), powercut.DATA_DISK_MIB)
+        # Three versions of the layer, each a tar and extracted, and room.
+        self.assertGreaterEqual(powercut.data_disk_mib(200), 6 * 200 + 128)
+        self.assertEqual(powercut.scaled_timeout(900, powercut.DEFAULT_LAYER_MIB), 900)
+        self.assertEqual(powercut.scaled_timeout(900, 12), 900)
+        self.assertEqual(powercut.scaled_timeout(900, 200), 5000)
+
+    def test_apply_figures_from_console_lines(self):
+        figures = powercut.apply_figures(self.LINE)
+        self.assertEqual((figures["apply_rss_kib"], figures["deltas"], figures["seconds"]), (5408, 3, 12.34))
+        self.assertEqual(powercut.apply_text(figures), "apply peak RSS 5,408 KiB (12 MiB layer by delta, 12.34 s)")
+        whole = dict(figures, deltas=0, apply_rss_kib=None)
+        self.assertEqual(powercut.apply_text(whole), "apply peak RSS not measured (12 MiB layer whole, 12.34 s)")
+        for other in ('BENCH-JSON {"rss_kib":1436,"success":false}', "BENCH-JSON {not json",
+                      "RESULT apply of a 12 MiB layer", self.LINE[1:]):
+            self.assertIsNone(powercut.apply_figures(other), other)
+
+    def script_parts(self):
+        with open(self.SCRIPT) as f:
+            text = f.read()
+        wrapper = re.search(r"<<'SH'.*?\n(.*?\n)SH\n", text, re.S).group(1)
+        functions = re.search(r"\n(# centi T:.*?\nreport_apply\(\) \{.*?\n\}\n)", text, re.S).group(1)
+        return wrapper, functions
+
+    def test_the_wrapper_measures_only_apply_and_keeps_its_status(self):
+        # husk-bench's own output lines (bench/src/main.rs), as the wrapper reads them.
+        with open(os.path.join(os.path.dirname(HERE), "bench", "src", "main.rs")) as f:
+            bench_src = f.read()
+        self.assertIn('"peak RSS of `{}`: {kib} KiB ({status})"', bench_src)
+        self.assertIn('"BENCH-JSON {{\\"rss_kib\\":{kib},\\"success\\":{}}}"', bench_src)
+        wrapper, functions = self.script_parts()
+        with tempfile.TemporaryDirectory() as d:
+            os.makedirs(os.path.join(d, "polls"))
+            fakes = {
+                "husk": "#!/bin/sh\n"
+                        "case \"$*\" in *'update apply'*) ;; *) echo \"husk $*\"; exit 0 ;; esac\n"
+                        "[ -e \"$(dirname \"$0\")/new\" ] || { echo 'not modified'; exit 4; }\n"
+                        "echo 'release 2 installed, on probation: downloaded 75081 of 15533943 bytes"
+                        " (3 delta, 0 whole, 1 kept)'\n",
+                "husk-bench": "#!/bin/sh\n[ \"$1\" = rss ] || exit 2\nshift\n\"$@\"\nrc=$?\n"
+                              "echo \"peak RSS of \\`$*\\`: 6789 KiB (exit status: $rc)\"\n"
+                              "ok=false; [ $rc = 0 ] && ok=true\n"
+                              "echo \"BENCH-JSON {\\\"rss_kib\\\":6789,\\\"success\\\":$ok}\"\n"
+                              "exit $((rc != 0))\n",
+                "wrapper": wrapper.replace("/usr/bin/", d + "/").replace("/tmp/measure", d),
+            }
+            for name, text in fakes.items():
+                with open(os.path.join(d, name), "w") as f:
+                    f.write(text)
+                os.chmod(os.path.join(d, name), 0o755)
+            run = lambda *args: subprocess.run([os.path.join(d, "wrapper"), *args],
+                                               capture_output=True, text=True)
+            self.assertEqual(run("--version").stdout, "husk --version\n")  # not measured
+            self.assertEqual(run("--data-dir", "/x", "update", "apply", "--poll").returncode, 4)
+            open(os.path.join(d, "new"), "w").close()
+            got = run("--data-dir", "/x", "update", "apply", "--poll")
+            self.assertEqual(got.returncode, 0, got.stderr)
+            self.assertIn("release 2 installed", got.stdout)  # still in the daemon's log
+            self.assertEqual(len(os.listdir(os.path.join(d, "polls"))), 2)
+            report = subprocess.run(
+                ["sh", "-c", f"m={d}; mib=12; next=2; daemon_pid=$$\n{functions}\n"
+                             "report_apply 2; report_apply 3"],
+                capture_output=True, text=True)
+        lines = report.stdout.splitlines()
+        self.assertEqual(report.stderr, "")
+        self.assertRegex(lines[0], r"^RESULT apply of a 12 MiB layer \(3 delta, 0 whole, 1 kept\) "
+                                   r"in \d+\.\d\d s$")
+        self.assertEqual(lines[1], "RESULT peak RSS of the apply (husk update apply, the daemon's "
+                                   "child): 6789 KiB")
+        self.assertRegex(lines[2], r"^RESULT daemon: RSS \d+ KiB as the poll began, VmHWM \d+ KiB "
+                                   r"\(whole life\)$")
+        self.assertTrue(all(len(line) <= 80 for line in lines if line.startswith("RESULT")), lines)
+        figures = powercut.apply_figures(lines[3])
+        self.assertEqual({k: figures[k] for k in ("apply_rss_kib", "layer_mib", "release", "deltas",
+                                                  "whole", "kept")},
+                         {"apply_rss_kib": 6789, "layer_mib": 12, "release": 2, "deltas": 3,
+                          "whole": 0, "kept": 1})
+        self.assertIsInstance(figures["daemon_rss_before_kib"], int)
+        self.assertIsInstance(figures["daemon_hwm_kib"], int)
+        self.assertEqual(lines[4], "RESULT apply of release 3: peak RSS not measured "
+                                   "(no measured poll installed it)")
+        self.assertEqual(len(lines), 5)
 
 
 class AptTreeTest(unittest.TestCase):

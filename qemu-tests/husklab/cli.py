@@ -75,7 +75,9 @@ def parse_args(argv):
                         "(default: its '# powercut: N' line)")
     p.add_argument("--powercut-mib", type=int, default=powercut.DEFAULT_LAYER_MIB,
                    help="size of the layer the powercut scenario's updates rebuild")
-    p.add_argument("--no-build", action="store_true", help="use target/cross/ as it is (cross/build ran)")
+    p.add_argument("--no-build", action="store_true",
+                   help="use target/cross/ as it is (cross/build ran), and husk-publish "
+                        "(target/release/) as it is when it was built")
     p.add_argument("--cache", default=os.environ.get("HUSK_CACHE", os.path.expanduser("~/.cache/husk")),
                    help="where kernels, busybox and apt state are kept between runs")
     p.add_argument("--out", default=os.path.join(HERE, "out"), help="logs, initramfs and results.json")
@@ -109,7 +111,7 @@ def main(argv=None):
     if "update" in selected or any(powercut.declared_cuts(p) is not None
                                    for p in selected.values()):
         try:
-            publisher = updates.publisher(ROOT, say)
+            publisher = updates.publisher(ROOT, say, build=not args.no_build)
         except (OSError, subprocess.CalledProcessError) as e:
             say(f"lab: cannot build husk-publish for the update scenario: {e}")
             return 1

@@ -7,7 +7,9 @@ The guest side is qemu-tests/scenarios/powercut.sh; each boot it prints
     HUSK-LAB:<token>:CUT-OPEN release=T     the daemon starts updating to T
     HUSK-LAB:<token>:CUT-CLOSE release=T    T is committed, healthy
 
-besides the lab's usual READY/BEGIN/END/DONE markers. Boot 1 provisions a
+besides the lab's usual READY/BEGIN/END/DONE markers, and after CUT-CLOSE a
+`BENCH-JSON {"apply_rss_kib": ...}` line: the peak RSS of the process that
+applied the update (`apply_figures`). Boot 1 provisions a
 fresh data disk and installs release 1 whole; boot 2 installs release 2 as
 deltas and measures the window; each of the next `cuts` boots is killed
 (SIGKILL to QEMU: the guest's page cache is lost, as in a power cut) at a
@@ -18,6 +20,7 @@ release T-1 (old) or T (new), running and healthy; anything else is broken.
 `Tally` is pure logic, tested without booting anything.
 """
 
+import json
 import os
 import queue
 import random
@@ -33,7 +36,41 @@ from . import runner, updates
 from .session import PANIC, Outcome
 
 DEFAULT_LAYER_MIB = 36
+# The data disk of a run with the default layer; a bigger layer gets more.
 DATA_DISK_MIB = 768
+
+
+def data_disk_mib(layer_mib):
+    """The data disk's size for a `layer_mib` MiB layer: during an update
+    the device holds three versions of it (current, previous, new), each as
+    a tar and extracted: 6 x the layer, plus room for ext4 and the rest."""
+    return max(DATA_DISK_MIB, 7 * layer_mib + 128)
+
+
+def scaled_timeout(seconds, layer_mib):
+    """The scenario's timeout, declared for the default layer, grown in
+    proportion for a bigger one (the guest's waits grow alike)."""
+    return seconds * max(layer_mib, DEFAULT_LAYER_MIB) // DEFAULT_LAYER_MIB
+
+
+def apply_figures(line):
+    """The figures of one measured update from a console line (the
+    scenario's `BENCH-JSON {"apply_rss_kib": ...}`), or None."""
+    if not line.startswith("BENCH-JSON "):
+        return None
+    try:
+        obj = json.loads(line[len("BENCH-JSON "):])
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) and "apply_rss_kib" in obj else None
+
+
+def apply_text(figures):
+    """One short line of an update's measured figures."""
+    rss = figures.get("apply_rss_kib")
+    how = "by delta" if figures.get("deltas") else "whole"
+    text = f"apply peak RSS {rss:,} KiB" if isinstance(rss, int) else "apply peak RSS not measured"
+    return f"{text} ({figures.get('layer_mib', '?')} MiB layer {how}, {figures.get('seconds', '?')} s)"
 
 
 @dataclass
@@ -49,6 +86,7 @@ class Boot:
     cut_at: float | None = None  # seconds after CUT-OPEN the power was cut
     kernel: str | None = None  # uname -r, from READY
     broken: str | None = None  # the boot went wrong without a cut
+    apply: dict | None = None  # the measured update's figures (apply_figures)
 
 
 @dataclass
@@ -119,8 +157,9 @@ def declared_cuts(path):
     return None
 
 
-def make_disks(work, repo_dir, log):
-    """A fresh ext4 data disk and the repository disk, as raw images."""
+def make_disks(work, repo_dir, log, data_mib=DATA_DISK_MIB):
+    """A fresh ext4 data disk of `data_mib` MiB and the repository disk, as
+    raw images (sparse: only what is written takes room)."""
     for tool in ("mkfs.ext4",):
         if not shutil.which(tool):
             raise RuntimeError(f"{tool} not found (apt-get install e2fsprogs)")
@@ -130,7 +169,7 @@ def make_disks(work, repo_dir, log):
         if os.path.exists(path):
             os.remove(path)
     with open(data, "wb") as f:
-        f.truncate(DATA_DISK_MIB << 20)
+        f.truncate(data_mib << 20)
     subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "husk-data", data], check=True)
     used = sum(os.path.getsize(os.path.join(top, f)) for top, _, files in os.walk(repo_dir)
                for f in files)
@@ -138,7 +177,7 @@ def make_disks(work, repo_dir, log):
     with open(repo, "wb") as f:
         f.truncate(mib << 20)
     subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "husk-repo", "-d", repo_dir, repo], check=True)
-    log(f"powercut: data disk {DATA_DISK_MIB} MiB, repository disk {mib} MiB")
+    log(f"powercut: data disk {data_mib} MiB, repository disk {mib} MiB")
     return [(data, False), (repo, True)]
 
 
@@ -184,6 +223,9 @@ def boot(guest, disks, cut_after, script_timeout, boot_timeout, console_log, ech
                 b.broken = f"kernel panic: {PANIC.search(line).group(0).strip()}"
             if line.startswith("SKIP: "):
                 b.skip = line[len("SKIP: "):].strip()
+            figures = apply_figures(line)
+            if figures is not None:
+                b.apply = figures
             m = marker.search(line)
             if not m:
                 continue
@@ -233,7 +275,8 @@ def run(guest, publisher, cuts, layer_mib, script_timeout, boot_timeout, out_dir
     releases = cuts + 3
     repo_dir = updates.publish_series(publisher, guest.board.arch, guest.busybox,
                                       os.path.join(work, "repo"), releases, layer_mib, log)
-    disks = make_disks(work, repo_dir, log)
+    disks = make_disks(work, repo_dir, log, data_disk_mib(layer_mib))
+    script_timeout = scaled_timeout(script_timeout, layer_mib)
     tally = Tally()
     kernel = None
     for n in range(1, cuts + 4):
@@ -247,6 +290,8 @@ def run(guest, publisher, cuts, layer_mib, script_timeout, boot_timeout, out_dir
         ok = tally.boot(n, b)
         what = (f"cut {b.cut_at:.1f} s into the update to release {b.target}"
                 if b.cut_at is not None else f"updated to release {b.target}")
+        if b.apply is not None:
+            what += f"; {apply_text(b.apply)}"
         log(f"powercut: boot {n}: found release {b.found}, {what}")
         if not ok:
             break

@@ -31,10 +31,15 @@ CLASS = "lab"
 HARDWARE = "qemu"
 
 
-def publisher(root, log):
-    """The husk-publish binary of this checkout, built (release, host) if missing."""
+def publisher(root, log, build=True):
+    """The husk-publish binary of this checkout, built (release, host); with
+    `build` false, the one already built is used as it is (the lab's
+    --no-build), and built only if missing."""
     target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(root, "target")
     path = os.path.join(target, "release", "husk-publish")
+    if not build and os.path.exists(path):
+        log(f"using {path} as it is (--no-build)")
+        return path
     log("building husk-publish for the host (cargo build --release)")
     subprocess.run(["cargo", "build", "--quiet", "--release", "--locked", "-p", "delta-updater",
                     "--bin", "husk-publish"], cwd=root, check=True)
@@ -177,6 +182,7 @@ def publish_series(tool, arch, busybox_path, work, releases, layer_mib, log):
       root.json          the trusted root the device is provisioned with
       served/            the repository as served, without timestamp.json
       timestamps/K.json  the timestamp that makes release K the newest
+      layer-mib          the real-size layer's size in MiB (one line)
 
     Releases are immutable files, so one tree serves them all; which one is
     newest is only the timestamp the guest puts beside them.
@@ -207,5 +213,7 @@ def publish_series(tool, arch, busybox_path, work, releases, layer_mib, log):
                     os.path.join(disk, "timestamps", f"{version}.json"))
     os.remove(os.path.join(work, "app.tar"))
     shutil.copy(os.path.join(served, "root", "1.json"), os.path.join(disk, "root.json"))
+    with open(os.path.join(disk, "layer-mib"), "w") as f:
+        f.write(f"{files}\n")
     shutil.copytree(served, os.path.join(disk, "served"), ignore=shutil.ignore_patterns("timestamp.json"))
     return disk

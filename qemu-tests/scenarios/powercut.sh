@@ -12,6 +12,9 @@
 #  2. Serve release N+1 and start the daemon: it restores the containers,
 #     polls, rebuilds the real-size layer from a delta, switches, restarts
 #     app and commits. CUT-OPEN and CUT-CLOSE bracket that window.
+#  3. After CUT-CLOSE, the peak RSS of the process that applied the update
+#     (see `measured` below): a RESULT line and a BENCH-JSON line, which
+#     bench/run's apply part reads.
 . /lab/lib.sh
 
 [ -n "$HUSK_LAB_TOKEN" ] || skip "no lab token (runs through qemu-tests/lab)"
@@ -24,6 +27,11 @@ repo=/tmp/repo
 mount -t ext4 "$dev" "$data" || fail "cannot mount the data disk $dev on $data"
 { mkdir -p "$repo" && mount -t ext4 -o ro "$repo_dev" "$repo"; } || fail "cannot mount the repository disk $repo_dev"
 H() { husk --data-dir "$data" "$@"; }
+# The size of the real-size layer in MiB, which the driver writes on the
+# repository disk; the waits below grow with it (600 s for 36 MiB).
+mib=$(cat "$repo/layer-mib" 2>/dev/null) || mib=
+case "$mib" in '' | *[!0-9]*) mib=36 ;; esac
+patience=$((1200 * (mib > 36 ? mib : 36) / 36))
 
 # config [SERVER]: the device's update settings; without a server the
 # daemon does not poll.
@@ -46,11 +54,84 @@ serve() {
     busybox httpd -p 127.0.0.1:8080 -h /tmp/served || fail "cannot start httpd"
 }
 
-# daemon: starts husk daemon, its log on the console as well (a cut loses
-# the log file's tail, not the console's).
+# daemon [HUSK]: starts husk daemon (from the binary HUSK, default husk),
+# its output appended to daemon.log on the data disk.
 daemon() {
-    husk daemon --data-dir "$data" >> "$data/daemon.log" 2>&1 &
+    "${1:-husk}" daemon --data-dir "$data" >> "$data/daemon.log" 2>&1 &
     daemon_pid=$!
+}
+
+# measured: starts husk daemon so that the peak RSS of its update polls is
+# measured. The daemon applies an update in a child, `husk update apply
+# --poll`, which it runs by the path of its own binary (/proc/self/exe).
+# So the daemon runs from a copy, $m/husk, and once it does, a wrapper is
+# bind-mounted over that path: each poll then runs under `husk-bench rss`
+# (getrusage of the apply process: its own peak RSS, exactly), writes its
+# figures to $m/polls/<pid> and exits with the apply's status. The wrapper
+# also notes the daemon's RSS as the poll starts, from smaps_rollup (a walk
+# of its page tables: Linux 6.1's VmRSS and VmHWM count each thread's page
+# faults in batches of 64, and read near 0 for a daemon that faulted little).
+m=/tmp/measure
+measured() {
+    { mkdir -p "$m/polls" && cp /usr/bin/husk "$m/husk"; } || fail "cannot copy husk to $m"
+    cat > "$m/wrapper" <<'SH' || fail "cannot write $m/wrapper"
+#!/bin/sh
+case " $* " in
+*" update apply "*) ;;
+*) exec /usr/bin/husk "$@" ;;
+esac
+out=/tmp/measure/polls/$$
+rss=$(sed -n 's/^Rss:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$PPID/smaps_rollup")
+comm=$(cat "/proc/$PPID/comm")
+read -r t0 _ < /proc/uptime
+/usr/bin/husk-bench rss /usr/bin/husk "$@" > "$out.run" 2>&1
+read -r t1 _ < /proc/uptime
+{ echo "uptime $t0 $t1"; echo "daemon RSS ${rss:-?} kB (pid $PPID, $comm)"; cat "$out.run"; } > "$out"
+cat "$out"
+rm -f "$out.run"
+code=$(sed -n 's/^peak RSS of .*(exit status: \([0-9]*\))$/\1/p' "$out")
+exit "${code:-1}"
+SH
+    chmod 755 "$m/wrapper"
+    daemon "$m/husk"
+    i=0
+    until [ "$(readlink "/proc/$daemon_pid/exe")" = "$m/husk" ]; do
+        i=$((i + 1))
+        [ $i -lt 100 ] || { echo "measure: husk daemon never ran from $m/husk"; return; }
+        sleep 0.05
+    done
+    mount -o bind "$m/wrapper" "$m/husk" || echo "measure: cannot bind the wrapper over $m/husk"
+}
+
+# centi T: a /proc/uptime reading (seconds, two decimals) in centiseconds.
+centi() { echo "${1%.*}${1#*.}" | sed 's/^0*\([0-9]\)/\1/'; }
+
+# report_apply T: the figures of the poll that installed release T: a
+# RESULT line and a BENCH-JSON line.
+report_apply() {
+    poll=$(grep -l "^release $1 installed" "$m"/polls/* 2>/dev/null | tail -n 1)
+    if [ -z "$poll" ]; then
+        echo "RESULT apply of release $1: peak RSS not measured (no measured poll installed it)"
+        return
+    fi
+    kib=$(sed -n 's/^BENCH-JSON {"rss_kib":\([0-9]*\),.*/\1/p' "$poll")
+    how=$(sed -n 's/^release .* bytes (\([0-9]*\) delta, \([0-9]*\) whole, \([0-9]*\) kept)$/\1 \2 \3/p' "$poll")
+    # shellcheck disable=SC2086 # three numbers
+    set -- $how
+    deltas=${1:-0} whole=${2:-0} kept=${3:-0}
+    # shellcheck disable=SC2046 # two readings of /proc/uptime
+    set -- $(sed -n 's/^uptime //p' "$poll")
+    [ $# -eq 2 ] || set -- 0.00 0.00
+    took=$(($(centi "$2") - $(centi "$1")))
+    secs="$((took / 100)).$((took % 100 / 10))$((took % 10))"
+    before=$(sed -n 's/^daemon RSS \([0-9]*\) kB .*/\1/p' "$poll")
+    after=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$daemon_pid/status")
+    echo "RESULT apply of a $mib MiB layer ($deltas delta, $whole whole, $kept kept) in $secs s"
+    echo "RESULT peak RSS of the apply (husk update apply, the daemon's child): ${kib:-?} KiB"
+    echo "RESULT daemon: RSS ${before:-?} KiB as the poll began, VmHWM ${after:-?} KiB (whole life)"
+    echo "BENCH-JSON {\"apply_rss_kib\":${kib:-null},\"layer_mib\":$mib,\"release\":$next," \
+        "\"deltas\":$deltas,\"whole\":$whole,\"kept\":$kept,\"seconds\":$secs," \
+        "\"daemon_rss_before_kib\":${before:-null},\"daemon_hwm_kib\":${after:-null}}"
 }
 
 # says N: app's last line is "release N" (release 0, the factory state,
@@ -59,14 +140,15 @@ says() {
     [ "$1" = 0 ] || [ "$(H logs --tail 1 app 2>/dev/null)" = "release $1" ]
 }
 
-# settled N: waits (600 s at most) until the device runs release N,
-# committed, with every container up and healthy, and app says so.
+# settled N: waits (600 s at most; in proportion for a layer over 36 MiB)
+# until the device runs release N, committed, with every container up and
+# healthy, and app says so.
 settled() {
     i=0
     until H status > /tmp/status 2>&1 &&
         H update status --json | grep -q "\"current\":$1," && says "$1"; do
         i=$((i + 1))
-        if [ $i -ge 1200 ]; then
+        if [ $i -ge "$patience" ]; then
             cat /tmp/status
             H update status
             tail -n 30 "$data/daemon.log"
@@ -103,9 +185,11 @@ step "release $next: the daemon installs it (the cut window)"
 serve "$next"
 config http://127.0.0.1:8080
 mark "CUT-OPEN release=$next"
-daemon
+measured
 settled "$next"
 mark "CUT-CLOSE release=$next"
 H update history | tail -n 3
+report_apply "$next"
 kill "$daemon_pid" && wait "$daemon_pid"
+umount "$m/husk" 2>/dev/null
 sync
