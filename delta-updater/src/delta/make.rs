@@ -160,8 +160,14 @@ pub fn tar_files(old: &[u8], new: &[u8]) -> io::Result<Option<Vec<u8>>> {
     if apply_in_memory(old, &raw).as_deref() != Some(new) {
         return Ok(None);
     }
-    compress(&raw).map(Some)
+    compress_window(&raw, LEVEL, TAR_FILES_WINDOW_LOG).map(Some)
 }
+
+/// zstd window of a `tar-files` delta: 1 MiB, so that ruzstd's ring buffer
+/// is 2 MiB instead of 4, leaving room for a `GZIP` op's buffers (the device
+/// takes any window up to [`WINDOW_LOG`]). Its content is bsdiff patches and
+/// literals, whose matches are near.
+pub const TAR_FILES_WINDOW_LOG: u32 = 20;
 
 /// A stretch of the new tar, as the member-by-member walk sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

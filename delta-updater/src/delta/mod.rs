@@ -1359,6 +1359,22 @@ mod tests {
         }
     }
 
+    /// A `tar-files` delta asks for a 1 MiB window at most, whatever it
+    /// holds (here 3 MiB of new data), so that a GZIP op's buffers fit
+    /// beside ruzstd's.
+    #[test]
+    fn a_tar_files_delta_needs_at_most_a_1_mib_window() {
+        let mut rng = Rng(9);
+        let old_data = rng.bytes(1000);
+        let new_data = rng.bytes(3 << 20);
+        let old = tar(&[Member::File("a", &old_data)]);
+        let new = tar(&[Member::File("a", &new_data)]);
+        let files = make::tar_files(&old, &new).unwrap().unwrap();
+        assert!(FrameHeader::read(&mut &files[..], make::TAR_FILES_WINDOW_LOG).is_ok());
+        let whole = make::whole_layer(&old, &new).unwrap().unwrap();
+        assert!(FrameHeader::read(&mut &whole[..], make::TAR_FILES_WINDOW_LOG).is_err());
+    }
+
     #[test]
     fn random_pairs_round_trip_bit_for_bit() {
         let dir = Dir::new("random");
