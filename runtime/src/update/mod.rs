@@ -410,6 +410,24 @@ pub struct Installed {
     pub whole: u32,
     /// Layers already on the device.
     pub kept: u32,
+    /// Deltas that did not give their layer, which then came whole (also
+    /// counted in `whole`).
+    pub failed: u32,
+}
+
+impl Installed {
+    /// "N delta, M whole, K kept", and the deltas that failed if any: how
+    /// the layers came, for the summary line and the history.
+    pub fn counts(&self) -> String {
+        let mut text = format!(
+            "{} delta, {} whole, {} kept",
+            self.deltas, self.whole, self.kept
+        );
+        if self.failed > 0 {
+            text.push_str(&format!("; {} delta failed, fetched whole", self.failed));
+        }
+        text
+    }
 }
 
 /// Stages release `release` (file bytes `bytes`): every layer into the
@@ -609,10 +627,13 @@ fn fetch_layer(
             // not the signed layer), or the delta uses an operation this
             // build does not have: the layer costs a download, not the
             // update.
-            Err(e) => progress(&format!(
-                "layer {}: the delta did not apply ({e}); fetching it whole",
-                image::short_id(&layer.diff_id)
-            )),
+            Err(e) => {
+                done.failed += 1;
+                progress(&format!(
+                    "layer {}: the delta did not apply ({e}); fetching it whole",
+                    image::short_id(&layer.diff_id)
+                ));
+            }
         }
     }
     {
@@ -800,8 +821,10 @@ pub fn apply(
         release.version,
         "installed",
         &format!(
-            "downloaded {} of {} bytes ({} delta, {} whole, {} kept)",
-            installed.downloaded, installed.full, installed.deltas, installed.whole, installed.kept
+            "downloaded {} of {} bytes ({})",
+            installed.downloaded,
+            installed.full,
+            installed.counts()
         ),
     );
     state.save(&layout.state())?;
@@ -1152,14 +1175,11 @@ pub fn run(data_dir: &Path, command: &crate::cli::AgentCommand) -> Result<u8, cr
                 }
                 Outcome::Switched(done) => {
                     println!(
-                        "release {} installed, on probation: downloaded {} of {} bytes \
-                         ({} delta, {} whole, {} kept)",
+                        "release {} installed, on probation: downloaded {} of {} bytes ({})",
                         done.version,
                         done.downloaded,
                         done.full,
-                        done.deltas,
-                        done.whole,
-                        done.kept
+                        done.counts()
                     );
                     crate::daemon::reload_running(data_dir);
                     Ok(0)

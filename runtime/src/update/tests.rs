@@ -246,9 +246,22 @@ fn a_delta_that_does_not_give_the_layer_falls_back_to_the_whole_layer() {
     changed[0].1[1000..1100].copy_from_slice(&[0u8; 100]);
     f.publish(2, &[&changed]);
     let done = installed(f.apply(NOW + 20).unwrap());
-    assert_eq!((done.deltas, done.whole), (0, 1));
+    assert_eq!((done.deltas, done.whole, done.failed), (0, 1, 1));
     assert!(done.downloaded > done.full, "the delta, then the layer");
-    assert_eq!(f.state().current, 2);
+    let state = f.state();
+    assert_eq!(state.current, 2);
+    // What a field engineer reads in `husk update history`.
+    let installed = state
+        .history
+        .iter()
+        .find(|h| h.event == "installed" && h.release == 2);
+    assert!(
+        installed.is_some_and(|h| h
+            .detail
+            .ends_with("(0 delta, 1 whole, 0 kept; 1 delta failed, fetched whole)")),
+        "{:?}",
+        state.history
+    );
     assert_eq!(
         fs::read(f.layout.tar(&Digest::of(&tar(&changed)))).unwrap(),
         tar(&changed)
