@@ -64,6 +64,8 @@
 pub mod deflate;
 #[cfg(feature = "publish")]
 pub mod make;
+#[cfg(test)]
+mod test_rng;
 
 use core::fmt;
 use std::fs::{self, File};
@@ -993,37 +995,18 @@ impl Drop for Output {
 #[cfg(all(test, feature = "publish"))]
 mod tests {
     use super::make::{self, compress};
+    use super::test_rng::Rng;
     use super::*;
 
-    /// A small deterministic generator (xorshift64*).
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    /// Text-like bytes, which compress and diff like real files do.
+    fn text(rng: &mut Rng, len: usize) -> Vec<u8> {
+        const WORDS: [&str; 8] = ["fn ", "let ", "self", "();\n", "mut ", "x", "0", " "];
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            out.extend_from_slice(WORDS[rng.below(8)].as_bytes());
         }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-
-        fn bytes(&mut self, len: usize) -> Vec<u8> {
-            (0..len).map(|_| self.next() as u8).collect()
-        }
-
-        /// Text-like bytes, which compress and diff like real files do.
-        fn text(&mut self, len: usize) -> Vec<u8> {
-            const WORDS: [&str; 8] = ["fn ", "let ", "self", "();\n", "mut ", "x", "0", " "];
-            let mut out = Vec::with_capacity(len);
-            while out.len() < len {
-                out.extend_from_slice(WORDS[self.below(8) as usize].as_bytes());
-            }
-            out.truncate(len);
-            out
-        }
+        out.truncate(len);
+        out
     }
 
     struct Dir(PathBuf);
@@ -1115,11 +1098,11 @@ mod tests {
     fn structured_pair(rng: &mut Rng) -> (Vec<u8>, Vec<u8>) {
         let files: Vec<(String, Vec<u8>)> = (0..40)
             .map(|i| {
-                let len = rng.below(20_000) as usize + 1;
+                let len = rng.below(20_000) + 1;
                 let data = if i % 3 == 0 {
                     rng.bytes(len)
                 } else {
-                    rng.text(len)
+                    text(rng, len)
                 };
                 (format!("usr/lib/app/file{i:02}"), data)
             })
@@ -1132,7 +1115,7 @@ mod tests {
         for (path, data) in &files {
             old_members.push(Member::File(path, data));
         }
-        let long_old = rng.text(5000);
+        let long_old = text(rng, 5000);
         old_members.push(Member::File(&long, &long_old));
         let old = tar(&old_members);
 
@@ -1144,14 +1127,14 @@ mod tests {
                 1 => {
                     // a few bytes changed in place
                     for _ in 0..5 {
-                        let at = rng.below(data.len() as u64) as usize;
+                        let at = rng.below(data.len());
                         data[at] = data[at].wrapping_add(1);
                     }
                 }
                 2 => {
                     // bytes inserted in the middle
                     let at = data.len() / 2;
-                    let insert = rng.text(300);
+                    let insert = text(rng, 300);
                     data.splice(at..at, insert);
                 }
                 3 => {
@@ -1282,7 +1265,7 @@ mod tests {
         let mut out = Vec::new();
         for i in (0..entries).rev() {
             out.extend_from_slice(format!("pkg (1.{i}) stable; urgency=medium\n\n").as_bytes());
-            out.extend_from_slice(&rng.text(600));
+            out.extend_from_slice(&text(rng, 600));
             out.extend_from_slice(b"\n\n -- Maintainer <m@example.org>\n\n");
         }
         out
@@ -1298,7 +1281,7 @@ mod tests {
         let old_log = changelog(&mut Rng(5), 200);
         let mut new_log = changelog(&mut Rng(6), 3);
         new_log.extend_from_slice(&old_log);
-        let other = rng.text(30_000);
+        let other = text(&mut rng, 30_000);
         for level in [9, 6, 1] {
             let (old_gz, new_gz) = (gzip_member(&old_log, level), gzip_member(&new_log, level));
             let old = tar(&[
@@ -1380,17 +1363,17 @@ mod tests {
         let dir = Dir::new("random");
         let mut rng = Rng(42);
         for _ in 0..8 {
-            let old_len = rng.below(100_000) as usize;
+            let old_len = rng.below(100_000);
             let old = rng.bytes(old_len);
             // The new one: pieces of the old one and fresh bytes.
             let mut new = Vec::new();
             for _ in 0..rng.below(10) {
                 if rng.below(2) == 0 && !old.is_empty() {
-                    let start = rng.below(old.len() as u64) as usize;
-                    let end = (start + rng.below(20_000) as usize).min(old.len());
+                    let start = rng.below(old.len());
+                    let end = (start + rng.below(20_000)).min(old.len());
                     new.extend_from_slice(&old[start..end]);
                 } else {
-                    let len = rng.below(5000) as usize;
+                    let len = rng.below(5000);
                     new.extend(rng.bytes(len));
                 }
             }
@@ -1406,7 +1389,7 @@ mod tests {
             let names: Vec<String> = (0..10).map(|i| format!("f{}", i + rng.below(5))).collect();
             let datas: Vec<Vec<u8>> = (0..20)
                 .map(|_| {
-                    let len = rng.below(3000) as usize;
+                    let len = rng.below(3000);
                     rng.bytes(len)
                 })
                 .collect();
@@ -1431,12 +1414,12 @@ mod tests {
         let dir = Dir::new("segments");
         let mut rng = Rng(11);
         // Larger than a segment: several frames, each with the bytes before it.
-        let big: Vec<u8> = rng.text(3 * MAX_SEGMENT);
+        let big: Vec<u8> = text(&mut rng, 3 * MAX_SEGMENT);
         let same = rng.bytes(200_000); // an identical member large enough to copy
         let mut edited = big.clone();
         for _ in 0..50 {
-            let at = rng.below(edited.len() as u64) as usize;
-            let insert = rng.text(40);
+            let at = rng.below(edited.len());
+            let insert = text(&mut rng, 40);
             edited.splice(at..at, insert);
         }
         let old = tar(&[Member::File("big", &big), Member::File("same", &same)]);
@@ -1466,8 +1449,8 @@ mod tests {
         const { assert!(make::REF_LEN < MAX_REF && make::SEGMENT_LEN < MAX_SEGMENT) };
         let dir = Dir::new("limits");
         let mut rng = Rng(17);
-        let old = rng.text(MAX_REF + 4096);
-        let mut new = rng.text(MAX_HISTORY);
+        let old = text(&mut rng, MAX_REF + 4096);
+        let mut new = text(&mut rng, MAX_HISTORY);
         // From the middle of the prefix: zstd matches only within its window.
         let mut segment = old[4096 + MAX_REF - MAX_SEGMENT..4096 + MAX_REF].to_vec();
         segment[1000..1010].copy_from_slice(b"0123456789");
