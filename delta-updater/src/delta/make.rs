@@ -136,7 +136,12 @@ pub fn whole_layer(old: &[u8], new: &[u8]) -> io::Result<Option<Vec<u8>>> {
 /// A per-member delta of tar `old` into tar `new`, compressed; `None` if
 /// either does not read as a tar.
 pub fn tar_files(old: &[u8], new: &[u8]) -> io::Result<Option<Vec<u8>>> {
-    let Some(parts) = tar_parts(old, new) else {
+    tar_files_of(old, new, tar_parts(old, new))
+}
+
+/// [`tar_files`] from the walk [`tar_parts`] made.
+fn tar_files_of(old: &[u8], new: &[u8], parts: Option<Vec<Part>>) -> io::Result<Option<Vec<u8>>> {
+    let Some(parts) = parts else {
         return Ok(None);
     };
     let mut ops = Vec::with_capacity(parts.len());
@@ -294,10 +299,15 @@ const _: () = assert!(
 /// Publisher memory: both layers, plus an index of one entry per 32 bytes
 /// of the old layer (about 24 bytes each: 0.75 x the old layer).
 pub fn zstd_ref(old: &[u8], new: &[u8]) -> io::Result<Vec<u8>> {
+    zstd_ref_of(old, new, tar_parts(old, new))
+}
+
+/// [`zstd_ref`] from the walk [`tar_parts`] made.
+fn zstd_ref_of(old: &[u8], new: &[u8], parts: Option<Vec<Part>>) -> io::Result<Vec<u8>> {
     // What is not cut into segments: long copies and gzip members.
     let mut kept: Vec<(Range<usize>, Vec<Op>)> = Vec::new();
     let mut pos = 0;
-    for part in tar_parts(old, new).unwrap_or_default() {
+    for part in parts.unwrap_or_default() {
         let len = match part {
             Part::Copy { offset, len } => {
                 if len >= MIN_ZREF_COPY {
@@ -464,13 +474,15 @@ impl Rolling {
 /// % of `full_len` (the compressed full layer's size), if any.
 pub fn best(old: &[u8], new: &[u8], full_len: u64) -> io::Result<Option<(Algorithm, Vec<u8>)>> {
     let mut candidates = Vec::new();
-    if let Some(d) = tar_files(old, new)? {
+    // One walk for both: it inflates, deflates and diffs every changed gzip member.
+    let parts = tar_parts(old, new);
+    if let Some(d) = tar_files_of(old, new, parts.clone())? {
         candidates.push((Algorithm::TarFiles, d));
     }
     if let Some(d) = whole_layer(old, new)? {
         candidates.push((Algorithm::Bsdiff, d));
     }
-    candidates.push((Algorithm::ZstdRef, zstd_ref(old, new)?));
+    candidates.push((Algorithm::ZstdRef, zstd_ref_of(old, new, parts)?));
     Ok(candidates
         .into_iter()
         .min_by_key(|(_, d)| d.len())
