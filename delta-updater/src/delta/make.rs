@@ -12,20 +12,25 @@
 //! - `zstd-ref` holds both layers and an index of the old one (one hash
 //!   table entry per 32 bytes, about 0.75 x the old layer), and compresses
 //!   one segment of [`SEGMENT_LEN`] at a time against at most 1.75 MiB of
-//!   prefix ([`REF_LEN`] + [`HISTORY_LEN`]).
+//!   prefix ([`REF_LEN`] + [`HISTORY_LEN`]);
+//! - `zstd-patch` compresses at zstd's strongest level against both whole
+//!   layers, whose match finder grows with them: it is tried only when old
+//!   and new together are at most [`MAX_PATCH_INPUT`], and its frames are
+//!   at most [`MAX_PATCH_FRAMES`] (each indexes its whole prefix again).
 //!
-//! [`best`] keeps the smallest of the three, and only when it is at most
+//! [`best`] keeps the smallest of the four, and only when it is at most
 //! [`MARGIN_PERCENT`] % of the full compressed layer.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::ops::Range;
 
-use zstd::zstd_safe::{CCtx, CParameter};
+use zstd::zstd_safe::zstd_sys::ZSTD_EndDirective as EndDirective;
+use zstd::zstd_safe::{CCtx, CParameter, InBuffer, OutBuffer};
 
 use super::{
-    deflate, Algorithm, Patch, MAGIC, MAX_HISTORY, MAX_INFLATED, MAX_REF, MAX_REF_RANGES,
-    MAX_SEGMENT, OP_BSDIFF, OP_COPY, OP_END, OP_GZIP, OP_LITERAL, OP_ZREF, WINDOW_LOG,
+    deflate, zframe, Algorithm, Patch, MAGIC, MAX_HISTORY, MAX_INFLATED, MAX_REF, MAX_REF_RANGES,
+    MAX_SEGMENT, OP_BSDIFF, OP_COPY, OP_END, OP_GZIP, OP_LITERAL, OP_PATCH, OP_ZREF, WINDOW_LOG,
     ZREF_OUTER_WINDOW_LOG,
 };
 use crate::digest::Digest;
@@ -73,6 +78,10 @@ enum Op {
         new_len: u64,
         patch: Vec<u8>,
     },
+    Patch {
+        new_len: u64,
+        frame: Vec<u8>,
+    },
 }
 
 impl Op {
@@ -83,7 +92,8 @@ impl Op {
             Self::Literal(range) => range.len() as u64,
             Self::Bsdiff { new_len, .. }
             | Self::Zref { new_len, .. }
-            | Self::Gzip { new_len, .. } => *new_len,
+            | Self::Gzip { new_len, .. }
+            | Self::Patch { new_len, .. } => *new_len,
         }
     }
 }
@@ -470,6 +480,120 @@ impl Rolling {
     }
 }
 
+/// Largest old and new layer together that `zstd-patch` is computed for.
+/// zstd's match finder at [`PATCH_LEVEL`] holds about 14 bytes for every
+/// byte of its window (both layers): [`PATCH_CHAIN_LOG`] caps the largest
+/// of its tables.
+pub const MAX_PATCH_INPUT: usize = 64 << 20;
+/// Most `PATCH` frames of one `zstd-patch` delta: the gzip members kept as
+/// `GZIP` ops between them are the largest ones.
+pub const MAX_PATCH_FRAMES: usize = 8;
+/// zstd's strongest level (`--ultra -22`).
+const PATCH_LEVEL: i32 = 22;
+/// Its binary tree of matches: 2^24 entries of 8 bytes, 128 MiB.
+const PATCH_CHAIN_LOG: u32 = 24;
+
+/// A `zstd-patch` delta of `old` into `new`, compressed: the changed gzip
+/// members of the tar walk ([`tar_parts`]) as `GZIP` ops, and the rest of
+/// the new layer as `PATCH` frames compressed against the old layer and all
+/// the new one before them. `None` when both layers together are larger
+/// than [`MAX_PATCH_INPUT`].
+pub fn zstd_patch(old: &[u8], new: &[u8]) -> io::Result<Option<Vec<u8>>> {
+    zstd_patch_of(old, new, tar_parts(old, new))
+}
+
+/// [`zstd_patch`] from the walk [`tar_parts`] made.
+fn zstd_patch_of(old: &[u8], new: &[u8], parts: Option<Vec<Part>>) -> io::Result<Option<Vec<u8>>> {
+    if old.len() + new.len() > MAX_PATCH_INPUT {
+        return Ok(None);
+    }
+    let mut gzip: Vec<(Range<usize>, Vec<Op>)> = Vec::new();
+    let mut pos = 0;
+    for part in parts.unwrap_or_default() {
+        let len = match part {
+            Part::Copy { len, .. } => len as usize,
+            Part::Changed { new, .. } => new.len(),
+            Part::Gzip(ops) => {
+                let len = ops.iter().map(Op::new_len).sum::<u64>() as usize;
+                gzip.push((pos..pos + len, ops));
+                len
+            }
+        };
+        pos += len;
+    }
+    // The largest members, in order, with frames between them.
+    gzip.sort_by_key(|(range, _)| std::cmp::Reverse(range.len()));
+    gzip.truncate(MAX_PATCH_FRAMES - 1);
+    gzip.sort_by_key(|(range, _)| range.start);
+    let mut prefix = Vec::with_capacity(old.len() + new.len());
+    prefix.extend_from_slice(old);
+    let mut ops = Vec::new();
+    let mut pos = 0;
+    let ends = gzip.into_iter().map(Some).chain([None]);
+    for kept in ends {
+        let end = kept.as_ref().map_or(new.len(), |(range, _)| range.start);
+        if end > pos {
+            prefix.extend_from_slice(&new[prefix.len() - old.len()..pos]);
+            ops.push(Op::Patch {
+                new_len: (end - pos) as u64,
+                frame: patch_frame(&prefix, &new[pos..end])?,
+            });
+        }
+        if let Some((range, these)) = kept {
+            ops.extend(these);
+            pos = range.end;
+        }
+    }
+    let raw = encode(new, &ops);
+    if apply_in_memory(old, &raw).as_deref() != Some(new) {
+        return Err(io::Error::other(
+            "zstd-patch delta does not rebuild the new layer",
+        ));
+    }
+    compress_window(&raw, LEVEL, ZREF_OUTER_WINDOW_LOG).map(Some)
+}
+
+/// `data` compressed as one zstd frame against `prefix` ("patch from"),
+/// with a window over both.
+pub(super) fn patch_frame(prefix: &[u8], data: &[u8]) -> io::Result<Vec<u8>> {
+    let span = (prefix.len() + data.len()).max(1 << 10);
+    let window_log = span.next_power_of_two().trailing_zeros();
+    let mut cctx = CCtx::create();
+    for p in [
+        CParameter::CompressionLevel(PATCH_LEVEL),
+        CParameter::WindowLog(window_log),
+        CParameter::ChainLog(PATCH_CHAIN_LOG.min(window_log + 1)),
+        CParameter::EnableLongDistanceMatching(true),
+        CParameter::ContentSizeFlag(true),
+        CParameter::ChecksumFlag(false),
+    ] {
+        cctx.set_parameter(p).map_err(zstd_error)?;
+    }
+    cctx.set_pledged_src_size(Some(data.len() as u64))
+        .map_err(zstd_error)?;
+    if !prefix.is_empty() {
+        cctx.ref_prefix(prefix).map_err(zstd_error)?;
+    }
+    // Streamed: zstd 1.5.7 compresses this 1.4 % smaller than in one call
+    // (libc pair: 71,727 bytes against 72,725).
+    let mut frame = vec![0u8; zstd::compress_bound(data.len()) + 64];
+    let mut output = OutBuffer::around(&mut frame[..]);
+    let mut input = InBuffer::around(data);
+    while input.pos() < data.len() {
+        cctx.compress_stream2(&mut output, &mut input, EndDirective::ZSTD_e_continue)
+            .map_err(zstd_error)?;
+    }
+    let mut empty = InBuffer::around(&[][..]);
+    while cctx
+        .compress_stream2(&mut output, &mut empty, EndDirective::ZSTD_e_end)
+        .map_err(zstd_error)?
+        != 0
+    {}
+    let len = output.pos();
+    frame.truncate(len);
+    Ok(frame)
+}
+
 /// The smallest delta of `old` into `new` that is at most [`MARGIN_PERCENT`]
 /// % of `full_len` (the compressed full layer's size), if any.
 pub fn best(old: &[u8], new: &[u8], full_len: u64) -> io::Result<Option<(Algorithm, Vec<u8>)>> {
@@ -481,6 +605,9 @@ pub fn best(old: &[u8], new: &[u8], full_len: u64) -> io::Result<Option<(Algorit
     }
     if let Some(d) = whole_layer(old, new)? {
         candidates.push((Algorithm::Bsdiff, d));
+    }
+    if let Some(d) = zstd_patch_of(old, new, parts.clone())? {
+        candidates.push((Algorithm::ZstdPatch, d));
     }
     candidates.push((Algorithm::ZstdRef, zstd_ref_of(old, new, parts)?));
     Ok(candidates
@@ -719,6 +846,13 @@ fn encode(new: &[u8], ops: &[Op]) -> Vec<u8> {
                 out.extend_from_slice(&(patch.len() as u64).to_le_bytes());
                 out.extend_from_slice(patch);
             }
+            Op::Patch { new_len, frame } => {
+                out.push(OP_PATCH);
+                for n in [*new_len, frame.len() as u64] {
+                    out.extend_from_slice(&n.to_le_bytes());
+                }
+                out.extend_from_slice(frame);
+            }
         }
     }
     out.push(OP_END);
@@ -777,6 +911,25 @@ fn apply_in_memory(old: &[u8], raw: &[u8]) -> Option<Vec<u8>> {
                 })
                 .ok()?;
                 deflate::deflate(&raw, level as u32, &mut out).ok()?;
+            }
+            OP_PATCH => {
+                let (new_len, frame_len) = (word()?, word()?);
+                let mut frame = take(frame_len)?;
+                // The device's decoder, with old and new layer in memory.
+                let prefix = [old, &out[..]].concat();
+                let mut written = Vec::with_capacity(new_len);
+                let mut history = zframe::InMemory {
+                    prefix: &prefix,
+                    out: &mut written,
+                };
+                zframe::decode(
+                    &mut frame,
+                    prefix.len() as u64,
+                    new_len as u64,
+                    &mut history,
+                )
+                .ok()?;
+                out.extend_from_slice(&written);
             }
             _ => return None,
         }

@@ -23,6 +23,10 @@
 //!              stream, exactly) into raw_len bytes, which GNU gzip's deflate
 //!              at `level` turns into the new_len bytes written; both raw
 //!              lengths at most [`MAX_INFLATED`]
+//! 0x06 PATCH   new_len: u64, frame_len: u64, then frame_len bytes of one
+//!              zstd frame of new_len bytes compressed with a prefix of the
+//!              whole old layer followed by all of the new layer written so
+//!              far (zstd's "patch from", its window as large as both)
 //! 0x00 END     and then nothing
 //! ```
 //!
@@ -42,7 +46,12 @@
 //! long unchanged stretches of the same walk, takes gzip members the same
 //! way, and cuts the rest into segments of at most [`MAX_SEGMENT`] bytes,
 //! each a zstd frame whose prefix is made of the pieces of the old layer its
-//! content comes from, at most [`MAX_REF`] bytes. So the applier is one small loop.
+//! content comes from, at most [`MAX_REF`] bytes. `zstd-patch` is the
+//! same walk's gzip members as `GZIP` ops and everything between them as
+//! `PATCH` frames, whose matches reach the whole old layer and everything
+//! written before: [`zframe`] decodes them with only the last bytes of
+//! output in memory, reading older ones back from the old layer and the
+//! output file. So the applier is one small loop.
 //!
 //! [`apply`] reads the old layer by positioned reads and writes the new one
 //! front to back through a sha256 into a temporary file beside the target:
@@ -66,6 +75,7 @@ pub mod deflate;
 pub mod make;
 #[cfg(test)]
 mod test_rng;
+pub mod zframe;
 
 use core::fmt;
 use std::fs::{self, File};
@@ -141,6 +151,7 @@ const OP_LITERAL: u8 = 2;
 const OP_BSDIFF: u8 = 3;
 const OP_ZREF: u8 = 4;
 const OP_GZIP: u8 = 5;
+const OP_PATCH: u8 = 6;
 
 /// How a delta was computed. Both write the same format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +163,9 @@ pub enum Algorithm {
     /// Large identical members copied, the rest zstd-compressed in segments
     /// against windows of the old layer.
     ZstdRef,
+    /// Gzip members diffed uncompressed, the rest zstd-compressed against
+    /// the whole old layer and all the new layer before it.
+    ZstdPatch,
 }
 
 impl Algorithm {
@@ -161,6 +175,7 @@ impl Algorithm {
             Self::Bsdiff => "bsdiff",
             Self::TarFiles => "tar-files",
             Self::ZstdRef => "zstd-ref",
+            Self::ZstdPatch => "zstd-patch",
         }
     }
 
@@ -180,6 +195,12 @@ impl Algorithm {
                     + (2 * (MAX_REF + MAX_HISTORY) as u64 + ZREF_FRAME_DECODER)
                         .max(GZIP_OP_MEMORY)
             }
+            Self::ZstdPatch => {
+                zstd_window_buffer(ZREF_OUTER_WINDOW_LOG)
+                    + ZSTD_DECODER_OVERHEAD
+                    + 2 * CHUNK as u64
+                    + zframe::MEMORY.max(GZIP_OP_MEMORY)
+            }
         }
     }
 
@@ -189,6 +210,7 @@ impl Algorithm {
             "bsdiff" => Some(Self::Bsdiff),
             "tar-files" => Some(Self::TarFiles),
             "zstd-ref" => Some(Self::ZstdRef),
+            "zstd-patch" => Some(Self::ZstdPatch),
             _ => None,
         }
     }
@@ -482,6 +504,17 @@ impl<R: Read> Ops<'_, R> {
                 }
                 OP_ZREF => self.zref(out)?,
                 OP_GZIP => self.gzip(out)?,
+                OP_PATCH => {
+                    let (new_len, frame_len) = (self.u64()?, self.u64()?);
+                    out.room(new_len)?;
+                    let prefix_len = self.old.size + out.written;
+                    let mut history = PatchHistory {
+                        old: &self.old,
+                        out,
+                    };
+                    let mut frame = (&mut self.delta).take(frame_len);
+                    zframe::decode(&mut frame, prefix_len, new_len, &mut history)?;
+                }
                 _ => return Err(DeltaError::Malformed("unknown operation")),
             }
         }
@@ -894,6 +927,34 @@ impl<R: Read> Ops<'_, R> {
     }
 }
 
+/// What a `PATCH` frame's matches read: the old layer, then the new layer
+/// written so far.
+struct PatchHistory<'a, 'b> {
+    old: &'a OldLayer<'b>,
+    out: &'a mut Output,
+}
+
+impl zframe::History for PatchHistory<'_, '_> {
+    fn read_at(&mut self, pos: u64, buf: &mut [u8]) -> Result<(), DeltaError> {
+        // A read may span the old layer's end (the prefix goes on into the
+        // output written before this op).
+        let in_old = self.old.size.saturating_sub(pos).min(buf.len() as u64) as usize;
+        let (old, written) = buf.split_at_mut(in_old);
+        if !old.is_empty() {
+            self.old.read(pos, old)?;
+        }
+        if !written.is_empty() {
+            self.out
+                .read_at(pos + in_old as u64 - self.old.size, written)?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), DeltaError> {
+        self.out.write(data)
+    }
+}
+
 fn chunk(left: u64) -> usize {
     left.min(CHUNK as u64) as usize
 }
@@ -916,7 +977,7 @@ impl Output {
             .ok_or_else(|| DeltaError::Write(out.to_owned(), io::ErrorKind::InvalidInput.into()))?
             .to_string_lossy();
         let temp = out.with_file_name(format!(".{name}.partial"));
-        // Readable too: zstd-ref reads back the last bytes written.
+        // Readable too: zstd-ref and zstd-patch read back bytes written.
         let file = File::options()
             .read(true)
             .write(true)
@@ -938,6 +999,16 @@ impl Output {
     fn read_back(&self, buf: &mut [u8]) -> Result<(), DeltaError> {
         let file = self.file.as_ref().expect("open until commit");
         file.read_exact_at(buf, self.written - buf.len() as u64)
+            .map_err(|e| DeltaError::Write(self.temp.clone(), e))
+    }
+
+    /// Fills `buf` with the bytes written from `offset`.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), DeltaError> {
+        if offset + buf.len() as u64 > self.written {
+            return Err(DeltaError::Malformed("reads output not written yet"));
+        }
+        let file = self.file.as_ref().expect("open until commit");
+        file.read_exact_at(buf, offset)
             .map_err(|e| DeltaError::Write(self.temp.clone(), e))
     }
 
@@ -1173,9 +1244,10 @@ mod tests {
                 .unwrap()
                 .expect("a bsdiff delta");
             let zref = make::zstd_ref(&old, &new).unwrap();
-            assert_eq!(run(&dir, &old, &files, target(&new)).unwrap(), new);
-            assert_eq!(run(&dir, &old, &whole, target(&new)).unwrap(), new);
-            assert_eq!(run(&dir, &old, &zref, target(&new)).unwrap(), new);
+            let patch = make::zstd_patch(&old, &new).unwrap().expect("small layers");
+            for delta in [&files, &whole, &zref, &patch] {
+                assert_eq!(run(&dir, &old, delta, target(&new)).unwrap(), new);
+            }
             let full = compress(&new).unwrap().len() as u64;
             assert!(
                 (files.len() as u64) * 4 < full,
@@ -1183,7 +1255,8 @@ mod tests {
                 files.len()
             );
             let (_, best) = make::best(&old, &new, full).unwrap().expect("a delta pays");
-            assert_eq!(best.len(), files.len().min(whole.len()).min(zref.len()));
+            let smallest = [&files, &whole, &zref, &patch].map(Vec::len);
+            assert_eq!(best.len(), smallest.into_iter().min().unwrap());
         }
     }
 
@@ -1255,6 +1328,7 @@ mod tests {
                     8 + 16 * ranges + 24 + word(rest + 16)
                 }
                 OP_GZIP => 56 + word(at + 48),
+                OP_PATCH => 16 + word(at + 8),
                 _ => panic!("unknown operation {code}"),
             };
         }
@@ -1294,14 +1368,20 @@ mod tests {
             ]);
             let files = make::tar_files(&old, &new).unwrap().unwrap();
             let zref = make::zstd_ref(&old, &new).unwrap();
-            for delta in [&files, &zref] {
+            let patch = make::zstd_patch(&old, &new).unwrap().unwrap();
+            for delta in [&files, &zref, &patch] {
                 assert!(op_codes(delta).contains(&OP_GZIP), "level {level}");
                 assert_eq!(run(&dir, &old, delta, target(&new)).unwrap(), new);
             }
             // Three new entries are some 2 KB of text; the new member is
             // far larger compressed, and a byte delta of it about as large.
             let whole = make::whole_layer(&old, &new).unwrap().unwrap();
-            for (name, delta) in [("tar-files", &files), ("zstd-ref", &zref)] {
+            let all = [
+                ("tar-files", &files),
+                ("zstd-ref", &zref),
+                ("zstd-patch", &patch),
+            ];
+            for (name, delta) in all {
                 assert!(
                     delta.len() < 2500 && delta.len() * 4 < whole.len(),
                     "level {level}: {name} {} bytes, whole-layer bsdiff {}, member {}",
@@ -1336,7 +1416,8 @@ mod tests {
         let new = tar(&[Member::File("a.gz", &new_gz)]);
         let files = make::tar_files(&old, &new).unwrap().unwrap();
         let zref = make::zstd_ref(&old, &new).unwrap();
-        for delta in [&files, &zref] {
+        let patch = make::zstd_patch(&old, &new).unwrap().unwrap();
+        for delta in [&files, &zref, &patch] {
             assert!(!op_codes(delta).contains(&OP_GZIP));
             assert_eq!(run(&dir, &old, delta, target(&new)).unwrap(), new);
         }
@@ -1381,6 +1462,8 @@ mod tests {
             assert_eq!(run(&dir, &old, &whole, target(&new)).unwrap(), new);
             let zref = make::zstd_ref(&old, &new).unwrap();
             assert_eq!(run(&dir, &old, &zref, target(&new)).unwrap(), new);
+            let patch = make::zstd_patch(&old, &new).unwrap().unwrap();
+            assert_eq!(run(&dir, &old, &patch, target(&new)).unwrap(), new);
             // Not tars: no per-file delta, and no error.
             assert_eq!(make::tar_files(&old, &new).unwrap(), None);
         }
@@ -1407,6 +1490,43 @@ mod tests {
             let files = make::tar_files(&old, &new).unwrap().unwrap();
             assert_eq!(run(&dir, &old, &files, target(&new)).unwrap(), new);
         }
+    }
+
+    /// A `PATCH` frame reaches the whole old layer and everything written
+    /// before it, a `GZIP` op's output too, from far beyond the decoder's
+    /// tail in memory.
+    #[test]
+    fn zstd_patch_frames_reach_the_old_layer_and_all_the_output_before_them() {
+        let dir = Dir::new("patch");
+        let mut rng = Rng(12);
+        let log = changelog(&mut Rng(13), 300);
+        let mut new_log = changelog(&mut Rng(14), 2);
+        new_log.extend_from_slice(&log);
+        let (old_gz, new_gz) = (gzip_member(&log, 9), gzip_member(&new_log, 9));
+        let far = rng.bytes(3 * zframe::TAIL);
+        let fresh = rng.bytes(2 * zframe::TAIL);
+        let old = tar(&[
+            Member::File("far", &far),
+            Member::File("changelog.gz", &old_gz),
+        ]);
+        // `fresh` again after the gzip member: only the output has it.
+        let again = [&far[..1000], &fresh, &far[5000..]].concat();
+        let new = tar(&[
+            Member::File("fresh", &fresh),
+            Member::File("changelog.gz", &new_gz),
+            Member::File("again", &again),
+        ]);
+        let patch = make::zstd_patch(&old, &new).unwrap().unwrap();
+        let codes = op_codes(&patch);
+        assert_eq!(
+            codes.iter().filter(|&&c| c == OP_PATCH).count(),
+            2,
+            "{codes:?}"
+        );
+        assert!(codes.contains(&OP_GZIP));
+        assert_eq!(run(&dir, &old, &patch, target(&new)).unwrap(), new);
+        // The fresh bytes are sent once.
+        assert!(patch.len() < fresh.len() + 20_000, "{} bytes", patch.len());
     }
 
     #[test]
@@ -1703,6 +1823,96 @@ mod tests {
             ],
         );
         assert_eq!(run(&dir, &old, &ok, t).unwrap(), new);
+    }
+
+    #[test]
+    fn hostile_patch_ops_are_refused_and_valid_ones_see_old_and_output() {
+        let dir = Dir::new("hostile-patch");
+        let old = b"0123456789".repeat(20);
+        let frame = |prefix: &[u8], data: &[u8]| make::patch_frame(prefix, data).unwrap();
+        let patch =
+            |new_len: u64, frame: &[u8]| op(OP_PATCH, &[new_len, frame.len() as u64], frame);
+        let end = [OP_END];
+        // A frame after a literal: its prefix is the old layer and "xyz".
+        let data = b"4567890123456789xyz4567890123456789xyz".to_vec();
+        let prefixed = frame(&[&old[..], b"xyz"].concat(), &data);
+        let new = [&b"xyz"[..], &data].concat();
+        let t = target(&new);
+        let lit = op(OP_LITERAL, &[3], b"xyz");
+        let ok = raw(
+            new.len() as u64,
+            &[&lit, &patch(data.len() as u64, &prefixed), &end],
+        );
+        assert_eq!(run(&dir, &old, &ok, t).unwrap(), new);
+        // The same frame without the literal before it misses its prefix.
+        let n = data.len() as u64;
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (
+                raw(new.len() as u64, &[&lit, &patch(n + 1, &prefixed), &end]),
+                "delta: produces",
+            ),
+            (
+                raw(new.len() as u64, &[&lit, &patch(n - 1, &prefixed), &end]),
+                "delta: malformed: zstd frame's content size is not the op's",
+            ),
+            (
+                raw(
+                    new.len() as u64,
+                    &[
+                        &lit,
+                        &op(
+                            OP_PATCH,
+                            &[n, prefixed.len() as u64 + 1],
+                            &[&prefixed[..], b"x"].concat(),
+                        ),
+                        &end,
+                    ],
+                ),
+                "delta: malformed: bytes after the zstd frame",
+            ),
+            (
+                raw(
+                    new.len() as u64,
+                    &[
+                        &lit,
+                        &op(OP_PATCH, &[n, prefixed.len() as u64 + 9], &prefixed),
+                    ],
+                ),
+                "delta: ",
+            ),
+            (
+                raw(
+                    new.len() as u64,
+                    &[
+                        &lit,
+                        &op(
+                            OP_PATCH,
+                            &[n, prefixed.len() as u64 - 1],
+                            &prefixed[..prefixed.len() - 1],
+                        ),
+                        &end,
+                    ],
+                ),
+                "delta: malformed: zstd",
+            ),
+        ];
+        for (delta, message) in cases {
+            let e = run(&dir, &old, &delta, t).map(|_| ()).unwrap_err();
+            assert!(e.to_string().starts_with(message), "{e} / {message}");
+        }
+        // A frame made against a longer old layer reaches before this one.
+        let long_old = Rng(15).bytes(100_000);
+        let far = frame(&long_old, &long_old[..50_000]);
+        assert!(far.len() < 1000, "{} bytes: no match", far.len());
+        let delta = raw(50_000, &[&patch(50_000, &far), &end]);
+        let short = &long_old[50_000..];
+        let t = target(&long_old[..50_000]);
+        let e = run(&dir, short, &delta, t).map(|_| ()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "delta: malformed: zstd match before the start of the prefix"
+        );
+        assert_eq!(run(&dir, &long_old, &delta, t).unwrap(), long_old[..50_000]);
     }
 
     #[test]

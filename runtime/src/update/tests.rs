@@ -473,6 +473,7 @@ fn every_delta_algorithm_fits_the_apply_budget() {
         delta::Algorithm::Bsdiff,
         delta::Algorithm::TarFiles,
         delta::Algorithm::ZstdRef,
+        delta::Algorithm::ZstdPatch,
     ] {
         assert!(
             algorithm.memory() <= APPLY_MEMORY_BUDGET,

@@ -123,10 +123,11 @@ fn measure(cmd: &BenchCmd, work: &Path) -> Result<(), BenchError> {
     fn zstd_ref(old: &[u8], new: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
         make::zstd_ref(old, new).map(Some)
     }
-    let husk: [(Algorithm, MakeDelta); 3] = [
+    let husk: [(Algorithm, MakeDelta); 4] = [
         (Algorithm::Bsdiff, make::whole_layer),
         (Algorithm::TarFiles, make::tar_files),
         (Algorithm::ZstdRef, zstd_ref),
+        (Algorithm::ZstdPatch, make::zstd_patch),
     ];
     let mut best: Option<u64> = None;
     for (algorithm, make_delta) in husk {
@@ -145,6 +146,7 @@ fn measure(cmd: &BenchCmd, work: &Path) -> Result<(), BenchError> {
                 Algorithm::Bsdiff => "husk whole-layer bsdiff + zstd".into(),
                 Algorithm::TarFiles => "husk per-file (tar-files) + zstd".into(),
                 Algorithm::ZstdRef => "husk zstd-ref (windowed patch-from)".into(),
+                Algorithm::ZstdPatch => "husk zstd-patch (patch-from, window on disk)".into(),
             },
             bytes: delta.map(|d| d.len() as u64),
             seconds,
