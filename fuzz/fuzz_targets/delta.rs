@@ -18,7 +18,8 @@ fn dir() -> &'static PathBuf {
         std::fs::create_dir_all(&dir).unwrap();
         let mut old: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 251) as u8).collect();
         // Then a deflate stream (gzip -9n's) for GZIP ops to inflate:
-        // seeds/delta has one at offset 65536.
+        // seeds/delta has one at offset 65536, and a PATCH op whose frame
+        // (zstd --patch-from) reads the whole of this old layer.
         let changelog: Vec<u8> = (0..120)
             .flat_map(|i| {
                 format!("pkg (1.{i}) stable; urgency=medium\n\n  * A change.\n\n").into_bytes()
