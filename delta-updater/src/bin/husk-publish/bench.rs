@@ -16,7 +16,7 @@ use delta_updater::Digest;
 /// Measure deltas between two layers: OLD and NEW are tar files or
 /// directories (tarred in sorted order). Prints bytes for the full zstd
 /// layer, whole-layer bsdiff+zstd, per-file delta, and bsdiff, xdelta3 -9
-/// and zstd --patch-from --long when installed; and applies each husk delta
+/// and zstd --patch-from --long (-19, and --ultra -22) when installed; and applies each husk delta
 /// with husk-apply (found beside this binary) for its peak RSS.
 #[derive(FromArgs)]
 #[argh(subcommand, name = "bench")]
@@ -170,7 +170,7 @@ fn measure(cmd: &BenchCmd, work: &Path) -> Result<(), BenchError> {
         &*out.to_string_lossy(),
     );
     let patch_from = format!("--patch-from={o}");
-    let tools: [(&str, &str, Vec<&str>); 3] = [
+    let tools: [(&str, &str, Vec<&str>); 4] = [
         ("bsdiff (Debian, bzip2)", "bsdiff", vec![o, n, p]),
         (
             "xdelta3 -9",
@@ -181,6 +181,21 @@ fn measure(cmd: &BenchCmd, work: &Path) -> Result<(), BenchError> {
             "zstd -19 --long --patch-from",
             "zstd",
             vec!["-q", "-f", "-19", "--long=27", &patch_from, n, "-o", p],
+        ),
+        (
+            "zstd --ultra -22 --long --patch-from",
+            "zstd",
+            vec![
+                "-q",
+                "-f",
+                "--ultra",
+                "-22",
+                "--long=27",
+                &patch_from,
+                n,
+                "-o",
+                p,
+            ],
         ),
     ];
     for (method, program, args) in tools {
