@@ -251,6 +251,8 @@ pub struct ReleaseInput<'a> {
     pub expires_in: u64,
     /// Against how many previous releases' layers to compute deltas.
     pub history: usize,
+    /// The delta algorithms to try ([`Algorithm::ALL`]: every one).
+    pub algorithms: &'a [Algorithm],
 }
 
 /// A change of the root's keys (`husk-publish keys`).
@@ -829,7 +831,7 @@ impl Repo {
             };
             for (base, old_layer) in bases {
                 let old = self.layer(old_layer)?;
-                let Some((algorithm, bytes)) = make::best(&old, &new, blob.size)
+                let Some((algorithm, bytes)) = make::best(&old, &new, blob.size, input.algorithms)
                     .map_err(|e| RepoError::Delta(path.clone(), e))?
                 else {
                     continue;

@@ -185,6 +185,78 @@ fn two_releases(dir: &Dir) -> String {
 }
 
 #[test]
+fn release_tries_only_the_delta_algorithms_asked_for() {
+    let dir = Dir::new("algorithms");
+    let repo = dir.path("r");
+    ok(publish(&["init", &repo]));
+    let state = dir.path("state.json");
+    fs::write(&state, r#"{"containers": []}"#).unwrap();
+    // Incompressible data, so that every algorithm's delta pays.
+    let mut x: u64 = 1;
+    let random: Vec<u8> = (0..300_000)
+        .map(|_| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (x >> 56) as u8
+        })
+        .collect();
+    let files = vec![
+        ("a", random[..200_000].to_vec()),
+        ("b", random[200_000..].to_vec()),
+    ];
+    layer(&dir.path("l1.tar"), &files);
+    let release = |layer: &str, delta: &[&str]| {
+        let mut args = vec![
+            "release",
+            &repo,
+            "--class",
+            "gateway",
+            "--arch",
+            "aarch64",
+            "--hardware",
+            "rpi4",
+            "--desired-state",
+            &state,
+            "--layer",
+            layer,
+        ];
+        for d in delta {
+            args.extend(["--delta", d]);
+        }
+        publish(&args)
+    };
+    ok(release(&dir.path("l1.tar"), &[]));
+    let (code, _, stderr) = release(&dir.path("l1.tar"), &["bsdiff", "zstd"]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        stderr,
+        "husk-publish: release: unknown delta algorithm \"zstd\" \
+         (tar-files, bsdiff, zstd-patch, zstd-ref)\n"
+    );
+    let releases = format!("{repo}/repo/releases/gateway/aarch64");
+    assert!(!Path::new(&format!("{releases}/2.json")).exists());
+    // Each release a new layer (one change more), its deltas only of the
+    // algorithm asked for.
+    let mut changed = files.clone();
+    for (i, algorithm) in ["zstd-patch", "bsdiff", "tar-files", "zstd-ref"]
+        .iter()
+        .enumerate()
+    {
+        changed[0].1[1000 * i..1000 * i + 20].copy_from_slice(b"0123456789abcdefghij");
+        let path = dir.path(&format!("l{}.tar", i + 2));
+        layer(&path, &changed);
+        let out = ok(release(&path, &[algorithm]));
+        let deltas: Vec<&str> = out.lines().filter(|l| l.contains("delta from")).collect();
+        assert!(!deltas.is_empty(), "{algorithm}: {out}");
+        for line in deltas {
+            assert!(
+                line.contains(&format!(": {algorithm} ")),
+                "{algorithm}: {out}"
+            );
+        }
+    }
+}
+
+#[test]
 fn init_makes_private_keys_and_a_self_signed_root() {
     let dir = Dir::new("init");
     let repo = dir.path("r");

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
+use delta_updater::delta::Algorithm;
 use delta_updater::fetch::{download_blob, FetchError, Fetched, HttpSource, Source, Timeouts};
 use delta_updater::metadata::{MAX_RELEASE_LEN, MAX_ROOT_LEN, MAX_TIMESTAMP_LEN};
 use delta_updater::repo::{ReleaseInput, Repo};
@@ -77,6 +78,7 @@ fn published(dir: &Path) -> PathBuf {
         images: &[],
         expires_in: 86_400,
         history: 3,
+        algorithms: &Algorithm::ALL,
     };
     Repo::new(&repo).release(&input, now()).unwrap();
     repo

@@ -5,7 +5,9 @@ architecture's busybox (docker save archives), as a fleet operator would:
 
   r1        release 1: image `app` = a base layer (busybox, 2 MiB of data)
             and a top layer (/etc/version, /www); healthy (HTTP check)
-  r2        release 2: 1 % of the data changed, one applet more: deltas
+  r2        release 2: 1 % of the data changed, one applet more: deltas, all
+            zstd-patch (else bsdiff wins here, and the PATCH decoder would
+            run in no guest)
   r3        release 3: its health check never passes (rolled back)
   expired   the timestamp re-signed with no time left
   tampered  release 4, whose new blobs the guest corrupts before serving
@@ -132,6 +134,7 @@ def publish(tool, arch, busybox_path, work, log):
     snaps = os.path.join(work, "snapshots")
     steps = [("r1", 1, (), True), ("r2", 2, ("head",), True), ("r3", 3, ("head",), False),
              ("expired", None, None, None), ("tampered", 4, ("head", "tail"), True)]
+    deltas = {2: ("--delta", "zstd-patch")}
     for name, version, extra, healthy in steps:
         if version is None:
             run("timestamp", repo, "--expires-hours", "0")
@@ -143,7 +146,8 @@ def publish(tool, arch, busybox_path, work, log):
                 json.dump(desired, f)
             log(f"publishing release {version} for {arch}")
             run("release", repo, "--class", CLASS, "--arch", RUST_ARCH[arch], "--hardware",
-                HARDWARE, "--desired-state", desired_path, "--image", f"app={image}")
+                HARDWARE, "--desired-state", desired_path, "--image", f"app={image}",
+                *deltas.get(version, ()))
         _snapshot(served, os.path.join(snaps, name))
     trusted = os.path.join(work, "root.json")
     shutil.copy(os.path.join(snaps, "r1", "root", "1.json"), trusted)

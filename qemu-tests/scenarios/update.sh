@@ -2,7 +2,7 @@
 # Signed delta updates on the device. The repository the lab published on
 # the host (qemu-tests/husklab/updates.py) is served from this guest's
 # loopback by busybox httpd; husk daemon polls it. Release 1 installs whole;
-# release 2 arrives as deltas; release 3 never becomes healthy and is
+# release 2 arrives as deltas (zstd-patch); release 3 never becomes healthy and is
 # rolled back by itself; an expired timestamp, a tampered blob and a
 # replayed old release are each refused with release 2 still running.
 . /lab/lib.sh
@@ -79,6 +79,10 @@ full=$(H update history --json | sed 's/.*"release":2,"event":"installed","detai
 got=$(H update history --json | sed 's/.*"release":2,"event":"installed","detail":"downloaded \([0-9]*\) of \([0-9]*\) bytes.*/\1/')
 echo "release 2: downloaded $got bytes, the full layers are $full bytes"
 [ "$got" -lt $((full / 4)) ] || fail "release 2 downloaded $got of $full bytes: not deltas"
+# Its deltas are zstd-patch: their frames decoded with the window on disk.
+if H update history | grep ' 2 ' | grep installed | grep 'delta failed'; then
+    fail "release 2: a delta did not apply"
+fi
 
 step "release 3 never becomes healthy: rolled back to release 2"
 serve r3

@@ -17,6 +17,7 @@ mod common;
 #[path = "../../delta-updater/tests/pki/mod.rs"]
 mod pki;
 
+use delta_updater::delta::Algorithm;
 use delta_updater::repo::{ReleaseInput, Repo};
 use delta_updater::Digest;
 use husk::daemon::status::DaemonStatus;
@@ -130,6 +131,7 @@ impl World {
                     images: &[],
                     expires_in: 86_400,
                     history: 3,
+                    algorithms: &Algorithm::ALL,
                 },
                 now(),
             )

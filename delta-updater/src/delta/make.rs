@@ -606,22 +606,38 @@ pub(super) fn patch_frame(prefix: &[u8], data: &[u8]) -> io::Result<Vec<u8>> {
     Ok(frame)
 }
 
-/// The smallest delta of `old` into `new` that is at most [`MARGIN_PERCENT`]
-/// % of `full_len` (the compressed full layer's size), if any.
-pub fn best(old: &[u8], new: &[u8], full_len: u64) -> io::Result<Option<(Algorithm, Vec<u8>)>> {
+/// The smallest delta of `old` into `new` by one of `algorithms` that is at
+/// most [`MARGIN_PERCENT`] % of `full_len` (the compressed full layer's
+/// size), if any.
+pub fn best(
+    old: &[u8],
+    new: &[u8],
+    full_len: u64,
+    algorithms: &[Algorithm],
+) -> io::Result<Option<(Algorithm, Vec<u8>)>> {
     let mut candidates = Vec::new();
-    // One walk for both: it inflates, deflates and diffs every changed gzip member.
-    let parts = tar_parts(old, new);
-    if let Some(d) = tar_files_of(old, new, parts.clone())? {
-        candidates.push((Algorithm::TarFiles, d));
+    // One walk for all: it inflates, deflates and diffs every changed gzip member.
+    let walks = [
+        Algorithm::TarFiles,
+        Algorithm::ZstdPatch,
+        Algorithm::ZstdRef,
+    ];
+    let parts = if walks.iter().any(|a| algorithms.contains(a)) {
+        tar_parts(old, new)
+    } else {
+        None
+    };
+    for &algorithm in algorithms {
+        let delta = match algorithm {
+            Algorithm::TarFiles => tar_files_of(old, new, parts.clone())?,
+            Algorithm::Bsdiff => whole_layer(old, new)?,
+            Algorithm::ZstdPatch => zstd_patch_of(old, new, parts.clone())?,
+            Algorithm::ZstdRef => Some(zstd_ref_of(old, new, parts.clone())?),
+        };
+        if let Some(d) = delta {
+            candidates.push((algorithm, d));
+        }
     }
-    if let Some(d) = whole_layer(old, new)? {
-        candidates.push((Algorithm::Bsdiff, d));
-    }
-    if let Some(d) = zstd_patch_of(old, new, parts.clone())? {
-        candidates.push((Algorithm::ZstdPatch, d));
-    }
-    candidates.push((Algorithm::ZstdRef, zstd_ref_of(old, new, parts)?));
     Ok(candidates
         .into_iter()
         .min_by_key(|(_, d)| d.len())

@@ -169,6 +169,9 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    /// Every algorithm, in the order `make::best` tries them.
+    pub const ALL: [Self; 4] = [Self::TarFiles, Self::Bsdiff, Self::ZstdPatch, Self::ZstdRef];
+
     /// The name in release metadata.
     pub fn name(self) -> &'static str {
         match self {
@@ -1254,7 +1257,15 @@ mod tests {
                 "tar-files {} vs full {full}",
                 files.len()
             );
-            let (_, best) = make::best(&old, &new, full).unwrap().expect("a delta pays");
+            let all = &Algorithm::ALL;
+            let (_, best) = make::best(&old, &new, full, all)
+                .unwrap()
+                .expect("a delta pays");
+            // Only the algorithms asked for.
+            let (algorithm, _) = make::best(&old, &new, full, &[Algorithm::Bsdiff])
+                .unwrap()
+                .unwrap();
+            assert_eq!(algorithm, Algorithm::Bsdiff);
             let smallest = [&files, &whole, &zref, &patch].map(Vec::len);
             assert_eq!(best.len(), smallest.into_iter().min().unwrap());
         }
@@ -2099,6 +2110,6 @@ mod tests {
         let old = tar(&[Member::File("a", &rng.bytes(20_000))]);
         let new = tar(&[Member::File("a", &rng.bytes(20_000))]);
         let full = compress(&new).unwrap().len() as u64;
-        assert_eq!(make::best(&old, &new, full).unwrap(), None);
+        assert_eq!(make::best(&old, &new, full, &Algorithm::ALL).unwrap(), None);
     }
 }

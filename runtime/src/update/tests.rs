@@ -94,6 +94,7 @@ impl Fixture {
                     images: &[],
                     expires_in: 90 * 86_400,
                     history: 3,
+                    algorithms: &delta::Algorithm::ALL,
                 },
                 NOW + version,
             )
@@ -514,6 +515,7 @@ fn an_image_naming_a_layer_outside_its_release_is_refused() {
                 images: &[],
                 expires_in: 86_400,
                 history: 3,
+                algorithms: &delta::Algorithm::ALL,
             },
             NOW + 20,
         )

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use argh::FromArgs;
+use delta_updater::delta::Algorithm;
 use delta_updater::image::ImageSpec;
 use delta_updater::repo::{self, KeyChange, ReleaseInput, Repo};
 use delta_updater::Digest;
@@ -96,6 +97,11 @@ struct ReleaseCmd {
     /// against how many previous releases' layers to compute deltas (default 3)
     #[argh(option, default = "repo::DELTA_HISTORY")]
     history: usize,
+    /// a delta algorithm to try: tar-files, bsdiff, zstd-patch, zstd-ref
+    /// (repeat for more; default all). Devices that predate one fetch
+    /// layers whole where it was the smallest.
+    #[argh(option)]
+    delta: Vec<String>,
 }
 
 /// Re-sign the timestamp (the online freshness role).
@@ -225,6 +231,23 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            let mut algorithms = Vec::new();
+            for name in &cmd.delta {
+                match Algorithm::from_name(name) {
+                    Some(a) if !algorithms.contains(&a) => algorithms.push(a),
+                    Some(_) => {}
+                    None => {
+                        eprintln!(
+                            "husk-publish: release: unknown delta algorithm {name:?} \
+                             (tar-files, bsdiff, zstd-patch, zstd-ref)"
+                        );
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            if algorithms.is_empty() {
+                algorithms = Algorithm::ALL.to_vec();
+            }
             let input = ReleaseInput {
                 class: &cmd.class,
                 arch: &cmd.arch,
@@ -234,6 +257,7 @@ fn main() -> ExitCode {
                 images: &images,
                 expires_in: cmd.expires_days * 86_400,
                 history: cmd.history,
+                algorithms: &algorithms,
             };
             report(
                 "release",
