@@ -205,20 +205,8 @@ fn release_tries_only_the_delta_algorithms_asked_for() {
     ];
     layer(&dir.path("l1.tar"), &files);
     let release = |layer: &str, delta: &[&str]| {
-        let mut args = vec![
-            "release",
-            &repo,
-            "--class",
-            "gateway",
-            "--arch",
-            "aarch64",
-            "--hardware",
-            "rpi4",
-            "--desired-state",
-            &state,
-            "--layer",
-            layer,
-        ];
+        let mut args = release_args(&repo, "aarch64", &state);
+        args.extend(["--layer", layer]);
         for d in delta {
             args.extend(["--delta", d]);
         }

@@ -262,6 +262,23 @@ fn tar_parts(old: &[u8], new: &[u8]) -> Option<Vec<Part>> {
     Some(parts)
 }
 
+/// Each part of a walk with the range of the new layer it writes (none if
+/// there was no walk).
+fn placed(parts: Option<Vec<Part>>) -> Vec<(Range<usize>, Part)> {
+    let mut pos = 0;
+    let mut out = Vec::new();
+    for part in parts.unwrap_or_default() {
+        let len = match &part {
+            Part::Copy { len, .. } => *len as usize,
+            Part::Changed { new, .. } => new.len(),
+            Part::Gzip(ops) => ops.iter().map(Op::new_len).sum::<u64>() as usize,
+        };
+        out.push((pos..pos + len, part));
+        pos += len;
+    }
+    out
+}
+
 /// Stretches of a tar walk at least this large that are copies of the old
 /// layer stay copies in `zstd-ref`; shorter ones go into the segments around
 /// them, where zstd finds them in the prefix for a few bytes (and a copy
@@ -315,25 +332,15 @@ pub fn zstd_ref(old: &[u8], new: &[u8]) -> io::Result<Vec<u8>> {
 /// [`zstd_ref`] from the walk [`tar_parts`] made.
 fn zstd_ref_of(old: &[u8], new: &[u8], parts: Option<Vec<Part>>) -> io::Result<Vec<u8>> {
     // What is not cut into segments: long copies and gzip members.
-    let mut kept: Vec<(Range<usize>, Vec<Op>)> = Vec::new();
-    let mut pos = 0;
-    for part in parts.unwrap_or_default() {
-        let len = match part {
-            Part::Copy { offset, len } => {
-                if len >= MIN_ZREF_COPY {
-                    kept.push((pos..pos + len as usize, vec![Op::Copy { offset, len }]));
-                }
-                len as usize
+    let kept = placed(parts)
+        .into_iter()
+        .filter_map(|(range, part)| match part {
+            Part::Copy { offset, len } if len >= MIN_ZREF_COPY => {
+                Some((range, vec![Op::Copy { offset, len }]))
             }
-            Part::Changed { new, .. } => new.len(),
-            Part::Gzip(ops) => {
-                let len = ops.iter().map(Op::new_len).sum::<u64>() as usize;
-                kept.push((pos..pos + len, ops));
-                len
-            }
-        };
-        pos += len;
-    }
+            Part::Gzip(ops) => Some((range, ops)),
+            _ => None,
+        });
     let index = OldIndex::new(old);
     let mut ops = Vec::new();
     let mut pos = 0;
@@ -510,20 +517,13 @@ fn zstd_patch_of(old: &[u8], new: &[u8], parts: Option<Vec<Part>>) -> io::Result
     if old.len() + new.len() > MAX_PATCH_INPUT {
         return Ok(None);
     }
-    let mut gzip: Vec<(Range<usize>, Vec<Op>)> = Vec::new();
-    let mut pos = 0;
-    for part in parts.unwrap_or_default() {
-        let len = match part {
-            Part::Copy { len, .. } => len as usize,
-            Part::Changed { new, .. } => new.len(),
-            Part::Gzip(ops) => {
-                let len = ops.iter().map(Op::new_len).sum::<u64>() as usize;
-                gzip.push((pos..pos + len, ops));
-                len
-            }
-        };
-        pos += len;
-    }
+    let mut gzip: Vec<(Range<usize>, Vec<Op>)> = placed(parts)
+        .into_iter()
+        .filter_map(|(range, part)| match part {
+            Part::Gzip(ops) => Some((range, ops)),
+            _ => None,
+        })
+        .collect();
     // The largest members, in order, with frames between them.
     gzip.sort_by_key(|(range, _)| std::cmp::Reverse(range.len()));
     gzip.truncate(MAX_PATCH_FRAMES - 1);
