@@ -265,35 +265,30 @@ impl Decoder {
             if size > BLOCK {
                 return Err(bad("zstd block larger than 128 KiB"));
             }
-            match (header >> 1) & 3 {
-                0 => {
+            let kind = (header >> 1) & 3;
+            match kind {
+                0 | 2 => {
                     self.block.resize(size, 0);
                     read_exact(r, &mut self.block)?;
-                    let block = std::mem::take(&mut self.block);
-                    let pushed = self.push(&block, history);
-                    self.block = block;
-                    pushed?;
                 }
                 1 => {
                     let mut byte = [0u8; 1];
                     read_exact(r, &mut byte)?;
                     self.block.clear();
                     self.block.resize(size, byte[0]);
-                    let block = std::mem::take(&mut self.block);
-                    let pushed = self.push(&block, history);
-                    self.block = block;
-                    pushed?;
-                }
-                2 => {
-                    self.block.resize(size, 0);
-                    read_exact(r, &mut self.block)?;
-                    let block = std::mem::take(&mut self.block);
-                    let decoded = self.compressed(&block, history);
-                    self.block = block;
-                    decoded?;
                 }
                 _ => return Err(bad("zstd block of the reserved type")),
             }
+            // Raw and RLE blocks are their output; the buffer is lent out
+            // while the block is decoded.
+            let block = std::mem::take(&mut self.block);
+            let decoded = if kind == 2 {
+                self.compressed(&block, history)
+            } else {
+                self.push(&block, history)
+            };
+            self.block = block;
+            decoded?;
             if last {
                 break;
             }
@@ -706,15 +701,6 @@ impl Forward<'_> {
     fn peek(&self, n: u32) -> u64 {
         (load(self.data, self.pos / 8) >> (self.pos % 8)) & mask(n)
     }
-
-    /// Bytes read, counting a partly read one; an error past the end.
-    fn bytes(&self) -> Result<usize, DeltaError> {
-        let n = self.pos.div_ceil(8);
-        if n > self.data.len() {
-            return Err(bad("zstd FSE table description truncated"));
-        }
-        Ok(n)
-    }
 }
 
 #[derive(Clone, Copy, Default)]
@@ -810,7 +796,9 @@ impl Fse {
         if remaining != 1 {
             return Err(bad("zstd FSE table's counts do not add up"));
         }
-        let used = bits.bytes()?;
+        // Bytes read, counting a partly read one (within `data`: checked
+        // after every count).
+        let used = bits.pos.div_ceil(8);
         Ok((Self::build(&counts[..symbol], log)?, used))
     }
 
